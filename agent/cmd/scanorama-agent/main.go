@@ -1,0 +1,124 @@
+// Command scanorama-agent runs a Scanorama agent in one network segment: it
+// dials out to the controller, leases scan jobs of its site inside its
+// scope, runs nmap locally and streams the results back.
+//
+//	scanorama-agent --controller HOST:PORT[,HOST:PORT...] --site NAME [--name NAME] [--scope CIDR,...]
+//
+// Every flag has an environment twin: --controller is SCANORAMA_CONTROLLER, and so on.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/scanorama/scanorama/agent/worker"
+)
+
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("scanorama-agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	host, _ := os.Hostname()
+	controllers := fs.String("controller", env("SCANORAMA_CONTROLLER", ""), "controller address host:port; several separated by commas (env SCANORAMA_CONTROLLER)")
+	site := fs.String("site", env("SCANORAMA_SITE", ""), "site (network segment) this agent serves (env SCANORAMA_SITE)")
+	name := fs.String("name", env("SCANORAMA_AGENT_NAME", host), "agent name, unique in its site (env SCANORAMA_AGENT_NAME)")
+	scope := fs.String("scope", env("SCANORAMA_SCOPE", ""), "CIDRs this agent may scan, comma separated; jobs outside are refused (env SCANORAMA_SCOPE)")
+	spoolDir := fs.String("spool-dir", env("SCANORAMA_SPOOL_DIR", filepath.Join(".scanorama-agent", "spool")), "directory for results not yet acknowledged (env SCANORAMA_SPOOL_DIR)")
+	nmapPath := fs.String("nmap", env("SCANORAMA_NMAP", "nmap"), "nmap binary (env SCANORAMA_NMAP)")
+	logLevel := fs.String("log-level", env("SCANORAMA_LOG_LEVEL", "info"), "trace, debug, info, warn or error (env SCANORAMA_LOG_LEVEL)")
+	logJSON := fs.Bool("log-json", env("SCANORAMA_LOG_JSON", "") == "true" || env("SCANORAMA_LOG_JSON", "") == "1", "log JSON lines (env SCANORAMA_LOG_JSON)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *showVersion {
+		fmt.Println(version)
+		return 0
+	}
+	cfg, err := config(fs, *controllers, *site, *name, *scope, *spoolDir, *nmapPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "scanorama-agent: %v\n", err)
+		return 2
+	}
+	lvl := hclog.LevelFromString(*logLevel)
+	if lvl == hclog.NoLevel {
+		fmt.Fprintf(stderr, "scanorama-agent: --log-level: unknown level %q (trace, debug, info, warn, error)\n", *logLevel)
+		return 2
+	}
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "scanorama", Level: lvl, JSONFormat: *logJSON, Output: os.Stderr})
+	cfg.Version = version
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := worker.New(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "scanorama-agent: %v\n", err)
+		return 1
+	}
+	defer a.Close()
+	if err := a.Run(ctx); err != nil && ctx.Err() == nil {
+		cfg.Logger.Error("agent failed", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func config(fs *flag.FlagSet, controllers, site, name, scope, spoolDir, nmapPath string) (worker.Config, error) {
+	if fs.NArg() > 0 {
+		return worker.Config{}, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+	}
+	cfg := worker.Config{Site: site, Name: name, SpoolDir: spoolDir, NmapPath: nmapPath}
+	for _, c := range splitList(controllers) {
+		if _, port, err := net.SplitHostPort(c); err != nil || port == "" {
+			return cfg, fmt.Errorf("--controller: %q is not host:port", c)
+		}
+		cfg.Controllers = append(cfg.Controllers, c)
+	}
+	if len(cfg.Controllers) == 0 {
+		return cfg, fmt.Errorf("--controller: required, e.g. --controller 127.0.0.1:7443")
+	}
+	if site == "" {
+		return cfg, fmt.Errorf("--site: required, e.g. --site lab")
+	}
+	for _, s := range splitList(scope) {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return cfg, fmt.Errorf("--scope: %q is not a CIDR", s)
+		}
+		cfg.Scope = append(cfg.Scope, p.Masked())
+	}
+	return cfg, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+func env(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,147 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/scanorama/scanorama/agent/nmaprun"
+	"github.com/scanorama/scanorama/agent/spool"
+	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
+)
+
+// Agent is one running agent.
+type Agent struct {
+	cfg    Config
+	log    hclog.Logger
+	conn   *grpc.ClientConn
+	client pb.AgentServiceClient
+	spool  *spool.Spool
+	caps   nmaprun.Capabilities
+	runner *nmaprun.Runner
+
+	agentID   string
+	heartbeat time.Duration
+}
+
+// New checks the configuration, detects capabilities and opens the spool.
+// It does not contact the controller yet.
+func New(ctx context.Context, cfg Config) (*Agent, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.Named("agent").With("site", cfg.Site, "name", cfg.Name)
+	caps, err := nmaprun.DetectCapabilities(ctx, cfg.NmapPath)
+	if err != nil {
+		return nil, fmt.Errorf("--nmap %s: %w", cfg.NmapPath, err)
+	}
+	sp, err := spool.Open(cfg.SpoolDir, spool.WithLogger(log.Named("spool")))
+	if err != nil {
+		return nil, fmt.Errorf("--spool-dir %s: %w", cfg.SpoolDir, err)
+	}
+	addrs := make([]resolver.Address, len(cfg.Controllers))
+	for i, c := range cfg.Controllers {
+		addrs[i] = resolver.Address{Addr: c}
+	}
+	r := manual.NewBuilderWithScheme("scanorama")
+	r.InitialState(resolver.State{Addresses: addrs})
+	conn, err := grpc.NewClient(r.Scheme()+":///controllers",
+		grpc.WithResolvers(r),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(16<<20)),
+	)
+	if err != nil {
+		sp.Close()
+		return nil, fmt.Errorf("--controller: %w", err)
+	}
+	log.Info("agent starting", "controllers", cfg.Controllers, "scope", cfg.Scope, "nmap", caps.NmapVersion,
+		"raw_sockets", caps.RawSockets, "spool", cfg.SpoolDir)
+	return &Agent{
+		cfg: cfg, log: log, conn: conn, client: pb.NewAgentServiceClient(conn), spool: sp, caps: caps,
+		runner: &nmaprun.Runner{NmapPath: cfg.NmapPath, Logger: log.Named("nmap")},
+	}, nil
+}
+
+// Close releases the connection and the spool.
+func (a *Agent) Close() error {
+	return errors.Join(a.conn.Close(), a.spool.Close())
+}
+
+// Run registers, redelivers spooled results, then takes and runs jobs until
+// ctx ends. A clean shutdown releases the current lease at once.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.register(ctx); err != nil {
+		return err
+	}
+	a.redeliver(ctx)
+	bo := newBackoff(a.cfg.RetryMin, a.cfg.RetryMax)
+	for ctx.Err() == nil {
+		resp, err := a.client.AcquireJob(ctx, &pb.AcquireJobRequest{AgentId: a.agentID, Wait: durationpb.New(a.cfg.AcquireWait)})
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			if status.Code(err) == codes.Unauthenticated {
+				// The controller forgot us (e.g. a fresh database): register again.
+				if err := a.register(ctx); err != nil {
+					return err
+				}
+				continue
+			}
+			a.log.Warn("acquire failed; retrying", "error", err)
+			bo.wait(ctx)
+			continue
+		}
+		bo.reset()
+		if l := resp.GetLease(); l != nil {
+			a.runJob(ctx, l)
+		}
+	}
+	a.log.Info("agent stopped")
+	return nil
+}
+
+func (a *Agent) register(ctx context.Context) error {
+	host, _ := os.Hostname()
+	scope := make([]string, len(a.cfg.Scope))
+	for i, p := range a.cfg.Scope {
+		scope[i] = p.String()
+	}
+	bo := newBackoff(a.cfg.RetryMin, a.cfg.RetryMax)
+	for {
+		resp, err := a.client.Register(ctx, &pb.RegisterRequest{
+			Site: a.cfg.Site, Name: a.cfg.Name, Scope: scope, Version: a.cfg.Version, Hostname: host,
+			Capabilities: &pb.AgentCapabilities{NmapVersion: a.caps.NmapVersion, RawSockets: a.caps.RawSockets},
+		})
+		if err == nil {
+			a.agentID = resp.GetAgentId()
+			a.heartbeat = max(resp.GetHeartbeatInterval().AsDuration(), 100*time.Millisecond)
+			a.log.Info("registered", "agent_id", a.agentID, "heartbeat", a.heartbeat, "lease_ttl", resp.GetLeaseTtl().AsDuration())
+			return nil
+		}
+		switch status.Code(err) {
+		case codes.InvalidArgument:
+			return fmt.Errorf("controller refused registration: %s", status.Convert(err).Message())
+		case codes.NotFound:
+			a.log.Warn("site does not exist on the controller yet; waiting", "error", status.Convert(err).Message())
+		default:
+			a.log.Warn("controller not reachable; retrying", "error", err)
+		}
+		if !bo.wait(ctx) {
+			return ctx.Err()
+		}
+	}
+}

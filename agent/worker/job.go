@@ -1,0 +1,259 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/scanorama/scanorama/agent/nmaprun"
+	"github.com/scanorama/scanorama/agent/scanspec"
+	"github.com/scanorama/scanorama/agent/scanspec/specpb"
+	"github.com/scanorama/scanorama/agent/spool"
+	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
+)
+
+// Reasons a scan stops early.
+var (
+	errCancelled = errors.New("job cancelled by an operator")
+	errLeaseLost = errors.New("lease lost")
+)
+
+// job is one lease being worked on.
+type job struct {
+	a        *Agent
+	lease    *pb.Lease
+	log      hclog.Logger
+	progress atomic.Int32
+	cancel   context.CancelCauseFunc
+}
+
+// runJob runs one lease to its end: results delivered, failed, released or abandoned.
+func (a *Agent) runJob(ctx context.Context, l *pb.Lease) {
+	j := &job{a: a, lease: l, log: a.log.With("job_id", l.GetJobId(), "lease_token", l.GetLeaseToken(), "network", l.GetNetwork())}
+	j.log.Info("lease acquired", "attempt", l.GetAttempt())
+
+	args, hosts, err := j.plan()
+	if err != nil {
+		j.log.Error("refusing job", "error", err)
+		j.fail(ctx, err.Error(), false)
+		return
+	}
+	scanCtx, cancel := context.WithCancelCause(ctx)
+	j.cancel = cancel
+	defer cancel(nil)
+
+	// Heartbeats run until the results are delivered, not just while nmap
+	// runs: a slow delivery must not let the lease expire.
+	hbCtx, stopHB := context.WithCancel(context.Background())
+	var hbDone sync.WaitGroup
+	hbDone.Add(1)
+	go func() { defer hbDone.Done(); j.heartbeats(hbCtx) }()
+	defer func() { stopHB(); hbDone.Wait() }()
+
+	w, err := a.spool.Create(j.open())
+	if err != nil {
+		j.log.Error("cannot spool results; giving the job back", "error", err)
+		j.fail(ctx, "agent spool: "+err.Error(), true)
+		return
+	}
+	live := newLiveStream(scanCtx, a.client, j.open(), j.log)
+	ev := &events{j: j, w: w, live: live}
+	sum, err := a.runner.Run(scanCtx, nmaprun.Job{Args: args, ExpectedHosts: hosts}, ev)
+	if err != nil {
+		live.abort()
+		w.Close()
+		j.discard()
+		cause := context.Cause(scanCtx)
+		switch {
+		case errors.Is(cause, errCancelled):
+			j.log.Info("scan stopped: job cancelled")
+		case errors.Is(cause, errLeaseLost):
+			j.log.Warn("scan stopped: lease lost")
+		case ctx.Err() != nil:
+			j.release()
+		default:
+			j.log.Error("scan failed", "error", err)
+			j.fail(ctx, "nmap: "+err.Error(), true)
+		}
+		return
+	}
+	summary := &pb.ScanSummary{
+		HostsUp: int64(sum.HostsUp), HostsDown: int64(sum.HostsDown), HostsSent: ev.sent,
+		Elapsed: durationpb.New(sum.Elapsed), NmapVersion: sum.NmapVersion,
+		ScannedTcp: sum.ScannedTCP, ScannedUdp: sum.ScannedUDP,
+	}
+	if err := w.Finish(summary); err != nil {
+		w.Close()
+		j.discard()
+		j.log.Error("cannot spool the summary; giving the job back", "error", err)
+		j.fail(ctx, "agent spool: "+err.Error(), true)
+		return
+	}
+	w.Close()
+	j.progress.Store(100)
+	if ack, err := live.finish(summary); err == nil {
+		j.log.Info("results committed", "hosts", ack.GetHosts(), "port_rows", ack.GetPortRows(), "already_committed", ack.GetAlreadyCommitted())
+		j.discard()
+		return
+	} else if final(err) {
+		j.rejected(ctx, err)
+		return
+	} else {
+		j.log.Warn("live results stream broke; delivering from the spool", "error", err)
+	}
+	a.deliverEntry(scanCtx, spool.Entry{JobID: l.GetJobId(), LeaseToken: l.GetLeaseToken(), Complete: true}, j)
+}
+
+func (j *job) open() *pb.ResultsOpen {
+	return &pb.ResultsOpen{AgentId: j.a.agentID, JobId: j.lease.GetJobId(), LeaseToken: j.lease.GetLeaseToken()}
+}
+
+// plan re-validates everything the controller sent: the agent is the last
+// line of defence for what gets probed.
+func (j *job) plan() ([]string, uint64, error) {
+	opts, err := specpb.FromPB(j.lease.GetOptions())
+	if err != nil {
+		return nil, 0, fmt.Errorf("invalid scan options: %w", err)
+	}
+	network, err := netip.ParsePrefix(j.lease.GetNetwork())
+	if err != nil {
+		return nil, 0, fmt.Errorf("invalid network %q: %w", j.lease.GetNetwork(), err)
+	}
+	if !j.a.inScope(network) {
+		return nil, 0, fmt.Errorf("network %s is outside this agent's scope %v", network, j.a.cfg.Scope)
+	}
+	excl := make([]netip.Prefix, 0, len(j.lease.GetExclusions()))
+	for _, e := range j.lease.GetExclusions() {
+		p, err := netip.ParsePrefix(e)
+		if err != nil {
+			return nil, 0, fmt.Errorf("invalid exclusion %q: %w", e, err)
+		}
+		excl = append(excl, p)
+	}
+	if opts.RequiresRawSockets() && !j.a.caps.RawSockets {
+		return nil, 0, fmt.Errorf("agent %s cannot run this %s scan: it needs raw sockets (root or CAP_NET_RAW) and has none", j.a.cfg.Name, opts.ScanType)
+	}
+	args, err := scanspec.Args(opts, []netip.Prefix{network}, excl)
+	if err != nil {
+		return nil, 0, fmt.Errorf("build nmap arguments: %w", err)
+	}
+	return args, addressCount(network), nil
+}
+
+func (a *Agent) inScope(n netip.Prefix) bool {
+	if len(a.cfg.Scope) == 0 {
+		return true
+	}
+	for _, s := range a.cfg.Scope {
+		if s.Bits() <= n.Bits() && s.Contains(n.Addr()) {
+			return true
+		}
+	}
+	return false
+}
+
+func addressCount(p netip.Prefix) uint64 {
+	free := p.Addr().BitLen() - p.Bits()
+	if free >= 63 {
+		return 1 << 63
+	}
+	return 1 << free
+}
+
+// heartbeats renews the lease and reports progress; a cancelled or lost
+// lease stops the scan.
+func (j *job) heartbeats(ctx context.Context) {
+	t := time.NewTicker(j.a.heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		callCtx, cancel := context.WithTimeout(ctx, j.a.heartbeat)
+		resp, err := j.a.client.Heartbeat(callCtx, &pb.HeartbeatRequest{AgentId: j.a.agentID, Leases: []*pb.LeaseProgress{{
+			JobId: j.lease.GetJobId(), LeaseToken: j.lease.GetLeaseToken(), ProgressPercent: j.progress.Load(),
+		}}})
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				j.log.Warn("heartbeat failed; scan continues", "error", err)
+			}
+			continue
+		}
+		for _, st := range resp.GetLeases() {
+			switch st.GetState() {
+			case pb.LeaseState_LEASE_STATE_CANCELLED:
+				j.cancel(errCancelled)
+			case pb.LeaseState_LEASE_STATE_LOST:
+				j.cancel(errLeaseLost)
+			}
+		}
+	}
+}
+
+func (j *job) fail(ctx context.Context, msg string, retryable bool) {
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := j.a.client.FailJob(callCtx, &pb.FailJobRequest{
+		AgentId: j.a.agentID, JobId: j.lease.GetJobId(), LeaseToken: j.lease.GetLeaseToken(),
+		ErrorMessage: msg, Retryable: retryable,
+	}); err != nil {
+		j.log.Warn("could not report the failure; the lease will expire instead", "error", err)
+	}
+}
+
+func (j *job) release() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := j.a.client.ReleaseJob(ctx, &pb.ReleaseJobRequest{
+		AgentId: j.a.agentID, JobId: j.lease.GetJobId(), LeaseToken: j.lease.GetLeaseToken(),
+	}); err != nil {
+		j.log.Warn("could not release the lease; it will expire instead", "error", err)
+		return
+	}
+	j.log.Info("shutting down: lease released")
+}
+
+func (j *job) discard() {
+	e := spool.Entry{JobID: j.lease.GetJobId(), LeaseToken: j.lease.GetLeaseToken()}
+	if err := j.a.spool.Remove(e); err != nil {
+		j.log.Warn("could not remove spool file", "error", err)
+	}
+}
+
+func (j *job) rejected(ctx context.Context, err error) {
+	j.log.Error("controller rejected the results for good", "error", err)
+	if invalid(err) {
+		j.fail(ctx, "results rejected: "+err.Error(), false)
+	}
+	j.discard()
+}
+
+// events receives nmap's hosts: each goes to disk first, then on the wire.
+type events struct {
+	j    *job
+	w    *spool.Writer
+	live *liveStream
+	sent int64
+}
+
+func (e *events) Host(_ context.Context, h nmaprun.Host) error {
+	batch := &pb.HostBatch{Hosts: []*pb.HostResult{hostPB(h)}}
+	if err := e.w.AppendHosts(batch); err != nil {
+		return fmt.Errorf("spool host %s: %w", h.Address, err)
+	}
+	e.sent++
+	e.live.send(batch)
+	return nil
+}
+
+func (e *events) Progress(p int) { e.j.progress.Store(int32(p)) }

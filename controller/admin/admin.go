@@ -1,0 +1,134 @@
+// Package admin serves AdminService, the operator API used through grpcurl.
+// It validates every request completely before writing anything, so bad
+// input fails with INVALID_ARGUMENT naming the field (google.rpc.BadRequest)
+// and leaves the database untouched.
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/scanorama/scanorama/controller/apierr"
+	"github.com/scanorama/scanorama/gen/db"
+	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
+)
+
+// Subscriber streams raw event payloads for WatchEvents.
+type Subscriber interface {
+	SubscribeEvents(buffer int) (<-chan string, func())
+}
+
+// Server implements pb.AdminServiceServer.
+type Server struct {
+	pb.UnimplementedAdminServiceServer
+	pool   *pgxpool.Pool
+	q      *db.Queries
+	events Subscriber
+	log    hclog.Logger
+}
+
+// New returns an AdminService implementation.
+func New(pool *pgxpool.Pool, events Subscriber, log hclog.Logger) *Server {
+	return &Server{pool: pool, q: db.New(pool), events: events, log: log.Named("admin")}
+}
+
+// actor names who made a change, for the audit columns.
+func actor(ctx context.Context) string {
+	if p := peerAddr(ctx); p != "" {
+		return "admin@" + p
+	}
+	return "admin"
+}
+
+func parseID(field, s string) (uuid.UUID, error) {
+	id, err := uuid.Parse(s)
+	if err != nil {
+		if s == "" {
+			return id, apierr.InvalidField(field, "required")
+		}
+		return id, apierr.InvalidField(field, "not a UUID: %q", s)
+	}
+	return id, nil
+}
+
+func parseCIDR(field, s string) (netip.Prefix, *apierr.FieldError) {
+	if s == "" {
+		return netip.Prefix{}, apierr.Field(field, "required, e.g. \"10.99.0.0/24\"")
+	}
+	p, err := netip.ParsePrefix(strings.TrimSpace(s))
+	if err != nil {
+		// A bare address is a common shorthand for a single host.
+		if a, aerr := netip.ParseAddr(strings.TrimSpace(s)); aerr == nil {
+			return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+		}
+		return netip.Prefix{}, apierr.Field(field, "not a CIDR: %q", s)
+	}
+	if p.Addr().Is4In6() {
+		return netip.Prefix{}, apierr.Field(field, "use the IPv4 form, not %q", s)
+	}
+	if p.Masked() != p {
+		return netip.Prefix{}, apierr.Field(field, "%q has host bits set; did you mean %s?", s, p.Masked())
+	}
+	return p, nil
+}
+
+func (s *Server) siteByName(ctx context.Context, q *db.Queries, field, name string) (db.Site, error) {
+	if name == "" {
+		return db.Site{}, apierr.InvalidField(field, "required")
+	}
+	site, err := q.GetSiteByName(ctx, name)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return site, apierr.NotFound(field, "no site named %q", name)
+	}
+	if err != nil {
+		return site, s.internal("look up site", err)
+	}
+	return site, nil
+}
+
+// optionalSite resolves a site filter; empty means all sites.
+func (s *Server) optionalSite(ctx context.Context, name string) (uuid.NullUUID, error) {
+	if name == "" {
+		return uuid.NullUUID{}, nil
+	}
+	site, err := s.siteByName(ctx, s.q, "site", name)
+	if err != nil {
+		return uuid.NullUUID{}, err
+	}
+	return uuid.NullUUID{UUID: site.ID, Valid: true}, nil
+}
+
+// internal maps unexpected errors; constraint violations that slipped past
+// validation still come back as the caller's mistake, not INTERNAL.
+func (s *Server) internal(what string, err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "23505":
+			return status.Errorf(codes.AlreadyExists, "%s: already exists (%s)", what, pgErr.ConstraintName)
+		case "23503":
+			return status.Errorf(codes.FailedPrecondition, "%s: still referenced (%s)", what, pgErr.ConstraintName)
+		case "23514", "22P02", "22001":
+			return status.Errorf(codes.InvalidArgument, "%s: %s", what, pgErr.Message)
+		}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return status.FromContextError(err).Err()
+	}
+	s.log.Error(what+" failed", "error", err)
+	return status.Error(codes.Internal, fmt.Sprintf("%s failed; see the controller log", what))
+}

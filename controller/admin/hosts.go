@@ -1,0 +1,262 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/netip"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/scanorama/scanorama/controller/apierr"
+	"github.com/scanorama/scanorama/gen/db"
+	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
+)
+
+const recentChanges = 20
+
+// ListAgents implements AdminService.ListAgents.
+func (s *Server) ListAgents(ctx context.Context, req *pb.ListAgentsRequest) (*pb.ListAgentsResponse, error) {
+	size, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	var cur struct{ Site, Name string }
+	if err := decodeToken(req.GetPageToken(), &cur); err != nil {
+		return nil, err
+	}
+	site, err := s.optionalSite(ctx, req.GetSite())
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.q.ListAgents(ctx, db.ListAgentsParams{SiteID: site, AfterSite: cur.Site, AfterName: cur.Name, RowLimit: size + 1})
+	if err != nil {
+		return nil, s.internal("list agents", err)
+	}
+	resp := &pb.ListAgentsResponse{}
+	for i, r := range rows {
+		if int32(i) == size {
+			resp.NextPageToken = encodeToken(struct{ Site, Name string }{rows[i-1].SiteName, rows[i-1].Agent.Name})
+			break
+		}
+		a := r.Agent
+		scope := make([]string, len(a.Scope))
+		for k, p := range a.Scope {
+			scope[k] = p.String()
+		}
+		resp.Agents = append(resp.Agents, &pb.Agent{
+			Id: a.ID.String(), Site: r.SiteName, Name: a.Name, Scope: scope,
+			Capabilities: &pb.AgentCapabilities{NmapVersion: a.NmapVersion, RawSockets: a.RawSockets},
+			Version: a.Version, Hostname: a.Hostname, State: a.State, RegisteredAt: timestamppb.New(a.RegisteredAt),
+			LastSeen: timestamppb.New(a.LastSeen), ActiveLeases: r.ActiveLeases,
+		})
+	}
+	return resp, nil
+}
+
+type hostCursor struct {
+	Site string
+	IP   string
+}
+
+// ListHosts implements AdminService.ListHosts.
+func (s *Server) ListHosts(ctx context.Context, req *pb.ListHostsRequest) (*pb.ListHostsResponse, error) {
+	size, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	cur := hostCursor{IP: "0.0.0.0"}
+	if err := decodeToken(req.GetPageToken(), &cur); err != nil {
+		return nil, err
+	}
+	after, err := netip.ParseAddr(cur.IP)
+	if err != nil {
+		return nil, apierr.InvalidField("page_token", "not a token returned by this API")
+	}
+	p := db.ListHostsParams{AfterSite: cur.Site, AfterIp: after, RowLimit: size + 1}
+	var bad []*apierr.FieldError
+	if req.GetNetwork() != "" {
+		n, fe := parseCIDR("network", req.GetNetwork())
+		if fe != nil {
+			bad = append(bad, fe)
+		} else {
+			p.Network = &n
+		}
+	}
+	switch req.GetStatus() {
+	case "":
+	case "up", "down":
+		p.Status = pgtype.Text{String: req.GetStatus(), Valid: true}
+	default:
+		bad = append(bad, apierr.Field("status", "must be up or down, got %q", req.GetStatus()))
+	}
+	if op := req.GetOpenPort(); op != 0 {
+		if op < 1 || op > 65535 {
+			bad = append(bad, apierr.Field("open_port", "must be 1..65535, got %d", op))
+		}
+		p.OpenPort = pgtype.Int4{Int32: op, Valid: true}
+	}
+	if v := req.GetServiceName(); v != "" {
+		p.ServiceName = pgtype.Text{String: v, Valid: true}
+	}
+	if v := req.GetOsFamily(); v != "" {
+		p.OsFamily = pgtype.Text{String: v, Valid: true}
+	}
+	if t := req.GetSeenAfter(); t != nil {
+		p.SeenAfter = pgtype.Timestamptz{Time: t.AsTime(), Valid: true}
+	}
+	if t := req.GetSeenBefore(); t != nil {
+		p.SeenBefore = pgtype.Timestamptz{Time: t.AsTime(), Valid: true}
+	}
+	if len(bad) > 0 {
+		return nil, apierr.Invalid(bad...)
+	}
+	if p.SiteID, err = s.optionalSite(ctx, req.GetSite()); err != nil {
+		return nil, err
+	}
+	rows, err := s.q.ListHosts(ctx, p)
+	if err != nil {
+		return nil, s.internal("list hosts", err)
+	}
+	resp := &pb.ListHostsResponse{}
+	for i, r := range rows {
+		if int32(i) == size {
+			resp.NextPageToken = encodeToken(hostCursor{rows[i-1].SiteName, rows[i-1].Host.IpAddress.String()})
+			break
+		}
+		resp.Hosts = append(resp.Hosts, hostPB(r.Host, r.SiteName, r.OpenPorts))
+	}
+	return resp, nil
+}
+
+// GetHost implements AdminService.GetHost: current ports and recent changes.
+func (s *Server) GetHost(ctx context.Context, req *pb.GetHostRequest) (*pb.GetHostResponse, error) {
+	var bad []*apierr.FieldError
+	if req.GetSite() == "" {
+		bad = append(bad, apierr.Field("site", "required"))
+	}
+	ip, err := netip.ParseAddr(strings.TrimSpace(req.GetIpAddress()))
+	if err != nil {
+		bad = append(bad, apierr.Field("ip_address", "not an IP address: %q", req.GetIpAddress()))
+	}
+	if len(bad) > 0 {
+		return nil, apierr.Invalid(bad...)
+	}
+	site, err := s.siteByName(ctx, s.q, "site", req.GetSite())
+	if err != nil {
+		return nil, err
+	}
+	row, err := s.q.GetHost(ctx, db.GetHostParams{SiteID: site.ID, IpAddress: ip.Unmap()})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, apierr.NotFound("ip_address", "no host %s in site %q", ip, site.Name)
+	}
+	if err != nil {
+		return nil, s.internal("read host", err)
+	}
+	h := hostPB(row.Host, row.SiteName, row.OpenPorts)
+	svcs, err := s.q.ListHostServices(ctx, row.Host.ID)
+	if err != nil {
+		return nil, s.internal("read host services", err)
+	}
+	for _, sv := range svcs {
+		h.Ports = append(h.Ports, &pb.HostPort{
+			Port: sv.Port, Protocol: sv.Protocol, State: sv.State, ServiceName: sv.ServiceName.String,
+			ServiceProduct: sv.ServiceProduct.String, ServiceVersion: sv.ServiceVersion.String,
+			ServiceExtraInfo: sv.ServiceExtraInfo.String, FirstSeen: timestamppb.New(sv.FirstSeen),
+			LastSeen: timestamppb.New(sv.LastSeen),
+		})
+	}
+	changes, err := s.q.ListHostChanges(ctx, db.ListHostChangesParams{
+		HostID: uuid.NullUUID{UUID: row.Host.ID, Valid: true}, BeforeID: math.MaxInt64, RowLimit: recentChanges,
+	})
+	if err != nil {
+		return nil, s.internal("read host history", err)
+	}
+	for _, c := range changes {
+		h.RecentChanges = append(h.RecentChanges, changePB(c))
+	}
+	return &pb.GetHostResponse{Host: h}, nil
+}
+
+// ListHostChanges implements AdminService.ListHostChanges, newest first.
+func (s *Server) ListHostChanges(ctx context.Context, req *pb.ListHostChangesRequest) (*pb.ListHostChangesResponse, error) {
+	size, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	cur := struct{ ID int64 }{math.MaxInt64}
+	if err := decodeToken(req.GetPageToken(), &cur); err != nil {
+		return nil, err
+	}
+	p := db.ListHostChangesParams{BeforeID: cur.ID, RowLimit: size + 1}
+	if p.SiteID, err = s.optionalSite(ctx, req.GetSite()); err != nil {
+		return nil, err
+	}
+	if req.GetIpAddress() != "" {
+		if !p.SiteID.Valid {
+			return nil, apierr.InvalidField("site", "required with ip_address (addresses repeat across sites)")
+		}
+		ip, err := netip.ParseAddr(req.GetIpAddress())
+		if err != nil {
+			return nil, apierr.InvalidField("ip_address", "not an IP address: %q", req.GetIpAddress())
+		}
+		h, err := s.q.GetHost(ctx, db.GetHostParams{SiteID: p.SiteID.UUID, IpAddress: ip.Unmap()})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, apierr.NotFound("ip_address", "no host %s in site %q", ip, req.GetSite())
+		}
+		if err != nil {
+			return nil, s.internal("read host", err)
+		}
+		p.HostID = uuid.NullUUID{UUID: h.Host.ID, Valid: true}
+	}
+	if t := req.GetSince(); t != nil {
+		p.Since = pgtype.Timestamptz{Time: t.AsTime(), Valid: true}
+	}
+	if t := req.GetUntil(); t != nil {
+		p.Until = pgtype.Timestamptz{Time: t.AsTime(), Valid: true}
+	}
+	rows, err := s.q.ListHostChanges(ctx, p)
+	if err != nil {
+		return nil, s.internal("list host changes", err)
+	}
+	resp := &pb.ListHostChangesResponse{}
+	for i, r := range rows {
+		if int32(i) == size {
+			resp.NextPageToken = encodeToken(struct{ ID int64 }{rows[i-1].HostHistory.ID})
+			break
+		}
+		resp.Changes = append(resp.Changes, changePB(r))
+	}
+	return resp, nil
+}
+
+func hostPB(h db.Host, site string, open int32) *pb.Host {
+	out := &pb.Host{
+		Id: h.ID.String(), Site: site, IpAddress: h.IpAddress.String(), Hostname: h.Hostname.String,
+		Vendor: h.Vendor.String, OsFamily: h.OsFamily.String, OsName: h.OsName.String,
+		OsConfidence: int32(h.OsConfidence.Int16), Status: h.Status, FirstSeen: timestamppb.New(h.FirstSeen),
+		LastSeen: timestamppb.New(h.LastSeen), DiscoveryCount: h.DiscoveryCount, IgnoreScanning: h.IgnoreScanning,
+		OpenPorts: open,
+	}
+	if h.MacAddress != nil {
+		out.MacAddress = h.MacAddress.String()
+	}
+	return out
+}
+
+func changePB(c db.ListHostChangesRow) *pb.HostChange {
+	h := c.HostHistory
+	out := &pb.HostChange{
+		Id: h.ID, Site: c.SiteName, IpAddress: c.IpAddress.String(), Event: h.Event, Port: h.Port.Int32,
+		Protocol: h.Protocol.String, OldValue: h.OldValue.String, NewValue: h.NewValue.String,
+		ChangedAt: timestamppb.New(h.ChangedAt), ChangedBy: h.ChangedBy, ChangeReason: h.ChangeReason.String,
+	}
+	if h.JobID.Valid {
+		out.JobId = h.JobID.UUID.String()
+	}
+	return out
+}

@@ -1,0 +1,241 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/scanorama/scanorama/controller/apierr"
+	"github.com/scanorama/scanorama/controller/jobs"
+	"github.com/scanorama/scanorama/gen/db"
+	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
+)
+
+// ScanNow implements AdminService.ScanNow.
+func (s *Server) ScanNow(ctx context.Context, req *pb.ScanNowRequest) (*pb.ScanNowResponse, error) {
+	id, err := parseID("target_id", req.GetTargetId())
+	if err != nil {
+		return nil, err
+	}
+	var created []db.ScanJob
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		t, err := q.GetTargetForUpdate(ctx, id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return apierr.NotFound("target_id", "no target %s", id)
+		}
+		if err != nil {
+			return err
+		}
+		p, err := q.GetProfileByID(ctx, t.ProfileID)
+		if err != nil {
+			return err
+		}
+		created, err = jobs.Create(ctx, q, jobs.Request{Target: t, Profile: p, CreatedBy: actor(ctx), Reason: "scan_now"})
+		return err
+	})
+	if err != nil {
+		return nil, s.internal("scan now", err)
+	}
+	resp := &pb.ScanNowResponse{}
+	for _, j := range created {
+		job, err := s.job(ctx, j.ID)
+		if err != nil {
+			return nil, err
+		}
+		resp.Jobs = append(resp.Jobs, job)
+	}
+	s.log.Info("scan requested", "target_id", id, "jobs", len(created), "by", actor(ctx))
+	return resp, nil
+}
+
+func (s *Server) job(ctx context.Context, id uuid.UUID) (*pb.Job, error) {
+	row, err := s.q.GetJob(ctx, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, apierr.NotFound("id", "no job %s", id)
+	}
+	if err != nil {
+		return nil, s.internal("read job", err)
+	}
+	return jobPB(row.ScanJob, row.SiteName, row.ProfileName), nil
+}
+
+// GetJob implements AdminService.GetJob.
+func (s *Server) GetJob(ctx context.Context, req *pb.GetJobRequest) (*pb.GetJobResponse, error) {
+	id, err := parseID("id", req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	j, err := s.job(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.GetJobResponse{Job: j}, nil
+}
+
+type jobCursor struct {
+	Created time.Time
+	ID      uuid.UUID
+}
+
+var jobStatusNames = map[pb.JobStatus]string{
+	pb.JobStatus_JOB_STATUS_PENDING: "pending", pb.JobStatus_JOB_STATUS_LEASED: "leased",
+	pb.JobStatus_JOB_STATUS_RUNNING: "running", pb.JobStatus_JOB_STATUS_COMPLETED: "completed",
+	pb.JobStatus_JOB_STATUS_FAILED: "failed", pb.JobStatus_JOB_STATUS_CANCELLED: "cancelled",
+}
+
+// ListJobs implements AdminService.ListJobs, newest first.
+func (s *Server) ListJobs(ctx context.Context, req *pb.ListJobsRequest) (*pb.ListJobsResponse, error) {
+	size, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	cur := jobCursor{Created: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), ID: uuid.Max}
+	if err := decodeToken(req.GetPageToken(), &cur); err != nil {
+		return nil, err
+	}
+	p := db.ListJobsParams{BeforeCreated: cur.Created, BeforeID: cur.ID, RowLimit: size + 1}
+	if st := req.GetStatus(); st != pb.JobStatus_JOB_STATUS_UNSPECIFIED {
+		name, ok := jobStatusNames[st]
+		if !ok {
+			return nil, apierr.InvalidField("status", "unknown status %d", st)
+		}
+		p.Status = pgtype.Text{String: name, Valid: true}
+	}
+	if req.GetTargetId() != "" {
+		id, err := parseID("target_id", req.GetTargetId())
+		if err != nil {
+			return nil, err
+		}
+		p.TargetID = uuid.NullUUID{UUID: id, Valid: true}
+	}
+	if p.SiteID, err = s.optionalSite(ctx, req.GetSite()); err != nil {
+		return nil, err
+	}
+	if t := req.GetCreatedAfter(); t != nil {
+		p.CreatedAfter = pgtype.Timestamptz{Time: t.AsTime(), Valid: true}
+	}
+	if t := req.GetCreatedBefore(); t != nil {
+		p.CreatedBefore = pgtype.Timestamptz{Time: t.AsTime(), Valid: true}
+	}
+	rows, err := s.q.ListJobs(ctx, p)
+	if err != nil {
+		return nil, s.internal("list jobs", err)
+	}
+	resp := &pb.ListJobsResponse{}
+	for i, r := range rows {
+		if int32(i) == size {
+			prev := rows[i-1].ScanJob
+			resp.NextPageToken = encodeToken(jobCursor{prev.CreatedAt, prev.ID})
+			break
+		}
+		resp.Jobs = append(resp.Jobs, jobPB(r.ScanJob, r.SiteName, r.ProfileName))
+	}
+	return resp, nil
+}
+
+// CancelJob implements AdminService.CancelJob. The job is final at once;
+// an agent running it learns at its next heartbeat and stops nmap.
+func (s *Server) CancelJob(ctx context.Context, req *pb.CancelJobRequest) (*pb.CancelJobResponse, error) {
+	id, err := parseID("id", req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	if len(req.GetReason()) > 1024 {
+		return nil, apierr.InvalidField("reason", "at most 1024 bytes")
+	}
+	reason := fmt.Sprintf("cancelled by %s", actor(ctx))
+	if req.GetReason() != "" {
+		reason += ": " + req.GetReason()
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		j, err := q.CancelJob(ctx, db.CancelJobParams{Reason: reason, ID: id})
+		if errors.Is(err, pgx.ErrNoRows) {
+			cur, gerr := q.GetJobLeaseState(ctx, id)
+			if errors.Is(gerr, pgx.ErrNoRows) {
+				return apierr.NotFound("id", "no job %s", id)
+			}
+			if gerr != nil {
+				return gerr
+			}
+			return apierr.FailedPrecondition("id", "job %s is already %s", id, cur.Status)
+		}
+		if err != nil {
+			return err
+		}
+		if j.LeaseToken > 0 {
+			if err := q.EndLease(ctx, db.EndLeaseParams{Outcome: pgtype.Text{String: "cancelled", Valid: true}, JobID: id, LeaseToken: j.LeaseToken}); err != nil {
+				return err
+			}
+		}
+		payload, _ := json.Marshal(map[string]any{"type": "job", "job_id": id, "site_id": j.SiteID, "status": "cancelled", "progress_percent": j.ProgressPercent})
+		return q.NotifyJobEvent(ctx, string(payload))
+	})
+	if err != nil {
+		return nil, s.internal("cancel job", err)
+	}
+	j, err := s.job(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("job cancelled", "job_id", id, "by", actor(ctx))
+	return &pb.CancelJobResponse{Job: j}, nil
+}
+
+func jobPB(j db.ScanJob, site, profile string) *pb.Job {
+	out := &pb.Job{
+		Id: j.ID.String(), TargetId: j.TargetID.String(), Site: site, Network: j.Network.String(), Ports: j.Ports,
+		Profile: profile, Status: pb.JobStatus(pb.JobStatus_value["JOB_STATUS_"+upperASCII(j.Status)]),
+		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, WorkerId: j.WorkerID.String, LeaseToken: j.LeaseToken,
+		ProgressPercent: int32(j.ProgressPercent), CreatedAt: timestamppb.New(j.CreatedAt),
+		ErrorMessage: j.ErrorMessage.String,
+	}
+	if j.TimeoutAt.Valid {
+		out.TimeoutAt = timestamppb.New(j.TimeoutAt.Time)
+	}
+	if j.StartedAt.Valid {
+		out.StartedAt = timestamppb.New(j.StartedAt.Time)
+	}
+	if j.CompletedAt.Valid {
+		out.CompletedAt = timestamppb.New(j.CompletedAt.Time)
+	}
+	for _, e := range j.Exclusions {
+		out.Exclusions = append(out.Exclusions, e.String())
+	}
+	if len(j.ScanStats) > 0 {
+		var st struct {
+			HostsUp     int64   `json:"hosts_up"`
+			HostsDown   int64   `json:"hosts_down"`
+			PortRows    int64   `json:"port_rows"`
+			OpenPorts   int64   `json:"open_ports"`
+			ElapsedSec  float64 `json:"elapsed_seconds"`
+			NmapVersion string  `json:"nmap_version"`
+		}
+		if json.Unmarshal(j.ScanStats, &st) == nil {
+			out.Stats = &pb.JobStats{
+				HostsUp: st.HostsUp, HostsDown: st.HostsDown, PortRows: st.PortRows, OpenPorts: st.OpenPorts,
+				Elapsed: durationpb.New(time.Duration(st.ElapsedSec * float64(time.Second))), NmapVersion: st.NmapVersion,
+			}
+		}
+	}
+	return out
+}
+
+func upperASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' {
+			b[i] = c - 32
+		}
+	}
+	return string(b)
+}

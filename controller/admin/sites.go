@@ -1,0 +1,63 @@
+package admin
+
+import (
+	"context"
+	"regexp"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/scanorama/scanorama/controller/apierr"
+	"github.com/scanorama/scanorama/gen/db"
+	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
+)
+
+var nameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+// CreateSite implements AdminService.CreateSite.
+func (s *Server) CreateSite(ctx context.Context, req *pb.CreateSiteRequest) (*pb.CreateSiteResponse, error) {
+	var bad []*apierr.FieldError
+	if !nameRe.MatchString(req.GetName()) {
+		bad = append(bad, apierr.Field("name", "must be 1-63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit; got %q", req.GetName()))
+	}
+	if len(req.GetDescription()) > 1024 {
+		bad = append(bad, apierr.Field("description", "at most 1024 bytes"))
+	}
+	if len(bad) > 0 {
+		return nil, apierr.Invalid(bad...)
+	}
+	site, err := s.q.CreateSite(ctx, db.CreateSiteParams{Name: req.GetName(), Description: req.GetDescription(), CreatedBy: actor(ctx)})
+	if err != nil {
+		return nil, s.internal("create site "+req.GetName(), err)
+	}
+	s.log.Info("site created", "site", site.Name)
+	return &pb.CreateSiteResponse{Site: sitePB(site)}, nil
+}
+
+// ListSites implements AdminService.ListSites.
+func (s *Server) ListSites(ctx context.Context, req *pb.ListSitesRequest) (*pb.ListSitesResponse, error) {
+	size, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	var cur struct{ Name string }
+	if err := decodeToken(req.GetPageToken(), &cur); err != nil {
+		return nil, err
+	}
+	rows, err := s.q.ListSites(ctx, db.ListSitesParams{AfterName: cur.Name, RowLimit: size + 1})
+	if err != nil {
+		return nil, s.internal("list sites", err)
+	}
+	resp := &pb.ListSitesResponse{}
+	for i, r := range rows {
+		if int32(i) == size {
+			resp.NextPageToken = encodeToken(struct{ Name string }{rows[i-1].Name})
+			break
+		}
+		resp.Sites = append(resp.Sites, sitePB(r))
+	}
+	return resp, nil
+}
+
+func sitePB(s db.Site) *pb.Site {
+	return &pb.Site{Id: s.ID.String(), Name: s.Name, Description: s.Description, CreatedAt: timestamppb.New(s.CreatedAt)}
+}

@@ -1,0 +1,363 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/scanorama/scanorama/agent/scanspec"
+	"github.com/scanorama/scanorama/controller/apierr"
+	"github.com/scanorama/scanorama/controller/jobs"
+	"github.com/scanorama/scanorama/gen/db"
+	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
+)
+
+const minInterval = time.Minute
+
+// targetSpec is a fully validated target, ready to write.
+type targetSpec struct {
+	name       string
+	network    netip.Prefix
+	ports      scanspec.PortSpec
+	profile    db.ScanProfile
+	interval   pgtype.Int4
+	enabled    bool
+	exclusions []netip.Prefix
+}
+
+func (s *Server) profileByName(ctx context.Context, q *db.Queries, name string) (db.ScanProfile, error) {
+	if name == "" {
+		name = "default"
+	}
+	p, err := q.GetProfileByName(ctx, name)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, apierr.NotFound("profile", "no profile named %q; see ListProfiles", name)
+	}
+	if err != nil {
+		return p, s.internal("look up profile", err)
+	}
+	return p, nil
+}
+
+// validateTarget checks the parts every target needs, collecting all violations.
+func validateTarget(t *targetSpec, network, ports string, interval *durationpb.Duration, exclusions []string) []*apierr.FieldError {
+	var bad []*apierr.FieldError
+	if l := len(t.name); l == 0 || l > 128 {
+		bad = append(bad, apierr.Field("name", "required, at most 128 characters"))
+	}
+	n, fe := parseCIDR("network", network)
+	if fe != nil {
+		bad = append(bad, fe)
+	} else if _, err := jobs.Shard(n); err != nil {
+		bad = append(bad, apierr.Field("network", "%v", err))
+	}
+	t.network = n
+	if ports != "" {
+		st := scanspec.ScanType(t.profile.ScanType)
+		spec, err := scanspec.ParsePortsFor(st, ports)
+		if err != nil {
+			bad = append(bad, apierr.Field("ports", "%v", err))
+		}
+		t.ports = spec
+	}
+	if interval != nil {
+		d := interval.AsDuration()
+		if err := interval.CheckValid(); err != nil || (d != 0 && d < minInterval) || d > 366*24*time.Hour {
+			bad = append(bad, apierr.Field("interval", "must be at least %s and at most a year, e.g. \"3600s\"", minInterval))
+		} else if d > 0 {
+			t.interval = pgtype.Int4{Int32: int32(d / time.Second), Valid: true}
+		}
+	}
+	t.exclusions = t.exclusions[:0]
+	for i, e := range exclusions {
+		p, fe := parseCIDR(fmt.Sprintf("exclusions[%d]", i), e)
+		if fe != nil {
+			bad = append(bad, fe)
+			continue
+		}
+		if fe == nil && n.IsValid() && !p.Overlaps(n) {
+			bad = append(bad, apierr.Field(fmt.Sprintf("exclusions[%d]", i), "%s does not overlap the network %s", p, n))
+			continue
+		}
+		t.exclusions = append(t.exclusions, p)
+	}
+	if len(bad) == 0 {
+		if _, err := jobs.EffectiveOptions(t.profile, t.ports.String()); err != nil {
+			var fe *scanspec.FieldError
+			switch {
+			case errors.Is(err, jobs.ErrNoPorts):
+				bad = append(bad, apierr.Field("ports", "required: profile %q names no ports", t.profile.Name))
+			case errors.As(err, &fe) && fe.Field == "ports":
+				bad = append(bad, apierr.Field("ports", "%s", fe.Reason))
+			default:
+				bad = append(bad, apierr.Field("ports", "%v", err))
+			}
+		}
+	}
+	return bad
+}
+
+// CreateTarget implements AdminService.CreateTarget.
+func (s *Server) CreateTarget(ctx context.Context, req *pb.CreateTargetRequest) (*pb.CreateTargetResponse, error) {
+	site, err := s.siteByName(ctx, s.q, "site", req.GetSite())
+	if err != nil {
+		return nil, err
+	}
+	profile, err := s.profileByName(ctx, s.q, req.GetProfile())
+	if err != nil {
+		return nil, err
+	}
+	t := &targetSpec{name: req.GetName(), profile: profile, enabled: !req.GetDisabled()}
+	if bad := validateTarget(t, req.GetNetwork(), req.GetPorts(), req.GetInterval(), req.GetExclusions()); len(bad) > 0 {
+		return nil, apierr.Invalid(bad...)
+	}
+	var id uuid.UUID
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		row, err := q.CreateTarget(ctx, db.CreateTargetParams{
+			SiteID: site.ID, Name: t.name, Network: t.network, ProfileID: profile.ID,
+			ScanIntervalSeconds: t.interval, Enabled: t.enabled, NextRunAt: nextRun(t), CreatedBy: actor(ctx),
+		})
+		if err != nil {
+			return err
+		}
+		id = row.ID
+		return writeTargetChildren(ctx, q, id, t, actor(ctx))
+	})
+	if err != nil {
+		return nil, s.internal(fmt.Sprintf("create target %q in site %q", t.name, site.Name), err)
+	}
+	out, err := s.target(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("target created", "target_id", id, "site", site.Name, "network", t.network, "ports", t.ports.String())
+	return &pb.CreateTargetResponse{Target: out}, nil
+}
+
+func nextRun(t *targetSpec) pgtype.Timestamptz {
+	if !t.interval.Valid || !t.enabled {
+		return pgtype.Timestamptz{}
+	}
+	return pgtype.Timestamptz{Time: time.Now(), Valid: true}
+}
+
+func writeTargetChildren(ctx context.Context, q *db.Queries, id uuid.UUID, t *targetSpec, by string) error {
+	if err := q.DeleteTargetPorts(ctx, id); err != nil {
+		return err
+	}
+	for proto, ranges := range map[string][]scanspec.PortRange{"tcp": t.ports.TCP, "udp": t.ports.UDP} {
+		for _, r := range ranges {
+			if err := q.InsertTargetPortRange(ctx, db.InsertTargetPortRangeParams{
+				TargetID: id, Protocol: proto, PortStart: int32(r.Start), PortEnd: int32(r.End),
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	if err := q.DeleteTargetExclusions(ctx, id); err != nil {
+		return err
+	}
+	for _, e := range t.exclusions {
+		if err := q.InsertTargetExclusion(ctx, db.InsertTargetExclusionParams{TargetID: id, Network: e, CreatedBy: by}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Server) target(ctx context.Context, id uuid.UUID) (*pb.Target, error) {
+	row, err := s.q.GetTarget(ctx, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, apierr.NotFound("id", "no target %s", id)
+	}
+	if err != nil {
+		return nil, s.internal("read target", err)
+	}
+	return s.targetPB(ctx, row.ScanTarget, row.SiteName, row.ProfileName)
+}
+
+func (s *Server) targetPB(ctx context.Context, t db.ScanTarget, site, profile string) (*pb.Target, error) {
+	ports, err := jobs.TargetPorts(ctx, s.q, t.ID)
+	if err != nil {
+		return nil, s.internal("read target ports", err)
+	}
+	ex, err := s.q.ListTargetExclusions(ctx, t.ID)
+	if err != nil {
+		return nil, s.internal("read target exclusions", err)
+	}
+	out := &pb.Target{
+		Id: t.ID.String(), Site: site, Name: t.Name, Network: t.Network.String(), Ports: ports,
+		Profile: profile, Enabled: t.Enabled, CreatedAt: timestamppb.New(t.CreatedAt),
+		UpdatedAt: timestamppb.New(t.UpdatedAt), CreatedBy: t.CreatedBy,
+	}
+	if t.ScanIntervalSeconds.Valid {
+		out.Interval = durationpb.New(time.Duration(t.ScanIntervalSeconds.Int32) * time.Second)
+	}
+	for _, e := range ex {
+		out.Exclusions = append(out.Exclusions, e.String())
+	}
+	return out, nil
+}
+
+// GetTarget implements AdminService.GetTarget.
+func (s *Server) GetTarget(ctx context.Context, req *pb.GetTargetRequest) (*pb.GetTargetResponse, error) {
+	id, err := parseID("id", req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.target(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.GetTargetResponse{Target: t}, nil
+}
+
+type targetCursor struct {
+	Created time.Time
+	ID      uuid.UUID
+}
+
+// ListTargets implements AdminService.ListTargets.
+func (s *Server) ListTargets(ctx context.Context, req *pb.ListTargetsRequest) (*pb.ListTargetsResponse, error) {
+	size, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	var cur targetCursor
+	if err := decodeToken(req.GetPageToken(), &cur); err != nil {
+		return nil, err
+	}
+	site, err := s.optionalSite(ctx, req.GetSite())
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.q.ListTargets(ctx, db.ListTargetsParams{SiteID: site, AfterCreated: cur.Created, AfterID: cur.ID, RowLimit: size + 1})
+	if err != nil {
+		return nil, s.internal("list targets", err)
+	}
+	resp := &pb.ListTargetsResponse{}
+	for i, r := range rows {
+		if int32(i) == size {
+			prev := rows[i-1].ScanTarget
+			resp.NextPageToken = encodeToken(targetCursor{prev.CreatedAt, prev.ID})
+			break
+		}
+		t, err := s.targetPB(ctx, r.ScanTarget, r.SiteName, r.ProfileName)
+		if err != nil {
+			return nil, err
+		}
+		resp.Targets = append(resp.Targets, t)
+	}
+	return resp, nil
+}
+
+// UpdateTarget implements AdminService.UpdateTarget: only the fields set change.
+func (s *Server) UpdateTarget(ctx context.Context, req *pb.UpdateTargetRequest) (*pb.UpdateTargetResponse, error) {
+	id, err := parseID("id", req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		cur, err := q.GetTargetForUpdate(ctx, id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return apierr.NotFound("id", "no target %s", id)
+		}
+		if err != nil {
+			return err
+		}
+		profile, err := q.GetProfileByID(ctx, cur.ProfileID)
+		if err != nil {
+			return err
+		}
+		if req.Profile != nil {
+			if profile, err = s.profileByName(ctx, q, req.GetProfile()); err != nil {
+				return err
+			}
+		}
+		t := &targetSpec{name: cur.Name, profile: profile, enabled: cur.Enabled, interval: cur.ScanIntervalSeconds}
+		if req.Name != nil {
+			t.name = req.GetName()
+		}
+		if req.Enabled != nil {
+			t.enabled = req.GetEnabled()
+		}
+		network := cur.Network.String()
+		if req.Network != nil {
+			network = req.GetNetwork()
+		}
+		ports, err := jobs.TargetPorts(ctx, q, id)
+		if err != nil {
+			return err
+		}
+		if req.Ports != nil {
+			ports = req.GetPorts()
+		}
+		exclusions := []string{}
+		if req.GetUpdateExclusions() {
+			exclusions = req.GetExclusions()
+		} else {
+			ex, err := q.ListTargetExclusions(ctx, id)
+			if err != nil {
+				return err
+			}
+			for _, e := range ex {
+				exclusions = append(exclusions, e.String())
+			}
+		}
+		if req.GetInterval() == nil {
+			t.interval = cur.ScanIntervalSeconds
+		} else {
+			t.interval = pgtype.Int4{}
+		}
+		keep := t.interval
+		if bad := validateTarget(t, network, ports, req.GetInterval(), exclusions); len(bad) > 0 {
+			return apierr.Invalid(bad...)
+		}
+		if req.GetInterval() == nil {
+			t.interval = keep
+		}
+		if _, err := q.UpdateTarget(ctx, db.UpdateTargetParams{
+			Name: t.name, Network: t.network, ProfileID: profile.ID, ScanIntervalSeconds: t.interval,
+			Enabled: t.enabled, NextRunAt: nextRun(t), ModifiedBy: actor(ctx), ID: id,
+		}); err != nil {
+			return err
+		}
+		return writeTargetChildren(ctx, q, id, t, actor(ctx))
+	})
+	if err != nil {
+		return nil, s.internal("update target", err)
+	}
+	out, err := s.target(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.UpdateTargetResponse{Target: out}, nil
+}
+
+// DeleteTarget implements AdminService.DeleteTarget. Its jobs and their
+// results go with it (ON DELETE CASCADE); hosts stay, they belong to the site.
+func (s *Server) DeleteTarget(ctx context.Context, req *pb.DeleteTargetRequest) (*pb.DeleteTargetResponse, error) {
+	id, err := parseID("id", req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	n, err := s.q.DeleteTarget(ctx, id)
+	if err != nil {
+		return nil, s.internal("delete target", err)
+	}
+	if n == 0 {
+		return nil, apierr.NotFound("id", "no target %s", id)
+	}
+	s.log.Info("target deleted", "target_id", id, "by", actor(ctx))
+	return &pb.DeleteTargetResponse{}, nil
+}

@@ -1,0 +1,71 @@
+package admin
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/scanorama/scanorama/gen/db"
+	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
+)
+
+// maxChangesPerJobEvent bounds the host changes streamed for one committed job.
+const maxChangesPerJobEvent = 1000
+
+type eventPayload struct {
+	Type            string    `json:"type"`
+	JobID           uuid.UUID `json:"job_id"`
+	SiteID          uuid.UUID `json:"site_id"`
+	Status          string    `json:"status"`
+	ProgressPercent int32     `json:"progress_percent"`
+	WorkerID        string    `json:"worker_id"`
+	Changes         int64     `json:"changes"`
+}
+
+// WatchEvents implements AdminService.WatchEvents: job state and progress
+// as it changes, and the host changes each job committed.
+func (s *Server) WatchEvents(req *pb.WatchEventsRequest, stream pb.AdminService_WatchEventsServer) error {
+	ctx := stream.Context()
+	site, err := s.optionalSite(ctx, req.GetSite())
+	if err != nil {
+		return err
+	}
+	ch, unsubscribe := s.events.SubscribeEvents(256)
+	defer unsubscribe()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case raw := <-ch:
+			var ev eventPayload
+			if json.Unmarshal([]byte(raw), &ev) != nil || ev.Type != "job" {
+				continue
+			}
+			if site.Valid && ev.SiteID != site.UUID {
+				continue
+			}
+			now := timestamppb.New(time.Now())
+			if err := stream.Send(&pb.WatchEventsResponse{Time: now, Event: &pb.WatchEventsResponse_Job{Job: &pb.JobEvent{
+				JobId: ev.JobID.String(), Status: pb.JobStatus(pb.JobStatus_value["JOB_STATUS_"+upperASCII(ev.Status)]),
+				ProgressPercent: ev.ProgressPercent, WorkerId: ev.WorkerID,
+			}}}); err != nil {
+				return err
+			}
+			if ev.Status != "completed" || ev.Changes == 0 {
+				continue
+			}
+			rows, err := s.q.ListJobHostChanges(ctx, db.ListJobHostChangesParams{JobID: uuid.NullUUID{UUID: ev.JobID, Valid: true}, RowLimit: maxChangesPerJobEvent})
+			if err != nil {
+				return s.internal("read job changes", err)
+			}
+			for _, r := range rows {
+				c := changePB(db.ListHostChangesRow(r))
+				if err := stream.Send(&pb.WatchEventsResponse{Time: now, Event: &pb.WatchEventsResponse_HostChange{HostChange: c}}); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,175 @@
+// Package events owns the controller's LISTEN/NOTIFY connection. It turns
+// PostgreSQL notifications into in-process wake-ups: agents long-polling for
+// work in a site wake when jobs appear there, and WatchEvents streams see job
+// and host changes as they commit. Notifications are hints, never the source
+// of truth: after a reconnect every subscriber is woken so nothing waits on a
+// notification that was lost.
+package events
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pgx/v5"
+)
+
+// Channels the controller listens on.
+const (
+	// ChannelJobs carries a site id whenever pending work appears in that site.
+	ChannelJobs = "scanorama_jobs"
+	// ChannelEvents carries a JSON Event for WatchEvents.
+	ChannelEvents = "scanorama_events"
+)
+
+// Hub fans notifications out to subscribers.
+type Hub struct {
+	connString string
+	log        hclog.Logger
+
+	mu       sync.Mutex
+	nextID   int
+	jobSubs  map[int]jobSub
+	evSubs   map[int]chan string
+	ready    chan struct{}
+	readyOne sync.Once
+}
+
+type jobSub struct {
+	site string // "" = every site
+	ch   chan struct{}
+}
+
+// NewHub returns a hub that will listen on connString once Run is called.
+func NewHub(connString string, log hclog.Logger) *Hub {
+	return &Hub{
+		connString: connString,
+		log:        log.Named("events"),
+		jobSubs:    map[int]jobSub{},
+		evSubs:     map[int]chan string{},
+		ready:      make(chan struct{}),
+	}
+}
+
+// Ready is closed once the hub has listened successfully for the first time.
+func (h *Hub) Ready() <-chan struct{} { return h.ready }
+
+// SubscribeJobs returns a channel that receives a wake-up whenever work may
+// have appeared in site, and a function to unsubscribe. Subscribe before
+// looking for work, so a job created in between still wakes the caller.
+func (h *Hub) SubscribeJobs(site string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	h.mu.Lock()
+	id := h.nextID
+	h.nextID++
+	h.jobSubs[id] = jobSub{site: site, ch: ch}
+	h.mu.Unlock()
+	return ch, func() {
+		h.mu.Lock()
+		delete(h.jobSubs, id)
+		h.mu.Unlock()
+	}
+}
+
+// SubscribeEvents returns a channel of raw event payloads. A subscriber that
+// falls more than buffer events behind loses the oldest ones rather than
+// slowing the hub; the payloads are only a live view.
+func (h *Hub) SubscribeEvents(buffer int) (<-chan string, func()) {
+	ch := make(chan string, buffer)
+	h.mu.Lock()
+	id := h.nextID
+	h.nextID++
+	h.evSubs[id] = ch
+	h.mu.Unlock()
+	return ch, func() {
+		h.mu.Lock()
+		delete(h.evSubs, id)
+		h.mu.Unlock()
+	}
+}
+
+// WakeSite wakes the job subscribers of one site ("" wakes all). The
+// controller calls it for work it created itself, so a local long-poll does
+// not wait for the notification's round trip.
+func (h *Hub) WakeSite(site string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.jobSubs {
+		if site == "" || s.site == "" || s.site == site {
+			select {
+			case s.ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+func (h *Hub) publish(payload string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, ch := range h.evSubs {
+		select {
+		case ch <- payload:
+		default:
+			// Drop the oldest to make room: a slow watcher sees the latest state.
+			select {
+			case <-ch:
+			default:
+			}
+			select {
+			case ch <- payload:
+			default:
+			}
+		}
+	}
+}
+
+// Run listens until ctx ends, reconnecting with backoff when the connection
+// drops (for example while PostgreSQL restarts).
+func (h *Hub) Run(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := h.listen(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		h.log.Warn("notification listener lost its connection; reconnecting", "error", err, "backoff", backoff)
+		// Anything could have happened while we were deaf.
+		h.WakeSite("")
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func (h *Hub) listen(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, h.connString)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	for _, ch := range []string{ChannelJobs, ChannelEvents} {
+		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
+			return err
+		}
+	}
+	h.readyOne.Do(func() { close(h.ready) })
+	// We may have missed notifications before LISTEN took effect.
+	h.WakeSite("")
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		switch n.Channel {
+		case ChannelJobs:
+			h.WakeSite(n.Payload)
+		case ChannelEvents:
+			h.publish(n.Payload)
+		}
+	}
+}

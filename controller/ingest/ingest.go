@@ -1,0 +1,358 @@
+// Package ingest owns the results path from an agent's stream to committed
+// rows. Host batches are validated and COPYed into per-session TEMP staging
+// tables as they arrive, so the controller never holds a whole job in memory
+// and never keeps a transaction open while a scan runs. When the summary
+// arrives, one transaction verifies the lease under FOR UPDATE, merges the
+// staged rows into hosts, port_scans, services and host_history, and
+// completes the job: all rows or none. A stream that breaks, a controller
+// that dies, or a database error before that commit writes nothing.
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/scanorama/scanorama/controller/apierr"
+	"github.com/scanorama/scanorama/controller/leasing"
+	"github.com/scanorama/scanorama/gen/db"
+	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
+	"github.com/scanorama/scanorama/sql/staging"
+)
+
+// maxHostsPerJob bounds the per-stream duplicate check; the controller
+// shards targets far below it.
+const maxHostsPerJob = 1 << 20
+
+// Receiver is the receiving half of a results stream.
+type Receiver interface {
+	Recv() (*pb.StreamResultsRequest, error)
+}
+
+// Result describes a finished stream.
+type Result struct {
+	JobID            uuid.UUID
+	AlreadyCommitted bool
+	Hosts            int64
+	PortRows         int64
+}
+
+// ErrIncomplete means the stream ended before its summary: nothing was written.
+var ErrIncomplete = errors.New("results stream ended before its summary; nothing was written")
+
+// Ingester commits results streams.
+type Ingester struct {
+	pool *pgxpool.Pool
+	log  hclog.Logger
+	// OnCommit, when set, runs after a job commits (e.g. to refresh dashboards).
+	OnCommit func(jobID uuid.UUID)
+}
+
+// New returns an Ingester.
+func New(pool *pgxpool.Pool, log hclog.Logger) *Ingester {
+	return &Ingester{pool: pool, log: log.Named("ingest")}
+}
+
+// Ingest consumes one results stream from agentID. Errors are gRPC-ready
+// where they are the agent's fault (INVALID_ARGUMENT naming the row) and
+// wrap leasing.ErrLeaseLost when the agent no longer holds the lease.
+func (in *Ingester) Ingest(ctx context.Context, agentID string, r Receiver) (Result, error) {
+	first, err := r.Recv()
+	if err != nil {
+		return Result{}, fmt.Errorf("receive open: %w", err)
+	}
+	open := first.GetOpen()
+	if open == nil {
+		return Result{}, apierr.InvalidField("open", "the first message of a results stream must be open")
+	}
+	if open.GetAgentId() != agentID {
+		return Result{}, apierr.InvalidField("open.agent_id", "does not match the calling agent")
+	}
+	jobID, err := uuid.Parse(open.GetJobId())
+	if err != nil {
+		return Result{}, apierr.InvalidField("open.job_id", "not a UUID: %q", open.GetJobId())
+	}
+	ref := leasing.LeaseRef{JobID: jobID, WorkerID: agentID, Token: open.GetLeaseToken()}
+	log := in.log.With("job_id", jobID, "agent_id", agentID, "lease_token", ref.Token)
+
+	conn, err := in.pool.Acquire(ctx)
+	if err != nil {
+		return Result{}, fmt.Errorf("acquire connection: %w", err)
+	}
+	s := &stream{conn: conn, q: db.New(conn), ref: ref, log: log}
+	defer s.close()
+
+	job, done, err := s.checkLease(ctx)
+	if err != nil || done {
+		return Result{JobID: jobID, AlreadyCommitted: done}, err
+	}
+	if err := s.prepare(ctx); err != nil {
+		return Result{}, err
+	}
+	sc := scope{network: job.Network, exclusions: job.Exclusions}
+	var summary *pb.ScanSummary
+	for summary == nil {
+		msg, err := r.Recv()
+		if errors.Is(err, io.EOF) {
+			return Result{}, ErrIncomplete
+		}
+		if err != nil {
+			return Result{}, fmt.Errorf("receive results: %w", err)
+		}
+		switch m := msg.GetMsg().(type) {
+		case *pb.StreamResultsRequest_Hosts:
+			if err := s.stage(ctx, m.Hosts.GetHosts(), sc); err != nil {
+				return Result{}, err
+			}
+		case *pb.StreamResultsRequest_Summary:
+			summary = m.Summary
+		default:
+			return Result{}, apierr.InvalidField("msg", "expected hosts or summary after open")
+		}
+	}
+	if summary.GetHostsSent() != int64(s.hosts) {
+		return Result{}, apierr.InvalidField("summary.hosts_sent",
+			"summary says %d hosts were sent but the stream carried %d", summary.GetHostsSent(), s.hosts)
+	}
+	res, err := s.commit(ctx, job, summary)
+	if err != nil {
+		return Result{}, err
+	}
+	log.Info("job committed", "hosts", res.Hosts, "port_rows", res.PortRows, "already_committed", res.AlreadyCommitted)
+	if in.OnCommit != nil && !res.AlreadyCommitted {
+		in.OnCommit(jobID)
+	}
+	return res, nil
+}
+
+type stream struct {
+	conn     *pgxpool.Conn
+	q        *db.Queries
+	ref      leasing.LeaseRef
+	log      hclog.Logger
+	hosts    int
+	portRows int64
+	seen     map[netip.Addr]struct{}
+	dirty    bool
+}
+
+// checkLease verifies the lease before any row is staged. done reports a
+// job already committed under this very lease (a retry after a lost ack).
+func (s *stream) checkLease(ctx context.Context) (db.GetJobLeaseStateRow, bool, error) {
+	job, err := s.q.GetJobLeaseState(ctx, s.ref.JobID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return job, false, apierr.NotFound("open.job_id", "no job %s", s.ref.JobID)
+	}
+	if err != nil {
+		return job, false, fmt.Errorf("read job: %w", err)
+	}
+	if job.WorkerID.String != s.ref.WorkerID || job.LeaseToken != s.ref.Token {
+		return job, false, fmt.Errorf("%w: job %s is now at lease token %d (yours: %d)", leasing.ErrLeaseLost, s.ref.JobID, job.LeaseToken, s.ref.Token)
+	}
+	switch job.Status {
+	case "completed":
+		return job, true, nil
+	case "leased", "running":
+	default:
+		return job, false, fmt.Errorf("%w: job %s is %s", leasing.ErrLeaseLost, s.ref.JobID, job.Status)
+	}
+	if _, err := s.q.MarkRunning(ctx, db.MarkRunningParams{ID: s.ref.JobID, WorkerID: s.ref.WorkerID, LeaseToken: s.ref.Token}); err != nil {
+		return job, false, fmt.Errorf("mark job running: %w", err)
+	}
+	return job, false, nil
+}
+
+func (s *stream) prepare(ctx context.Context) error {
+	if _, err := s.conn.Exec(ctx, staging.DDL); err != nil {
+		return fmt.Errorf("create staging tables: %w", err)
+	}
+	s.dirty = true
+	if _, err := s.conn.Exec(ctx, "TRUNCATE ingest_hosts, ingest_ports"); err != nil {
+		return fmt.Errorf("clear staging tables: %w", err)
+	}
+	s.seen = make(map[netip.Addr]struct{})
+	return nil
+}
+
+// stage validates a batch and COPYs it into the staging tables.
+func (s *stream) stage(ctx context.Context, hosts []*pb.HostResult, sc scope) error {
+	hostRows := make([][]any, 0, len(hosts))
+	var portRows [][]any
+	for _, h := range hosts {
+		hr, prs, fe := validateHost(s.hosts, h, sc)
+		if fe != nil {
+			return apierr.Invalid(fe)
+		}
+		if _, dup := s.seen[hr.ip]; dup {
+			return apierr.InvalidField(fmt.Sprintf("hosts[%d].address", s.hosts), "host %s reported twice in one job", hr.ip)
+		}
+		if len(s.seen) >= maxHostsPerJob {
+			return apierr.InvalidField("hosts", "more than %d hosts in one job", maxHostsPerJob)
+		}
+		s.seen[hr.ip] = struct{}{}
+		s.hosts++
+		var mac any
+		if hr.mac != nil {
+			mac = hr.mac
+		}
+		hostRows = append(hostRows, []any{hr.ip, hr.status, hr.reason, mac, hr.vendor, hr.hostname, hr.osName, hr.osFamily, hr.osAccuracy})
+		for _, p := range prs {
+			var scripts any
+			if p.scripts != nil {
+				scripts = p.scripts
+			}
+			portRows = append(portRows, []any{p.ip, p.protocol, p.port, p.state, p.reason, p.name, p.product, p.version, p.extra, scripts})
+		}
+	}
+	if _, err := s.conn.CopyFrom(ctx, pgx.Identifier{"ingest_hosts"},
+		[]string{"ip", "status", "reason", "mac_address", "vendor", "hostname", "os_name", "os_family", "os_confidence"},
+		pgx.CopyFromRows(hostRows)); err != nil {
+		return fmt.Errorf("stage hosts: %w", err)
+	}
+	if len(portRows) > 0 {
+		if _, err := s.conn.CopyFrom(ctx, pgx.Identifier{"ingest_ports"},
+			[]string{"ip", "protocol", "port", "state", "reason", "service_name", "service_product", "service_version", "service_extra_info", "scripts"},
+			pgx.CopyFromRows(portRows)); err != nil {
+			return fmt.Errorf("stage ports: %w", err)
+		}
+	}
+	s.portRows += int64(len(portRows))
+	return nil
+}
+
+type jobStats struct {
+	HostsUp     int64   `json:"hosts_up"`
+	HostsDown   int64   `json:"hosts_down"`
+	HostsSent   int64   `json:"hosts_sent"`
+	PortRows    int64   `json:"port_rows"`
+	OpenPorts   int64   `json:"open_ports"`
+	Changes     int64   `json:"changes"`
+	ElapsedSec  float64 `json:"elapsed_seconds"`
+	NmapVersion string  `json:"nmap_version,omitempty"`
+	ScannedTCP  string  `json:"scanned_tcp,omitempty"`
+	ScannedUDP  string  `json:"scanned_udp,omitempty"`
+}
+
+// commit merges the staged rows and completes the job in one transaction.
+func (s *stream) commit(ctx context.Context, job db.GetJobLeaseStateRow, sum *pb.ScanSummary) (Result, error) {
+	res := Result{JobID: s.ref.JobID}
+	tcp, udp, err := scannedRanges(sum, job.Ports)
+	if err != nil {
+		return res, err
+	}
+	err = pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		locked, err := q.LockJobForCommit(ctx, s.ref.JobID)
+		if err != nil {
+			return fmt.Errorf("lock job: %w", err)
+		}
+		if locked.WorkerID.String != s.ref.WorkerID || locked.LeaseToken != s.ref.Token {
+			return fmt.Errorf("%w: job %s was leased again (token %d, yours %d) while results streamed",
+				leasing.ErrLeaseLost, s.ref.JobID, locked.LeaseToken, s.ref.Token)
+		}
+		if locked.Status == "completed" {
+			res.AlreadyCommitted = true
+			return nil
+		}
+		if locked.Status != "leased" && locked.Status != "running" {
+			return fmt.Errorf("%w: job %s became %s while results streamed", leasing.ErrLeaseLost, s.ref.JobID, locked.Status)
+		}
+		now := time.Now().UTC()
+		by, why := "agent:"+s.ref.WorkerID, "scan job "+s.ref.JobID.String()
+		hosts, err := q.MergeHosts(ctx, db.MergeHostsParams{SiteID: locked.SiteID, Now: now, JobID: s.ref.JobID, ChangedBy: by, ChangeReason: why})
+		if err != nil {
+			return fmt.Errorf("merge hosts: %w", err)
+		}
+		down, err := q.MarkMissingHostsDown(ctx, db.MarkMissingHostsDownParams{
+			JobID: s.ref.JobID, SiteID: locked.SiteID, Network: locked.Network, Exclusions: nonNil(locked.Exclusions),
+			Now: now, ChangedBy: by,
+		})
+		if err != nil {
+			return fmt.Errorf("mark missing hosts down: %w", err)
+		}
+		rows, err := q.InsertPortScans(ctx, db.InsertPortScansParams{JobID: s.ref.JobID, SiteID: locked.SiteID, Now: now})
+		if err != nil {
+			return fmt.Errorf("insert port scans: %w", err)
+		}
+		changes, err := q.RecordPortChanges(ctx, db.RecordPortChangesParams{
+			SiteID: locked.SiteID, JobID: s.ref.JobID, Now: now, ChangedBy: by, ChangeReason: why,
+			ScannedTcp: tcp, ScannedUdp: udp,
+		})
+		if err != nil {
+			return fmt.Errorf("record port changes: %w", err)
+		}
+		if _, err := q.CloseMissingServices(ctx, db.CloseMissingServicesParams{
+			Now: now, JobID: s.ref.JobID, SiteID: locked.SiteID, ScannedTcp: tcp, ScannedUdp: udp,
+		}); err != nil {
+			return fmt.Errorf("close missing services: %w", err)
+		}
+		if _, err := q.UpsertServices(ctx, db.UpsertServicesParams{Now: now, JobID: s.ref.JobID, SiteID: locked.SiteID}); err != nil {
+			return fmt.Errorf("upsert services: %w", err)
+		}
+		open, err := q.CountStagedOpenPorts(ctx)
+		if err != nil {
+			return fmt.Errorf("count open ports: %w", err)
+		}
+		stats, _ := json.Marshal(jobStats{
+			HostsUp: hosts.HostsUp, HostsDown: sum.GetHostsDown(), HostsSent: int64(s.hosts), PortRows: rows,
+			OpenPorts: open, Changes: hosts.Events + changes + down, ElapsedSec: sum.GetElapsed().AsDuration().Seconds(),
+			NmapVersion: sum.GetNmapVersion(), ScannedTCP: sum.GetScannedTcp(), ScannedUDP: sum.GetScannedUdp(),
+		})
+		n, err := q.CompleteJob(ctx, db.CompleteJobParams{
+			CompletedAt: pgtype.Timestamptz{Time: now, Valid: true}, ScanStats: stats, ID: s.ref.JobID, WorkerID: s.ref.WorkerID, LeaseToken: s.ref.Token,
+		})
+		if err != nil {
+			return fmt.Errorf("complete job: %w", err)
+		}
+		if n != 1 {
+			return fmt.Errorf("%w: job %s changed under its row lock", leasing.ErrLeaseLost, s.ref.JobID)
+		}
+		if err := q.EndLease(ctx, db.EndLeaseParams{Outcome: pgtype.Text{String: "completed", Valid: true}, JobID: s.ref.JobID, LeaseToken: s.ref.Token}); err != nil {
+			return fmt.Errorf("end lease: %w", err)
+		}
+		payload, _ := json.Marshal(map[string]any{
+			"type": "job", "job_id": s.ref.JobID, "site_id": locked.SiteID, "status": "completed",
+			"progress_percent": 100, "worker_id": s.ref.WorkerID, "changes": hosts.Events + changes + down,
+		})
+		if err := q.NotifyJobEvent(ctx, string(payload)); err != nil {
+			return fmt.Errorf("notify: %w", err)
+		}
+		res.Hosts, res.PortRows = hosts.Hosts, rows
+		return nil
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}
+
+// close empties the staging tables so the pooled connection carries nothing
+// into its next use; a connection that cannot be cleaned is discarded.
+func (s *stream) close() {
+	if s.dirty {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := s.conn.Exec(ctx, "TRUNCATE ingest_hosts, ingest_ports"); err != nil {
+			s.log.Warn("could not clear staging tables; dropping the connection", "error", err)
+			_ = s.conn.Conn().Close(ctx)
+		}
+	}
+	s.conn.Release()
+}
+
+func nonNil(p []netip.Prefix) []netip.Prefix {
+	if p == nil {
+		return []netip.Prefix{}
+	}
+	return p
+}

@@ -1,0 +1,229 @@
+// Package jobs owns turning a target into leasable scan jobs: freezing the
+// effective options (profile plus the target's ports), collecting the
+// exclusions that apply (global, site, target, hosts marked
+// ignore_scanning), and sharding large networks into jobs of a bounded
+// number of addresses so agents of one site scan them in parallel and no
+// single job's results grow without bound.
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/scanorama/scanorama/agent/scanspec"
+	"github.com/scanorama/scanorama/agent/scanspec/specpb"
+	"github.com/scanorama/scanorama/gen/db"
+	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
+)
+
+// Shard sizes: an IPv4 job covers at most a /24, an IPv6 job a /120 (256
+// addresses each).
+const (
+	ShardBitsV4 = 24
+	ShardBitsV6 = 120
+	// MaxShards bounds how many jobs one run may create.
+	MaxShards = 4096
+)
+
+// DefaultMaxAttempts is how often a job is leased before it fails for good.
+const DefaultMaxAttempts = 3
+
+// ErrNoPorts means neither the target nor its profile says which ports to scan.
+var ErrNoPorts = errors.New("no ports: give the target ports or use a profile with ports or top_ports")
+
+// Request describes one run of a target.
+type Request struct {
+	Target    db.ScanTarget
+	Profile   db.ScanProfile
+	CreatedBy string
+	// Reason is recorded in the jobs' execution_context (e.g. "scan_now", "schedule").
+	Reason string
+}
+
+// EffectiveOptions merges a profile with a target's own ports.
+func EffectiveOptions(p db.ScanProfile, targetPorts string) (scanspec.Options, error) {
+	in := ProfileOptions(p)
+	if targetPorts != "" && in.GetScanType() != pb.ScanType_SCAN_TYPE_PING {
+		in.Ports, in.TopPorts = targetPorts, 0
+	}
+	if in.GetPorts() == "" && in.GetTopPorts() == 0 && in.GetScanType() != pb.ScanType_SCAN_TYPE_PING {
+		return scanspec.Options{}, ErrNoPorts
+	}
+	return specpb.FromPB(in)
+}
+
+// ProfileOptions is a profile row as the API's ScanOptions.
+func ProfileOptions(p db.ScanProfile) *pb.ScanOptions {
+	o := &pb.ScanOptions{
+		ScanType:          pb.ScanType(pb.ScanType_value["SCAN_TYPE_"+upper(p.ScanType)]),
+		Ports:             p.Ports,
+		TopPorts:          p.TopPorts,
+		ServiceDetection:  p.ServiceDetection,
+		VersionLight:      p.VersionLight,
+		OsDetection:       p.OsDetection,
+		MinRate:           p.MinRate,
+		MaxRate:           p.MaxRate,
+		Scripts:           p.Scripts,
+		SkipHostDiscovery: p.SkipHostDiscovery,
+	}
+	if p.VersionIntensity.Valid {
+		v := int32(p.VersionIntensity.Int16)
+		o.VersionIntensity = &v
+	}
+	if p.Timing.Valid {
+		v := int32(p.Timing.Int16)
+		o.Timing = &v
+	}
+	if p.MaxRetries.Valid {
+		v := int32(p.MaxRetries.Int16)
+		o.MaxRetries = &v
+	}
+	if p.HostTimeoutSeconds > 0 {
+		o.HostTimeout = durationSeconds(p.HostTimeoutSeconds)
+	}
+	for _, m := range p.PingMethods {
+		o.PingMethods = append(o.PingMethods, pb.PingMethod(pb.PingMethod_value["PING_METHOD_"+upper(m)]))
+	}
+	return o
+}
+
+// Create inserts the jobs of one run in q's transaction and notifies the
+// site's agents (delivered at commit).
+func Create(ctx context.Context, q *db.Queries, r Request) ([]db.ScanJob, error) {
+	ports, err := TargetPorts(ctx, q, r.Target.ID)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := EffectiveOptions(r.Profile, ports)
+	if err != nil {
+		return nil, err
+	}
+	excl, err := exclusions(ctx, q, r.Target)
+	if err != nil {
+		return nil, err
+	}
+	shards, err := Shard(r.Target.Network)
+	if err != nil {
+		return nil, err
+	}
+	optJSON, err := protojson.Marshal(specpb.ToPB(opts))
+	if err != nil {
+		return nil, fmt.Errorf("encode options: %w", err)
+	}
+	ctxJSON := fmt.Appendf(nil, `{"reason":%q,"shards":%d}`, r.Reason, len(shards))
+	out := make([]db.ScanJob, 0, len(shards))
+	for _, shard := range shards {
+		shardExcl := overlapping(excl, shard)
+		if covered(shardExcl, shard) {
+			continue // everything in this shard is excluded
+		}
+		job, err := q.InsertJob(ctx, db.InsertJobParams{
+			TargetID: r.Target.ID, SiteID: r.Target.SiteID, ProfileID: r.Profile.ID,
+			Network: shard, Ports: opts.Ports.String(), Exclusions: shardExcl, Options: optJSON,
+			RequiresRaw: opts.RequiresRawSockets(), MaxAttempts: DefaultMaxAttempts, Priority: 0,
+			CreatedBy: r.CreatedBy, ExecutionContext: ctxJSON,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("insert job for %s: %w", shard, err)
+		}
+		out = append(out, job)
+	}
+	if err := q.NotifyJobsAvailable(ctx, r.Target.SiteID.String()); err != nil {
+		return nil, fmt.Errorf("notify site: %w", err)
+	}
+	return out, nil
+}
+
+// TargetPorts returns a target's normalized ports as a canonical port spec.
+func TargetPorts(ctx context.Context, q *db.Queries, targetID uuid.UUID) (string, error) {
+	rows, err := q.ListTargetPorts(ctx, targetID)
+	if err != nil {
+		return "", fmt.Errorf("read target ports: %w", err)
+	}
+	var spec scanspec.PortSpec
+	for _, r := range rows {
+		pr := scanspec.PortRange{Start: uint16(r.PortStart), End: uint16(r.PortEnd)}
+		if r.Protocol == "udp" {
+			spec.UDP = append(spec.UDP, pr)
+		} else {
+			spec.TCP = append(spec.TCP, pr)
+		}
+	}
+	return spec.String(), nil
+}
+
+func exclusions(ctx context.Context, q *db.Queries, t db.ScanTarget) ([]netip.Prefix, error) {
+	ex, err := q.EffectiveExclusions(ctx, db.EffectiveExclusionsParams{
+		TargetID: uuidNull(t.ID), SiteID: uuidNull(t.SiteID), Network: t.Network,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read exclusions: %w", err)
+	}
+	ignored, err := q.IgnoredHostsIn(ctx, db.IgnoredHostsInParams{SiteID: t.SiteID, Network: t.Network})
+	if err != nil {
+		return nil, fmt.Errorf("read ignored hosts: %w", err)
+	}
+	for _, a := range ignored {
+		ex = append(ex, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return ex, nil
+}
+
+// Shard splits a network into prefixes of at most ShardBitsV4/V6 size.
+func Shard(n netip.Prefix) ([]netip.Prefix, error) {
+	n = n.Masked()
+	bits := ShardBitsV4
+	if n.Addr().Is6() {
+		bits = ShardBitsV6
+	}
+	if n.Bits() >= bits {
+		return []netip.Prefix{n}, nil
+	}
+	if bits-n.Bits() > 12 {
+		return nil, fmt.Errorf("network %s is too large: at most %d jobs of /%d per run", n, MaxShards, bits)
+	}
+	count := 1 << (bits - n.Bits())
+	out := make([]netip.Prefix, 0, count)
+	addr := n.Addr()
+	for range count {
+		p := netip.PrefixFrom(addr, bits)
+		out = append(out, p)
+		addr = lastAddr(p).Next()
+	}
+	return out, nil
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 1 << (7 - i%8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+func overlapping(ex []netip.Prefix, shard netip.Prefix) []netip.Prefix {
+	out := []netip.Prefix{}
+	for _, e := range ex {
+		if e.Overlaps(shard) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func covered(ex []netip.Prefix, shard netip.Prefix) bool {
+	for _, e := range ex {
+		if e.Bits() <= shard.Bits() && e.Contains(shard.Addr()) {
+			return true
+		}
+	}
+	return false
+}
+
+func uuidNull(id uuid.UUID) uuid.NullUUID { return uuid.NullUUID{UUID: id, Valid: true} }

@@ -1,0 +1,211 @@
+// Package leasing owns the scan job lease: who may work on a job, until
+// when, and under which fencing token. Every write by a lease holder is
+// conditional on (worker_id, lease_token) still matching in the database, so
+// an agent that lost its lease (it stalled, its lease expired and the job was
+// leased again) can neither renew, report, fail nor commit. The reaper
+// returns expired leases to the queue.
+package leasing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/scanorama/scanorama/gen/db"
+)
+
+// ErrLeaseLost means the caller no longer holds the lease it names.
+var ErrLeaseLost = errors.New("lease lost")
+
+// Waker lets Acquire sleep until work may have appeared in a site.
+type Waker interface {
+	SubscribeJobs(site string) (<-chan struct{}, func())
+	WakeSite(site string)
+}
+
+// Config tunes leasing.
+type Config struct {
+	// TTL is how long a lease lives without a heartbeat.
+	TTL time.Duration
+	// MaxWait caps one long-poll.
+	MaxWait time.Duration
+	// Recheck bounds how long a lost notification can delay a job.
+	Recheck time.Duration
+}
+
+// DefaultConfig suits agents that heartbeat every TTL/3.
+func DefaultConfig() Config {
+	return Config{TTL: 30 * time.Second, MaxWait: 30 * time.Second, Recheck: 5 * time.Second}
+}
+
+// Leaser grants and fences leases.
+type Leaser struct {
+	pool  *pgxpool.Pool
+	q     *db.Queries
+	waker Waker
+	cfg   Config
+	log   hclog.Logger
+}
+
+// New returns a Leaser.
+func New(pool *pgxpool.Pool, waker Waker, cfg Config, log hclog.Logger) *Leaser {
+	return &Leaser{pool: pool, q: db.New(pool), waker: waker, cfg: cfg, log: log.Named("leasing")}
+}
+
+// TTL is the lease lifetime granted by Acquire and Heartbeat.
+func (l *Leaser) TTL() time.Duration { return l.cfg.TTL }
+
+// Acquire long-polls for a job the agent may run: one in its site, inside
+// its scope, whose needs its capabilities meet. It returns (nil, nil) when
+// nothing arrived within wait.
+func (l *Leaser) Acquire(ctx context.Context, agent db.Agent, wait time.Duration) (*db.AcquireJobRow, error) {
+	if wait <= 0 || wait > l.cfg.MaxWait {
+		wait = l.cfg.MaxWait
+	}
+	wake, unsubscribe := l.waker.SubscribeJobs(agent.SiteID.String())
+	defer unsubscribe()
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		job, err := l.q.AcquireJob(ctx, db.AcquireJobParams{
+			SiteID:     agent.SiteID,
+			Scope:      agent.Scope,
+			RawSockets: agent.RawSockets,
+			WorkerID:   agent.ID.String(),
+			TtlSeconds: l.cfg.TTL.Seconds(),
+		})
+		switch {
+		case err == nil:
+			l.log.Debug("leased job", "job_id", job.ID, "agent", agent.Name, "lease_token", job.LeaseToken, "attempt", job.Attempt)
+			return &job, nil
+		case !errors.Is(err, pgx.ErrNoRows):
+			return nil, fmt.Errorf("acquire job for agent %s: %w", agent.Name, err)
+		}
+		recheck := time.NewTimer(l.cfg.Recheck)
+		select {
+		case <-ctx.Done():
+			recheck.Stop()
+			return nil, ctx.Err()
+		case <-deadline.C:
+			recheck.Stop()
+			return nil, nil
+		case <-wake:
+		case <-recheck.C:
+		}
+		recheck.Stop()
+	}
+}
+
+// LeaseRef names a lease: the job, the holder and the fencing token.
+type LeaseRef struct {
+	JobID    uuid.UUID
+	WorkerID string
+	Token    int64
+}
+
+// HeartbeatResult tells the holder what became of its lease.
+type HeartbeatResult struct {
+	State     LeaseState
+	TimeoutAt time.Time
+}
+
+// LeaseState is the holder's view of a lease.
+type LeaseState int
+
+// Lease states reported by Heartbeat.
+const (
+	LeaseActive LeaseState = iota + 1
+	LeaseCancelled
+	LeaseLost
+)
+
+// Heartbeat renews a lease and records progress (never backwards).
+func (l *Leaser) Heartbeat(ctx context.Context, ref LeaseRef, progress int) (HeartbeatResult, error) {
+	row, err := l.q.RenewLease(ctx, db.RenewLeaseParams{
+		TtlSeconds:      l.cfg.TTL.Seconds(),
+		ProgressPercent: int32(max(0, min(progress, 100))),
+		ID:              ref.JobID,
+		WorkerID:        ref.WorkerID,
+		LeaseToken:      ref.Token,
+	})
+	if err == nil {
+		return HeartbeatResult{State: LeaseActive, TimeoutAt: row.TimeoutAt.Time}, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return HeartbeatResult{}, fmt.Errorf("renew lease on job %s: %w", ref.JobID, err)
+	}
+	st, err := l.q.GetJobLeaseState(ctx, ref.JobID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return HeartbeatResult{State: LeaseLost}, nil
+	}
+	if err != nil {
+		return HeartbeatResult{}, fmt.Errorf("read job %s: %w", ref.JobID, err)
+	}
+	if st.Status == "cancelled" && st.LeaseToken == ref.Token && st.WorkerID.String == ref.WorkerID {
+		return HeartbeatResult{State: LeaseCancelled}, nil
+	}
+	return HeartbeatResult{State: LeaseLost}, nil
+}
+
+// Fail gives up a lease with an error. Retryable errors send the job back
+// to the queue while attempts remain. It returns the job's new status.
+func (l *Leaser) Fail(ctx context.Context, ref LeaseRef, msg string, retryable bool) (string, error) {
+	var status string
+	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
+		q := l.q.WithTx(tx)
+		var err error
+		status, err = q.FailJob(ctx, db.FailJobParams{
+			Retryable: retryable, ErrorMessage: msg, ID: ref.JobID, WorkerID: ref.WorkerID, LeaseToken: ref.Token,
+		})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrLeaseLost
+		}
+		if err != nil {
+			return fmt.Errorf("fail job %s: %w", ref.JobID, err)
+		}
+		if err := q.EndLease(ctx, db.EndLeaseParams{Outcome: pgText("failed"), JobID: ref.JobID, LeaseToken: ref.Token}); err != nil {
+			return fmt.Errorf("end lease: %w", err)
+		}
+		if status == "pending" {
+			return l.notifySite(ctx, q, ref.JobID)
+		}
+		return nil
+	})
+	return status, err
+}
+
+// Release returns a lease at once without using up the attempt: the agent is
+// shutting down cleanly and another agent should not wait for expiry.
+func (l *Leaser) Release(ctx context.Context, ref LeaseRef) error {
+	return pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
+		q := l.q.WithTx(tx)
+		n, err := q.ReleaseJob(ctx, db.ReleaseJobParams{ID: ref.JobID, WorkerID: ref.WorkerID, LeaseToken: ref.Token})
+		if err != nil {
+			return fmt.Errorf("release job %s: %w", ref.JobID, err)
+		}
+		if n == 0 {
+			return ErrLeaseLost
+		}
+		if err := q.EndLease(ctx, db.EndLeaseParams{Outcome: pgText("released"), JobID: ref.JobID, LeaseToken: ref.Token}); err != nil {
+			return fmt.Errorf("end lease: %w", err)
+		}
+		return l.notifySite(ctx, q, ref.JobID)
+	})
+}
+
+func (l *Leaser) notifySite(ctx context.Context, q *db.Queries, jobID uuid.UUID) error {
+	st, err := q.GetJobLeaseState(ctx, jobID)
+	if err != nil {
+		return fmt.Errorf("read job %s: %w", jobID, err)
+	}
+	if err := q.NotifyJobsAvailable(ctx, st.SiteID.String()); err != nil {
+		return fmt.Errorf("notify site: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,80 @@
+package leasing
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/scanorama/scanorama/gen/db"
+)
+
+// Reaper returns expired leases to the queue (or fails the job once its
+// attempts are used up) and marks agents that stopped heartbeating as lost.
+// Several controllers may run reapers at once: the reap statement skips rows
+// another reaper holds.
+type Reaper struct {
+	pool      *pgxpool.Pool
+	q         *db.Queries
+	waker     Waker
+	interval  time.Duration
+	lostAfter time.Duration
+	log       hclog.Logger
+}
+
+// NewReaper returns a reaper that runs every interval and calls an agent
+// lost after lostAfter of silence.
+func NewReaper(pool *pgxpool.Pool, waker Waker, interval, lostAfter time.Duration, log hclog.Logger) *Reaper {
+	return &Reaper{pool: pool, q: db.New(pool), waker: waker, interval: interval, lostAfter: lostAfter, log: log.Named("reaper")}
+}
+
+// Run reaps once at once (a controller that starts after a crash must not
+// leave jobs stuck) and then every interval until ctx ends.
+func (r *Reaper) Run(ctx context.Context) {
+	t := time.NewTicker(r.interval)
+	defer t.Stop()
+	for {
+		if _, err := r.ReapOnce(ctx); err != nil && ctx.Err() == nil {
+			r.log.Error("reap failed; will retry", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ReapOnce handles every lease expired now and returns how many it handled.
+func (r *Reaper) ReapOnce(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		rows, err := r.q.ReapExpiredLeases(ctx)
+		if err != nil {
+			return total, fmt.Errorf("reap expired leases: %w", err)
+		}
+		for _, row := range rows {
+			r.log.Warn("lease expired", "job_id", row.ID, "new_status", row.Status, "reason", row.ErrorMessage.String)
+			if row.Status == "pending" {
+				if err := r.q.NotifyJobsAvailable(ctx, row.SiteID.String()); err != nil {
+					return total, fmt.Errorf("notify site: %w", err)
+				}
+				r.waker.WakeSite(row.SiteID.String())
+			}
+		}
+		total += len(rows)
+		if len(rows) < 500 {
+			break
+		}
+	}
+	lost, err := r.q.MarkLostAgents(ctx, r.lostAfter.Seconds())
+	if err != nil {
+		return total, fmt.Errorf("mark lost agents: %w", err)
+	}
+	for _, a := range lost {
+		r.log.Warn("agent stopped heartbeating; marked lost", "agent_id", a.ID, "agent", a.Name)
+	}
+	return total, nil
+}

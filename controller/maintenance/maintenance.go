@@ -1,0 +1,77 @@
+// Package maintenance owns the controller's housekeeping loops: keeping
+// monthly port_scans partitions ahead of time, refreshing the host_summary
+// materialized view after results commit, and running interval schedules.
+// Every loop is safe to run on several controllers at once.
+package maintenance
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/scanorama/scanorama/gen/db"
+)
+
+// PartitionMonthsAhead is how many monthly partitions exist beyond the current one.
+const PartitionMonthsAhead = 3
+
+// Maintainer runs the housekeeping loops.
+type Maintainer struct {
+	pool  *pgxpool.Pool
+	q     *db.Queries
+	log   hclog.Logger
+	dirty atomic.Bool
+	// SummaryEvery bounds how often host_summary is refreshed.
+	SummaryEvery time.Duration
+}
+
+// New returns a Maintainer.
+func New(pool *pgxpool.Pool, log hclog.Logger) *Maintainer {
+	return &Maintainer{pool: pool, q: db.New(pool), log: log.Named("maintenance"), SummaryEvery: 15 * time.Second}
+}
+
+// EnsurePartitions creates the partitions for last month through
+// PartitionMonthsAhead months from now.
+func (m *Maintainer) EnsurePartitions(ctx context.Context) error {
+	made, err := m.q.EnsurePortScanPartitions(ctx, db.EnsurePortScanPartitionsParams{
+		FromTs: time.Now().AddDate(0, -1, 0), Months: PartitionMonthsAhead + 2,
+	})
+	if err != nil {
+		return err
+	}
+	if made > 0 {
+		m.log.Info("created port_scans partitions", "count", made)
+	}
+	return nil
+}
+
+// MarkDirty asks for a host_summary refresh; results just committed.
+func (m *Maintainer) MarkDirty() { m.dirty.Store(true) }
+
+// Run loops until ctx ends.
+func (m *Maintainer) Run(ctx context.Context) {
+	summary := time.NewTicker(m.SummaryEvery)
+	defer summary.Stop()
+	partitions := time.NewTicker(6 * time.Hour)
+	defer partitions.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-summary.C:
+			if m.dirty.Swap(false) {
+				if err := m.q.RefreshHostSummary(ctx); err != nil && ctx.Err() == nil {
+					m.dirty.Store(true)
+					m.log.Warn("refresh host_summary failed; will retry", "error", err)
+				}
+			}
+		case <-partitions.C:
+			if err := m.EnsurePartitions(ctx); err != nil && ctx.Err() == nil {
+				m.log.Error("create port_scans partitions failed; will retry", "error", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,56 @@
+-- name: GetHost :one
+SELECT sqlc.embed(h), s.name AS site_name,
+       (SELECT count(*) FROM services sv WHERE sv.host_id = h.id AND sv.state = 'open')::int AS open_ports
+FROM hosts h
+JOIN sites s ON s.id = h.site_id
+WHERE h.site_id = @site_id AND h.ip_address = @ip_address;
+
+-- name: ListHostServices :many
+SELECT * FROM services WHERE host_id = @host_id ORDER BY protocol, port;
+
+-- name: ListHosts :many
+SELECT sqlc.embed(h), s.name AS site_name,
+       (SELECT count(*) FROM services sv WHERE sv.host_id = h.id AND sv.state = 'open')::int AS open_ports
+FROM hosts h
+JOIN sites s ON s.id = h.site_id
+WHERE (sqlc.narg(site_id)::uuid IS NULL OR h.site_id = sqlc.narg(site_id))
+  AND (sqlc.narg(network)::cidr IS NULL OR h.ip_address <<= sqlc.narg(network))
+  AND (sqlc.narg(status)::text IS NULL OR h.status = sqlc.narg(status))
+  AND (sqlc.narg(os_family)::text IS NULL OR h.os_family = sqlc.narg(os_family))
+  AND (sqlc.narg(seen_after)::timestamptz IS NULL OR h.last_seen >= sqlc.narg(seen_after))
+  AND (sqlc.narg(seen_before)::timestamptz IS NULL OR h.last_seen < sqlc.narg(seen_before))
+  AND (sqlc.narg(open_port)::int IS NULL OR EXISTS (
+        SELECT 1 FROM services sv WHERE sv.host_id = h.id AND sv.state = 'open' AND sv.port = sqlc.narg(open_port)))
+  AND (sqlc.narg(service_name)::text IS NULL OR EXISTS (
+        SELECT 1 FROM services sv WHERE sv.host_id = h.id AND sv.state = 'open' AND sv.service_name = sqlc.narg(service_name)))
+  AND (s.name, h.ip_address) > (@after_site::text, @after_ip::inet)
+ORDER BY s.name, h.ip_address
+LIMIT @row_limit;
+
+-- name: ListHostChanges :many
+SELECT sqlc.embed(hh), s.name AS site_name, h.ip_address
+FROM host_history hh
+JOIN hosts h ON h.id = hh.host_id
+JOIN sites s ON s.id = hh.site_id
+WHERE (sqlc.narg(site_id)::uuid IS NULL OR hh.site_id = sqlc.narg(site_id))
+  AND (sqlc.narg(host_id)::uuid IS NULL OR hh.host_id = sqlc.narg(host_id))
+  AND (sqlc.narg(since)::timestamptz IS NULL OR hh.changed_at >= sqlc.narg(since))
+  AND (sqlc.narg(until)::timestamptz IS NULL OR hh.changed_at < sqlc.narg(until))
+  AND hh.id < @before_id
+ORDER BY hh.id DESC
+LIMIT @row_limit;
+
+-- name: RefreshHostSummary :exec
+REFRESH MATERIALIZED VIEW CONCURRENTLY host_summary;
+
+-- name: EnsurePortScanPartitions :one
+SELECT ensure_port_scan_partitions(@from_ts::timestamptz, @months::int)::int;
+
+-- name: ListJobHostChanges :many
+SELECT sqlc.embed(hh), s.name AS site_name, h.ip_address
+FROM host_history hh
+JOIN hosts h ON h.id = hh.host_id
+JOIN sites s ON s.id = hh.site_id
+WHERE hh.job_id = @job_id
+ORDER BY hh.id
+LIMIT @row_limit;

@@ -1,0 +1,161 @@
+-- name: InsertJob :one
+INSERT INTO scan_jobs (target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw,
+                       max_attempts, priority, created_by, execution_context)
+VALUES (@target_id, @site_id, @profile_id, @network, @ports, @exclusions, @options, @requires_raw,
+        @max_attempts, @priority, @created_by, @execution_context)
+RETURNING *;
+
+-- name: NotifyJobsAvailable :exec
+SELECT pg_notify('scanorama_jobs', @site_id::text);
+
+-- name: GetJob :one
+SELECT sqlc.embed(j), s.name AS site_name, p.name AS profile_name
+FROM scan_jobs j
+JOIN sites s ON s.id = j.site_id
+JOIN scan_profiles p ON p.id = j.profile_id
+WHERE j.id = @id;
+
+-- name: ListJobs :many
+SELECT sqlc.embed(j), s.name AS site_name, p.name AS profile_name
+FROM scan_jobs j
+JOIN sites s ON s.id = j.site_id
+JOIN scan_profiles p ON p.id = j.profile_id
+WHERE (sqlc.narg(status)::text IS NULL OR j.status = sqlc.narg(status))
+  AND (sqlc.narg(target_id)::uuid IS NULL OR j.target_id = sqlc.narg(target_id))
+  AND (sqlc.narg(site_id)::uuid IS NULL OR j.site_id = sqlc.narg(site_id))
+  AND (sqlc.narg(created_after)::timestamptz IS NULL OR j.created_at >= sqlc.narg(created_after))
+  AND (sqlc.narg(created_before)::timestamptz IS NULL OR j.created_at < sqlc.narg(created_before))
+  AND (j.created_at, j.id) < (@before_created::timestamptz, @before_id::uuid)
+ORDER BY j.created_at DESC, j.id DESC
+LIMIT @row_limit;
+
+-- name: AcquireJob :one
+-- One statement: pick the oldest eligible pending job of the agent's site
+-- whose network lies inside the agent's scope and whose needs the agent can
+-- meet, skip rows other acquirers hold, lease it with a fresh fencing token
+-- and record the lease.
+WITH candidate AS (
+    SELECT c.id
+    FROM scan_jobs c
+    WHERE c.status = 'pending'
+      AND c.site_id = @site_id
+      AND c.scheduled_at <= now()
+      AND c.attempt < c.max_attempts
+      AND c.network <<= ANY (@scope::cidr[])
+      AND (NOT c.requires_raw OR @raw_sockets::boolean)
+    ORDER BY c.priority DESC, c.scheduled_at, c.id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), leased AS (
+    UPDATE scan_jobs j
+    SET status = 'leased',
+        worker_id = @worker_id::text,
+        attempt = j.attempt + 1,
+        lease_token = j.lease_token + 1,
+        timeout_at = now() + make_interval(secs => @ttl_seconds::float8),
+        progress_percent = 0,
+        started_at = now(),
+        error_message = NULL
+    FROM candidate
+    WHERE j.id = candidate.id
+    RETURNING j.*
+), recorded AS (
+    INSERT INTO scan_job_leases (job_id, lease_token, worker_id)
+    SELECT leased.id, leased.lease_token, leased.worker_id FROM leased
+)
+SELECT * FROM leased;
+
+-- name: RenewLease :one
+-- A heartbeat: only the current lease holder may extend it; progress never goes back.
+UPDATE scan_jobs
+SET timeout_at = now() + make_interval(secs => @ttl_seconds::float8),
+    progress_percent = GREATEST(progress_percent, LEAST(@progress_percent::int, 99)),
+    status = 'running'
+WHERE id = @id AND worker_id = @worker_id::text AND lease_token = @lease_token
+  AND status IN ('leased', 'running')
+RETURNING timeout_at, progress_percent;
+
+-- name: MarkRunning :execrows
+UPDATE scan_jobs SET status = 'running'
+WHERE id = @id AND worker_id = @worker_id::text AND lease_token = @lease_token AND status IN ('leased', 'running');
+
+-- name: GetJobLeaseState :one
+SELECT id, status, worker_id, lease_token, site_id, network, exclusions, ports, started_at
+FROM scan_jobs WHERE id = @id;
+
+-- name: LockJobForCommit :one
+SELECT id, status, worker_id, lease_token, site_id, network, exclusions, ports, started_at
+FROM scan_jobs WHERE id = @id
+FOR UPDATE;
+
+-- name: CompleteJob :execrows
+UPDATE scan_jobs
+SET status = 'completed', completed_at = @completed_at, progress_percent = 100, timeout_at = NULL,
+    scan_stats = @scan_stats, error_message = NULL
+WHERE id = @id AND worker_id = @worker_id::text AND lease_token = @lease_token AND status IN ('leased', 'running');
+
+-- name: FailJob :one
+-- The lease holder gives up: retry while attempts remain (and the error is retryable), else fail.
+UPDATE scan_jobs
+SET status = CASE WHEN @retryable::boolean AND attempt < max_attempts THEN 'pending' ELSE 'failed' END,
+    completed_at = CASE WHEN @retryable::boolean AND attempt < max_attempts THEN NULL ELSE now() END,
+    started_at = CASE WHEN @retryable::boolean AND attempt < max_attempts THEN NULL ELSE started_at END,
+    worker_id = CASE WHEN @retryable::boolean AND attempt < max_attempts THEN NULL ELSE worker_id END,
+    timeout_at = NULL,
+    progress_percent = CASE WHEN @retryable::boolean AND attempt < max_attempts THEN 0 ELSE progress_percent END,
+    error_message = @error_message::text
+WHERE id = @id AND worker_id = @worker_id::text AND lease_token = @lease_token AND status IN ('leased', 'running')
+RETURNING status;
+
+-- name: ReleaseJob :execrows
+-- Clean shutdown: give the job back without using up the attempt.
+UPDATE scan_jobs
+SET status = 'pending', worker_id = NULL, timeout_at = NULL, started_at = NULL, progress_percent = 0,
+    attempt = GREATEST(attempt - 1, 0)
+WHERE id = @id AND worker_id = @worker_id::text AND lease_token = @lease_token AND status IN ('leased', 'running');
+
+-- name: EndLease :exec
+UPDATE scan_job_leases SET ended_at = clock_timestamp(), outcome = @outcome
+WHERE job_id = @job_id AND lease_token = @lease_token AND ended_at IS NULL;
+
+-- name: CancelJob :one
+UPDATE scan_jobs
+SET status = 'cancelled', completed_at = now(), timeout_at = NULL,
+    error_message = @reason::text
+WHERE id = @id AND status IN ('pending', 'leased', 'running')
+RETURNING *;
+
+-- name: ReapExpiredLeases :many
+-- Expired leases go back to pending, or to failed once attempts are used up.
+WITH expired AS (
+    SELECT e.id
+    FROM scan_jobs e
+    WHERE e.status IN ('leased', 'running') AND e.timeout_at < now()
+    ORDER BY e.timeout_at
+    LIMIT 500
+    FOR UPDATE SKIP LOCKED
+), reaped AS (
+    UPDATE scan_jobs j
+    SET status = CASE WHEN j.attempt >= j.max_attempts THEN 'failed' ELSE 'pending' END,
+        completed_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,
+        started_at = CASE WHEN j.attempt >= j.max_attempts THEN j.started_at END,
+        worker_id = CASE WHEN j.attempt >= j.max_attempts THEN j.worker_id END,
+        timeout_at = NULL,
+        progress_percent = CASE WHEN j.attempt >= j.max_attempts THEN j.progress_percent ELSE 0 END,
+        error_message = CASE
+            WHEN j.attempt >= j.max_attempts THEN
+                format('lease of worker %s expired on attempt %s of %s; giving up', j.worker_id, j.attempt, j.max_attempts)
+            ELSE format('lease of worker %s expired on attempt %s of %s; retrying', j.worker_id, j.attempt, j.max_attempts)
+        END
+    FROM expired
+    WHERE j.id = expired.id
+    RETURNING j.id, j.status, j.lease_token, j.site_id, j.error_message
+), ended AS (
+    UPDATE scan_job_leases l SET ended_at = clock_timestamp(), outcome = 'expired'
+    FROM reaped
+    WHERE l.job_id = reaped.id AND l.lease_token = reaped.lease_token AND l.ended_at IS NULL
+)
+SELECT id, status, site_id, error_message FROM reaped;
+
+-- name: NextLeaseExpiry :one
+SELECT min(timeout_at)::timestamptz FROM scan_jobs WHERE status IN ('leased', 'running');

@@ -1,0 +1,16 @@
+-- name: CreateSite :one
+INSERT INTO sites (name, description, created_by)
+VALUES (@name, @description, @created_by)
+RETURNING *;
+
+-- name: GetSiteByName :one
+SELECT * FROM sites WHERE name = @name;
+
+-- name: GetSiteByID :one
+SELECT * FROM sites WHERE id = @id;
+
+-- name: ListSites :many
+SELECT * FROM sites
+WHERE name > @after_name
+ORDER BY name
+LIMIT @row_limit;
