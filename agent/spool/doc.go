@@ -31,11 +31,13 @@
 //
 // Every record is written with one write and fsynced before the append
 // returns, so a crash can damage only the last record. When reading, a damaged
-// last record (a short header, a body cut short, a checksum mismatch in the
-// record that ends the file, or a zero-filled tail left by a file system that
-// grew the file before writing its data) is a torn tail: it marks the end of
-// the file and is not an error. Damage anywhere else, and anything after a
-// summary, is reported as a [*CorruptError] naming the file and offset. Spool
-// files are never reopened for writing, so a torn tail is never followed by
-// new records and needs no repair.
+// last record is a torn tail: it marks the end of the file and is not an
+// error. A record is taken to be the last one if it is cut short (short
+// header or short body), if it ends exactly at the end of the file (a
+// checksum mismatch at the tail), or if nothing but zero bytes follows its
+// header (a file system that grew the file before writing its data). In none
+// of these cases can an intact record follow the damage. Any other damage,
+// and anything after a summary, is a [*CorruptError] naming the file and the
+// offset of the damaged record. Spool files are never reopened for writing,
+// so a torn tail is never followed by new records and needs no truncation.
 package spool

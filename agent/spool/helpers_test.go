@@ -84,30 +84,41 @@ func (j job) entry() Entry { return Entry{JobID: j.id, LeaseToken: j.token} }
 // order, and the file offset at which each one ends.
 func (j job) write(t testing.TB, s *Spool) (reqs []*pb.StreamResultsRequest, ends []int64) {
 	t.Helper()
+	reqs, ends, err := j.spool(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reqs, ends
+}
+
+// spool is write for use outside the test goroutine.
+func (j job) spool(s *Spool) (reqs []*pb.StreamResultsRequest, ends []int64, err error) {
 	open := openMsg(j.id, j.token)
 	w, err := s.Create(open)
 	if err != nil {
-		t.Fatalf("Create: %v", err)
+		return nil, nil, fmt.Errorf("Create: %w", err)
 	}
+	defer func() {
+		if cerr := w.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("Close: %w", cerr)
+		}
+	}()
 	reqs, ends = append(reqs, reqOpen(open)), append(ends, w.off)
 	for i := range j.batches {
 		b := hostBatch(i, 1+i%4)
 		if err := w.AppendHosts(b); err != nil {
-			t.Fatalf("AppendHosts #%d: %v", i, err)
+			return nil, nil, fmt.Errorf("AppendHosts #%d: %w", i, err)
 		}
 		reqs, ends = append(reqs, reqHosts(b)), append(ends, w.off)
 	}
 	if j.finished {
 		sum := summary(int64(j.batches))
 		if err := w.Finish(sum); err != nil {
-			t.Fatalf("Finish: %v", err)
+			return nil, nil, fmt.Errorf("Finish: %w", err)
 		}
 		reqs, ends = append(reqs, reqSummary(sum)), append(ends, w.off)
 	}
-	if err := w.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	return reqs, ends
+	return reqs, ends, nil
 }
 
 // replayAll replays e and returns the delivered requests and the error.

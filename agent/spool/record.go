@@ -133,33 +133,29 @@ func (r *recordReader) start() error {
 	if err := r.read(h[:n]); err != nil {
 		return err
 	}
-	if n < fileHeaderSize {
-		if string(h[:n]) == fileMagic[:n] || allZero(h[:n]) {
-			return errTorn
-		}
+	switch {
+	case n < fileHeaderSize && (string(h[:n]) == fileMagic[:n] || allZero(h[:n])):
+		return errTorn
+	case n < fileHeaderSize:
 		return r.corrupt(0, "not a spool file")
-	}
-	if string(h[:magicSize]) != fileMagic[:magicSize] {
-		if allZero(h[:]) {
-			zero, err := r.restZero()
-			if err != nil {
-				return err
-			}
-			if zero {
-				return errTorn
-			}
-		}
+	case allZero(h[:]):
+		return r.tornIfZero(0, "not a spool file")
+	case string(h[:magicSize]) != fileMagic[:magicSize]:
 		return r.corrupt(0, "not a spool file")
-	}
-	if v := h[magicSize]; v != fileMagic[magicSize] {
-		return r.corrupt(0, "unsupported format version %d", v)
+	case h[magicSize] != fileMagic[magicSize]:
+		return r.corrupt(0, "unsupported format version %d", h[magicSize])
 	}
 	return nil
 }
 
 // next returns the next intact record. At the end of the file it returns
-// io.EOF, at a torn tail errTorn (with rec.off set to where the tail starts),
-// and for damage elsewhere a *CorruptError.
+// io.EOF, at a torn tail errTorn, and for damage elsewhere a *CorruptError;
+// rec.off is set in every case.
+//
+// A damaged record is a torn tail if it is the last one in the file: it is
+// cut short, or it ends exactly at the end of the file, or nothing but zero
+// bytes follows its header (the file grew before its data was written). In
+// none of these cases can an intact record follow the damage.
 func (r *recordReader) next() (rec record, err error) {
 	rec.off = r.off
 	rem := r.size - r.off
@@ -176,27 +172,15 @@ func (r *recordReader) next() (rec record, err error) {
 	n := binary.LittleEndian.Uint32(h[0:4])
 	end := rec.off + recordHeaderSize + int64(n)
 	if checksum(h[:9]) != binary.LittleEndian.Uint32(h[9:13]) {
-		// A header damaged by a crash belongs to the last record: either its
-		// length still points exactly at the end of the file, or the whole
-		// tail reads as zeros (the file grew before its data was written).
 		if n <= MaxRecordSize && end == r.size {
 			return rec, errTorn
 		}
-		if allZero(h[:]) {
-			zero, err := r.restZero()
-			if err != nil {
-				return rec, err
-			}
-			if zero {
-				return rec, errTorn
-			}
-		}
-		return rec, r.corrupt(rec.off, "record header checksum mismatch")
+		return rec, r.tornIfZero(rec.off, "record header checksum mismatch")
 	}
-	if n > MaxRecordSize {
+	switch {
+	case n > MaxRecordSize:
 		return rec, r.corrupt(rec.off, "record length %d exceeds limit %d", n, MaxRecordSize)
-	}
-	if end > r.size {
+	case end > r.size:
 		return rec, errTorn
 	}
 	if cap(r.body) < int(n) {
@@ -207,8 +191,8 @@ func (r *recordReader) next() (rec record, err error) {
 		return rec, err
 	}
 	if checksum(rec.body) != binary.LittleEndian.Uint32(h[5:9]) {
-		if end == r.size {
-			return rec, errTorn
+		if end == r.size || allZero(rec.body) {
+			return rec, r.tornIfZero(rec.off, "record checksum mismatch")
 		}
 		return rec, r.corrupt(rec.off, "record checksum mismatch")
 	}
@@ -219,20 +203,22 @@ func (r *recordReader) next() (rec record, err error) {
 	return rec, nil
 }
 
-// restZero reports whether every remaining byte of the file is zero.
-func (r *recordReader) restZero() (bool, error) {
+// tornIfZero returns errTorn if every remaining byte of the file is zero (or
+// none remains): no intact record can follow, so the damage at off is a torn
+// tail. Otherwise it returns a *CorruptError for off with reason.
+func (r *recordReader) tornIfZero(off int64, reason string) error {
 	for r.off < r.size {
 		p, err := r.r.Peek(int(min(r.size-r.off, readBufferSize)))
 		if err != nil {
-			return false, fmt.Errorf("spool: read %s at offset %d: %w", r.path, r.off, err)
+			return fmt.Errorf("spool: read %s at offset %d: %w", r.path, r.off, err)
 		}
 		if !allZero(p) {
-			return false, nil
+			return r.corrupt(off, "%s", reason)
 		}
 		n, _ := r.r.Discard(len(p)) // cannot fail: p is buffered
 		r.off += int64(n)
 	}
-	return true, nil
+	return errTorn
 }
 
 func allZero(b []byte) bool {

@@ -125,6 +125,7 @@ func TestWriterStates(t *testing.T) {
 		op       func(w *Writer) error
 		wantIs   error
 		usable   bool // a later AppendHosts succeeds
+		sticky   bool // a later AppendHosts returns the same error
 		wantRecs int  // records replayed afterwards
 	}{
 		{
@@ -177,6 +178,7 @@ func TestWriterStates(t *testing.T) {
 			},
 			op:       func(w *Writer) error { return w.AppendHosts(hostBatch(1, 1)) },
 			wantIs:   fs.ErrClosed,
+			sticky:   true,
 			wantRecs: 1,
 		},
 	}
@@ -206,7 +208,7 @@ func TestWriterStates(t *testing.T) {
 			if !tc.usable && err2 == nil {
 				t.Fatal("Writer still accepts records after error")
 			}
-			if tc.name == "sticky write error" && err2.Error() != err.Error() {
+			if tc.sticky && err2.Error() != err.Error() {
 				t.Errorf("second error %q, want the sticky %q", err2, err)
 			}
 			got, err := replayAll(s, Entry{JobID: testJob, LeaseToken: 1})

@@ -51,7 +51,7 @@ func (s *Server) ListAgents(ctx context.Context, req *pb.ListAgentsRequest) (*pb
 		resp.Agents = append(resp.Agents, &pb.Agent{
 			Id: a.ID.String(), Site: r.SiteName, Name: a.Name, Scope: scope,
 			Capabilities: &pb.AgentCapabilities{NmapVersion: a.NmapVersion, RawSockets: a.RawSockets},
-			Version: a.Version, Hostname: a.Hostname, State: a.State, RegisteredAt: timestamppb.New(a.RegisteredAt),
+			Version:      a.Version, Hostname: a.Hostname, State: a.State, RegisteredAt: timestamppb.New(a.RegisteredAt),
 			LastSeen: timestamppb.New(a.LastSeen), ActiveLeases: r.ActiveLeases,
 		})
 	}

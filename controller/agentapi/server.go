@@ -286,4 +286,3 @@ func upper(s string) string {
 	}
 	return string(b)
 }
-

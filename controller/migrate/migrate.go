@@ -141,3 +141,13 @@ func Version(ctx context.Context, conn *pgx.Conn) (int, error) {
 	}
 	return v, nil
 }
+
+// UpURL connects to url and applies every pending migration.
+func UpURL(ctx context.Context, url string, log hclog.Logger) ([]int, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	defer conn.Close(context.Background())
+	return Up(ctx, conn, log)
+}

@@ -147,6 +147,12 @@ func relocate(dataDir, blocker string, r runAs, log hclog.Logger) (layout, error
 		}
 	}
 	lay := newLayout(dataDir, clusterDir)
+	if _, err := os.Lstat(lay.pgdata); err == nil {
+		// The data dir lost its link (it was deleted and recreated) but the
+		// cluster is still there. Never delete data implicitly.
+		return layout{}, fmt.Errorf("%w; an earlier relocated cluster for this data dir exists at %s but the link %s is gone: recreate the link (ln -s %s %s) to keep it, or delete %s to start over",
+			unreachable, lay.pgdata, filepath.Join(dataDir, pgdataName), lay.pgdata, filepath.Join(dataDir, pgdataName), clusterDir)
+	}
 	origin := filepath.Join(clusterDir, originName)
 	if err := os.WriteFile(origin, []byte(dataDir+"\n"), 0o644); err != nil {
 		return layout{}, fmt.Errorf("record relocation origin: %w", err)

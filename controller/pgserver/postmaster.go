@@ -78,7 +78,8 @@ func (s *Server) clearStale(ctx context.Context) error {
 		return nil
 	case state == procRunning:
 		s.log.Warn("a PostgreSQL server is still running for this data dir (its previous owner exited without stopping it); shutting it down", "pid", pid)
-		return s.stopPostmaster(ctx)
+		_, err := s.stopPostmaster(ctx)
+		return err
 	}
 	s.log.Info("waiting for killed postmaster to be reaped", "pid", pid)
 	if err := waitGone(ctx, pid, transientWindow); err != nil {
@@ -152,7 +153,7 @@ func (s *Server) startPostmaster(ctx context.Context, port int, auto bool) (int,
 		if pid := postmasterPID(s.lay.pgdata); pid != 0 {
 			if st, comm := inspectProcess(pid); st == procRunning && isPostgres(comm) {
 				stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-				_ = s.stopPostmaster(stopCtx)
+				_, _ = s.stopPostmaster(stopCtx)
 				cancel()
 			}
 		}
@@ -180,24 +181,28 @@ func transientStartFailure(serverLog string) bool {
 }
 
 // stopPostmaster shuts the server down in fast mode, falling back to
-// immediate mode. A postmaster that is already gone (or killed and not yet
-// reaped) counts as stopped: pg_ctl would otherwise wait for its pid file to
-// vanish until the timeout.
-func (s *Server) stopPostmaster(ctx context.Context) error {
+// immediate mode, and reports whether a running postmaster was stopped. A
+// postmaster that is already gone (or killed and not yet reaped) counts as
+// stopped: pg_ctl would otherwise wait for its pid file to vanish until the
+// timeout.
+func (s *Server) stopPostmaster(ctx context.Context) (bool, error) {
 	pid := postmasterPID(s.lay.pgdata)
 	if pid == 0 {
-		return nil
+		return false, nil
 	}
 	if st, comm := inspectProcess(pid); st != procRunning || !isPostgres(comm) {
-		return nil
+		s.log.Debug("postmaster is not running; nothing to stop", "pid", pid, "state", st, "process", comm)
+		return false, nil
 	}
+	begin := time.Now()
+	defer func() { s.log.Debug("pg_ctl stop finished", "pid", pid, "elapsed", time.Since(begin)) }()
 	_, fastErr := s.run.run(ctx, s.lay.clusterDir, s.bin.pgCtl,
 		"stop", "-D", s.lay.pgdata, "-m", "fast", "-w", "-s", "-t", timeoutArg(ctx, defaultStopTimeout))
 	if fastErr == nil {
-		return nil
+		return true, nil
 	}
 	if st, _ := inspectProcess(pid); st != procRunning {
-		return nil
+		return true, nil
 	}
 	s.log.Warn("fast shutdown failed; forcing an immediate shutdown", "pid", pid, "error", fastErr)
 	immCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -205,7 +210,7 @@ func (s *Server) stopPostmaster(ctx context.Context) error {
 	_, immErr := s.run.run(immCtx, s.lay.clusterDir, s.bin.pgCtl,
 		"stop", "-D", s.lay.pgdata, "-m", "immediate", "-w", "-s", "-t", timeoutArg(immCtx, 0))
 	if immErr == nil {
-		return nil
+		return true, nil
 	}
-	return fmt.Errorf("stop PostgreSQL (pid %d): %w", pid, errors.Join(fastErr, immErr))
+	return false, fmt.Errorf("stop PostgreSQL (pid %d): %w", pid, errors.Join(fastErr, immErr))
 }

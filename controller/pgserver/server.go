@@ -131,7 +131,7 @@ func (s *Server) boot(ctx context.Context) error {
 func (s *Server) abort() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := s.stopPostmaster(ctx); err != nil {
+	if _, err := s.stopPostmaster(ctx); err != nil {
 		s.log.Error("stop PostgreSQL after failed start", "error", err)
 	}
 	s.releaseLock()
@@ -181,11 +181,14 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.lock == nil {
 		return nil
 	}
-	if err := s.stopPostmaster(ctx); err != nil {
+	stopped, err := s.stopPostmaster(ctx)
+	if err != nil {
 		return fmt.Errorf("pgserver: stop: %w", err)
 	}
 	s.releaseLock()
-	s.log.Info("managed PostgreSQL stopped")
+	if stopped {
+		s.log.Info("managed PostgreSQL stopped")
+	}
 	return nil
 }
 
@@ -203,7 +206,7 @@ func (s *Server) Restart(ctx context.Context) error {
 		}
 		s.lock = lock
 	}
-	if err := s.stopPostmaster(ctx); err != nil {
+	if _, err := s.stopPostmaster(ctx); err != nil {
 		return fmt.Errorf("pgserver: restart: %w", err)
 	}
 	if err := s.lay.prepareRuntime(s.run); err != nil {
@@ -273,4 +276,74 @@ func (s *Server) releaseLock() {
 		_ = s.lock.Close()
 		s.lock = nil
 	}
+}
+
+// StopDataDir stops a server left running in o.DataDir by a process that
+// has exited (for example `pgserver-dev start`). It is a no-op when the
+// directory or its cluster does not exist or no server runs, and fails with
+// ErrDataDirInUse while a live Server owns the directory.
+func StopDataDir(ctx context.Context, o Options) error {
+	s, err := attach(ctx, o)
+	if err != nil || s == nil {
+		return err
+	}
+	return s.Stop(ctx)
+}
+
+// DestroyDataDir is StopDataDir followed by deleting the data directory
+// (and a relocated cluster directory).
+func DestroyDataDir(ctx context.Context, o Options) error {
+	s, err := attach(ctx, o)
+	if err != nil || s == nil {
+		return err
+	}
+	return s.Destroy(ctx)
+}
+
+// attach takes ownership of an existing data directory without starting the
+// server. It returns nil, nil when the directory does not exist.
+func attach(ctx context.Context, o Options) (*Server, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("pgserver: %w", err)
+	}
+	if _, err := os.Stat(o.DataDir); isNotExist(err) {
+		return nil, nil
+	}
+	log := o.Logger.Named("pgserver").With("data_dir", o.DataDir)
+	run, err := resolveRunAs(o.User)
+	if err != nil {
+		return nil, fmt.Errorf("pgserver: %w", err)
+	}
+	lay := newLayout(o.DataDir, o.DataDir)
+	if _, err := os.Lstat(lay.pgdata); err == nil {
+		// Only resolve (and possibly follow a relocation link) when a cluster
+		// exists: resolving a cluster-less dir could create a relocation.
+		if lay, err = resolveLayout(o.DataDir, run, log); err != nil {
+			return nil, fmt.Errorf("pgserver: inspect %s: %w", o.DataDir, err)
+		}
+	}
+	lock, err := lockDir(lay.lockFile)
+	if err != nil {
+		return nil, fmt.Errorf("pgserver: %w", err)
+	}
+	s := &Server{opts: o, log: log, run: run, lay: lay, lock: lock}
+	major, err := clusterMajor(lay.pgdata)
+	if err == nil && major != "" {
+		s.bin, err = findBinaries(ctx, o.BinDir, major)
+	}
+	if err != nil {
+		s.releaseLock()
+		return nil, fmt.Errorf("pgserver: %w", err)
+	}
+	return s, nil
+}
+
+// Detach gives up ownership of the data directory and leaves the server
+// running, for tools that start a server and exit (pgserver-dev). A later
+// Start restarts it with the same URL; StopDataDir stops it.
+func (s *Server) Detach() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.releaseLock()
 }

@@ -1,0 +1,295 @@
+// Package e2e_test runs the real controller and agent binaries against a
+// real PostgreSQL and real nmap, on loopback only, and kills them for real.
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/scanorama/scanorama/controller/migrate"
+	"github.com/scanorama/scanorama/controller/pgtest"
+	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(0)
+	}
+	dir, err := os.MkdirTemp("", "scanorama-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	for _, pkg := range []string{"controller/cmd/scanorama-controller", "agent/cmd/scanorama-agent"} {
+		out, err := exec.Command("go", "build", "-race", "-o", filepath.Join(dir, filepath.Base(pkg)), "../../"+pkg).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
+	}
+	pgtest.SetTemplate(func(ctx context.Context, url string) error {
+		_, err := migrate.UpURL(ctx, url, hclog.NewNullLogger())
+		return err
+	})
+	defer os.RemoveAll(dir)
+	pgtest.Main(m)
+}
+
+// proc is a child process whose output is kept for failure reports.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func start(t *testing.T, name string, bin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, cmd: exec.Command(filepath.Join(binDir, bin), args...), out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("--- %s output ---\n%s", name, p.out.String())
+		}
+	})
+	return p
+}
+
+// kill sends SIGKILL to the process group (the agent's nmap included) and waits.
+func (p *proc) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+// stop asks for a clean shutdown and waits up to 20 s.
+func (p *proc) stop(t *testing.T) {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		t.Errorf("%s did not stop within 20s of SIGTERM", p.name)
+		p.kill()
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// stack is a controller on its own database.
+type stack struct {
+	t      *testing.T
+	dbURL  string
+	addr   string
+	ctrl   *proc
+	conn   *grpc.ClientConn
+	admin  pb.AdminServiceClient
+	agentc pb.AgentServiceClient
+	pool   *pgxpool.Pool
+	extra  []string
+}
+
+func newStack(t *testing.T, controllerArgs ...string) *stack {
+	t.Helper()
+	s := &stack{t: t, dbURL: pgtest.NewDatabase(t), addr: freePort(t), extra: controllerArgs}
+	s.startController()
+	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	s.conn, s.admin, s.agentc = conn, pb.NewAdminServiceClient(conn), pb.NewAgentServiceClient(conn)
+	pool, err := pgxpool.New(context.Background(), s.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s.pool = pool
+	return s
+}
+
+func (s *stack) startController() {
+	s.t.Helper()
+	args := append([]string{"serve", "--listen", s.addr, "--database-url", s.dbURL, "--log-level", "debug"}, s.extra...)
+	s.ctrl = start(s.t, "controller", "scanorama-controller", args...)
+	s.waitHealthy()
+}
+
+func (s *stack) waitHealthy() {
+	s.t.Helper()
+	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer conn.Close()
+	hc := healthpb.NewHealthClient(conn)
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			return
+		}
+		select {
+		case <-s.ctrl.done:
+			s.t.Fatalf("controller exited:\n%s", s.ctrl.out.String())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	s.t.Fatalf("controller not healthy after 60s:\n%s", s.ctrl.out.String())
+}
+
+func (s *stack) agent(name, site string, scope string, extra ...string) *proc {
+	s.t.Helper()
+	args := append([]string{"--controller", s.addr, "--site", site, "--name", name, "--scope", scope,
+		"--spool-dir", filepath.Join(s.t.TempDir(), "spool"), "--log-level", "debug"}, extra...)
+	return start(s.t, "agent "+name, "scanorama-agent", args...)
+}
+
+func (s *stack) ctx() context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	s.t.Cleanup(cancel)
+	return ctx
+}
+
+// waitJob polls until the job reaches a final status.
+func (s *stack) waitJob(id string, within time.Duration) *pb.Job {
+	s.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		resp, err := s.admin.GetJob(s.ctx(), &pb.GetJobRequest{Id: id})
+		if err != nil {
+			s.t.Fatalf("GetJob: %v", err)
+		}
+		switch resp.GetJob().GetStatus() {
+		case pb.JobStatus_JOB_STATUS_COMPLETED, pb.JobStatus_JOB_STATUS_FAILED, pb.JobStatus_JOB_STATUS_CANCELLED:
+			return resp.GetJob()
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("job %s still %s after %s", id, resp.GetJob().GetStatus(), within)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitStatus polls until the job is in want.
+func (s *stack) waitStatus(id string, want pb.JobStatus, within time.Duration) *pb.Job {
+	s.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		resp, err := s.admin.GetJob(s.ctx(), &pb.GetJobRequest{Id: id})
+		if err != nil {
+			s.t.Fatalf("GetJob: %v", err)
+		}
+		if resp.GetJob().GetStatus() == want {
+			return resp.GetJob()
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("job %s is %s after %s; want %s", id, resp.GetJob().GetStatus(), within, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (s *stack) count(sql string, args ...any) int {
+	s.t.Helper()
+	var n int
+	if err := s.pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		s.t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+// listener opens a loopback TCP port. silent listeners accept and never
+// answer, which keeps nmap's service detection waiting (a slow scan).
+func listener(t *testing.T, silent bool) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if silent {
+					time.Sleep(time.Minute)
+					return
+				}
+				fmt.Fprint(c, "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n")
+				time.Sleep(2 * time.Second)
+			}()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func mustContain(t *testing.T, s, sub string) {
+	t.Helper()
+	if !strings.Contains(s, sub) {
+		t.Fatalf("%q does not contain %q", s, sub)
+	}
+}

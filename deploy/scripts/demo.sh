@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# make demo: the whole system once, end to end, on loopback only.
+#
+# Starts a managed PostgreSQL (through the controller), the controller, one
+# agent and a demo HTTP listener on a free 127.0.0.1 port; creates a site and
+# a target for 127.0.0.1/32 with that one port; runs ScanNow; waits for the
+# job to complete and prints what nmap found, using grpcurl commands you can
+# copy. KEEP=1 leaves everything running and prints how to stop it.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN="$ROOT/bin"
+STATE="$ROOT/.demo"
+KEEP=${KEEP:-0}
+
+say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
+
+free_port() {
+	local p
+	for p in $(seq "$1" $(($1 + 200))); do
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+	echo "no free port near $1" >&2
+	exit 1
+}
+
+pids=()
+cleanup() {
+	if [ "$KEEP" = 1 ]; then
+		return
+	fi
+	say "Stopping everything the demo started"
+	# Agent and listener first, then the controller, which stops its PostgreSQL.
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+		kill -TERM "${pids[$i]}" 2>/dev/null || true
+		for _ in $(seq 1 100); do kill -0 "${pids[$i]}" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "${pids[$i]}" 2>/dev/null || true
+	done
+	echo "stopped (logs in $STATE)"
+}
+trap cleanup EXIT
+
+rm -rf "$STATE"
+mkdir -p "$STATE"
+go build -o "$BIN/scanorama-demo-listener" "$ROOT/deploy/demo/listener"
+
+CTRL="127.0.0.1:$(free_port 7443)"
+say "Starting the controller on $CTRL (it runs its own PostgreSQL under $STATE/controller)"
+"$BIN/scanorama-controller" serve --listen "$CTRL" --data-dir "$STATE/controller" >"$STATE/controller.log" 2>&1 &
+pids+=($!)
+G=("$BIN/grpcurl" -plaintext)
+for i in $(seq 1 120); do
+	if "${G[@]}" "$CTRL" grpc.health.v1.Health/Check 2>/dev/null | grep -q SERVING; then break; fi
+	if ! kill -0 "${pids[0]}" 2>/dev/null; then echo "controller exited:"; cat "$STATE/controller.log"; exit 1; fi
+	sleep 0.5
+	if [ "$i" = 120 ]; then echo "controller did not become healthy:"; tail -20 "$STATE/controller.log"; exit 1; fi
+done
+grep -E 'managed PostgreSQL|schema ready|serving' "$STATE/controller.log" | sed 's/^/   /'
+
+say "Opening a demo HTTP listener on loopback"
+"$BIN/scanorama-demo-listener" >"$STATE/listener.out" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 50); do grep -q '^port ' "$STATE/listener.out" 2>/dev/null && break; sleep 0.1; done
+PORT=$(awk '/^port /{print $2; exit}' "$STATE/listener.out")
+echo "listening on 127.0.0.1:$PORT"
+
+say "Creating a site"
+run "${G[@]}" -d '{"name":"demo","description":"make demo"}' "$CTRL" scanorama.v1.AdminService/CreateSite
+
+say "Starting an agent for site demo, allowed to scan 127.0.0.1/32 only"
+"$BIN/scanorama-agent" --controller "$CTRL" --site demo --name demo-agent --scope 127.0.0.1/32 \
+	--spool-dir "$STATE/agent-spool" >"$STATE/agent.log" 2>&1 &
+pids+=($!)
+
+say "Creating a target: 127.0.0.1/32, port $PORT"
+out=$(run "${G[@]}" -d "{\"site\":\"demo\",\"name\":\"demo-listener\",\"network\":\"127.0.0.1/32\",\"ports\":\"$PORT\"}" \
+	"$CTRL" scanorama.v1.AdminService/CreateTarget)
+echo "$out"
+TARGET=$(echo "$out" | grep -m1 '"id"' | sed 's/.*"id": "\([^"]*\)".*/\1/')
+
+say "Scanning it now"
+out=$(run "${G[@]}" -d "{\"target_id\":\"$TARGET\"}" "$CTRL" scanorama.v1.AdminService/ScanNow)
+echo "$out"
+JOB=$(echo "$out" | grep -m1 '"id"' | sed 's/.*"id": "\([^"]*\)".*/\1/')
+
+say "Waiting for job $JOB"
+echo "\$ ${G[*]} -d '{\"id\":\"$JOB\"}' $CTRL scanorama.v1.AdminService/GetJob"
+status=""
+for _ in $(seq 1 240); do
+	job=$("${G[@]}" -d "{\"id\":\"$JOB\"}" "$CTRL" scanorama.v1.AdminService/GetJob)
+	status=$(echo "$job" | grep -m1 '"status"' | sed 's/.*"status": "\([A-Z_]*\)".*/\1/')
+	progress=$(echo "$job" | grep -m1 '"progressPercent"' | sed 's/[^0-9]//g' || true)
+	printf '   %s %s%%\n' "$status" "${progress:-0}"
+	case "$status" in JOB_STATUS_COMPLETED | JOB_STATUS_FAILED | JOB_STATUS_CANCELLED) break ;; esac
+	sleep 0.5
+done
+echo "$job"
+if [ "$status" != JOB_STATUS_COMPLETED ]; then
+	echo "job did not complete; agent log:"; tail -20 "$STATE/agent.log"; exit 1
+fi
+
+say "What Scanorama found on 127.0.0.1"
+out=$(run "${G[@]}" -d '{"site":"demo","ip_address":"127.0.0.1"}' "$CTRL" scanorama.v1.AdminService/GetHost)
+echo "$out"
+line=$(echo "$out" | tr -d '\n' | sed 's/  */ /g' | grep -o "\"port\": $PORT, \"protocol\": \"[a-z]*\", \"state\": \"[a-z|]*\"[^}]*" | head -1)
+state=$(echo "$line" | sed -n 's/.*"state": "\([^"]*\)".*/\1/p')
+svc=$(echo "$line" | sed -n 's/.*"serviceName": "\([^"]*\)".*/\1/p')
+product=$(echo "$line" | sed -n 's/.*"serviceProduct": "\([^"]*\)".*/\1/p')
+if [ "$state" != open ]; then
+	echo "expected port $PORT to be open"; exit 1
+fi
+printf '\n\033[1;32m127.0.0.1:%s/tcp is %s: %s%s\033[0m\n' "$PORT" "$state" "${svc:-unknown}" "${product:+ ($product)}"
+
+if [ "$KEEP" = 1 ]; then
+	say "Still running (KEEP=1). Explore with grpcurl, e.g.:"
+	echo "  ${G[*]} $CTRL list scanorama.v1.AdminService"
+	echo "  ${G[*]} -d '{}' $CTRL scanorama.v1.AdminService/ListAgents"
+	echo "  ${G[*]} -d '{\"site\":\"demo\"}' $CTRL scanorama.v1.AdminService/ListHosts"
+	echo "  ${G[*]} -d '{}' $CTRL scanorama.v1.AdminService/WatchEvents"
+	echo "Stop it with:"
+	echo "  kill ${pids[*]}"
+fi

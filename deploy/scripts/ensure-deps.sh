@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Makes sure the system packages Scanorama needs are present: nmap, and
+# PostgreSQL server binaries (initdb, pg_ctl). As root it installs what is
+# missing with apt-get; otherwise it prints the exact command to run.
+set -euo pipefail
+
+missing=()
+command -v nmap >/dev/null 2>&1 || missing+=(nmap)
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+	missing+=(postgresql)
+fi
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "Scanorama needs: ${missing[*]}. Install them with:" >&2
+	echo "  sudo sh -c '$cmd'" >&2
+	exit 1
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+	echo "Scanorama needs: ${missing[*]}; install them with your package manager." >&2
+	exit 1
+fi
+echo "installing missing packages: ${missing[*]}" >&2
+sh -c "$cmd" >&2
