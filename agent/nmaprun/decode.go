@@ -21,6 +21,19 @@ var ErrTruncated = errors.New("nmap XML output truncated")
 // (<finished exit="error">).
 var ErrNmapFailed = errors.New("nmap reported an error")
 
+var (
+	errNoOutput   = errors.New("no nmap XML output")
+	errNoRunStats = errors.New("nmap output has no run statistics")
+)
+
+// outputEnded reports whether a Decode result means nmap's output is over:
+// the document was complete, or its stdout reached end of file. nmap is then
+// exiting on its own and must not be killed, which would mask its exit status.
+func outputEnded(err error) bool {
+	return err == nil || errors.Is(err, ErrNmapFailed) || errors.Is(err, errNoRunStats) ||
+		errors.Is(err, ErrTruncated) || errors.Is(err, errNoOutput)
+}
+
 // eventError wraps an error returned by [Events.Host].
 type eventError struct {
 	addr string
@@ -72,7 +85,7 @@ func (d *decoder) run() error {
 		tok, err := d.xd.Token()
 		if err != nil {
 			if d.progress == nil && errors.Is(err, io.EOF) {
-				return errors.New("no nmap XML output")
+				return errNoOutput
 			}
 			return d.readErr("nmap output", err)
 		}
@@ -193,7 +206,7 @@ func (d *decoder) end() error {
 		d.reportProgress()
 		return nil
 	case "":
-		return errors.New("nmap output has no run statistics")
+		return errNoRunStats
 	default:
 		msg := d.sum.ErrorMsg
 		if msg == "" {

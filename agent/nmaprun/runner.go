@@ -75,22 +75,24 @@ func (r *Runner) Run(ctx context.Context, job Job, ev Events) (Summary, error) {
 	log.Debug("nmap started", "pid", pid, "args", job.Args)
 
 	sum, decErr := Decode(ctx, stdout, job.ExpectedHosts, ev)
+	var evErr *eventError
 	killed := false
-	if decErr != nil && ctx.Err() == nil {
-		// nmap may still be running and would block on a pipe nobody reads.
+	if ctx.Err() == nil && (errors.As(decErr, &evErr) || !outputEnded(decErr)) {
+		// We stop reading while nmap may still be scanning: it would block on
+		// a full pipe, so kill it instead.
 		if err := killGroup(pid); err != nil {
 			log.Warn("killing nmap process group failed", "pgid", pid, "error", err)
 		}
 		killed = true
-	} else if decErr == nil {
-		// Let nmap finish writing (normally just a newline) and exit.
+	} else {
+		// nmap is finishing on its own (or being cancelled): consume what it
+		// still writes so it never blocks on the pipe.
 		_, _ = io.Copy(io.Discard, stdout)
 	}
 	waitErr := cmd.Wait()
 	sum.Args = slices.Clone(job.Args)
 	log.Debug("nmap exited", "pid", pid, "wait", waitErr, "decode", decErr)
 
-	var evErr *eventError
 	var exitErr *exec.ExitError
 	switch {
 	case ctx.Err() != nil:

@@ -211,7 +211,7 @@ func TestRunnerErrors(t *testing.T) {
 			path:    nmapPath,
 			args:    []string{"-oX", "-", "-n", "-sT", "-p", port, "--script", "no-such-script", "--", "127.0.0.1"},
 			wantIs:  ErrNmapFailed,
-			wantErr: []string{"nmap failed: exit status 1", "'no-such-script' did not match", "stderr:"},
+			wantErr: []string{"nmap failed: exit status 1; nmap reported an error: NSE: failed", "'no-such-script' did not match", "stderr:"},
 		},
 		{
 			name:    "consumer aborts",

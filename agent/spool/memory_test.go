@@ -15,10 +15,13 @@ import (
 // Not parallel: it measures the process-wide heap, so it must run while no
 // other test allocates (parallel tests only start once sequential ones end).
 func TestReplayBoundedMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes and replays a 24 MB file")
+	}
 	const (
 		records     = 20_000
 		hostsPerRec = 2
-		sampleEvery = 1_000
+		sampleEvery = 2_500
 	)
 	s := newSpool(t)
 	j := job{id: testJob, token: 1}

@@ -197,6 +197,9 @@ func (s *Spool) entry(de fs.DirEntry) (e Entry, ok bool) {
 	}
 	e.Size, e.ModTime = info.Size(), info.ModTime()
 	e.Complete, e.Err = scan(filepath.Join(s.dir, name), jobID, token, nil)
+	if errors.Is(e.Err, fs.ErrNotExist) { // removed meanwhile
+		return e, false
+	}
 	return e, true
 }
 

@@ -144,7 +144,7 @@ func (j *job) plan() ([]string, uint64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("build nmap arguments: %w", err)
 	}
-	return args, addressCount(network), nil
+	return args, scanspec.HostCount([]netip.Prefix{network}, excl), nil
 }
 
 func (a *Agent) inScope(n netip.Prefix) bool {
@@ -157,14 +157,6 @@ func (a *Agent) inScope(n netip.Prefix) bool {
 		}
 	}
 	return false
-}
-
-func addressCount(p netip.Prefix) uint64 {
-	free := p.Addr().BitLen() - p.Bits()
-	if free >= 63 {
-		return 1 << 63
-	}
-	return 1 << free
 }
 
 // heartbeats renews the lease and reports progress; a cancelled or lost

@@ -268,6 +268,9 @@ func (s *Server) mapErr(what string, err error) error {
 }
 
 func (s *Server) internal(what string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return status.FromContextError(err).Err()
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) || errors.Is(err, pgx.ErrTxClosed) {
 		s.log.Error(what+" failed", "error", err)

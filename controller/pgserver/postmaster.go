@@ -41,6 +41,33 @@ func postmasterPID(pgdata string) int {
 	return pid
 }
 
+// staleShmID returns the System V shared memory id recorded in a
+// postmaster.pid whose postmaster is gone, or -1.
+func staleShmID(pgdata string) int {
+	b, err := os.ReadFile(filepath.Join(pgdata, "postmaster.pid"))
+	if err != nil {
+		return -1
+	}
+	lines := strings.Split(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(lines[0]))
+	if err != nil || len(lines) < 7 {
+		return -1
+	}
+	if st, _ := inspectProcess(pid); st != procGone {
+		return -1
+	}
+	// Line 7: "<key> <shmid>".
+	fields := strings.Fields(lines[6])
+	if len(fields) != 2 {
+		return -1
+	}
+	id, err := strconv.Atoi(fields[1])
+	if err != nil || id < 0 {
+		return -1
+	}
+	return id
+}
+
 // isPostgres reports whether a process command name belongs to PostgreSQL.
 // An empty name (no /proc) is given the benefit of the doubt.
 func isPostgres(comm string) bool {
@@ -126,8 +153,11 @@ func (s *Server) startPostmaster(ctx context.Context, port int, auto bool) (int,
 			return 0, err
 		}
 		offset := fileSize(s.lay.logFile)
+		// Address and port also go on the command line, which outranks every
+		// config file, including ALTER SYSTEM's postgresql.auto.conf.
+		serverArgs := fmt.Sprintf("-c listen_addresses=%s -p %d", ListenAddress, port)
 		_, err := s.run.run(ctx, s.lay.clusterDir, s.bin.pgCtl,
-			"start", "-D", s.lay.pgdata, "-l", s.lay.logFile, "-w", "-s", "-t", timeoutArg(ctx, defaultStartTimeout))
+			"start", "-D", s.lay.pgdata, "-l", s.lay.logFile, "-o", serverArgs, "-w", "-s", "-t", timeoutArg(ctx, defaultStartTimeout))
 		if err == nil {
 			return port, nil
 		}

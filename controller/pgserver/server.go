@@ -231,6 +231,11 @@ func (s *Server) Destroy(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
+	if pid := postmasterPID(s.lay.pgdata); pid != 0 && waitGone(ctx, pid, 10*time.Second) == nil {
+		if id := staleShmID(s.lay.pgdata); id >= 0 { // killed, never restarted
+			errs = append(errs, removeShm(id))
+		}
+	}
 	if s.dog != nil {
 		errs = append(errs, s.dog.release())
 		s.dog = nil

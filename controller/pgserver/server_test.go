@@ -1,3 +1,5 @@
+//go:build unix
+
 package pgserver
 
 import (
@@ -142,6 +144,8 @@ func TestLifecycle(t *testing.T) {
 	})
 
 	t.Run("restart", func(t *testing.T) {
+		// A superuser cannot widen the listen address with ALTER SYSTEM.
+		execSQL(t, url, "ALTER SYSTEM SET listen_addresses = '*'")
 		old := s2.PID()
 		begin := time.Now()
 		if err := s2.Restart(testContext(t)); err != nil {
@@ -152,6 +156,19 @@ func TestLifecycle(t *testing.T) {
 			t.Fatalf("PID %d -> %d after Restart", old, s2.PID())
 		}
 		execSQL(t, url, "INSERT INTO results VALUES (2)")
+		ctx := testContext(t)
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		var listen string
+		if err := conn.QueryRow(ctx, "SELECT current_setting('listen_addresses')").Scan(&listen); err != nil {
+			t.Fatal(err)
+		}
+		if listen != ListenAddress {
+			t.Fatalf("listen_addresses = %q after ALTER SYSTEM, want %s", listen, ListenAddress)
+		}
 	})
 
 	t.Run("restart after kill -9", func(t *testing.T) {
@@ -289,5 +306,38 @@ func TestStartRejectsBadOptions(t *testing.T) {
 				t.Fatalf("error %q does not mention %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestDestroyAfterKillRemovesSharedMemory(t *testing.T) {
+	if _, err := os.Stat("/proc/sysvipc/shm"); err != nil {
+		t.Skip("no /proc/sysvipc/shm")
+	}
+	t.Parallel()
+	s, err := Start(testContext(t), Options{DataDir: reachableTempDir(t), Logger: testLogger(t), Ephemeral: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(s.PGData(), "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(strings.Split(string(b), "\n")[6])
+	shmid := fields[1]
+	if segs, _ := os.ReadFile("/proc/sysvipc/shm"); !strings.Contains(string(segs), " "+shmid+" ") {
+		t.Fatalf("segment %s not listed before the kill", shmid)
+	}
+	killPostmaster(t, s.PID())
+	if err := s.Destroy(testContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := os.ReadFile("/proc/sysvipc/shm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(segs), "\n")[1:] {
+		if f := strings.Fields(line); len(f) > 1 && f[1] == shmid {
+			t.Fatalf("shared memory segment %s survived Destroy: %s", shmid, line)
+		}
 	}
 }

@@ -1,0 +1,224 @@
+package e2e_test
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
+)
+
+// setupTarget creates site "lab" and a target, then runs it; it returns the jobs.
+func setupTarget(t *testing.T, s *stack, network, ports string) []*pb.Job {
+	t.Helper()
+	ctx := s.ctx()
+	if _, err := s.admin.CreateSite(ctx, &pb.CreateSiteRequest{Name: "lab"}); err != nil && status.Code(err) != codes.AlreadyExists {
+		t.Fatal(err)
+	}
+	tgt, err := s.admin.CreateTarget(ctx, &pb.CreateTargetRequest{Site: "lab", Name: network, Network: network, Ports: ports})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := s.admin.ScanNow(ctx, &pb.ScanNowRequest{TargetId: tgt.GetTarget().GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.GetJobs()
+}
+
+func firstAddr(network string, offset int) string {
+	a := netip.MustParsePrefix(network).Addr()
+	for range offset {
+		a = a.Next()
+	}
+	return a.String()
+}
+
+// 50 agents on two controllers race for 2048 jobs: every job completes
+// exactly once and no job is ever held by two agents at once.
+func TestConcurrentAgentsCompleteEveryJobExactlyOnce(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	// A second controller on the same database.
+	second := &stack{t: t, dbURL: s.dbURL, addr: freePort(t)}
+	second.startController()
+	conn2, err := grpc.NewClient(second.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	clients := []pb.AgentServiceClient{s.agentc, pb.NewAgentServiceClient(conn2)}
+
+	jobs := setupTarget(t, s, "10.96.0.0/13", "22")
+	if len(jobs) != 2048 {
+		t.Fatalf("ScanNow made %d jobs, want 2048 /24 shards", len(jobs))
+	}
+	const agents = 50
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	for i := range agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := register(t, clients[i%2], "lab", "sim-"+string(rune('a'+i/26))+string(rune('a'+i%26)), "10.96.0.0/13")
+			for done.Load() < int64(len(jobs)) {
+				l := a.acquire(500 * time.Millisecond)
+				if l == nil {
+					continue
+				}
+				resp, err := a.send(context.Background(), l, [][]*pb.HostResult{{host(firstAddr(l.GetNetwork(), 10), 22)}}, false)
+				if err != nil {
+					t.Errorf("commit %s: %v", l.GetJobId(), err)
+					return
+				}
+				if resp.GetAlreadyCommitted() || resp.GetPortRows() != 1 {
+					t.Errorf("commit %s: %+v", l.GetJobId(), resp)
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	if n := s.count(`SELECT count(*) FROM scan_jobs WHERE status = 'completed' AND attempt = 1`); n != len(jobs) {
+		t.Errorf("completed on first attempt: %d of %d", n, len(jobs))
+	}
+	if n := s.count(`SELECT count(*) FROM port_scans`); n != len(jobs) {
+		t.Errorf("port_scans rows = %d, want %d (one per job)", n, len(jobs))
+	}
+	if n := s.count(`SELECT count(*) FROM scan_job_leases`); n != len(jobs) {
+		t.Errorf("leases granted = %d, want %d", n, len(jobs))
+	}
+	// From the lease history: no two leases of one job ever overlap in time.
+	if n := s.count(`SELECT count(*) FROM scan_job_leases a JOIN scan_job_leases b
+		ON a.job_id = b.job_id AND a.lease_token < b.lease_token
+		AND tstzrange(a.leased_at, a.ended_at) && tstzrange(b.leased_at, b.ended_at)`); n != 0 {
+		t.Errorf("%d overlapping leases", n)
+	}
+	if n := s.count(`SELECT count(DISTINCT worker_id) FROM scan_job_leases`); n < 10 {
+		t.Errorf("only %d agents got work; leasing is not spreading jobs", n)
+	}
+}
+
+// An agent whose lease expired and was leased again can neither renew nor
+// commit; nothing it sends is written.
+func TestZombieAgentIsFenced(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, "--lease-ttl", "1s")
+	jobs := setupTarget(t, s, "10.99.1.0/24", "22")
+	zombie := register(t, s.agentc, "lab", "zombie", "10.99.0.0/16")
+	healthy := register(t, s.agentc, "lab", "healthy", "10.99.0.0/16")
+
+	stale := zombie.acquire(5 * time.Second)
+	if stale == nil || stale.GetJobId() != jobs[0].GetId() {
+		t.Fatalf("zombie did not get the job: %v", stale)
+	}
+	// The zombie stalls; after the TTL the reaper frees the job and the healthy agent takes it.
+	fresh := healthy.acquire(10 * time.Second)
+	if fresh == nil || fresh.GetJobId() != stale.GetJobId() || fresh.GetLeaseToken() <= stale.GetLeaseToken() {
+		t.Fatalf("healthy agent got %v; want the same job with a newer token than %d", fresh, stale.GetLeaseToken())
+	}
+	if st := zombie.heartbeat(stale, 50); st != pb.LeaseState_LEASE_STATE_LOST {
+		t.Errorf("zombie heartbeat: %s, want LOST", st)
+	}
+	_, err := zombie.send(context.Background(), stale, [][]*pb.HostResult{{host("10.99.1.10", 22, 80)}}, false)
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("zombie commit: %v; want FailedPrecondition", err)
+	}
+	if n := s.count(`SELECT count(*) FROM port_scans`) + s.count(`SELECT count(*) FROM hosts`); n != 0 {
+		t.Fatalf("zombie wrote %d rows", n)
+	}
+	if _, err := healthy.send(context.Background(), fresh, [][]*pb.HostResult{{host("10.99.1.10", 22)}}, false); err != nil {
+		t.Fatal(err)
+	}
+	job := s.waitJob(fresh.GetJobId(), 5*time.Second)
+	if job.GetStatus() != pb.JobStatus_JOB_STATUS_COMPLETED || job.GetAttempt() != 2 {
+		t.Fatalf("job %s attempt %d; want completed on attempt 2", job.GetStatus(), job.GetAttempt())
+	}
+	if n := s.count(`SELECT count(*) FROM port_scans`); n != 1 {
+		t.Fatalf("port_scans rows = %d, want 1", n)
+	}
+	if n := s.count(`SELECT count(*) FROM scan_job_leases WHERE outcome = 'expired'`); n != 1 {
+		t.Errorf("expired leases recorded = %d, want 1", n)
+	}
+}
+
+func TestResultsStreamIsAtomicAndIdempotent(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	jobs := setupTarget(t, s, "10.99.2.0/24", "22,80")
+	a := register(t, s.agentc, "lab", "a", "10.99.0.0/16")
+	l := a.acquire(5 * time.Second)
+	if l == nil {
+		t.Fatal("no lease")
+	}
+	batches := [][]*pb.HostResult{{host("10.99.2.10", 22), host("10.99.2.11", 22, 80)}, {host("10.99.2.12")}}
+	rows := func() int {
+		return s.count(`SELECT count(*) FROM port_scans`) + s.count(`SELECT count(*) FROM hosts`) +
+			s.count(`SELECT count(*) FROM services`) + s.count(`SELECT count(*) FROM host_history`)
+	}
+
+	// A stream that breaks before its summary writes nothing.
+	if _, err := a.send(context.Background(), l, batches, true); err == nil {
+		t.Fatal("aborted stream reported success")
+	}
+	if n := rows(); n != 0 {
+		t.Fatalf("a broken stream wrote %d rows", n)
+	}
+
+	bad := []struct {
+		name  string
+		hosts []*pb.HostResult
+		field string
+	}{
+		{"outside the network", []*pb.HostResult{host("10.99.3.10", 22)}, "hosts[1].address"},
+		{"port 0", []*pb.HostResult{host("10.99.2.10", 0)}, "hosts[1].ports[0].port"},
+		{"unknown state", []*pb.HostResult{{Address: "10.99.2.10", Status: "up", Ports: []*pb.PortResult{{Protocol: "tcp", Port: 22, State: "ajar"}}}}, "hosts[1].ports[0].state"},
+		{"duplicate host", []*pb.HostResult{host("10.99.2.10"), host("10.99.2.10")}, "hosts[2].address"},
+		{"not an address", []*pb.HostResult{host("ten.ninety-nine")}, "hosts[1].address"},
+	}
+	for _, tc := range bad {
+		_, err := a.send(context.Background(), l, [][]*pb.HostResult{{host("10.99.2.20", 443)}, tc.hosts}, false)
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("%s: %v; want InvalidArgument", tc.name, err)
+			continue
+		}
+		mustContain(t, status.Convert(err).Message(), tc.field)
+	}
+	if n := rows(); n != 0 {
+		t.Fatalf("rejected results wrote %d rows", n)
+	}
+
+	resp, err := a.send(context.Background(), l, batches, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetHosts() != 3 || resp.GetPortRows() != 3 || resp.GetAlreadyCommitted() {
+		t.Fatalf("commit: %+v", resp)
+	}
+	before := rows()
+	// The agent never got the ack and sends again: acknowledged, nothing new written.
+	again, err := a.send(context.Background(), l, batches, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.GetAlreadyCommitted() {
+		t.Fatalf("resend: %+v; want already_committed", again)
+	}
+	if after := rows(); after != before {
+		t.Fatalf("resend changed row count %d -> %d", before, after)
+	}
+	if j := s.waitJob(jobs[0].GetId(), time.Second); j.GetStatus() != pb.JobStatus_JOB_STATUS_COMPLETED {
+		t.Fatalf("job %s", j.GetStatus())
+	}
+}
