@@ -15,19 +15,28 @@ import (
 // attempts are used up) and marks agents that stopped heartbeating as lost.
 // Several controllers may run reapers at once: the reap statement skips rows
 // another reaper holds.
+//
+// A controller that starts after an outage gives leases one startup grace
+// period before reaping them: while no controller was up, live agents could
+// not heartbeat, and reaping their leases the moment one comes back would
+// throw away scans that are finished and spooled. A lease whose agent really
+// died is reaped one grace period later.
 type Reaper struct {
-	pool      *pgxpool.Pool
-	q         *db.Queries
-	waker     Waker
-	interval  time.Duration
-	lostAfter time.Duration
-	log       hclog.Logger
+	started    time.Time
+	startGrace time.Duration
+	pool       *pgxpool.Pool
+	q          *db.Queries
+	waker      Waker
+	interval   time.Duration
+	lostAfter  time.Duration
+	log        hclog.Logger
 }
 
-// NewReaper returns a reaper that runs every interval and calls an agent
-// lost after lostAfter of silence.
-func NewReaper(pool *pgxpool.Pool, waker Waker, interval, lostAfter time.Duration, log hclog.Logger) *Reaper {
-	return &Reaper{pool: pool, q: db.New(pool), waker: waker, interval: interval, lostAfter: lostAfter, log: log.Named("reaper")}
+// NewReaper returns a reaper that runs every interval, calls an agent lost
+// after lostAfter of silence, and spares recently expired leases for
+// startGrace after it is created.
+func NewReaper(pool *pgxpool.Pool, waker Waker, interval, lostAfter, startGrace time.Duration, log hclog.Logger) *Reaper {
+	return &Reaper{started: time.Now(), startGrace: startGrace, pool: pool, q: db.New(pool), waker: waker, interval: interval, lostAfter: lostAfter, log: log.Named("reaper")}
 }
 
 // Run reaps once at once (a controller that starts after a crash must not
@@ -51,7 +60,11 @@ func (r *Reaper) Run(ctx context.Context) {
 func (r *Reaper) ReapOnce(ctx context.Context) (int, error) {
 	total := 0
 	for {
-		rows, err := r.q.ReapExpiredLeases(ctx)
+		grace := time.Duration(0)
+		if time.Since(r.started) < r.startGrace {
+			grace = r.startGrace
+		}
+		rows, err := r.q.ReapExpiredLeases(ctx, grace.Seconds())
 		if err != nil {
 			return total, fmt.Errorf("reap expired leases: %w", err)
 		}

@@ -117,7 +117,7 @@ func Run(ctx context.Context, cfg Config) error {
 	lcfg := leasing.DefaultConfig()
 	lcfg.TTL = cfg.LeaseTTL
 	leaser := leasing.New(pool, hub, lcfg, log)
-	reaper := leasing.NewReaper(pool, hub, cfg.ReapEvery, 3*cfg.LeaseTTL, log)
+	reaper := leasing.NewReaper(pool, hub, cfg.ReapEvery, 3*cfg.LeaseTTL, cfg.LeaseTTL, log)
 	if _, err := reaper.ReapOnce(ctx); err != nil {
 		return fmt.Errorf("reap leases at start: %w", err)
 	}

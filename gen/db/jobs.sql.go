@@ -571,7 +571,8 @@ const reapExpiredLeases = `-- name: ReapExpiredLeases :many
 WITH expired AS (
     SELECT e.id
     FROM scan_jobs e
-    WHERE e.status IN ('leased', 'running') AND e.timeout_at < now()
+    WHERE e.status IN ('leased', 'running')
+      AND e.timeout_at < now() - make_interval(secs => $1::float8)
     ORDER BY e.timeout_at
     LIMIT 500
     FOR UPDATE SKIP LOCKED
@@ -607,8 +608,9 @@ type ReapExpiredLeasesRow struct {
 }
 
 // Expired leases go back to pending, or to failed once attempts are used up.
-func (q *Queries) ReapExpiredLeases(ctx context.Context) ([]ReapExpiredLeasesRow, error) {
-	rows, err := q.db.Query(ctx, reapExpiredLeases)
+// grace_seconds spares leases that expired only recently (see Reaper).
+func (q *Queries) ReapExpiredLeases(ctx context.Context, graceSeconds float64) ([]ReapExpiredLeasesRow, error) {
+	rows, err := q.db.Query(ctx, reapExpiredLeases, graceSeconds)
 	if err != nil {
 		return nil, err
 	}
