@@ -30,6 +30,7 @@ import (
 	"github.com/scanorama/scanorama/controller/maintenance"
 	"github.com/scanorama/scanorama/controller/migrate"
 	"github.com/scanorama/scanorama/controller/pgserver"
+	"github.com/scanorama/scanorama/controller/scheduler"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
 
@@ -122,6 +123,8 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("reap leases at start: %w", err)
 	}
 	go reaper.Run(bg)
+
+	go scheduler.New(pool, log).Run(bg)
 
 	in := ingest.New(pool, log)
 	in.OnCommit = func(uuid.UUID) { maint.MarkDirty() }

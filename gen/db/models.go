@@ -196,6 +196,17 @@ type ScanProfile struct {
 	CreatedBy          string
 }
 
+type ScanRun struct {
+	ID           uuid.UUID
+	TargetID     uuid.UUID
+	ScheduledFor time.Time
+	Outcome      string
+	Reason       string
+	Jobs         int32
+	CreatedAt    time.Time
+	CreatedBy    string
+}
+
 type ScanTarget struct {
 	ID                  uuid.UUID
 	SiteID              uuid.UUID
