@@ -83,6 +83,7 @@ func (l *Leaser) Acquire(ctx context.Context, agent db.Agent, wait time.Duration
 		switch {
 		case err == nil:
 			l.log.Debug("leased job", "job_id", job.ID, "agent", agent.Name, "lease_token", job.LeaseToken, "attempt", job.Attempt)
+			l.notifyJob(ctx, l.q, jobEvent{JobID: job.ID, SiteID: job.SiteID, Status: "leased", WorkerID: agent.ID.String()})
 			return &job, nil
 		case !errors.Is(err, pgx.ErrNoRows):
 			return nil, fmt.Errorf("acquire job for agent %s: %w", agent.Name, err)
@@ -135,6 +136,7 @@ func (l *Leaser) Heartbeat(ctx context.Context, ref LeaseRef, progress int) (Hea
 		LeaseToken:      ref.Token,
 	})
 	if err == nil {
+		l.notifyJob(ctx, l.q, jobEvent{JobID: ref.JobID, SiteID: row.SiteID, Status: "running", ProgressPercent: int32(row.ProgressPercent), WorkerID: ref.WorkerID})
 		return HeartbeatResult{State: LeaseActive, TimeoutAt: row.TimeoutAt.Time}, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
@@ -159,10 +161,10 @@ func (l *Leaser) Fail(ctx context.Context, ref LeaseRef, msg string, retryable b
 	var status string
 	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
 		q := l.q.WithTx(tx)
-		var err error
-		status, err = q.FailJob(ctx, db.FailJobParams{
+		row, err := q.FailJob(ctx, db.FailJobParams{
 			Retryable: retryable, ErrorMessage: msg, ID: ref.JobID, WorkerID: ref.WorkerID, LeaseToken: ref.Token,
 		})
+		status = row.Status
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrLeaseLost
 		}
@@ -172,6 +174,7 @@ func (l *Leaser) Fail(ctx context.Context, ref LeaseRef, msg string, retryable b
 		if err := q.EndLease(ctx, db.EndLeaseParams{Outcome: pgText("failed"), JobID: ref.JobID, LeaseToken: ref.Token}); err != nil {
 			return fmt.Errorf("end lease: %w", err)
 		}
+		l.notifyJob(ctx, q, jobEvent{JobID: ref.JobID, SiteID: row.SiteID, Status: status, WorkerID: ref.WorkerID})
 		if status == "pending" {
 			return l.notifySite(ctx, q, ref.JobID)
 		}

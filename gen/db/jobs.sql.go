@@ -227,7 +227,7 @@ SET status = CASE WHEN $1::boolean AND attempt < max_attempts THEN 'pending' ELS
     progress_percent = CASE WHEN $1::boolean AND attempt < max_attempts THEN 0 ELSE progress_percent END,
     error_message = $2::text
 WHERE id = $3 AND worker_id = $4::text AND lease_token = $5 AND status IN ('leased', 'running')
-RETURNING status
+RETURNING status, site_id
 `
 
 type FailJobParams struct {
@@ -238,8 +238,13 @@ type FailJobParams struct {
 	LeaseToken   int64
 }
 
+type FailJobRow struct {
+	Status string
+	SiteID uuid.UUID
+}
+
 // The lease holder gives up: retry while attempts remain (and the error is retryable), else fail.
-func (q *Queries) FailJob(ctx context.Context, arg FailJobParams) (string, error) {
+func (q *Queries) FailJob(ctx context.Context, arg FailJobParams) (FailJobRow, error) {
 	row := q.db.QueryRow(ctx, failJob,
 		arg.Retryable,
 		arg.ErrorMessage,
@@ -247,9 +252,9 @@ func (q *Queries) FailJob(ctx context.Context, arg FailJobParams) (string, error
 		arg.WorkerID,
 		arg.LeaseToken,
 	)
-	var status string
-	err := row.Scan(&status)
-	return status, err
+	var i FailJobRow
+	err := row.Scan(&i.Status, &i.SiteID)
+	return i, err
 }
 
 const getJob = `-- name: GetJob :one
@@ -663,7 +668,7 @@ SET timeout_at = now() + make_interval(secs => $1::float8),
     status = 'running'
 WHERE id = $3 AND worker_id = $4::text AND lease_token = $5
   AND status IN ('leased', 'running')
-RETURNING timeout_at, progress_percent
+RETURNING timeout_at, progress_percent, site_id
 `
 
 type RenewLeaseParams struct {
@@ -677,6 +682,7 @@ type RenewLeaseParams struct {
 type RenewLeaseRow struct {
 	TimeoutAt       pgtype.Timestamptz
 	ProgressPercent int16
+	SiteID          uuid.UUID
 }
 
 // A heartbeat: only the current lease holder may extend it; progress never goes back.
@@ -689,6 +695,6 @@ func (q *Queries) RenewLease(ctx context.Context, arg RenewLeaseParams) (RenewLe
 		arg.LeaseToken,
 	)
 	var i RenewLeaseRow
-	err := row.Scan(&i.TimeoutAt, &i.ProgressPercent)
+	err := row.Scan(&i.TimeoutAt, &i.ProgressPercent, &i.SiteID)
 	return i, err
 }

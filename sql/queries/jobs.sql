@@ -73,7 +73,7 @@ SET timeout_at = now() + make_interval(secs => @ttl_seconds::float8),
     status = 'running'
 WHERE id = @id AND worker_id = @worker_id::text AND lease_token = @lease_token
   AND status IN ('leased', 'running')
-RETURNING timeout_at, progress_percent;
+RETURNING timeout_at, progress_percent, site_id;
 
 -- name: MarkRunning :execrows
 UPDATE scan_jobs SET status = 'running'
@@ -105,7 +105,7 @@ SET status = CASE WHEN @retryable::boolean AND attempt < max_attempts THEN 'pend
     progress_percent = CASE WHEN @retryable::boolean AND attempt < max_attempts THEN 0 ELSE progress_percent END,
     error_message = @error_message::text
 WHERE id = @id AND worker_id = @worker_id::text AND lease_token = @lease_token AND status IN ('leased', 'running')
-RETURNING status;
+RETURNING status, site_id;
 
 -- name: ReleaseJob :execrows
 -- Clean shutdown: give the job back without using up the attempt.
