@@ -95,7 +95,7 @@ func seedHost(t *testing.T, s *stack, targetID string) {
 	if _, err := s.admin.ScanNow(s.ctx(), &pb.ScanNowRequest{TargetId: targetID}); err != nil {
 		t.Fatal(err)
 	}
-	a := register(t, s.agentc, "lab", "cookbook", "10.99.0.0/24")
+	a := register(t, s.agentc, "lab", "agent-1", "10.99.0.0/24")
 	l := a.acquire(5 * time.Second)
 	if l == nil {
 		t.Fatal("no lease for the seeding run")

@@ -140,6 +140,38 @@ func (q *Queries) MarkLostAgents(ctx context.Context, silenceSeconds float64) ([
 	return items, nil
 }
 
+const setAgentDraining = `-- name: SetAgentDraining :one
+UPDATE agents
+SET state = CASE WHEN $1::boolean THEN 'draining' ELSE 'active' END
+WHERE site_id = $2 AND name = $3
+RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen
+`
+
+type SetAgentDrainingParams struct {
+	Drain  bool
+	SiteID uuid.UUID
+	Name   string
+}
+
+func (q *Queries) SetAgentDraining(ctx context.Context, arg SetAgentDrainingParams) (Agent, error) {
+	row := q.db.QueryRow(ctx, setAgentDraining, arg.Drain, arg.SiteID, arg.Name)
+	var i Agent
+	err := row.Scan(
+		&i.ID,
+		&i.SiteID,
+		&i.Name,
+		&i.Scope,
+		&i.NmapVersion,
+		&i.RawSockets,
+		&i.Version,
+		&i.Hostname,
+		&i.State,
+		&i.RegisteredAt,
+		&i.LastSeen,
+	)
+	return i, err
+}
+
 const touchAgent = `-- name: TouchAgent :one
 UPDATE agents SET last_seen = now(), state = CASE WHEN state = 'lost' THEN 'active' ELSE state END
 WHERE id = $1

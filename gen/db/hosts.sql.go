@@ -7,6 +7,7 @@ package db
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"time"
 
@@ -28,6 +29,154 @@ func (q *Queries) EnsurePortScanPartitions(ctx context.Context, arg EnsurePortSc
 	var column_1 int32
 	err := row.Scan(&column_1)
 	return column_1, err
+}
+
+const exportJobResults = `-- name: ExportJobResults :many
+SELECT h.ip_address, h.hostname, h.mac_address, ps.port, ps.protocol, ps.state, ps.reason, ps.service_name,
+       ps.service_product, ps.service_version, ps.service_extra_info, ps.scanned_at AS seen_at
+FROM port_scans ps
+JOIN hosts h ON h.id = ps.host_id
+WHERE ps.job_id = $1
+  AND (h.ip_address, ps.protocol, ps.port) > ($2::inet, $3::text, $4::int)
+ORDER BY h.ip_address, ps.protocol, ps.port
+LIMIT $5
+`
+
+type ExportJobResultsParams struct {
+	JobID         uuid.UUID
+	AfterIp       netip.Addr
+	AfterProtocol string
+	AfterPort     int32
+	RowLimit      int32
+}
+
+type ExportJobResultsRow struct {
+	IpAddress        netip.Addr
+	Hostname         pgtype.Text
+	MacAddress       net.HardwareAddr
+	Port             int32
+	Protocol         string
+	State            string
+	Reason           pgtype.Text
+	ServiceName      pgtype.Text
+	ServiceProduct   pgtype.Text
+	ServiceVersion   pgtype.Text
+	ServiceExtraInfo pgtype.Text
+	SeenAt           time.Time
+}
+
+// One page of a job's port results, in address order.
+func (q *Queries) ExportJobResults(ctx context.Context, arg ExportJobResultsParams) ([]ExportJobResultsRow, error) {
+	rows, err := q.db.Query(ctx, exportJobResults,
+		arg.JobID,
+		arg.AfterIp,
+		arg.AfterProtocol,
+		arg.AfterPort,
+		arg.RowLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ExportJobResultsRow{}
+	for rows.Next() {
+		var i ExportJobResultsRow
+		if err := rows.Scan(
+			&i.IpAddress,
+			&i.Hostname,
+			&i.MacAddress,
+			&i.Port,
+			&i.Protocol,
+			&i.State,
+			&i.Reason,
+			&i.ServiceName,
+			&i.ServiceProduct,
+			&i.ServiceVersion,
+			&i.ServiceExtraInfo,
+			&i.SeenAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const exportSiteResults = `-- name: ExportSiteResults :many
+SELECT h.ip_address, h.hostname, h.mac_address, s.port, s.protocol, s.state, ''::text AS reason, s.service_name,
+       s.service_product, s.service_version, s.service_extra_info, s.last_seen AS seen_at
+FROM services s
+JOIN hosts h ON h.id = s.host_id
+WHERE h.site_id = $1
+  AND (h.ip_address, s.protocol, s.port) > ($2::inet, $3::text, $4::int)
+ORDER BY h.ip_address, s.protocol, s.port
+LIMIT $5
+`
+
+type ExportSiteResultsParams struct {
+	SiteID        uuid.UUID
+	AfterIp       netip.Addr
+	AfterProtocol string
+	AfterPort     int32
+	RowLimit      int32
+}
+
+type ExportSiteResultsRow struct {
+	IpAddress        netip.Addr
+	Hostname         pgtype.Text
+	MacAddress       net.HardwareAddr
+	Port             int32
+	Protocol         string
+	State            string
+	Reason           string
+	ServiceName      pgtype.Text
+	ServiceProduct   pgtype.Text
+	ServiceVersion   pgtype.Text
+	ServiceExtraInfo pgtype.Text
+	SeenAt           time.Time
+}
+
+// One page of a site's current port states, in address order.
+func (q *Queries) ExportSiteResults(ctx context.Context, arg ExportSiteResultsParams) ([]ExportSiteResultsRow, error) {
+	rows, err := q.db.Query(ctx, exportSiteResults,
+		arg.SiteID,
+		arg.AfterIp,
+		arg.AfterProtocol,
+		arg.AfterPort,
+		arg.RowLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ExportSiteResultsRow{}
+	for rows.Next() {
+		var i ExportSiteResultsRow
+		if err := rows.Scan(
+			&i.IpAddress,
+			&i.Hostname,
+			&i.MacAddress,
+			&i.Port,
+			&i.Protocol,
+			&i.State,
+			&i.Reason,
+			&i.ServiceName,
+			&i.ServiceProduct,
+			&i.ServiceVersion,
+			&i.ServiceExtraInfo,
+			&i.SeenAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const getHost = `-- name: GetHost :one
@@ -334,4 +483,39 @@ REFRESH MATERIALIZED VIEW CONCURRENTLY host_summary
 func (q *Queries) RefreshHostSummary(ctx context.Context) error {
 	_, err := q.db.Exec(ctx, refreshHostSummary)
 	return err
+}
+
+const setHostIgnored = `-- name: SetHostIgnored :one
+UPDATE hosts SET ignore_scanning = $1
+WHERE site_id = $2 AND ip_address = $3
+RETURNING id, site_id, ip_address, hostname, mac_address, vendor, os_family, os_name, os_confidence, status, discovery_count, ignore_scanning, first_seen, last_seen, last_job_id
+`
+
+type SetHostIgnoredParams struct {
+	IgnoreScanning bool
+	SiteID         uuid.UUID
+	IpAddress      netip.Addr
+}
+
+func (q *Queries) SetHostIgnored(ctx context.Context, arg SetHostIgnoredParams) (Host, error) {
+	row := q.db.QueryRow(ctx, setHostIgnored, arg.IgnoreScanning, arg.SiteID, arg.IpAddress)
+	var i Host
+	err := row.Scan(
+		&i.ID,
+		&i.SiteID,
+		&i.IpAddress,
+		&i.Hostname,
+		&i.MacAddress,
+		&i.Vendor,
+		&i.OsFamily,
+		&i.OsName,
+		&i.OsConfidence,
+		&i.Status,
+		&i.DiscoveryCount,
+		&i.IgnoreScanning,
+		&i.FirstSeen,
+		&i.LastSeen,
+		&i.LastJobID,
+	)
+	return i, err
 }

@@ -94,6 +94,18 @@ func (q *Queries) CreateProfile(ctx context.Context, arg CreateProfileParams) (S
 	return i, err
 }
 
+const deleteProfile = `-- name: DeleteProfile :execrows
+DELETE FROM scan_profiles WHERE name = $1 AND NOT builtin
+`
+
+func (q *Queries) DeleteProfile(ctx context.Context, name string) (int64, error) {
+	result, err := q.db.Exec(ctx, deleteProfile, name)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const getProfileByID = `-- name: GetProfileByID :one
 SELECT id, name, description, scan_type, ports, top_ports, service_detection, version_intensity, version_light, os_detection, timing, host_timeout_seconds, min_rate, max_rate, max_retries, scripts, skip_host_discovery, ping_methods, builtin, created_at, created_by FROM scan_profiles WHERE id = $1
 `

@@ -36,6 +36,18 @@ func (q *Queries) CreateSite(ctx context.Context, arg CreateSiteParams) (Site, e
 	return i, err
 }
 
+const deleteSite = `-- name: DeleteSite :execrows
+DELETE FROM sites WHERE name = $1
+`
+
+func (q *Queries) DeleteSite(ctx context.Context, name string) (int64, error) {
+	result, err := q.db.Exec(ctx, deleteSite, name)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const getSiteByID = `-- name: GetSiteByID :one
 SELECT id, name, description, created_at, created_by FROM sites WHERE id = $1
 `

@@ -35,3 +35,9 @@ WHERE (sqlc.narg(site_id)::uuid IS NULL OR a.site_id = sqlc.narg(site_id))
   AND (s.name, a.name) > (@after_site::text, @after_name::text)
 ORDER BY s.name, a.name
 LIMIT @row_limit;
+
+-- name: SetAgentDraining :one
+UPDATE agents
+SET state = CASE WHEN @drain::boolean THEN 'draining' ELSE 'active' END
+WHERE site_id = @site_id AND name = @name
+RETURNING *;

@@ -54,3 +54,30 @@ JOIN sites s ON s.id = hh.site_id
 WHERE hh.job_id = @job_id
 ORDER BY hh.id
 LIMIT @row_limit;
+
+-- name: SetHostIgnored :one
+UPDATE hosts SET ignore_scanning = @ignore_scanning
+WHERE site_id = @site_id AND ip_address = @ip_address
+RETURNING *;
+
+-- name: ExportJobResults :many
+-- One page of a job's port results, in address order.
+SELECT h.ip_address, h.hostname, h.mac_address, ps.port, ps.protocol, ps.state, ps.reason, ps.service_name,
+       ps.service_product, ps.service_version, ps.service_extra_info, ps.scanned_at AS seen_at
+FROM port_scans ps
+JOIN hosts h ON h.id = ps.host_id
+WHERE ps.job_id = @job_id
+  AND (h.ip_address, ps.protocol, ps.port) > (@after_ip::inet, @after_protocol::text, @after_port::int)
+ORDER BY h.ip_address, ps.protocol, ps.port
+LIMIT @row_limit;
+
+-- name: ExportSiteResults :many
+-- One page of a site's current port states, in address order.
+SELECT h.ip_address, h.hostname, h.mac_address, s.port, s.protocol, s.state, ''::text AS reason, s.service_name,
+       s.service_product, s.service_version, s.service_extra_info, s.last_seen AS seen_at
+FROM services s
+JOIN hosts h ON h.id = s.host_id
+WHERE h.site_id = @site_id
+  AND (h.ip_address, s.protocol, s.port) > (@after_ip::inet, @after_protocol::text, @after_port::int)
+ORDER BY h.ip_address, s.protocol, s.port
+LIMIT @row_limit;

@@ -21,3 +21,6 @@ SELECT * FROM scan_profiles
 WHERE name > @after_name
 ORDER BY name
 LIMIT @row_limit;
+
+-- name: DeleteProfile :execrows
+DELETE FROM scan_profiles WHERE name = @name AND NOT builtin;

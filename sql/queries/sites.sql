@@ -14,3 +14,6 @@ SELECT * FROM sites
 WHERE name > @after_name
 ORDER BY name
 LIMIT @row_limit;
+
+-- name: DeleteSite :execrows
+DELETE FROM sites WHERE name = @name;

@@ -23,6 +23,61 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ExportFormat selects the export encoding.
+type ExportFormat int32
+
+const (
+	ExportFormat_EXPORT_FORMAT_UNSPECIFIED ExportFormat = 0
+	// One JSON object per port result and line.
+	ExportFormat_EXPORT_FORMAT_JSONL ExportFormat = 1
+	ExportFormat_EXPORT_FORMAT_CSV   ExportFormat = 2
+	// nmap-compatible XML (<nmaprun><host>...), readable by nmap tooling.
+	ExportFormat_EXPORT_FORMAT_NMAP_XML ExportFormat = 3
+)
+
+// Enum value maps for ExportFormat.
+var (
+	ExportFormat_name = map[int32]string{
+		0: "EXPORT_FORMAT_UNSPECIFIED",
+		1: "EXPORT_FORMAT_JSONL",
+		2: "EXPORT_FORMAT_CSV",
+		3: "EXPORT_FORMAT_NMAP_XML",
+	}
+	ExportFormat_value = map[string]int32{
+		"EXPORT_FORMAT_UNSPECIFIED": 0,
+		"EXPORT_FORMAT_JSONL":       1,
+		"EXPORT_FORMAT_CSV":         2,
+		"EXPORT_FORMAT_NMAP_XML":    3,
+	}
+)
+
+func (x ExportFormat) Enum() *ExportFormat {
+	p := new(ExportFormat)
+	*p = x
+	return p
+}
+
+func (x ExportFormat) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ExportFormat) Descriptor() protoreflect.EnumDescriptor {
+	return file_scanorama_v1_admin_proto_enumTypes[0].Descriptor()
+}
+
+func (ExportFormat) Type() protoreflect.EnumType {
+	return &file_scanorama_v1_admin_proto_enumTypes[0]
+}
+
+func (x ExportFormat) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ExportFormat.Descriptor instead.
+func (ExportFormat) EnumDescriptor() ([]byte, []int) {
+	return file_scanorama_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
 type CreateSiteRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Lower-case letters, digits, '.', '_' and '-'; unique.
@@ -2153,6 +2208,953 @@ func (*WatchEventsResponse_Job) isWatchEventsResponse_Event() {}
 
 func (*WatchEventsResponse_HostChange) isWatchEventsResponse_Event() {}
 
+type DeleteSiteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSiteRequest) Reset() {
+	*x = DeleteSiteRequest{}
+	mi := &file_scanorama_v1_admin_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSiteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSiteRequest) ProtoMessage() {}
+
+func (x *DeleteSiteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_admin_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSiteRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSiteRequest) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_admin_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *DeleteSiteRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeleteSiteResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSiteResponse) Reset() {
+	*x = DeleteSiteResponse{}
+	mi := &file_scanorama_v1_admin_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSiteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSiteResponse) ProtoMessage() {}
+
+func (x *DeleteSiteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_admin_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSiteResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSiteResponse) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_admin_proto_rawDescGZIP(), []int{38}
+}
+
+// Exclusion is a CIDR never scanned.
+type Exclusion struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Empty for a global exclusion.
+	Site          string                 `protobuf:"bytes,2,opt,name=site,proto3" json:"site,omitempty"`
+	Network       string                 `protobuf:"bytes,3,opt,name=network,proto3" json:"network,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	CreatedBy     string                 `protobuf:"bytes,6,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Exclusion) Reset() {
+	*x = Exclusion{}
+	mi := &file_scanorama_v1_admin_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Exclusion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Exclusion) ProtoMessage() {}
+
+func (x *Exclusion) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_admin_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Exclusion.ProtoReflect.Descriptor instead.
+func (*Exclusion) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_admin_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *Exclusion) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Exclusion) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *Exclusion) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *Exclusion) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Exclusion) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Exclusion) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+type CreateExclusionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Site name; empty makes a global exclusion.
+	Site          string `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	Network       string `protobuf:"bytes,2,opt,name=network,proto3" json:"network,omitempty"`
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateExclusionRequest) Reset() {
+	*x = CreateExclusionRequest{}
+	mi := &file_scanorama_v1_admin_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateExclusionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateExclusionRequest) ProtoMessage() {}
+
+func (x *CreateExclusionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_admin_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateExclusionRequest.ProtoReflect.Descriptor instead.
+func (*CreateExclusionRequest) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_admin_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *CreateExclusionRequest) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *CreateExclusionRequest) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *CreateExclusionRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type CreateExclusionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Exclusion     *Exclusion             `protobuf:"bytes,1,opt,name=exclusion,proto3" json:"exclusion,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateExclusionResponse) Reset() {
+	*x = CreateExclusionResponse{}
+	mi := &file_scanorama_v1_admin_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateExclusionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateExclusionResponse) ProtoMessage() {}
+
+func (x *CreateExclusionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_admin_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateExclusionResponse.ProtoReflect.Descriptor instead.
+func (*CreateExclusionResponse) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_admin_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *CreateExclusionResponse) GetExclusion() *Exclusion {
+	if x != nil {
+		return x.Exclusion
+	}
+	return nil
+}
+
+type ListExclusionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Site name; empty lists global and every site's exclusions.
+	Site          string `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	PageSize      int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListExclusionsRequest) Reset() {
+	*x = ListExclusionsRequest{}
+	mi := &file_scanorama_v1_admin_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListExclusionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListExclusionsRequest) ProtoMessage() {}
+
+func (x *ListExclusionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_admin_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListExclusionsRequest.ProtoReflect.Descriptor instead.
+func (*ListExclusionsRequest) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_admin_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ListExclusionsRequest) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *ListExclusionsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListExclusionsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListExclusionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Exclusions    []*Exclusion           `protobuf:"bytes,1,rep,name=exclusions,proto3" json:"exclusions,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListExclusionsResponse) Reset() {
+	*x = ListExclusionsResponse{}
+	mi := &file_scanorama_v1_admin_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListExclusionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListExclusionsResponse) ProtoMessage() {}
+
+func (x *ListExclusionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_admin_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListExclusionsResponse.ProtoReflect.Descriptor instead.
+func (*ListExclusionsResponse) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_admin_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ListExclusionsResponse) GetExclusions() []*Exclusion {
+	if x != nil {
+		return x.Exclusions
+	}
+	return nil
+}
+
+func (x *ListExclusionsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type DeleteExclusionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteExclusionRequest) Reset() {
+	*x = DeleteExclusionRequest{}
+	mi := &file_scanorama_v1_admin_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteExclusionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteExclusionRequest) ProtoMessage() {}
+
+func (x *DeleteExclusionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_admin_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteExclusionRequest.ProtoReflect.Descriptor instead.
+func (*DeleteExclusionRequest) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_admin_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *DeleteExclusionRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type DeleteExclusionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteExclusionResponse) Reset() {
+	*x = DeleteExclusionResponse{}
+	mi := &file_scanorama_v1_admin_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteExclusionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteExclusionResponse) ProtoMessage() {}
+
+func (x *DeleteExclusionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_admin_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteExclusionResponse.ProtoReflect.Descriptor instead.
+func (*DeleteExclusionResponse) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_admin_proto_rawDescGZIP(), []int{45}
+}
+
+type GetProfileRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetProfileRequest) Reset() {
+	*x = GetProfileRequest{}
+	mi := &file_scanorama_v1_admin_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProfileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProfileRequest) ProtoMessage() {}
+
+func (x *GetProfileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_admin_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProfileRequest.ProtoReflect.Descriptor instead.
+func (*GetProfileRequest) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_admin_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *GetProfileRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type GetProfileResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Profile       *Profile               `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetProfileResponse) Reset() {
+	*x = GetProfileResponse{}
+	mi := &file_scanorama_v1_admin_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProfileResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProfileResponse) ProtoMessage() {}
+
+func (x *GetProfileResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_admin_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProfileResponse.ProtoReflect.Descriptor instead.
+func (*GetProfileResponse) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_admin_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *GetProfileResponse) GetProfile() *Profile {
+	if x != nil {
+		return x.Profile
+	}
+	return nil
+}
+
+type DeleteProfileRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteProfileRequest) Reset() {
+	*x = DeleteProfileRequest{}
+	mi := &file_scanorama_v1_admin_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteProfileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteProfileRequest) ProtoMessage() {}
+
+func (x *DeleteProfileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_admin_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteProfileRequest.ProtoReflect.Descriptor instead.
+func (*DeleteProfileRequest) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_admin_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *DeleteProfileRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeleteProfileResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteProfileResponse) Reset() {
+	*x = DeleteProfileResponse{}
+	mi := &file_scanorama_v1_admin_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteProfileResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteProfileResponse) ProtoMessage() {}
+
+func (x *DeleteProfileResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_admin_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteProfileResponse.ProtoReflect.Descriptor instead.
+func (*DeleteProfileResponse) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_admin_proto_rawDescGZIP(), []int{49}
+}
+
+type DrainAgentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Site  string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// False puts a drained agent back to work.
+	Drain         bool `protobuf:"varint,3,opt,name=drain,proto3" json:"drain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainAgentRequest) Reset() {
+	*x = DrainAgentRequest{}
+	mi := &file_scanorama_v1_admin_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainAgentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainAgentRequest) ProtoMessage() {}
+
+func (x *DrainAgentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_admin_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainAgentRequest.ProtoReflect.Descriptor instead.
+func (*DrainAgentRequest) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_admin_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *DrainAgentRequest) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *DrainAgentRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DrainAgentRequest) GetDrain() bool {
+	if x != nil {
+		return x.Drain
+	}
+	return false
+}
+
+type DrainAgentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Agent         *Agent                 `protobuf:"bytes,1,opt,name=agent,proto3" json:"agent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainAgentResponse) Reset() {
+	*x = DrainAgentResponse{}
+	mi := &file_scanorama_v1_admin_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainAgentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainAgentResponse) ProtoMessage() {}
+
+func (x *DrainAgentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_admin_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainAgentResponse.ProtoReflect.Descriptor instead.
+func (*DrainAgentResponse) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_admin_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *DrainAgentResponse) GetAgent() *Agent {
+	if x != nil {
+		return x.Agent
+	}
+	return nil
+}
+
+type UpdateHostRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Site           string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	IpAddress      string                 `protobuf:"bytes,2,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
+	IgnoreScanning bool                   `protobuf:"varint,3,opt,name=ignore_scanning,json=ignoreScanning,proto3" json:"ignore_scanning,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *UpdateHostRequest) Reset() {
+	*x = UpdateHostRequest{}
+	mi := &file_scanorama_v1_admin_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateHostRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateHostRequest) ProtoMessage() {}
+
+func (x *UpdateHostRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_admin_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateHostRequest.ProtoReflect.Descriptor instead.
+func (*UpdateHostRequest) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_admin_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *UpdateHostRequest) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *UpdateHostRequest) GetIpAddress() string {
+	if x != nil {
+		return x.IpAddress
+	}
+	return ""
+}
+
+func (x *UpdateHostRequest) GetIgnoreScanning() bool {
+	if x != nil {
+		return x.IgnoreScanning
+	}
+	return false
+}
+
+type UpdateHostResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Host          *Host                  `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateHostResponse) Reset() {
+	*x = UpdateHostResponse{}
+	mi := &file_scanorama_v1_admin_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateHostResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateHostResponse) ProtoMessage() {}
+
+func (x *UpdateHostResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_admin_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateHostResponse.ProtoReflect.Descriptor instead.
+func (*UpdateHostResponse) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_admin_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *UpdateHostResponse) GetHost() *Host {
+	if x != nil {
+		return x.Host
+	}
+	return nil
+}
+
+type ExportResultsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Exactly one of job_id and site.
+	JobId         string       `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Site          string       `protobuf:"bytes,2,opt,name=site,proto3" json:"site,omitempty"`
+	Format        ExportFormat `protobuf:"varint,3,opt,name=format,proto3,enum=scanorama.v1.ExportFormat" json:"format,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportResultsRequest) Reset() {
+	*x = ExportResultsRequest{}
+	mi := &file_scanorama_v1_admin_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportResultsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportResultsRequest) ProtoMessage() {}
+
+func (x *ExportResultsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_admin_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportResultsRequest.ProtoReflect.Descriptor instead.
+func (*ExportResultsRequest) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_admin_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *ExportResultsRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *ExportResultsRequest) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *ExportResultsRequest) GetFormat() ExportFormat {
+	if x != nil {
+		return x.Format
+	}
+	return ExportFormat_EXPORT_FORMAT_UNSPECIFIED
+}
+
+type ExportResultsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A chunk of the export; concatenate the chunks in order.
+	Data          string `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportResultsResponse) Reset() {
+	*x = ExportResultsResponse{}
+	mi := &file_scanorama_v1_admin_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportResultsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportResultsResponse) ProtoMessage() {}
+
+func (x *ExportResultsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_admin_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportResultsResponse.ProtoReflect.Descriptor instead.
+func (*ExportResultsResponse) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_admin_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ExportResultsResponse) GetData() string {
+	if x != nil {
+		return x.Data
+	}
+	return ""
+}
+
 var File_scanorama_v1_admin_proto protoreflect.FileDescriptor
 
 const file_scanorama_v1_admin_proto_rawDesc = "" +
@@ -2314,27 +3316,102 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\x03job\x18\x02 \x01(\v2\x16.scanorama.v1.JobEventH\x00R\x03job\x12;\n" +
 	"\vhost_change\x18\x03 \x01(\v2\x18.scanorama.v1.HostChangeH\x00R\n" +
 	"hostChangeB\a\n" +
-	"\x05event2\xc8\v\n" +
+	"\x05event\"'\n" +
+	"\x11DeleteSiteRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x14\n" +
+	"\x12DeleteSiteResponse\"\xbb\x01\n" +
+	"\tExclusion\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04site\x18\x02 \x01(\tR\x04site\x12\x18\n" +
+	"\anetwork\x18\x03 \x01(\tR\anetwork\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x129\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\x06 \x01(\tR\tcreatedBy\"^\n" +
+	"\x16CreateExclusionRequest\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\x12\x18\n" +
+	"\anetwork\x18\x02 \x01(\tR\anetwork\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"P\n" +
+	"\x17CreateExclusionResponse\x125\n" +
+	"\texclusion\x18\x01 \x01(\v2\x17.scanorama.v1.ExclusionR\texclusion\"g\n" +
+	"\x15ListExclusionsRequest\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"y\n" +
+	"\x16ListExclusionsResponse\x127\n" +
+	"\n" +
+	"exclusions\x18\x01 \x03(\v2\x17.scanorama.v1.ExclusionR\n" +
+	"exclusions\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"(\n" +
+	"\x16DeleteExclusionRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x19\n" +
+	"\x17DeleteExclusionResponse\"'\n" +
+	"\x11GetProfileRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"E\n" +
+	"\x12GetProfileResponse\x12/\n" +
+	"\aprofile\x18\x01 \x01(\v2\x15.scanorama.v1.ProfileR\aprofile\"*\n" +
+	"\x14DeleteProfileRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x17\n" +
+	"\x15DeleteProfileResponse\"Q\n" +
+	"\x11DrainAgentRequest\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\x05drain\x18\x03 \x01(\bR\x05drain\"?\n" +
+	"\x12DrainAgentResponse\x12)\n" +
+	"\x05agent\x18\x01 \x01(\v2\x13.scanorama.v1.AgentR\x05agent\"o\n" +
+	"\x11UpdateHostRequest\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\x12\x1d\n" +
+	"\n" +
+	"ip_address\x18\x02 \x01(\tR\tipAddress\x12'\n" +
+	"\x0fignore_scanning\x18\x03 \x01(\bR\x0eignoreScanning\"<\n" +
+	"\x12UpdateHostResponse\x12&\n" +
+	"\x04host\x18\x01 \x01(\v2\x12.scanorama.v1.HostR\x04host\"u\n" +
+	"\x14ExportResultsRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x12\n" +
+	"\x04site\x18\x02 \x01(\tR\x04site\x122\n" +
+	"\x06format\x18\x03 \x01(\x0e2\x1a.scanorama.v1.ExportFormatR\x06format\"+\n" +
+	"\x15ExportResultsResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\tR\x04data*y\n" +
+	"\fExportFormat\x12\x1d\n" +
+	"\x19EXPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13EXPORT_FORMAT_JSONL\x10\x01\x12\x15\n" +
+	"\x11EXPORT_FORMAT_CSV\x10\x02\x12\x1a\n" +
+	"\x16EXPORT_FORMAT_NMAP_XML\x10\x032\xdf\x11\n" +
 	"\fAdminService\x12O\n" +
 	"\n" +
 	"CreateSite\x12\x1f.scanorama.v1.CreateSiteRequest\x1a .scanorama.v1.CreateSiteResponse\x12L\n" +
-	"\tListSites\x12\x1e.scanorama.v1.ListSitesRequest\x1a\x1f.scanorama.v1.ListSitesResponse\x12U\n" +
+	"\tListSites\x12\x1e.scanorama.v1.ListSitesRequest\x1a\x1f.scanorama.v1.ListSitesResponse\x12O\n" +
+	"\n" +
+	"DeleteSite\x12\x1f.scanorama.v1.DeleteSiteRequest\x1a .scanorama.v1.DeleteSiteResponse\x12^\n" +
+	"\x0fCreateExclusion\x12$.scanorama.v1.CreateExclusionRequest\x1a%.scanorama.v1.CreateExclusionResponse\x12[\n" +
+	"\x0eListExclusions\x12#.scanorama.v1.ListExclusionsRequest\x1a$.scanorama.v1.ListExclusionsResponse\x12^\n" +
+	"\x0fDeleteExclusion\x12$.scanorama.v1.DeleteExclusionRequest\x1a%.scanorama.v1.DeleteExclusionResponse\x12U\n" +
 	"\fCreateTarget\x12!.scanorama.v1.CreateTargetRequest\x1a\".scanorama.v1.CreateTargetResponse\x12L\n" +
 	"\tGetTarget\x12\x1e.scanorama.v1.GetTargetRequest\x1a\x1f.scanorama.v1.GetTargetResponse\x12R\n" +
 	"\vListTargets\x12 .scanorama.v1.ListTargetsRequest\x1a!.scanorama.v1.ListTargetsResponse\x12U\n" +
 	"\fUpdateTarget\x12!.scanorama.v1.UpdateTargetRequest\x1a\".scanorama.v1.UpdateTargetResponse\x12U\n" +
 	"\fDeleteTarget\x12!.scanorama.v1.DeleteTargetRequest\x1a\".scanorama.v1.DeleteTargetResponse\x12X\n" +
-	"\rCreateProfile\x12\".scanorama.v1.CreateProfileRequest\x1a#.scanorama.v1.CreateProfileResponse\x12U\n" +
-	"\fListProfiles\x12!.scanorama.v1.ListProfilesRequest\x1a\".scanorama.v1.ListProfilesResponse\x12F\n" +
+	"\rCreateProfile\x12\".scanorama.v1.CreateProfileRequest\x1a#.scanorama.v1.CreateProfileResponse\x12O\n" +
+	"\n" +
+	"GetProfile\x12\x1f.scanorama.v1.GetProfileRequest\x1a .scanorama.v1.GetProfileResponse\x12U\n" +
+	"\fListProfiles\x12!.scanorama.v1.ListProfilesRequest\x1a\".scanorama.v1.ListProfilesResponse\x12X\n" +
+	"\rDeleteProfile\x12\".scanorama.v1.DeleteProfileRequest\x1a#.scanorama.v1.DeleteProfileResponse\x12F\n" +
 	"\aScanNow\x12\x1c.scanorama.v1.ScanNowRequest\x1a\x1d.scanorama.v1.ScanNowResponse\x12C\n" +
 	"\x06GetJob\x12\x1b.scanorama.v1.GetJobRequest\x1a\x1c.scanorama.v1.GetJobResponse\x12I\n" +
 	"\bListJobs\x12\x1d.scanorama.v1.ListJobsRequest\x1a\x1e.scanorama.v1.ListJobsResponse\x12L\n" +
 	"\tCancelJob\x12\x1e.scanorama.v1.CancelJobRequest\x1a\x1f.scanorama.v1.CancelJobResponse\x12O\n" +
 	"\n" +
-	"ListAgents\x12\x1f.scanorama.v1.ListAgentsRequest\x1a .scanorama.v1.ListAgentsResponse\x12L\n" +
+	"ListAgents\x12\x1f.scanorama.v1.ListAgentsRequest\x1a .scanorama.v1.ListAgentsResponse\x12O\n" +
+	"\n" +
+	"DrainAgent\x12\x1f.scanorama.v1.DrainAgentRequest\x1a .scanorama.v1.DrainAgentResponse\x12L\n" +
 	"\tListHosts\x12\x1e.scanorama.v1.ListHostsRequest\x1a\x1f.scanorama.v1.ListHostsResponse\x12F\n" +
 	"\aGetHost\x12\x1c.scanorama.v1.GetHostRequest\x1a\x1d.scanorama.v1.GetHostResponse\x12^\n" +
-	"\x0fListHostChanges\x12$.scanorama.v1.ListHostChangesRequest\x1a%.scanorama.v1.ListHostChangesResponse\x12T\n" +
+	"\x0fListHostChanges\x12$.scanorama.v1.ListHostChangesRequest\x1a%.scanorama.v1.ListHostChangesResponse\x12O\n" +
+	"\n" +
+	"UpdateHost\x12\x1f.scanorama.v1.UpdateHostRequest\x1a .scanorama.v1.UpdateHostResponse\x12Z\n" +
+	"\rExportResults\x12\".scanorama.v1.ExportResultsRequest\x1a#.scanorama.v1.ExportResultsResponse0\x01\x12T\n" +
 	"\vWatchEvents\x12 .scanorama.v1.WatchEventsRequest\x1a!.scanorama.v1.WatchEventsResponse0\x01B@Z>github.com/scanorama/scanorama/gen/pb/scanorama/v1;scanoramav1b\x06proto3"
 
 var (
@@ -2349,129 +3426,175 @@ func file_scanorama_v1_admin_proto_rawDescGZIP() []byte {
 	return file_scanorama_v1_admin_proto_rawDescData
 }
 
-var file_scanorama_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_scanorama_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_scanorama_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_scanorama_v1_admin_proto_goTypes = []any{
-	(*CreateSiteRequest)(nil),       // 0: scanorama.v1.CreateSiteRequest
-	(*CreateSiteResponse)(nil),      // 1: scanorama.v1.CreateSiteResponse
-	(*ListSitesRequest)(nil),        // 2: scanorama.v1.ListSitesRequest
-	(*ListSitesResponse)(nil),       // 3: scanorama.v1.ListSitesResponse
-	(*CreateTargetRequest)(nil),     // 4: scanorama.v1.CreateTargetRequest
-	(*CreateTargetResponse)(nil),    // 5: scanorama.v1.CreateTargetResponse
-	(*GetTargetRequest)(nil),        // 6: scanorama.v1.GetTargetRequest
-	(*GetTargetResponse)(nil),       // 7: scanorama.v1.GetTargetResponse
-	(*ListTargetsRequest)(nil),      // 8: scanorama.v1.ListTargetsRequest
-	(*ListTargetsResponse)(nil),     // 9: scanorama.v1.ListTargetsResponse
-	(*UpdateTargetRequest)(nil),     // 10: scanorama.v1.UpdateTargetRequest
-	(*UpdateTargetResponse)(nil),    // 11: scanorama.v1.UpdateTargetResponse
-	(*DeleteTargetRequest)(nil),     // 12: scanorama.v1.DeleteTargetRequest
-	(*DeleteTargetResponse)(nil),    // 13: scanorama.v1.DeleteTargetResponse
-	(*CreateProfileRequest)(nil),    // 14: scanorama.v1.CreateProfileRequest
-	(*CreateProfileResponse)(nil),   // 15: scanorama.v1.CreateProfileResponse
-	(*ListProfilesRequest)(nil),     // 16: scanorama.v1.ListProfilesRequest
-	(*ListProfilesResponse)(nil),    // 17: scanorama.v1.ListProfilesResponse
-	(*ScanNowRequest)(nil),          // 18: scanorama.v1.ScanNowRequest
-	(*ScanNowResponse)(nil),         // 19: scanorama.v1.ScanNowResponse
-	(*GetJobRequest)(nil),           // 20: scanorama.v1.GetJobRequest
-	(*GetJobResponse)(nil),          // 21: scanorama.v1.GetJobResponse
-	(*ListJobsRequest)(nil),         // 22: scanorama.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),        // 23: scanorama.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),        // 24: scanorama.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),       // 25: scanorama.v1.CancelJobResponse
-	(*ListAgentsRequest)(nil),       // 26: scanorama.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),      // 27: scanorama.v1.ListAgentsResponse
-	(*ListHostsRequest)(nil),        // 28: scanorama.v1.ListHostsRequest
-	(*ListHostsResponse)(nil),       // 29: scanorama.v1.ListHostsResponse
-	(*GetHostRequest)(nil),          // 30: scanorama.v1.GetHostRequest
-	(*GetHostResponse)(nil),         // 31: scanorama.v1.GetHostResponse
-	(*ListHostChangesRequest)(nil),  // 32: scanorama.v1.ListHostChangesRequest
-	(*ListHostChangesResponse)(nil), // 33: scanorama.v1.ListHostChangesResponse
-	(*WatchEventsRequest)(nil),      // 34: scanorama.v1.WatchEventsRequest
-	(*JobEvent)(nil),                // 35: scanorama.v1.JobEvent
-	(*WatchEventsResponse)(nil),     // 36: scanorama.v1.WatchEventsResponse
-	(*Site)(nil),                    // 37: scanorama.v1.Site
-	(*durationpb.Duration)(nil),     // 38: google.protobuf.Duration
-	(*Target)(nil),                  // 39: scanorama.v1.Target
-	(*ScanOptions)(nil),             // 40: scanorama.v1.ScanOptions
-	(*Profile)(nil),                 // 41: scanorama.v1.Profile
-	(*Job)(nil),                     // 42: scanorama.v1.Job
-	(JobStatus)(0),                  // 43: scanorama.v1.JobStatus
-	(*timestamppb.Timestamp)(nil),   // 44: google.protobuf.Timestamp
-	(*Agent)(nil),                   // 45: scanorama.v1.Agent
-	(*Host)(nil),                    // 46: scanorama.v1.Host
-	(*HostChange)(nil),              // 47: scanorama.v1.HostChange
+	(ExportFormat)(0),               // 0: scanorama.v1.ExportFormat
+	(*CreateSiteRequest)(nil),       // 1: scanorama.v1.CreateSiteRequest
+	(*CreateSiteResponse)(nil),      // 2: scanorama.v1.CreateSiteResponse
+	(*ListSitesRequest)(nil),        // 3: scanorama.v1.ListSitesRequest
+	(*ListSitesResponse)(nil),       // 4: scanorama.v1.ListSitesResponse
+	(*CreateTargetRequest)(nil),     // 5: scanorama.v1.CreateTargetRequest
+	(*CreateTargetResponse)(nil),    // 6: scanorama.v1.CreateTargetResponse
+	(*GetTargetRequest)(nil),        // 7: scanorama.v1.GetTargetRequest
+	(*GetTargetResponse)(nil),       // 8: scanorama.v1.GetTargetResponse
+	(*ListTargetsRequest)(nil),      // 9: scanorama.v1.ListTargetsRequest
+	(*ListTargetsResponse)(nil),     // 10: scanorama.v1.ListTargetsResponse
+	(*UpdateTargetRequest)(nil),     // 11: scanorama.v1.UpdateTargetRequest
+	(*UpdateTargetResponse)(nil),    // 12: scanorama.v1.UpdateTargetResponse
+	(*DeleteTargetRequest)(nil),     // 13: scanorama.v1.DeleteTargetRequest
+	(*DeleteTargetResponse)(nil),    // 14: scanorama.v1.DeleteTargetResponse
+	(*CreateProfileRequest)(nil),    // 15: scanorama.v1.CreateProfileRequest
+	(*CreateProfileResponse)(nil),   // 16: scanorama.v1.CreateProfileResponse
+	(*ListProfilesRequest)(nil),     // 17: scanorama.v1.ListProfilesRequest
+	(*ListProfilesResponse)(nil),    // 18: scanorama.v1.ListProfilesResponse
+	(*ScanNowRequest)(nil),          // 19: scanorama.v1.ScanNowRequest
+	(*ScanNowResponse)(nil),         // 20: scanorama.v1.ScanNowResponse
+	(*GetJobRequest)(nil),           // 21: scanorama.v1.GetJobRequest
+	(*GetJobResponse)(nil),          // 22: scanorama.v1.GetJobResponse
+	(*ListJobsRequest)(nil),         // 23: scanorama.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),        // 24: scanorama.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),        // 25: scanorama.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),       // 26: scanorama.v1.CancelJobResponse
+	(*ListAgentsRequest)(nil),       // 27: scanorama.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),      // 28: scanorama.v1.ListAgentsResponse
+	(*ListHostsRequest)(nil),        // 29: scanorama.v1.ListHostsRequest
+	(*ListHostsResponse)(nil),       // 30: scanorama.v1.ListHostsResponse
+	(*GetHostRequest)(nil),          // 31: scanorama.v1.GetHostRequest
+	(*GetHostResponse)(nil),         // 32: scanorama.v1.GetHostResponse
+	(*ListHostChangesRequest)(nil),  // 33: scanorama.v1.ListHostChangesRequest
+	(*ListHostChangesResponse)(nil), // 34: scanorama.v1.ListHostChangesResponse
+	(*WatchEventsRequest)(nil),      // 35: scanorama.v1.WatchEventsRequest
+	(*JobEvent)(nil),                // 36: scanorama.v1.JobEvent
+	(*WatchEventsResponse)(nil),     // 37: scanorama.v1.WatchEventsResponse
+	(*DeleteSiteRequest)(nil),       // 38: scanorama.v1.DeleteSiteRequest
+	(*DeleteSiteResponse)(nil),      // 39: scanorama.v1.DeleteSiteResponse
+	(*Exclusion)(nil),               // 40: scanorama.v1.Exclusion
+	(*CreateExclusionRequest)(nil),  // 41: scanorama.v1.CreateExclusionRequest
+	(*CreateExclusionResponse)(nil), // 42: scanorama.v1.CreateExclusionResponse
+	(*ListExclusionsRequest)(nil),   // 43: scanorama.v1.ListExclusionsRequest
+	(*ListExclusionsResponse)(nil),  // 44: scanorama.v1.ListExclusionsResponse
+	(*DeleteExclusionRequest)(nil),  // 45: scanorama.v1.DeleteExclusionRequest
+	(*DeleteExclusionResponse)(nil), // 46: scanorama.v1.DeleteExclusionResponse
+	(*GetProfileRequest)(nil),       // 47: scanorama.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),      // 48: scanorama.v1.GetProfileResponse
+	(*DeleteProfileRequest)(nil),    // 49: scanorama.v1.DeleteProfileRequest
+	(*DeleteProfileResponse)(nil),   // 50: scanorama.v1.DeleteProfileResponse
+	(*DrainAgentRequest)(nil),       // 51: scanorama.v1.DrainAgentRequest
+	(*DrainAgentResponse)(nil),      // 52: scanorama.v1.DrainAgentResponse
+	(*UpdateHostRequest)(nil),       // 53: scanorama.v1.UpdateHostRequest
+	(*UpdateHostResponse)(nil),      // 54: scanorama.v1.UpdateHostResponse
+	(*ExportResultsRequest)(nil),    // 55: scanorama.v1.ExportResultsRequest
+	(*ExportResultsResponse)(nil),   // 56: scanorama.v1.ExportResultsResponse
+	(*Site)(nil),                    // 57: scanorama.v1.Site
+	(*durationpb.Duration)(nil),     // 58: google.protobuf.Duration
+	(*Target)(nil),                  // 59: scanorama.v1.Target
+	(*ScanOptions)(nil),             // 60: scanorama.v1.ScanOptions
+	(*Profile)(nil),                 // 61: scanorama.v1.Profile
+	(*Job)(nil),                     // 62: scanorama.v1.Job
+	(JobStatus)(0),                  // 63: scanorama.v1.JobStatus
+	(*timestamppb.Timestamp)(nil),   // 64: google.protobuf.Timestamp
+	(*Agent)(nil),                   // 65: scanorama.v1.Agent
+	(*Host)(nil),                    // 66: scanorama.v1.Host
+	(*HostChange)(nil),              // 67: scanorama.v1.HostChange
 }
 var file_scanorama_v1_admin_proto_depIdxs = []int32{
-	37, // 0: scanorama.v1.CreateSiteResponse.site:type_name -> scanorama.v1.Site
-	37, // 1: scanorama.v1.ListSitesResponse.sites:type_name -> scanorama.v1.Site
-	38, // 2: scanorama.v1.CreateTargetRequest.interval:type_name -> google.protobuf.Duration
-	39, // 3: scanorama.v1.CreateTargetResponse.target:type_name -> scanorama.v1.Target
-	39, // 4: scanorama.v1.GetTargetResponse.target:type_name -> scanorama.v1.Target
-	39, // 5: scanorama.v1.ListTargetsResponse.targets:type_name -> scanorama.v1.Target
-	38, // 6: scanorama.v1.UpdateTargetRequest.interval:type_name -> google.protobuf.Duration
-	39, // 7: scanorama.v1.UpdateTargetResponse.target:type_name -> scanorama.v1.Target
-	40, // 8: scanorama.v1.CreateProfileRequest.options:type_name -> scanorama.v1.ScanOptions
-	41, // 9: scanorama.v1.CreateProfileResponse.profile:type_name -> scanorama.v1.Profile
-	41, // 10: scanorama.v1.ListProfilesResponse.profiles:type_name -> scanorama.v1.Profile
-	42, // 11: scanorama.v1.ScanNowResponse.jobs:type_name -> scanorama.v1.Job
-	42, // 12: scanorama.v1.GetJobResponse.job:type_name -> scanorama.v1.Job
-	43, // 13: scanorama.v1.ListJobsRequest.status:type_name -> scanorama.v1.JobStatus
-	44, // 14: scanorama.v1.ListJobsRequest.created_after:type_name -> google.protobuf.Timestamp
-	44, // 15: scanorama.v1.ListJobsRequest.created_before:type_name -> google.protobuf.Timestamp
-	42, // 16: scanorama.v1.ListJobsResponse.jobs:type_name -> scanorama.v1.Job
-	42, // 17: scanorama.v1.CancelJobResponse.job:type_name -> scanorama.v1.Job
-	45, // 18: scanorama.v1.ListAgentsResponse.agents:type_name -> scanorama.v1.Agent
-	44, // 19: scanorama.v1.ListHostsRequest.seen_after:type_name -> google.protobuf.Timestamp
-	44, // 20: scanorama.v1.ListHostsRequest.seen_before:type_name -> google.protobuf.Timestamp
-	46, // 21: scanorama.v1.ListHostsResponse.hosts:type_name -> scanorama.v1.Host
-	46, // 22: scanorama.v1.GetHostResponse.host:type_name -> scanorama.v1.Host
-	44, // 23: scanorama.v1.ListHostChangesRequest.since:type_name -> google.protobuf.Timestamp
-	44, // 24: scanorama.v1.ListHostChangesRequest.until:type_name -> google.protobuf.Timestamp
-	47, // 25: scanorama.v1.ListHostChangesResponse.changes:type_name -> scanorama.v1.HostChange
-	43, // 26: scanorama.v1.JobEvent.status:type_name -> scanorama.v1.JobStatus
-	44, // 27: scanorama.v1.WatchEventsResponse.time:type_name -> google.protobuf.Timestamp
-	35, // 28: scanorama.v1.WatchEventsResponse.job:type_name -> scanorama.v1.JobEvent
-	47, // 29: scanorama.v1.WatchEventsResponse.host_change:type_name -> scanorama.v1.HostChange
-	0,  // 30: scanorama.v1.AdminService.CreateSite:input_type -> scanorama.v1.CreateSiteRequest
-	2,  // 31: scanorama.v1.AdminService.ListSites:input_type -> scanorama.v1.ListSitesRequest
-	4,  // 32: scanorama.v1.AdminService.CreateTarget:input_type -> scanorama.v1.CreateTargetRequest
-	6,  // 33: scanorama.v1.AdminService.GetTarget:input_type -> scanorama.v1.GetTargetRequest
-	8,  // 34: scanorama.v1.AdminService.ListTargets:input_type -> scanorama.v1.ListTargetsRequest
-	10, // 35: scanorama.v1.AdminService.UpdateTarget:input_type -> scanorama.v1.UpdateTargetRequest
-	12, // 36: scanorama.v1.AdminService.DeleteTarget:input_type -> scanorama.v1.DeleteTargetRequest
-	14, // 37: scanorama.v1.AdminService.CreateProfile:input_type -> scanorama.v1.CreateProfileRequest
-	16, // 38: scanorama.v1.AdminService.ListProfiles:input_type -> scanorama.v1.ListProfilesRequest
-	18, // 39: scanorama.v1.AdminService.ScanNow:input_type -> scanorama.v1.ScanNowRequest
-	20, // 40: scanorama.v1.AdminService.GetJob:input_type -> scanorama.v1.GetJobRequest
-	22, // 41: scanorama.v1.AdminService.ListJobs:input_type -> scanorama.v1.ListJobsRequest
-	24, // 42: scanorama.v1.AdminService.CancelJob:input_type -> scanorama.v1.CancelJobRequest
-	26, // 43: scanorama.v1.AdminService.ListAgents:input_type -> scanorama.v1.ListAgentsRequest
-	28, // 44: scanorama.v1.AdminService.ListHosts:input_type -> scanorama.v1.ListHostsRequest
-	30, // 45: scanorama.v1.AdminService.GetHost:input_type -> scanorama.v1.GetHostRequest
-	32, // 46: scanorama.v1.AdminService.ListHostChanges:input_type -> scanorama.v1.ListHostChangesRequest
-	34, // 47: scanorama.v1.AdminService.WatchEvents:input_type -> scanorama.v1.WatchEventsRequest
-	1,  // 48: scanorama.v1.AdminService.CreateSite:output_type -> scanorama.v1.CreateSiteResponse
-	3,  // 49: scanorama.v1.AdminService.ListSites:output_type -> scanorama.v1.ListSitesResponse
-	5,  // 50: scanorama.v1.AdminService.CreateTarget:output_type -> scanorama.v1.CreateTargetResponse
-	7,  // 51: scanorama.v1.AdminService.GetTarget:output_type -> scanorama.v1.GetTargetResponse
-	9,  // 52: scanorama.v1.AdminService.ListTargets:output_type -> scanorama.v1.ListTargetsResponse
-	11, // 53: scanorama.v1.AdminService.UpdateTarget:output_type -> scanorama.v1.UpdateTargetResponse
-	13, // 54: scanorama.v1.AdminService.DeleteTarget:output_type -> scanorama.v1.DeleteTargetResponse
-	15, // 55: scanorama.v1.AdminService.CreateProfile:output_type -> scanorama.v1.CreateProfileResponse
-	17, // 56: scanorama.v1.AdminService.ListProfiles:output_type -> scanorama.v1.ListProfilesResponse
-	19, // 57: scanorama.v1.AdminService.ScanNow:output_type -> scanorama.v1.ScanNowResponse
-	21, // 58: scanorama.v1.AdminService.GetJob:output_type -> scanorama.v1.GetJobResponse
-	23, // 59: scanorama.v1.AdminService.ListJobs:output_type -> scanorama.v1.ListJobsResponse
-	25, // 60: scanorama.v1.AdminService.CancelJob:output_type -> scanorama.v1.CancelJobResponse
-	27, // 61: scanorama.v1.AdminService.ListAgents:output_type -> scanorama.v1.ListAgentsResponse
-	29, // 62: scanorama.v1.AdminService.ListHosts:output_type -> scanorama.v1.ListHostsResponse
-	31, // 63: scanorama.v1.AdminService.GetHost:output_type -> scanorama.v1.GetHostResponse
-	33, // 64: scanorama.v1.AdminService.ListHostChanges:output_type -> scanorama.v1.ListHostChangesResponse
-	36, // 65: scanorama.v1.AdminService.WatchEvents:output_type -> scanorama.v1.WatchEventsResponse
-	48, // [48:66] is the sub-list for method output_type
-	30, // [30:48] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	57, // 0: scanorama.v1.CreateSiteResponse.site:type_name -> scanorama.v1.Site
+	57, // 1: scanorama.v1.ListSitesResponse.sites:type_name -> scanorama.v1.Site
+	58, // 2: scanorama.v1.CreateTargetRequest.interval:type_name -> google.protobuf.Duration
+	59, // 3: scanorama.v1.CreateTargetResponse.target:type_name -> scanorama.v1.Target
+	59, // 4: scanorama.v1.GetTargetResponse.target:type_name -> scanorama.v1.Target
+	59, // 5: scanorama.v1.ListTargetsResponse.targets:type_name -> scanorama.v1.Target
+	58, // 6: scanorama.v1.UpdateTargetRequest.interval:type_name -> google.protobuf.Duration
+	59, // 7: scanorama.v1.UpdateTargetResponse.target:type_name -> scanorama.v1.Target
+	60, // 8: scanorama.v1.CreateProfileRequest.options:type_name -> scanorama.v1.ScanOptions
+	61, // 9: scanorama.v1.CreateProfileResponse.profile:type_name -> scanorama.v1.Profile
+	61, // 10: scanorama.v1.ListProfilesResponse.profiles:type_name -> scanorama.v1.Profile
+	62, // 11: scanorama.v1.ScanNowResponse.jobs:type_name -> scanorama.v1.Job
+	62, // 12: scanorama.v1.GetJobResponse.job:type_name -> scanorama.v1.Job
+	63, // 13: scanorama.v1.ListJobsRequest.status:type_name -> scanorama.v1.JobStatus
+	64, // 14: scanorama.v1.ListJobsRequest.created_after:type_name -> google.protobuf.Timestamp
+	64, // 15: scanorama.v1.ListJobsRequest.created_before:type_name -> google.protobuf.Timestamp
+	62, // 16: scanorama.v1.ListJobsResponse.jobs:type_name -> scanorama.v1.Job
+	62, // 17: scanorama.v1.CancelJobResponse.job:type_name -> scanorama.v1.Job
+	65, // 18: scanorama.v1.ListAgentsResponse.agents:type_name -> scanorama.v1.Agent
+	64, // 19: scanorama.v1.ListHostsRequest.seen_after:type_name -> google.protobuf.Timestamp
+	64, // 20: scanorama.v1.ListHostsRequest.seen_before:type_name -> google.protobuf.Timestamp
+	66, // 21: scanorama.v1.ListHostsResponse.hosts:type_name -> scanorama.v1.Host
+	66, // 22: scanorama.v1.GetHostResponse.host:type_name -> scanorama.v1.Host
+	64, // 23: scanorama.v1.ListHostChangesRequest.since:type_name -> google.protobuf.Timestamp
+	64, // 24: scanorama.v1.ListHostChangesRequest.until:type_name -> google.protobuf.Timestamp
+	67, // 25: scanorama.v1.ListHostChangesResponse.changes:type_name -> scanorama.v1.HostChange
+	63, // 26: scanorama.v1.JobEvent.status:type_name -> scanorama.v1.JobStatus
+	64, // 27: scanorama.v1.WatchEventsResponse.time:type_name -> google.protobuf.Timestamp
+	36, // 28: scanorama.v1.WatchEventsResponse.job:type_name -> scanorama.v1.JobEvent
+	67, // 29: scanorama.v1.WatchEventsResponse.host_change:type_name -> scanorama.v1.HostChange
+	64, // 30: scanorama.v1.Exclusion.created_at:type_name -> google.protobuf.Timestamp
+	40, // 31: scanorama.v1.CreateExclusionResponse.exclusion:type_name -> scanorama.v1.Exclusion
+	40, // 32: scanorama.v1.ListExclusionsResponse.exclusions:type_name -> scanorama.v1.Exclusion
+	61, // 33: scanorama.v1.GetProfileResponse.profile:type_name -> scanorama.v1.Profile
+	65, // 34: scanorama.v1.DrainAgentResponse.agent:type_name -> scanorama.v1.Agent
+	66, // 35: scanorama.v1.UpdateHostResponse.host:type_name -> scanorama.v1.Host
+	0,  // 36: scanorama.v1.ExportResultsRequest.format:type_name -> scanorama.v1.ExportFormat
+	1,  // 37: scanorama.v1.AdminService.CreateSite:input_type -> scanorama.v1.CreateSiteRequest
+	3,  // 38: scanorama.v1.AdminService.ListSites:input_type -> scanorama.v1.ListSitesRequest
+	38, // 39: scanorama.v1.AdminService.DeleteSite:input_type -> scanorama.v1.DeleteSiteRequest
+	41, // 40: scanorama.v1.AdminService.CreateExclusion:input_type -> scanorama.v1.CreateExclusionRequest
+	43, // 41: scanorama.v1.AdminService.ListExclusions:input_type -> scanorama.v1.ListExclusionsRequest
+	45, // 42: scanorama.v1.AdminService.DeleteExclusion:input_type -> scanorama.v1.DeleteExclusionRequest
+	5,  // 43: scanorama.v1.AdminService.CreateTarget:input_type -> scanorama.v1.CreateTargetRequest
+	7,  // 44: scanorama.v1.AdminService.GetTarget:input_type -> scanorama.v1.GetTargetRequest
+	9,  // 45: scanorama.v1.AdminService.ListTargets:input_type -> scanorama.v1.ListTargetsRequest
+	11, // 46: scanorama.v1.AdminService.UpdateTarget:input_type -> scanorama.v1.UpdateTargetRequest
+	13, // 47: scanorama.v1.AdminService.DeleteTarget:input_type -> scanorama.v1.DeleteTargetRequest
+	15, // 48: scanorama.v1.AdminService.CreateProfile:input_type -> scanorama.v1.CreateProfileRequest
+	47, // 49: scanorama.v1.AdminService.GetProfile:input_type -> scanorama.v1.GetProfileRequest
+	17, // 50: scanorama.v1.AdminService.ListProfiles:input_type -> scanorama.v1.ListProfilesRequest
+	49, // 51: scanorama.v1.AdminService.DeleteProfile:input_type -> scanorama.v1.DeleteProfileRequest
+	19, // 52: scanorama.v1.AdminService.ScanNow:input_type -> scanorama.v1.ScanNowRequest
+	21, // 53: scanorama.v1.AdminService.GetJob:input_type -> scanorama.v1.GetJobRequest
+	23, // 54: scanorama.v1.AdminService.ListJobs:input_type -> scanorama.v1.ListJobsRequest
+	25, // 55: scanorama.v1.AdminService.CancelJob:input_type -> scanorama.v1.CancelJobRequest
+	27, // 56: scanorama.v1.AdminService.ListAgents:input_type -> scanorama.v1.ListAgentsRequest
+	51, // 57: scanorama.v1.AdminService.DrainAgent:input_type -> scanorama.v1.DrainAgentRequest
+	29, // 58: scanorama.v1.AdminService.ListHosts:input_type -> scanorama.v1.ListHostsRequest
+	31, // 59: scanorama.v1.AdminService.GetHost:input_type -> scanorama.v1.GetHostRequest
+	33, // 60: scanorama.v1.AdminService.ListHostChanges:input_type -> scanorama.v1.ListHostChangesRequest
+	53, // 61: scanorama.v1.AdminService.UpdateHost:input_type -> scanorama.v1.UpdateHostRequest
+	55, // 62: scanorama.v1.AdminService.ExportResults:input_type -> scanorama.v1.ExportResultsRequest
+	35, // 63: scanorama.v1.AdminService.WatchEvents:input_type -> scanorama.v1.WatchEventsRequest
+	2,  // 64: scanorama.v1.AdminService.CreateSite:output_type -> scanorama.v1.CreateSiteResponse
+	4,  // 65: scanorama.v1.AdminService.ListSites:output_type -> scanorama.v1.ListSitesResponse
+	39, // 66: scanorama.v1.AdminService.DeleteSite:output_type -> scanorama.v1.DeleteSiteResponse
+	42, // 67: scanorama.v1.AdminService.CreateExclusion:output_type -> scanorama.v1.CreateExclusionResponse
+	44, // 68: scanorama.v1.AdminService.ListExclusions:output_type -> scanorama.v1.ListExclusionsResponse
+	46, // 69: scanorama.v1.AdminService.DeleteExclusion:output_type -> scanorama.v1.DeleteExclusionResponse
+	6,  // 70: scanorama.v1.AdminService.CreateTarget:output_type -> scanorama.v1.CreateTargetResponse
+	8,  // 71: scanorama.v1.AdminService.GetTarget:output_type -> scanorama.v1.GetTargetResponse
+	10, // 72: scanorama.v1.AdminService.ListTargets:output_type -> scanorama.v1.ListTargetsResponse
+	12, // 73: scanorama.v1.AdminService.UpdateTarget:output_type -> scanorama.v1.UpdateTargetResponse
+	14, // 74: scanorama.v1.AdminService.DeleteTarget:output_type -> scanorama.v1.DeleteTargetResponse
+	16, // 75: scanorama.v1.AdminService.CreateProfile:output_type -> scanorama.v1.CreateProfileResponse
+	48, // 76: scanorama.v1.AdminService.GetProfile:output_type -> scanorama.v1.GetProfileResponse
+	18, // 77: scanorama.v1.AdminService.ListProfiles:output_type -> scanorama.v1.ListProfilesResponse
+	50, // 78: scanorama.v1.AdminService.DeleteProfile:output_type -> scanorama.v1.DeleteProfileResponse
+	20, // 79: scanorama.v1.AdminService.ScanNow:output_type -> scanorama.v1.ScanNowResponse
+	22, // 80: scanorama.v1.AdminService.GetJob:output_type -> scanorama.v1.GetJobResponse
+	24, // 81: scanorama.v1.AdminService.ListJobs:output_type -> scanorama.v1.ListJobsResponse
+	26, // 82: scanorama.v1.AdminService.CancelJob:output_type -> scanorama.v1.CancelJobResponse
+	28, // 83: scanorama.v1.AdminService.ListAgents:output_type -> scanorama.v1.ListAgentsResponse
+	52, // 84: scanorama.v1.AdminService.DrainAgent:output_type -> scanorama.v1.DrainAgentResponse
+	30, // 85: scanorama.v1.AdminService.ListHosts:output_type -> scanorama.v1.ListHostsResponse
+	32, // 86: scanorama.v1.AdminService.GetHost:output_type -> scanorama.v1.GetHostResponse
+	34, // 87: scanorama.v1.AdminService.ListHostChanges:output_type -> scanorama.v1.ListHostChangesResponse
+	54, // 88: scanorama.v1.AdminService.UpdateHost:output_type -> scanorama.v1.UpdateHostResponse
+	56, // 89: scanorama.v1.AdminService.ExportResults:output_type -> scanorama.v1.ExportResultsResponse
+	37, // 90: scanorama.v1.AdminService.WatchEvents:output_type -> scanorama.v1.WatchEventsResponse
+	64, // [64:91] is the sub-list for method output_type
+	37, // [37:64] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_scanorama_v1_admin_proto_init() }
@@ -2490,13 +3613,14 @@ func file_scanorama_v1_admin_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_scanorama_v1_admin_proto_rawDesc), len(file_scanorama_v1_admin_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   37,
+			NumEnums:      1,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_scanorama_v1_admin_proto_goTypes,
 		DependencyIndexes: file_scanorama_v1_admin_proto_depIdxs,
+		EnumInfos:         file_scanorama_v1_admin_proto_enumTypes,
 		MessageInfos:      file_scanorama_v1_admin_proto_msgTypes,
 	}.Build()
 	File_scanorama_v1_admin_proto = out.File

@@ -21,21 +21,30 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	AdminService_CreateSite_FullMethodName      = "/scanorama.v1.AdminService/CreateSite"
 	AdminService_ListSites_FullMethodName       = "/scanorama.v1.AdminService/ListSites"
+	AdminService_DeleteSite_FullMethodName      = "/scanorama.v1.AdminService/DeleteSite"
+	AdminService_CreateExclusion_FullMethodName = "/scanorama.v1.AdminService/CreateExclusion"
+	AdminService_ListExclusions_FullMethodName  = "/scanorama.v1.AdminService/ListExclusions"
+	AdminService_DeleteExclusion_FullMethodName = "/scanorama.v1.AdminService/DeleteExclusion"
 	AdminService_CreateTarget_FullMethodName    = "/scanorama.v1.AdminService/CreateTarget"
 	AdminService_GetTarget_FullMethodName       = "/scanorama.v1.AdminService/GetTarget"
 	AdminService_ListTargets_FullMethodName     = "/scanorama.v1.AdminService/ListTargets"
 	AdminService_UpdateTarget_FullMethodName    = "/scanorama.v1.AdminService/UpdateTarget"
 	AdminService_DeleteTarget_FullMethodName    = "/scanorama.v1.AdminService/DeleteTarget"
 	AdminService_CreateProfile_FullMethodName   = "/scanorama.v1.AdminService/CreateProfile"
+	AdminService_GetProfile_FullMethodName      = "/scanorama.v1.AdminService/GetProfile"
 	AdminService_ListProfiles_FullMethodName    = "/scanorama.v1.AdminService/ListProfiles"
+	AdminService_DeleteProfile_FullMethodName   = "/scanorama.v1.AdminService/DeleteProfile"
 	AdminService_ScanNow_FullMethodName         = "/scanorama.v1.AdminService/ScanNow"
 	AdminService_GetJob_FullMethodName          = "/scanorama.v1.AdminService/GetJob"
 	AdminService_ListJobs_FullMethodName        = "/scanorama.v1.AdminService/ListJobs"
 	AdminService_CancelJob_FullMethodName       = "/scanorama.v1.AdminService/CancelJob"
 	AdminService_ListAgents_FullMethodName      = "/scanorama.v1.AdminService/ListAgents"
+	AdminService_DrainAgent_FullMethodName      = "/scanorama.v1.AdminService/DrainAgent"
 	AdminService_ListHosts_FullMethodName       = "/scanorama.v1.AdminService/ListHosts"
 	AdminService_GetHost_FullMethodName         = "/scanorama.v1.AdminService/GetHost"
 	AdminService_ListHostChanges_FullMethodName = "/scanorama.v1.AdminService/ListHostChanges"
+	AdminService_UpdateHost_FullMethodName      = "/scanorama.v1.AdminService/UpdateHost"
+	AdminService_ExportResults_FullMethodName   = "/scanorama.v1.AdminService/ExportResults"
 	AdminService_WatchEvents_FullMethodName     = "/scanorama.v1.AdminService/WatchEvents"
 )
 
@@ -49,13 +58,23 @@ const (
 type AdminServiceClient interface {
 	CreateSite(ctx context.Context, in *CreateSiteRequest, opts ...grpc.CallOption) (*CreateSiteResponse, error)
 	ListSites(ctx context.Context, in *ListSitesRequest, opts ...grpc.CallOption) (*ListSitesResponse, error)
+	// DeleteSite removes a site that has no targets left.
+	DeleteSite(ctx context.Context, in *DeleteSiteRequest, opts ...grpc.CallOption) (*DeleteSiteResponse, error)
+	// Exclusions are CIDRs never scanned: global (no site) or per site.
+	// Per-target exclusions are part of the target.
+	CreateExclusion(ctx context.Context, in *CreateExclusionRequest, opts ...grpc.CallOption) (*CreateExclusionResponse, error)
+	ListExclusions(ctx context.Context, in *ListExclusionsRequest, opts ...grpc.CallOption) (*ListExclusionsResponse, error)
+	DeleteExclusion(ctx context.Context, in *DeleteExclusionRequest, opts ...grpc.CallOption) (*DeleteExclusionResponse, error)
 	CreateTarget(ctx context.Context, in *CreateTargetRequest, opts ...grpc.CallOption) (*CreateTargetResponse, error)
 	GetTarget(ctx context.Context, in *GetTargetRequest, opts ...grpc.CallOption) (*GetTargetResponse, error)
 	ListTargets(ctx context.Context, in *ListTargetsRequest, opts ...grpc.CallOption) (*ListTargetsResponse, error)
 	UpdateTarget(ctx context.Context, in *UpdateTargetRequest, opts ...grpc.CallOption) (*UpdateTargetResponse, error)
 	DeleteTarget(ctx context.Context, in *DeleteTargetRequest, opts ...grpc.CallOption) (*DeleteTargetResponse, error)
 	CreateProfile(ctx context.Context, in *CreateProfileRequest, opts ...grpc.CallOption) (*CreateProfileResponse, error)
+	GetProfile(ctx context.Context, in *GetProfileRequest, opts ...grpc.CallOption) (*GetProfileResponse, error)
 	ListProfiles(ctx context.Context, in *ListProfilesRequest, opts ...grpc.CallOption) (*ListProfilesResponse, error)
+	// DeleteProfile removes a profile no target uses; built-in profiles stay.
+	DeleteProfile(ctx context.Context, in *DeleteProfileRequest, opts ...grpc.CallOption) (*DeleteProfileResponse, error)
 	// ScanNow creates jobs for a target right away.
 	ScanNow(ctx context.Context, in *ScanNowRequest, opts ...grpc.CallOption) (*ScanNowResponse, error)
 	GetJob(ctx context.Context, in *GetJobRequest, opts ...grpc.CallOption) (*GetJobResponse, error)
@@ -63,9 +82,17 @@ type AdminServiceClient interface {
 	// CancelJob stops a job; a running agent learns of it at its next heartbeat.
 	CancelJob(ctx context.Context, in *CancelJobRequest, opts ...grpc.CallOption) (*CancelJobResponse, error)
 	ListAgents(ctx context.Context, in *ListAgentsRequest, opts ...grpc.CallOption) (*ListAgentsResponse, error)
+	// DrainAgent stops giving an agent new work; its current jobs finish.
+	DrainAgent(ctx context.Context, in *DrainAgentRequest, opts ...grpc.CallOption) (*DrainAgentResponse, error)
 	ListHosts(ctx context.Context, in *ListHostsRequest, opts ...grpc.CallOption) (*ListHostsResponse, error)
 	GetHost(ctx context.Context, in *GetHostRequest, opts ...grpc.CallOption) (*GetHostResponse, error)
 	ListHostChanges(ctx context.Context, in *ListHostChangesRequest, opts ...grpc.CallOption) (*ListHostChangesResponse, error)
+	// UpdateHost sets a host's ignore_scanning flag: ignored hosts are
+	// excluded from every job created afterwards.
+	UpdateHost(ctx context.Context, in *UpdateHostRequest, opts ...grpc.CallOption) (*UpdateHostResponse, error)
+	// ExportResults streams a job's or a site's port results as JSON lines,
+	// CSV, or nmap-compatible XML.
+	ExportResults(ctx context.Context, in *ExportResultsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportResultsResponse], error)
 	// WatchEvents streams job and host changes as they happen.
 	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
 }
@@ -92,6 +119,46 @@ func (c *adminServiceClient) ListSites(ctx context.Context, in *ListSitesRequest
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListSitesResponse)
 	err := c.cc.Invoke(ctx, AdminService_ListSites_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) DeleteSite(ctx context.Context, in *DeleteSiteRequest, opts ...grpc.CallOption) (*DeleteSiteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteSiteResponse)
+	err := c.cc.Invoke(ctx, AdminService_DeleteSite_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) CreateExclusion(ctx context.Context, in *CreateExclusionRequest, opts ...grpc.CallOption) (*CreateExclusionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateExclusionResponse)
+	err := c.cc.Invoke(ctx, AdminService_CreateExclusion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListExclusions(ctx context.Context, in *ListExclusionsRequest, opts ...grpc.CallOption) (*ListExclusionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListExclusionsResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListExclusions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) DeleteExclusion(ctx context.Context, in *DeleteExclusionRequest, opts ...grpc.CallOption) (*DeleteExclusionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteExclusionResponse)
+	err := c.cc.Invoke(ctx, AdminService_DeleteExclusion_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -158,10 +225,30 @@ func (c *adminServiceClient) CreateProfile(ctx context.Context, in *CreateProfil
 	return out, nil
 }
 
+func (c *adminServiceClient) GetProfile(ctx context.Context, in *GetProfileRequest, opts ...grpc.CallOption) (*GetProfileResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetProfileResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetProfile_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) ListProfiles(ctx context.Context, in *ListProfilesRequest, opts ...grpc.CallOption) (*ListProfilesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListProfilesResponse)
 	err := c.cc.Invoke(ctx, AdminService_ListProfiles_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) DeleteProfile(ctx context.Context, in *DeleteProfileRequest, opts ...grpc.CallOption) (*DeleteProfileResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteProfileResponse)
+	err := c.cc.Invoke(ctx, AdminService_DeleteProfile_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -218,6 +305,16 @@ func (c *adminServiceClient) ListAgents(ctx context.Context, in *ListAgentsReque
 	return out, nil
 }
 
+func (c *adminServiceClient) DrainAgent(ctx context.Context, in *DrainAgentRequest, opts ...grpc.CallOption) (*DrainAgentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DrainAgentResponse)
+	err := c.cc.Invoke(ctx, AdminService_DrainAgent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) ListHosts(ctx context.Context, in *ListHostsRequest, opts ...grpc.CallOption) (*ListHostsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListHostsResponse)
@@ -248,9 +345,38 @@ func (c *adminServiceClient) ListHostChanges(ctx context.Context, in *ListHostCh
 	return out, nil
 }
 
+func (c *adminServiceClient) UpdateHost(ctx context.Context, in *UpdateHostRequest, opts ...grpc.CallOption) (*UpdateHostResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateHostResponse)
+	err := c.cc.Invoke(ctx, AdminService_UpdateHost_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ExportResults(ctx context.Context, in *ExportResultsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportResultsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AdminService_ServiceDesc.Streams[0], AdminService_ExportResults_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExportResultsRequest, ExportResultsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdminService_ExportResultsClient = grpc.ServerStreamingClient[ExportResultsResponse]
+
 func (c *adminServiceClient) WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &AdminService_ServiceDesc.Streams[0], AdminService_WatchEvents_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &AdminService_ServiceDesc.Streams[1], AdminService_WatchEvents_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -277,13 +403,23 @@ type AdminService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsResp
 type AdminServiceServer interface {
 	CreateSite(context.Context, *CreateSiteRequest) (*CreateSiteResponse, error)
 	ListSites(context.Context, *ListSitesRequest) (*ListSitesResponse, error)
+	// DeleteSite removes a site that has no targets left.
+	DeleteSite(context.Context, *DeleteSiteRequest) (*DeleteSiteResponse, error)
+	// Exclusions are CIDRs never scanned: global (no site) or per site.
+	// Per-target exclusions are part of the target.
+	CreateExclusion(context.Context, *CreateExclusionRequest) (*CreateExclusionResponse, error)
+	ListExclusions(context.Context, *ListExclusionsRequest) (*ListExclusionsResponse, error)
+	DeleteExclusion(context.Context, *DeleteExclusionRequest) (*DeleteExclusionResponse, error)
 	CreateTarget(context.Context, *CreateTargetRequest) (*CreateTargetResponse, error)
 	GetTarget(context.Context, *GetTargetRequest) (*GetTargetResponse, error)
 	ListTargets(context.Context, *ListTargetsRequest) (*ListTargetsResponse, error)
 	UpdateTarget(context.Context, *UpdateTargetRequest) (*UpdateTargetResponse, error)
 	DeleteTarget(context.Context, *DeleteTargetRequest) (*DeleteTargetResponse, error)
 	CreateProfile(context.Context, *CreateProfileRequest) (*CreateProfileResponse, error)
+	GetProfile(context.Context, *GetProfileRequest) (*GetProfileResponse, error)
 	ListProfiles(context.Context, *ListProfilesRequest) (*ListProfilesResponse, error)
+	// DeleteProfile removes a profile no target uses; built-in profiles stay.
+	DeleteProfile(context.Context, *DeleteProfileRequest) (*DeleteProfileResponse, error)
 	// ScanNow creates jobs for a target right away.
 	ScanNow(context.Context, *ScanNowRequest) (*ScanNowResponse, error)
 	GetJob(context.Context, *GetJobRequest) (*GetJobResponse, error)
@@ -291,9 +427,17 @@ type AdminServiceServer interface {
 	// CancelJob stops a job; a running agent learns of it at its next heartbeat.
 	CancelJob(context.Context, *CancelJobRequest) (*CancelJobResponse, error)
 	ListAgents(context.Context, *ListAgentsRequest) (*ListAgentsResponse, error)
+	// DrainAgent stops giving an agent new work; its current jobs finish.
+	DrainAgent(context.Context, *DrainAgentRequest) (*DrainAgentResponse, error)
 	ListHosts(context.Context, *ListHostsRequest) (*ListHostsResponse, error)
 	GetHost(context.Context, *GetHostRequest) (*GetHostResponse, error)
 	ListHostChanges(context.Context, *ListHostChangesRequest) (*ListHostChangesResponse, error)
+	// UpdateHost sets a host's ignore_scanning flag: ignored hosts are
+	// excluded from every job created afterwards.
+	UpdateHost(context.Context, *UpdateHostRequest) (*UpdateHostResponse, error)
+	// ExportResults streams a job's or a site's port results as JSON lines,
+	// CSV, or nmap-compatible XML.
+	ExportResults(*ExportResultsRequest, grpc.ServerStreamingServer[ExportResultsResponse]) error
 	// WatchEvents streams job and host changes as they happen.
 	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
 	mustEmbedUnimplementedAdminServiceServer()
@@ -311,6 +455,18 @@ func (UnimplementedAdminServiceServer) CreateSite(context.Context, *CreateSiteRe
 }
 func (UnimplementedAdminServiceServer) ListSites(context.Context, *ListSitesRequest) (*ListSitesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListSites not implemented")
+}
+func (UnimplementedAdminServiceServer) DeleteSite(context.Context, *DeleteSiteRequest) (*DeleteSiteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteSite not implemented")
+}
+func (UnimplementedAdminServiceServer) CreateExclusion(context.Context, *CreateExclusionRequest) (*CreateExclusionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateExclusion not implemented")
+}
+func (UnimplementedAdminServiceServer) ListExclusions(context.Context, *ListExclusionsRequest) (*ListExclusionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListExclusions not implemented")
+}
+func (UnimplementedAdminServiceServer) DeleteExclusion(context.Context, *DeleteExclusionRequest) (*DeleteExclusionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteExclusion not implemented")
 }
 func (UnimplementedAdminServiceServer) CreateTarget(context.Context, *CreateTargetRequest) (*CreateTargetResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateTarget not implemented")
@@ -330,8 +486,14 @@ func (UnimplementedAdminServiceServer) DeleteTarget(context.Context, *DeleteTarg
 func (UnimplementedAdminServiceServer) CreateProfile(context.Context, *CreateProfileRequest) (*CreateProfileResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateProfile not implemented")
 }
+func (UnimplementedAdminServiceServer) GetProfile(context.Context, *GetProfileRequest) (*GetProfileResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetProfile not implemented")
+}
 func (UnimplementedAdminServiceServer) ListProfiles(context.Context, *ListProfilesRequest) (*ListProfilesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListProfiles not implemented")
+}
+func (UnimplementedAdminServiceServer) DeleteProfile(context.Context, *DeleteProfileRequest) (*DeleteProfileResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteProfile not implemented")
 }
 func (UnimplementedAdminServiceServer) ScanNow(context.Context, *ScanNowRequest) (*ScanNowResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ScanNow not implemented")
@@ -348,6 +510,9 @@ func (UnimplementedAdminServiceServer) CancelJob(context.Context, *CancelJobRequ
 func (UnimplementedAdminServiceServer) ListAgents(context.Context, *ListAgentsRequest) (*ListAgentsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAgents not implemented")
 }
+func (UnimplementedAdminServiceServer) DrainAgent(context.Context, *DrainAgentRequest) (*DrainAgentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DrainAgent not implemented")
+}
 func (UnimplementedAdminServiceServer) ListHosts(context.Context, *ListHostsRequest) (*ListHostsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListHosts not implemented")
 }
@@ -356,6 +521,12 @@ func (UnimplementedAdminServiceServer) GetHost(context.Context, *GetHostRequest)
 }
 func (UnimplementedAdminServiceServer) ListHostChanges(context.Context, *ListHostChangesRequest) (*ListHostChangesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListHostChanges not implemented")
+}
+func (UnimplementedAdminServiceServer) UpdateHost(context.Context, *UpdateHostRequest) (*UpdateHostResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateHost not implemented")
+}
+func (UnimplementedAdminServiceServer) ExportResults(*ExportResultsRequest, grpc.ServerStreamingServer[ExportResultsResponse]) error {
+	return status.Error(codes.Unimplemented, "method ExportResults not implemented")
 }
 func (UnimplementedAdminServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
@@ -413,6 +584,78 @@ func _AdminService_ListSites_Handler(srv interface{}, ctx context.Context, dec f
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AdminServiceServer).ListSites(ctx, req.(*ListSitesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_DeleteSite_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteSiteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DeleteSite(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DeleteSite_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DeleteSite(ctx, req.(*DeleteSiteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_CreateExclusion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateExclusionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CreateExclusion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CreateExclusion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CreateExclusion(ctx, req.(*CreateExclusionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListExclusions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListExclusionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListExclusions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListExclusions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListExclusions(ctx, req.(*ListExclusionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_DeleteExclusion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteExclusionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DeleteExclusion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DeleteExclusion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DeleteExclusion(ctx, req.(*DeleteExclusionRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -525,6 +768,24 @@ func _AdminService_CreateProfile_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_GetProfile_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetProfileRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetProfile(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetProfile_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetProfile(ctx, req.(*GetProfileRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_ListProfiles_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListProfilesRequest)
 	if err := dec(in); err != nil {
@@ -539,6 +800,24 @@ func _AdminService_ListProfiles_Handler(srv interface{}, ctx context.Context, de
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AdminServiceServer).ListProfiles(ctx, req.(*ListProfilesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_DeleteProfile_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteProfileRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DeleteProfile(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DeleteProfile_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DeleteProfile(ctx, req.(*DeleteProfileRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -633,6 +912,24 @@ func _AdminService_ListAgents_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_DrainAgent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DrainAgentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DrainAgent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DrainAgent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DrainAgent(ctx, req.(*DrainAgentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_ListHosts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListHostsRequest)
 	if err := dec(in); err != nil {
@@ -687,6 +984,35 @@ func _AdminService_ListHostChanges_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_UpdateHost_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateHostRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).UpdateHost(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_UpdateHost_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).UpdateHost(ctx, req.(*UpdateHostRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ExportResults_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportResultsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AdminServiceServer).ExportResults(m, &grpc.GenericServerStream[ExportResultsRequest, ExportResultsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdminService_ExportResultsServer = grpc.ServerStreamingServer[ExportResultsResponse]
+
 func _AdminService_WatchEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchEventsRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -714,6 +1040,22 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AdminService_ListSites_Handler,
 		},
 		{
+			MethodName: "DeleteSite",
+			Handler:    _AdminService_DeleteSite_Handler,
+		},
+		{
+			MethodName: "CreateExclusion",
+			Handler:    _AdminService_CreateExclusion_Handler,
+		},
+		{
+			MethodName: "ListExclusions",
+			Handler:    _AdminService_ListExclusions_Handler,
+		},
+		{
+			MethodName: "DeleteExclusion",
+			Handler:    _AdminService_DeleteExclusion_Handler,
+		},
+		{
 			MethodName: "CreateTarget",
 			Handler:    _AdminService_CreateTarget_Handler,
 		},
@@ -738,8 +1080,16 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AdminService_CreateProfile_Handler,
 		},
 		{
+			MethodName: "GetProfile",
+			Handler:    _AdminService_GetProfile_Handler,
+		},
+		{
 			MethodName: "ListProfiles",
 			Handler:    _AdminService_ListProfiles_Handler,
+		},
+		{
+			MethodName: "DeleteProfile",
+			Handler:    _AdminService_DeleteProfile_Handler,
 		},
 		{
 			MethodName: "ScanNow",
@@ -762,6 +1112,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AdminService_ListAgents_Handler,
 		},
 		{
+			MethodName: "DrainAgent",
+			Handler:    _AdminService_DrainAgent_Handler,
+		},
+		{
 			MethodName: "ListHosts",
 			Handler:    _AdminService_ListHosts_Handler,
 		},
@@ -773,8 +1127,17 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ListHostChanges",
 			Handler:    _AdminService_ListHostChanges_Handler,
 		},
+		{
+			MethodName: "UpdateHost",
+			Handler:    _AdminService_UpdateHost_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ExportResults",
+			Handler:       _AdminService_ExportResults_Handler,
+			ServerStreams: true,
+		},
 		{
 			StreamName:    "WatchEvents",
 			Handler:       _AdminService_WatchEvents_Handler,

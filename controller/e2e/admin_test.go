@@ -1,0 +1,309 @@
+package e2e_test
+
+import (
+	"encoding/csv"
+	"encoding/xml"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
+)
+
+func TestExclusionsAndIgnoredHostsReachJobs(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	ctx := s.ctx()
+	first := setupTarget(t, s, "10.99.6.0/24", "22")
+	a := register(t, s.agentc, "lab", "a", "10.99.0.0/16")
+	l := a.acquire(5 * time.Second)
+	if _, err := a.send(ctx, l, [][]*pb.HostResult{{host("10.99.6.10", 22)}}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.admin.UpdateHost(ctx, &pb.UpdateHostRequest{Site: "lab", IpAddress: "10.99.6.10", IgnoreScanning: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []*pb.CreateExclusionRequest{{Network: "10.99.6.254/32"}, {Site: "lab", Network: "10.99.6.128/25"}, {Network: "10.98.0.0/16"}} {
+		if _, err := s.admin.CreateExclusion(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.admin.UpdateTarget(ctx, &pb.UpdateTargetRequest{Id: first[0].GetTargetId(), Exclusions: []string{"10.99.6.1/32"}, UpdateExclusions: true}); err != nil {
+		t.Fatal(err)
+	}
+	run, err := s.admin.ScanNow(ctx, &pb.ScanNowRequest{TargetId: first[0].GetTargetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := run.GetJobs()[0].GetExclusions()
+	want := []string{"10.99.6.1/32", "10.99.6.10/32", "10.99.6.128/25", "10.99.6.254/32"}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("job exclusions %v, want %v (target, ignored host, site, global; not the unrelated 10.98/16)", got, want)
+	}
+	l2 := a.acquire(5 * time.Second)
+	_, err = a.send(ctx, l2, [][]*pb.HostResult{{host("10.99.6.200", 22)}}, false)
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "excluded") {
+		t.Fatalf("result for an excluded address: %v; want InvalidArgument", err)
+	}
+}
+
+type nmapXML struct {
+	Hosts []struct {
+		Addresses []struct {
+			Addr string `xml:"addr,attr"`
+		} `xml:"address"`
+		Ports []struct {
+			Protocol string `xml:"protocol,attr"`
+			PortID   int    `xml:"portid,attr"`
+			State    struct {
+				State string `xml:"state,attr"`
+			} `xml:"state"`
+			Service struct {
+				Name string `xml:"name,attr"`
+			} `xml:"service"`
+		} `xml:"ports>port"`
+	} `xml:"host"`
+}
+
+func TestExportResultsFormats(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	ctx := s.ctx()
+	jobs := setupTarget(t, s, "10.99.7.0/24", "1-2000")
+	a := register(t, s.agentc, "lab", "a", "10.99.0.0/16")
+	l := a.acquire(5 * time.Second)
+	ports := make([]int, 1500) // more rows than one export page
+	for i := range ports {
+		ports[i] = i + 1
+	}
+	if _, err := a.send(ctx, l, [][]*pb.HostResult{{host("10.99.7.10", 22, 80), host("10.99.7.11", ports...)}}, false); err != nil {
+		t.Fatal(err)
+	}
+	read := func(req *pb.ExportResultsRequest) string {
+		st, err := s.admin.ExportResults(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		for {
+			m, err := st.Recv()
+			if err == io.EOF {
+				return b.String()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.WriteString(m.GetData())
+		}
+	}
+	jsonl := read(&pb.ExportResultsRequest{JobId: jobs[0].GetId(), Format: pb.ExportFormat_EXPORT_FORMAT_JSONL})
+	if n := strings.Count(jsonl, "\n"); n != 1502 {
+		t.Errorf("JSONL lines = %d, want 1502", n)
+	}
+	recs, err := csv.NewReader(strings.NewReader(read(&pb.ExportResultsRequest{Site: "lab", Format: pb.ExportFormat_EXPORT_FORMAT_CSV}))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1503 || recs[0][1] != "ip_address" || recs[1][1] != "10.99.7.10" {
+		t.Errorf("CSV: %d records, header %v, first %v", len(recs), recs[0], recs[1])
+	}
+	var x nmapXML
+	if err := xml.Unmarshal([]byte(read(&pb.ExportResultsRequest{JobId: jobs[0].GetId(), Format: pb.ExportFormat_EXPORT_FORMAT_NMAP_XML})), &x); err != nil {
+		t.Fatal(err)
+	}
+	if len(x.Hosts) != 2 || len(x.Hosts[0].Ports) != 2 || len(x.Hosts[1].Ports) != 1500 || x.Hosts[0].Ports[0].Service.Name != "ssh" {
+		t.Errorf("XML: %d hosts", len(x.Hosts))
+	}
+}
+
+func TestDrainAgent(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	ctx := s.ctx()
+	setupTarget(t, s, "10.99.8.0/24", "22")
+	a := register(t, s.agentc, "lab", "a", "10.99.0.0/16")
+	resp, err := s.admin.DrainAgent(ctx, &pb.DrainAgentRequest{Site: "lab", Name: "a", Drain: true})
+	if err != nil || resp.GetAgent().GetState() != "draining" {
+		t.Fatalf("drain: %v %v", resp, err)
+	}
+	if l := a.acquire(time.Second); l != nil {
+		t.Fatalf("a draining agent got %v", l)
+	}
+	if _, err := s.admin.DrainAgent(ctx, &pb.DrainAgentRequest{Site: "lab", Name: "a", Drain: false}); err != nil {
+		t.Fatal(err)
+	}
+	if l := a.acquire(5 * time.Second); l == nil {
+		t.Fatal("an undrained agent got no work")
+	}
+}
+
+// Every class of user mistake gets its own code, names the field, and
+// writes nothing.
+func TestAdminErrors(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	ctx := s.ctx()
+	jobs := setupTarget(t, s, "10.99.9.0/24", "22")
+	before := s.count(`SELECT (SELECT count(*) FROM sites) + (SELECT count(*) FROM scan_targets) + (SELECT count(*) FROM scan_profiles) + (SELECT count(*) FROM scan_jobs) + (SELECT count(*) FROM scan_exclusions)`)
+	cases := []struct {
+		name  string
+		call  func() error
+		code  codes.Code
+		field string
+	}{
+		{"GetJob id not a UUID", func() error { _, err := s.admin.GetJob(ctx, &pb.GetJobRequest{Id: "42"}); return err }, codes.InvalidArgument, "id"},
+		{"GetJob unknown", func() error {
+			_, err := s.admin.GetJob(ctx, &pb.GetJobRequest{Id: "00000000-0000-0000-0000-000000000001"})
+			return err
+		}, codes.NotFound, "id"},
+		{"ListJobs bad page token", func() error { _, err := s.admin.ListJobs(ctx, &pb.ListJobsRequest{PageToken: "nope"}); return err }, codes.InvalidArgument, "page_token"},
+		{"ListJobs negative page size", func() error { _, err := s.admin.ListJobs(ctx, &pb.ListJobsRequest{PageSize: -1}); return err }, codes.InvalidArgument, "page_size"},
+		{"ListJobs unknown status", func() error { _, err := s.admin.ListJobs(ctx, &pb.ListJobsRequest{Status: 42}); return err }, codes.InvalidArgument, "status"},
+		{"ListHosts bad network", func() error { _, err := s.admin.ListHosts(ctx, &pb.ListHostsRequest{Network: "10.99.0.0/40"}); return err }, codes.InvalidArgument, "network"},
+		{"ListHosts bad status", func() error { _, err := s.admin.ListHosts(ctx, &pb.ListHostsRequest{Status: "sideways"}); return err }, codes.InvalidArgument, "status"},
+		{"ListHosts unknown site", func() error { _, err := s.admin.ListHosts(ctx, &pb.ListHostsRequest{Site: "mars"}); return err }, codes.NotFound, "site"},
+		{"GetHost bad address", func() error { _, err := s.admin.GetHost(ctx, &pb.GetHostRequest{Site: "lab", IpAddress: "10.99.9"}); return err }, codes.InvalidArgument, "ip_address"},
+		{"GetHost unknown", func() error {
+			_, err := s.admin.GetHost(ctx, &pb.GetHostRequest{Site: "lab", IpAddress: "10.99.9.9"})
+			return err
+		}, codes.NotFound, "ip_address"},
+		{"ListHostChanges address without site", func() error {
+			_, err := s.admin.ListHostChanges(ctx, &pb.ListHostChangesRequest{IpAddress: "10.99.9.9"})
+			return err
+		}, codes.InvalidArgument, "site"},
+		{"CreateSite duplicate", func() error { _, err := s.admin.CreateSite(ctx, &pb.CreateSiteRequest{Name: "lab"}); return err }, codes.AlreadyExists, ""},
+		{"CreateSite bad name", func() error { _, err := s.admin.CreateSite(ctx, &pb.CreateSiteRequest{Name: "Lab One"}); return err }, codes.InvalidArgument, "name"},
+		{"CreateProfile timing 7", func() error {
+			timing := int32(7)
+			_, err := s.admin.CreateProfile(ctx, &pb.CreateProfileRequest{Name: "p", Options: &pb.ScanOptions{ScanType: pb.ScanType_SCAN_TYPE_CONNECT, TopPorts: 10, Timing: &timing}})
+			return err
+		}, codes.InvalidArgument, "options.timing"},
+		{"CreateProfile script not allowed", func() error {
+			_, err := s.admin.CreateProfile(ctx, &pb.CreateProfileRequest{Name: "p", Options: &pb.ScanOptions{ScanType: pb.ScanType_SCAN_TYPE_CONNECT, TopPorts: 10, Scripts: []string{"exploit"}}})
+			return err
+		}, codes.InvalidArgument, "options.scripts"},
+		{"CreateProfile no scan type", func() error {
+			_, err := s.admin.CreateProfile(ctx, &pb.CreateProfileRequest{Name: "p", Options: &pb.ScanOptions{TopPorts: 10}})
+			return err
+		}, codes.InvalidArgument, "options.scan_type"},
+		{"DeleteProfile built in", func() error { _, err := s.admin.DeleteProfile(ctx, &pb.DeleteProfileRequest{Name: "default"}); return err }, codes.FailedPrecondition, "name"},
+		{"DeleteSite with targets", func() error { _, err := s.admin.DeleteSite(ctx, &pb.DeleteSiteRequest{Name: "lab"}); return err }, codes.FailedPrecondition, ""},
+		{"CancelJob unknown", func() error {
+			_, err := s.admin.CancelJob(ctx, &pb.CancelJobRequest{Id: "00000000-0000-0000-0000-000000000001"})
+			return err
+		}, codes.NotFound, "id"},
+		{"ScanNow unknown target", func() error {
+			_, err := s.admin.ScanNow(ctx, &pb.ScanNowRequest{TargetId: "00000000-0000-0000-0000-000000000001"})
+			return err
+		}, codes.NotFound, "target_id"},
+		{"ExportResults job and site", func() error {
+			st, err := s.admin.ExportResults(ctx, &pb.ExportResultsRequest{JobId: jobs[0].GetId(), Site: "lab"})
+			if err == nil {
+				_, err = st.Recv()
+			}
+			return err
+		}, codes.InvalidArgument, "job_id"},
+		{"CreateExclusion bad CIDR", func() error { _, err := s.admin.CreateExclusion(ctx, &pb.CreateExclusionRequest{Network: "everything"}); return err }, codes.InvalidArgument, "network"},
+		{"UpdateTarget bad ports", func() error {
+			ports := "0-10"
+			_, err := s.admin.UpdateTarget(ctx, &pb.UpdateTargetRequest{Id: jobs[0].GetTargetId(), Ports: &ports})
+			return err
+		}, codes.InvalidArgument, "ports"},
+		{"UpdateTarget interval too short", func() error {
+			_, err := s.admin.UpdateTarget(ctx, &pb.UpdateTargetRequest{Id: jobs[0].GetTargetId(), Interval: durationpb.New(time.Second)})
+			return err
+		}, codes.InvalidArgument, "interval"},
+		{"DrainAgent unknown", func() error { _, err := s.admin.DrainAgent(ctx, &pb.DrainAgentRequest{Site: "lab", Name: "ghost", Drain: true}); return err }, codes.NotFound, "name"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st := status.Convert(tc.call())
+			if st.Code() != tc.code {
+				t.Fatalf("code %s (%s), want %s", st.Code(), st.Message(), tc.code)
+			}
+			if tc.field != "" && !strings.Contains(st.Message(), tc.field+":") {
+				t.Fatalf("message %q does not name %s", st.Message(), tc.field)
+			}
+		})
+	}
+	after := s.count(`SELECT (SELECT count(*) FROM sites) + (SELECT count(*) FROM scan_targets) + (SELECT count(*) FROM scan_profiles) + (SELECT count(*) FROM scan_jobs) + (SELECT count(*) FROM scan_exclusions)`)
+	if after != before {
+		t.Fatalf("bad requests changed the row count %d -> %d", before, after)
+	}
+}
+
+// Paging by keyset is stable while rows are inserted: every job that
+// existed before the listing started appears exactly once.
+func TestListJobsPagingUnderInserts(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	ctx := s.ctx()
+	jobs := setupTarget(t, s, "10.99.16.0/21", "22") // 8 jobs
+	for range 4 {
+		if _, err := s.admin.ScanNow(ctx, &pb.ScanNowRequest{TargetId: jobs[0].GetTargetId()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var existing []string
+	list, err := s.admin.ListJobs(ctx, &pb.ListJobsRequest{PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range list.GetJobs() {
+		existing = append(existing, j.GetId())
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := s.admin.ScanNow(ctx, &pb.ScanNowRequest{TargetId: jobs[0].GetTargetId()}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	seen := map[string]int{}
+	token := ""
+	for {
+		page, err := s.admin.ListJobs(ctx, &pb.ListJobsRequest{PageSize: 3, PageToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range page.GetJobs() {
+			seen[j.GetId()]++
+		}
+		if token = page.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	close(stop)
+	wg.Wait()
+	for _, id := range existing {
+		if seen[id] != 1 {
+			t.Errorf("job %s listed %d times", id, seen[id])
+		}
+	}
+	for id, n := range seen {
+		if n > 1 {
+			t.Errorf("job %s listed %d times", id, n)
+		}
+	}
+	if len(existing) != 40 {
+		t.Errorf("expected 40 jobs before listing, got %d", len(existing))
+	}
+}
