@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"time"
 
-
 	"github.com/scanorama/scanorama/controller/apierr"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
@@ -223,4 +222,3 @@ func (s *Server) ExportResults(req *pb.ExportResultsRequest, stream pb.AdminServ
 	enc.footer(&buf)
 	return stream.Send(&pb.ExportResultsResponse{Data: buf.String()})
 }
-

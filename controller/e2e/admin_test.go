@@ -167,10 +167,16 @@ func TestAdminErrors(t *testing.T) {
 		{"ListJobs bad page token", func() error { _, err := s.admin.ListJobs(ctx, &pb.ListJobsRequest{PageToken: "nope"}); return err }, codes.InvalidArgument, "page_token"},
 		{"ListJobs negative page size", func() error { _, err := s.admin.ListJobs(ctx, &pb.ListJobsRequest{PageSize: -1}); return err }, codes.InvalidArgument, "page_size"},
 		{"ListJobs unknown status", func() error { _, err := s.admin.ListJobs(ctx, &pb.ListJobsRequest{Status: 42}); return err }, codes.InvalidArgument, "status"},
-		{"ListHosts bad network", func() error { _, err := s.admin.ListHosts(ctx, &pb.ListHostsRequest{Network: "10.99.0.0/40"}); return err }, codes.InvalidArgument, "network"},
+		{"ListHosts bad network", func() error {
+			_, err := s.admin.ListHosts(ctx, &pb.ListHostsRequest{Network: "10.99.0.0/40"})
+			return err
+		}, codes.InvalidArgument, "network"},
 		{"ListHosts bad status", func() error { _, err := s.admin.ListHosts(ctx, &pb.ListHostsRequest{Status: "sideways"}); return err }, codes.InvalidArgument, "status"},
 		{"ListHosts unknown site", func() error { _, err := s.admin.ListHosts(ctx, &pb.ListHostsRequest{Site: "mars"}); return err }, codes.NotFound, "site"},
-		{"GetHost bad address", func() error { _, err := s.admin.GetHost(ctx, &pb.GetHostRequest{Site: "lab", IpAddress: "10.99.9"}); return err }, codes.InvalidArgument, "ip_address"},
+		{"GetHost bad address", func() error {
+			_, err := s.admin.GetHost(ctx, &pb.GetHostRequest{Site: "lab", IpAddress: "10.99.9"})
+			return err
+		}, codes.InvalidArgument, "ip_address"},
 		{"GetHost unknown", func() error {
 			_, err := s.admin.GetHost(ctx, &pb.GetHostRequest{Site: "lab", IpAddress: "10.99.9.9"})
 			return err
@@ -194,7 +200,10 @@ func TestAdminErrors(t *testing.T) {
 			_, err := s.admin.CreateProfile(ctx, &pb.CreateProfileRequest{Name: "p", Options: &pb.ScanOptions{TopPorts: 10}})
 			return err
 		}, codes.InvalidArgument, "options.scan_type"},
-		{"DeleteProfile built in", func() error { _, err := s.admin.DeleteProfile(ctx, &pb.DeleteProfileRequest{Name: "default"}); return err }, codes.FailedPrecondition, "name"},
+		{"DeleteProfile built in", func() error {
+			_, err := s.admin.DeleteProfile(ctx, &pb.DeleteProfileRequest{Name: "default"})
+			return err
+		}, codes.FailedPrecondition, "name"},
 		{"DeleteSite with targets", func() error { _, err := s.admin.DeleteSite(ctx, &pb.DeleteSiteRequest{Name: "lab"}); return err }, codes.FailedPrecondition, ""},
 		{"CancelJob unknown", func() error {
 			_, err := s.admin.CancelJob(ctx, &pb.CancelJobRequest{Id: "00000000-0000-0000-0000-000000000001"})
@@ -211,7 +220,10 @@ func TestAdminErrors(t *testing.T) {
 			}
 			return err
 		}, codes.InvalidArgument, "job_id"},
-		{"CreateExclusion bad CIDR", func() error { _, err := s.admin.CreateExclusion(ctx, &pb.CreateExclusionRequest{Network: "everything"}); return err }, codes.InvalidArgument, "network"},
+		{"CreateExclusion bad CIDR", func() error {
+			_, err := s.admin.CreateExclusion(ctx, &pb.CreateExclusionRequest{Network: "everything"})
+			return err
+		}, codes.InvalidArgument, "network"},
 		{"UpdateTarget bad ports", func() error {
 			ports := "0-10"
 			_, err := s.admin.UpdateTarget(ctx, &pb.UpdateTargetRequest{Id: jobs[0].GetTargetId(), Ports: &ports})
@@ -221,7 +233,10 @@ func TestAdminErrors(t *testing.T) {
 			_, err := s.admin.UpdateTarget(ctx, &pb.UpdateTargetRequest{Id: jobs[0].GetTargetId(), Interval: durationpb.New(time.Second)})
 			return err
 		}, codes.InvalidArgument, "interval"},
-		{"DrainAgent unknown", func() error { _, err := s.admin.DrainAgent(ctx, &pb.DrainAgentRequest{Site: "lab", Name: "ghost", Drain: true}); return err }, codes.NotFound, "name"},
+		{"DrainAgent unknown", func() error {
+			_, err := s.admin.DrainAgent(ctx, &pb.DrainAgentRequest{Site: "lab", Name: "ghost", Drain: true})
+			return err
+		}, codes.NotFound, "name"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
