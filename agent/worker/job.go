@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -143,6 +144,10 @@ func (j *job) plan() ([]string, uint64, error) {
 	args, err := scanspec.Args(opts, []netip.Prefix{network}, excl)
 	if err != nil {
 		return nil, 0, fmt.Errorf("build nmap arguments: %w", err)
+	}
+	if opts.RequiresRawSockets() && os.Geteuid() != 0 {
+		// Not root but granted CAP_NET_RAW: nmap uses raw sockets only when told.
+		args = append([]string{"--privileged"}, args...)
 	}
 	return args, scanspec.HostCount([]netip.Prefix{network}, excl), nil
 }
