@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -32,6 +33,7 @@ type Agent struct {
 	caps   nmaprun.Capabilities
 	runner *nmaprun.Runner
 
+	mu        sync.Mutex // guards agentID and heartbeat
 	agentID   string
 	heartbeat time.Duration
 }
@@ -80,23 +82,44 @@ func (a *Agent) Close() error {
 	return errors.Join(a.conn.Close(), a.spool.Close())
 }
 
-// Run registers, redelivers spooled results, then takes and runs jobs until
-// ctx ends. A clean shutdown releases the current lease at once.
+// Run registers, redelivers spooled results, then takes and runs jobs
+// (Concurrency at a time) until ctx ends. A clean shutdown releases the
+// current leases at once.
 func (a *Agent) Run(ctx context.Context) error {
-	if err := a.register(ctx); err != nil {
+	if err := a.register(ctx, ""); err != nil {
 		return err
 	}
 	a.redeliver(ctx)
+	var wg sync.WaitGroup
+	errs := make(chan error, a.cfg.Concurrency)
+	for range a.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.work(ctx); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	a.log.Info("agent stopped")
+	return <-errs
+}
+
+// work is one job slot: acquire, run, repeat.
+func (a *Agent) work(ctx context.Context) error {
 	bo := newBackoff(a.cfg.RetryMin, a.cfg.RetryMax)
 	for ctx.Err() == nil {
-		resp, err := a.client.AcquireJob(ctx, &pb.AcquireJobRequest{AgentId: a.agentID, Wait: durationpb.New(a.cfg.AcquireWait)})
+		id := a.id()
+		resp, err := a.client.AcquireJob(ctx, &pb.AcquireJobRequest{AgentId: id, Wait: durationpb.New(a.cfg.AcquireWait)})
 		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
 			if status.Code(err) == codes.Unauthenticated {
 				// The controller forgot us (e.g. a fresh database): register again.
-				if err := a.register(ctx); err != nil {
+				if err := a.register(ctx, id); err != nil {
 					return err
 				}
 				continue
@@ -110,11 +133,23 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.runJob(ctx, l)
 		}
 	}
-	a.log.Info("agent stopped")
 	return nil
 }
 
-func (a *Agent) register(ctx context.Context) error {
+// id is the agent id the controller gave at registration.
+func (a *Agent) id() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.agentID
+}
+
+// register (re)registers unless another job slot already replaced stale.
+func (a *Agent) register(ctx context.Context, stale string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.agentID != stale {
+		return nil
+	}
 	host, _ := os.Hostname()
 	scope := make([]string, len(a.cfg.Scope))
 	for i, p := range a.cfg.Scope {
@@ -144,4 +179,10 @@ func (a *Agent) register(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+func (a *Agent) heartbeatEvery() time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.heartbeat
 }

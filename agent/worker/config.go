@@ -28,6 +28,8 @@ type Config struct {
 	Logger   hclog.Logger
 	// AcquireWait is one long-poll's length.
 	AcquireWait time.Duration
+	// Concurrency is how many jobs (nmap processes) run at once.
+	Concurrency int
 	// RetryMin and RetryMax bound the reconnect/redelivery backoff.
 	RetryMin, RetryMax time.Duration
 }
@@ -42,6 +44,12 @@ func (c *Config) validate() error {
 		return errors.New("--name: required")
 	case c.SpoolDir == "":
 		return errors.New("--spool-dir: required")
+	}
+	if c.Concurrency < 0 || c.Concurrency > 64 {
+		return errors.New("--concurrency: must be 1..64")
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 1
 	}
 	if c.NmapPath == "" {
 		c.NmapPath = "nmap"

@@ -113,7 +113,7 @@ func (a *Agent) runJob(ctx context.Context, l *pb.Lease) {
 }
 
 func (j *job) open() *pb.ResultsOpen {
-	return &pb.ResultsOpen{AgentId: j.a.agentID, JobId: j.lease.GetJobId(), LeaseToken: j.lease.GetLeaseToken()}
+	return &pb.ResultsOpen{AgentId: j.a.id(), JobId: j.lease.GetJobId(), LeaseToken: j.lease.GetLeaseToken()}
 }
 
 // plan re-validates everything the controller sent: the agent is the last
@@ -167,7 +167,7 @@ func (a *Agent) inScope(n netip.Prefix) bool {
 // heartbeats renews the lease and reports progress; a cancelled or lost
 // lease stops the scan.
 func (j *job) heartbeats(ctx context.Context) {
-	t := time.NewTicker(j.a.heartbeat)
+	t := time.NewTicker(j.a.heartbeatEvery())
 	defer t.Stop()
 	for {
 		select {
@@ -175,8 +175,8 @@ func (j *job) heartbeats(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		callCtx, cancel := context.WithTimeout(ctx, j.a.heartbeat)
-		resp, err := j.a.client.Heartbeat(callCtx, &pb.HeartbeatRequest{AgentId: j.a.agentID, Leases: []*pb.LeaseProgress{{
+		callCtx, cancel := context.WithTimeout(ctx, j.a.heartbeatEvery())
+		resp, err := j.a.client.Heartbeat(callCtx, &pb.HeartbeatRequest{AgentId: j.a.id(), Leases: []*pb.LeaseProgress{{
 			JobId: j.lease.GetJobId(), LeaseToken: j.lease.GetLeaseToken(), ProgressPercent: j.progress.Load(),
 		}}})
 		cancel()
@@ -201,7 +201,7 @@ func (j *job) fail(ctx context.Context, msg string, retryable bool) {
 	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if _, err := j.a.client.FailJob(callCtx, &pb.FailJobRequest{
-		AgentId: j.a.agentID, JobId: j.lease.GetJobId(), LeaseToken: j.lease.GetLeaseToken(),
+		AgentId: j.a.id(), JobId: j.lease.GetJobId(), LeaseToken: j.lease.GetLeaseToken(),
 		ErrorMessage: msg, Retryable: retryable,
 	}); err != nil {
 		j.log.Warn("could not report the failure; the lease will expire instead", "error", err)
@@ -212,7 +212,7 @@ func (j *job) release() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := j.a.client.ReleaseJob(ctx, &pb.ReleaseJobRequest{
-		AgentId: j.a.agentID, JobId: j.lease.GetJobId(), LeaseToken: j.lease.GetLeaseToken(),
+		AgentId: j.a.id(), JobId: j.lease.GetJobId(), LeaseToken: j.lease.GetLeaseToken(),
 	}); err != nil {
 		j.log.Warn("could not release the lease; it will expire instead", "error", err)
 		return

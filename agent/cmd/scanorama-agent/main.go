@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -40,6 +41,7 @@ func run(args []string, stderr io.Writer) int {
 	name := fs.String("name", env("SCANORAMA_AGENT_NAME", host), "agent name, unique in its site (env SCANORAMA_AGENT_NAME)")
 	scope := fs.String("scope", env("SCANORAMA_SCOPE", ""), "CIDRs this agent may scan, comma separated; jobs outside are refused (env SCANORAMA_SCOPE)")
 	spoolDir := fs.String("spool-dir", env("SCANORAMA_SPOOL_DIR", filepath.Join(".scanorama-agent", "spool")), "directory for results not yet acknowledged (env SCANORAMA_SPOOL_DIR)")
+	concurrency := fs.Int("concurrency", envInt("SCANORAMA_CONCURRENCY", 1), "jobs (nmap processes) to run at once, 1..64 (env SCANORAMA_CONCURRENCY)")
 	nmapPath := fs.String("nmap", env("SCANORAMA_NMAP", "nmap"), "nmap binary (env SCANORAMA_NMAP)")
 	logLevel := fs.String("log-level", env("SCANORAMA_LOG_LEVEL", "info"), "trace, debug, info, warn or error (env SCANORAMA_LOG_LEVEL)")
 	logJSON := fs.Bool("log-json", env("SCANORAMA_LOG_JSON", "") == "true" || env("SCANORAMA_LOG_JSON", "") == "1", "log JSON lines (env SCANORAMA_LOG_JSON)")
@@ -63,6 +65,11 @@ func run(args []string, stderr io.Writer) int {
 	}
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "scanorama", Level: lvl, JSONFormat: *logJSON, Output: os.Stderr})
 	cfg.Version = version
+	cfg.Concurrency = *concurrency
+	if *concurrency < 1 || *concurrency > 64 {
+		fmt.Fprintf(stderr, "scanorama-agent: --concurrency: %d is outside 1..64\n", *concurrency)
+		return 2
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -119,6 +126,15 @@ func splitList(s string) []string {
 func env(key, def string) string {
 	if v, ok := os.LookupEnv(key); ok {
 		return v
+	}
+	return def
+}
+
+func envInt(key string, def int) int {
+	if v, ok := os.LookupEnv(key); ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
 	}
 	return def
 }
