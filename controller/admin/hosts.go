@@ -21,28 +21,21 @@ const recentChanges = 20
 
 // ListAgents implements AdminService.ListAgents.
 func (s *Server) ListAgents(ctx context.Context, req *pb.ListAgentsRequest) (*pb.ListAgentsResponse, error) {
-	size, err := pageSize(req.GetPageSize())
-	if err != nil {
-		return nil, err
-	}
-	var cur struct{ Site, Name string }
-	if err := decodeToken(req.GetPageToken(), &cur); err != nil {
-		return nil, err
-	}
 	site, err := s.optionalSite(ctx, req.GetSite())
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.q.ListAgents(ctx, db.ListAgentsParams{SiteID: site, AfterSite: cur.Site, AfterName: cur.Name, RowLimit: size + 1})
+	var cur struct{ Site, Name string }
+	rows, next, err := paginate(req, &cur, func(limit int32) ([]db.ListAgentsRow, error) {
+		return s.q.ListAgents(ctx, db.ListAgentsParams{SiteID: site, AfterSite: cur.Site, AfterName: cur.Name, RowLimit: limit})
+	}, func(r db.ListAgentsRow) struct{ Site, Name string } {
+		return struct{ Site, Name string }{r.SiteName, r.Agent.Name}
+	})
 	if err != nil {
 		return nil, s.internal("list agents", err)
 	}
-	resp := &pb.ListAgentsResponse{}
-	for i, r := range rows {
-		if int32(i) == size {
-			resp.NextPageToken = encodeToken(struct{ Site, Name string }{rows[i-1].SiteName, rows[i-1].Agent.Name})
-			break
-		}
+	resp := &pb.ListAgentsResponse{NextPageToken: next}
+	for _, r := range rows {
 		a := r.Agent
 		scope := make([]string, len(a.Scope))
 		for k, p := range a.Scope {
@@ -60,24 +53,12 @@ func (s *Server) ListAgents(ctx context.Context, req *pb.ListAgentsRequest) (*pb
 
 type hostCursor struct {
 	Site string
-	IP   string
+	IP   netip.Addr
 }
 
 // ListHosts implements AdminService.ListHosts.
 func (s *Server) ListHosts(ctx context.Context, req *pb.ListHostsRequest) (*pb.ListHostsResponse, error) {
-	size, err := pageSize(req.GetPageSize())
-	if err != nil {
-		return nil, err
-	}
-	cur := hostCursor{IP: "0.0.0.0"}
-	if err := decodeToken(req.GetPageToken(), &cur); err != nil {
-		return nil, err
-	}
-	after, err := netip.ParseAddr(cur.IP)
-	if err != nil {
-		return nil, apierr.InvalidField("page_token", "not a token returned by this API")
-	}
-	p := db.ListHostsParams{AfterSite: cur.Site, AfterIp: after, RowLimit: size + 1}
+	p := db.ListHostsParams{}
 	var bad []*apierr.FieldError
 	if req.GetNetwork() != "" {
 		n, fe := parseCIDR("network", req.GetNetwork())
@@ -115,19 +96,20 @@ func (s *Server) ListHosts(ctx context.Context, req *pb.ListHostsRequest) (*pb.L
 	if len(bad) > 0 {
 		return nil, apierr.Invalid(bad...)
 	}
+	var err error
 	if p.SiteID, err = s.optionalSite(ctx, req.GetSite()); err != nil {
 		return nil, err
 	}
-	rows, err := s.q.ListHosts(ctx, p)
+	cur := hostCursor{IP: netip.IPv4Unspecified()}
+	rows, next, err := paginate(req, &cur, func(limit int32) ([]db.ListHostsRow, error) {
+		p.AfterSite, p.AfterIp, p.RowLimit = cur.Site, cur.IP, limit
+		return s.q.ListHosts(ctx, p)
+	}, func(r db.ListHostsRow) hostCursor { return hostCursor{r.SiteName, r.Host.IpAddress} })
 	if err != nil {
 		return nil, s.internal("list hosts", err)
 	}
-	resp := &pb.ListHostsResponse{}
-	for i, r := range rows {
-		if int32(i) == size {
-			resp.NextPageToken = encodeToken(hostCursor{rows[i-1].SiteName, rows[i-1].Host.IpAddress.String()})
-			break
-		}
+	resp := &pb.ListHostsResponse{NextPageToken: next}
+	for _, r := range rows {
 		resp.Hosts = append(resp.Hosts, hostPB(r.Host, r.SiteName, r.OpenPorts))
 	}
 	return resp, nil
@@ -184,15 +166,8 @@ func (s *Server) GetHost(ctx context.Context, req *pb.GetHostRequest) (*pb.GetHo
 
 // ListHostChanges implements AdminService.ListHostChanges, newest first.
 func (s *Server) ListHostChanges(ctx context.Context, req *pb.ListHostChangesRequest) (*pb.ListHostChangesResponse, error) {
-	size, err := pageSize(req.GetPageSize())
-	if err != nil {
-		return nil, err
-	}
-	cur := struct{ ID int64 }{math.MaxInt64}
-	if err := decodeToken(req.GetPageToken(), &cur); err != nil {
-		return nil, err
-	}
-	p := db.ListHostChangesParams{BeforeID: cur.ID, RowLimit: size + 1}
+	p := db.ListHostChangesParams{}
+	var err error
 	if p.SiteID, err = s.optionalSite(ctx, req.GetSite()); err != nil {
 		return nil, err
 	}
@@ -219,16 +194,16 @@ func (s *Server) ListHostChanges(ctx context.Context, req *pb.ListHostChangesReq
 	if t := req.GetUntil(); t != nil {
 		p.Until = pgtype.Timestamptz{Time: t.AsTime(), Valid: true}
 	}
-	rows, err := s.q.ListHostChanges(ctx, p)
+	cur := struct{ ID int64 }{math.MaxInt64}
+	rows, next, err := paginate(req, &cur, func(limit int32) ([]db.ListHostChangesRow, error) {
+		p.BeforeID, p.RowLimit = cur.ID, limit
+		return s.q.ListHostChanges(ctx, p)
+	}, func(r db.ListHostChangesRow) struct{ ID int64 } { return struct{ ID int64 }{r.HostHistory.ID} })
 	if err != nil {
 		return nil, s.internal("list host changes", err)
 	}
-	resp := &pb.ListHostChangesResponse{}
-	for i, r := range rows {
-		if int32(i) == size {
-			resp.NextPageToken = encodeToken(struct{ ID int64 }{rows[i-1].HostHistory.ID})
-			break
-		}
+	resp := &pb.ListHostChangesResponse{NextPageToken: next}
+	for _, r := range rows {
 		resp.Changes = append(resp.Changes, changePB(r))
 	}
 	return resp, nil

@@ -81,11 +81,6 @@ func (s *Server) GetJob(ctx context.Context, req *pb.GetJobRequest) (*pb.GetJobR
 	return &pb.GetJobResponse{Job: j}, nil
 }
 
-type jobCursor struct {
-	Created time.Time
-	ID      uuid.UUID
-}
-
 var jobStatusNames = map[pb.JobStatus]string{
 	pb.JobStatus_JOB_STATUS_PENDING: "pending", pb.JobStatus_JOB_STATUS_LEASED: "leased",
 	pb.JobStatus_JOB_STATUS_RUNNING: "running", pb.JobStatus_JOB_STATUS_COMPLETED: "completed",
@@ -94,15 +89,7 @@ var jobStatusNames = map[pb.JobStatus]string{
 
 // ListJobs implements AdminService.ListJobs, newest first.
 func (s *Server) ListJobs(ctx context.Context, req *pb.ListJobsRequest) (*pb.ListJobsResponse, error) {
-	size, err := pageSize(req.GetPageSize())
-	if err != nil {
-		return nil, err
-	}
-	cur := jobCursor{Created: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), ID: uuid.Max}
-	if err := decodeToken(req.GetPageToken(), &cur); err != nil {
-		return nil, err
-	}
-	p := db.ListJobsParams{BeforeCreated: cur.Created, BeforeID: cur.ID, RowLimit: size + 1}
+	p := db.ListJobsParams{}
 	if st := req.GetStatus(); st != pb.JobStatus_JOB_STATUS_UNSPECIFIED {
 		name, ok := jobStatusNames[st]
 		if !ok {
@@ -117,6 +104,7 @@ func (s *Server) ListJobs(ctx context.Context, req *pb.ListJobsRequest) (*pb.Lis
 		}
 		p.TargetID = uuid.NullUUID{UUID: id, Valid: true}
 	}
+	var err error
 	if p.SiteID, err = s.optionalSite(ctx, req.GetSite()); err != nil {
 		return nil, err
 	}
@@ -126,17 +114,16 @@ func (s *Server) ListJobs(ctx context.Context, req *pb.ListJobsRequest) (*pb.Lis
 	if t := req.GetCreatedBefore(); t != nil {
 		p.CreatedBefore = pgtype.Timestamptz{Time: t.AsTime(), Valid: true}
 	}
-	rows, err := s.q.ListJobs(ctx, p)
+	cur := timeCursor{Created: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), ID: uuid.Max}
+	rows, next, err := paginate(req, &cur, func(limit int32) ([]db.ListJobsRow, error) {
+		p.BeforeCreated, p.BeforeID, p.RowLimit = cur.Created, cur.ID, limit
+		return s.q.ListJobs(ctx, p)
+	}, func(r db.ListJobsRow) timeCursor { return timeCursor{r.ScanJob.CreatedAt, r.ScanJob.ID} })
 	if err != nil {
 		return nil, s.internal("list jobs", err)
 	}
-	resp := &pb.ListJobsResponse{}
-	for i, r := range rows {
-		if int32(i) == size {
-			prev := rows[i-1].ScanJob
-			resp.NextPageToken = encodeToken(jobCursor{prev.CreatedAt, prev.ID})
-			break
-		}
+	resp := &pb.ListJobsResponse{NextPageToken: next}
+	for _, r := range rows {
 		resp.Jobs = append(resp.Jobs, jobPB(r.ScanJob, r.SiteName, r.ProfileName))
 	}
 	return resp, nil

@@ -49,35 +49,21 @@ func (s *Server) CreateExclusion(ctx context.Context, req *pb.CreateExclusionReq
 	return &pb.CreateExclusionResponse{Exclusion: exclusionPB(e.ID, req.GetSite(), e.Network, e.Reason, e.CreatedAt, e.CreatedBy)}, nil
 }
 
-type exclusionCursor struct {
-	Created time.Time
-	ID      uuid.UUID
-}
-
 // ListExclusions implements AdminService.ListExclusions.
 func (s *Server) ListExclusions(ctx context.Context, req *pb.ListExclusionsRequest) (*pb.ListExclusionsResponse, error) {
-	size, err := pageSize(req.GetPageSize())
-	if err != nil {
-		return nil, err
-	}
-	var cur exclusionCursor
-	if err := decodeToken(req.GetPageToken(), &cur); err != nil {
-		return nil, err
-	}
 	site, err := s.optionalSite(ctx, req.GetSite())
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.q.ListExclusions(ctx, db.ListExclusionsParams{SiteID: site, AfterCreated: cur.Created, AfterID: cur.ID, RowLimit: size + 1})
+	var cur timeCursor
+	rows, next, err := paginate(req, &cur, func(limit int32) ([]db.ListExclusionsRow, error) {
+		return s.q.ListExclusions(ctx, db.ListExclusionsParams{SiteID: site, AfterCreated: cur.Created, AfterID: cur.ID, RowLimit: limit})
+	}, func(r db.ListExclusionsRow) timeCursor { return timeCursor{r.CreatedAt, r.ID} })
 	if err != nil {
 		return nil, s.internal("list exclusions", err)
 	}
-	resp := &pb.ListExclusionsResponse{}
-	for i, r := range rows {
-		if int32(i) == size {
-			resp.NextPageToken = encodeToken(exclusionCursor{rows[i-1].CreatedAt, rows[i-1].ID})
-			break
-		}
+	resp := &pb.ListExclusionsResponse{NextPageToken: next}
+	for _, r := range rows {
 		resp.Exclusions = append(resp.Exclusions, exclusionPB(r.ID, r.SiteName, r.Network, r.Reason, r.CreatedAt, r.CreatedBy))
 	}
 	return resp, nil

@@ -100,24 +100,15 @@ func (s *Server) CreateProfile(ctx context.Context, req *pb.CreateProfileRequest
 
 // ListProfiles implements AdminService.ListProfiles.
 func (s *Server) ListProfiles(ctx context.Context, req *pb.ListProfilesRequest) (*pb.ListProfilesResponse, error) {
-	size, err := pageSize(req.GetPageSize())
-	if err != nil {
-		return nil, err
-	}
-	var cur struct{ Name string }
-	if err := decodeToken(req.GetPageToken(), &cur); err != nil {
-		return nil, err
-	}
-	rows, err := s.q.ListProfiles(ctx, db.ListProfilesParams{AfterName: cur.Name, RowLimit: size + 1})
+	var cur nameCursor
+	rows, next, err := paginate(req, &cur, func(limit int32) ([]db.ScanProfile, error) {
+		return s.q.ListProfiles(ctx, db.ListProfilesParams{AfterName: cur.Name, RowLimit: limit})
+	}, func(r db.ScanProfile) nameCursor { return nameCursor{r.Name} })
 	if err != nil {
 		return nil, s.internal("list profiles", err)
 	}
-	resp := &pb.ListProfilesResponse{}
-	for i, r := range rows {
-		if int32(i) == size {
-			resp.NextPageToken = encodeToken(struct{ Name string }{rows[i-1].Name})
-			break
-		}
+	resp := &pb.ListProfilesResponse{NextPageToken: next}
+	for _, r := range rows {
 		resp.Profiles = append(resp.Profiles, profilePB(r))
 	}
 	return resp, nil

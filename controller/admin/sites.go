@@ -35,24 +35,15 @@ func (s *Server) CreateSite(ctx context.Context, req *pb.CreateSiteRequest) (*pb
 
 // ListSites implements AdminService.ListSites.
 func (s *Server) ListSites(ctx context.Context, req *pb.ListSitesRequest) (*pb.ListSitesResponse, error) {
-	size, err := pageSize(req.GetPageSize())
-	if err != nil {
-		return nil, err
-	}
-	var cur struct{ Name string }
-	if err := decodeToken(req.GetPageToken(), &cur); err != nil {
-		return nil, err
-	}
-	rows, err := s.q.ListSites(ctx, db.ListSitesParams{AfterName: cur.Name, RowLimit: size + 1})
+	var cur nameCursor
+	rows, next, err := paginate(req, &cur, func(limit int32) ([]db.Site, error) {
+		return s.q.ListSites(ctx, db.ListSitesParams{AfterName: cur.Name, RowLimit: limit})
+	}, func(r db.Site) nameCursor { return nameCursor{r.Name} })
 	if err != nil {
 		return nil, s.internal("list sites", err)
 	}
-	resp := &pb.ListSitesResponse{}
-	for i, r := range rows {
-		if int32(i) == size {
-			resp.NextPageToken = encodeToken(struct{ Name string }{rows[i-1].Name})
-			break
-		}
+	resp := &pb.ListSitesResponse{NextPageToken: next}
+	for _, r := range rows {
 		resp.Sites = append(resp.Sites, sitePB(r))
 	}
 	return resp, nil
