@@ -145,9 +145,14 @@ func (j *job) plan() ([]string, uint64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("build nmap arguments: %w", err)
 	}
-	if opts.RequiresRawSockets() && os.Geteuid() != 0 {
+	switch {
+	case opts.RequiresRawSockets() && os.Geteuid() != 0:
 		// Not root but granted CAP_NET_RAW: nmap uses raw sockets only when told.
 		args = append([]string{"--privileged"}, args...)
+	case !j.a.caps.RawSockets:
+		// Root without CAP_NET_RAW (a locked-down container): nmap would
+		// assume raw sockets from the uid and fail even connect scans.
+		args = append([]string{"--unprivileged"}, args...)
 	}
 	return args, scanspec.HostCount([]netip.Prefix{network}, excl), nil
 }

@@ -142,6 +142,7 @@ func Run(ctx context.Context, cfg Config) error {
 	hs.SetServingStatus(pb.AgentService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(pb.AdminService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(gs)
+	go watchDatabase(bg, pool, hs, log)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gs.Serve(lis) }()
@@ -202,6 +203,38 @@ func connectRetry(ctx context.Context, url string, log hclog.Logger) (*pgx.Conn,
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-time.After(time.Second):
+		}
+	}
+}
+
+// watchDatabase keeps the health status honest: a controller that cannot
+// reach PostgreSQL can neither lease nor commit, so it reports NOT_SERVING
+// until the database answers again.
+func watchDatabase(ctx context.Context, pool *pgxpool.Pool, hs *health.Server, log hclog.Logger) {
+	serving := true
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := pool.Ping(pctx)
+		cancel()
+		if ok := err == nil; ok != serving && ctx.Err() == nil {
+			serving = ok
+			st := healthpb.HealthCheckResponse_SERVING
+			if !ok {
+				st = healthpb.HealthCheckResponse_NOT_SERVING
+				log.Warn("database unreachable; health is NOT_SERVING", "error", err)
+			} else {
+				log.Info("database reachable again; health is SERVING")
+			}
+			for _, svc := range []string{"", pb.AgentService_ServiceDesc.ServiceName, pb.AdminService_ServiceDesc.ServiceName} {
+				hs.SetServingStatus(svc, st)
+			}
 		}
 	}
 }

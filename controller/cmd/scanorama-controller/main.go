@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -94,6 +95,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	var c common
 	c.register(fs)
 	listen := fs.String("listen", env("SCANORAMA_LISTEN", "127.0.0.1:7443"), "gRPC listen address (env SCANORAMA_LISTEN)")
+	maxConns := fs.Int("db-max-conns", envInt("SCANORAMA_DB_MAX_CONNS", 40), "database connections this controller may open (env SCANORAMA_DB_MAX_CONNS)")
 	ttl := fs.Duration("lease-ttl", envDuration("SCANORAMA_LEASE_TTL", 30*time.Second), "lease lifetime without a heartbeat (env SCANORAMA_LEASE_TTL)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -107,12 +109,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	if *ttl < time.Second || *ttl > time.Hour {
 		return fail(stderr, fmt.Errorf("--lease-ttl: %s is outside 1s..1h", *ttl))
 	}
+	if *maxConns < 4 || *maxConns > 1000 {
+		return fail(stderr, fmt.Errorf("--db-max-conns: %d is outside 4..1000", *maxConns))
+	}
 	log, err := c.logger()
 	if err != nil {
 		return fail(stderr, err)
 	}
 	err = server.Run(ctx, server.Config{
-		Listen: *listen, DatabaseURL: c.databaseURL, DataDir: c.dataDir, LeaseTTL: *ttl, Logger: log,
+		Listen: *listen, DatabaseURL: c.databaseURL, DataDir: c.dataDir, LeaseTTL: *ttl, MaxConns: int32(*maxConns), Logger: log,
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("controller failed", "error", err)
@@ -181,6 +186,15 @@ func envDuration(key string, def time.Duration) time.Duration {
 	if v := os.Getenv(key); v != "" {
 		if d, err := time.ParseDuration(v); err == nil {
 			return d
+		}
+	}
+	return def
+}
+
+func envInt(key string, def int) int {
+	if v := os.Getenv(key); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
 		}
 	}
 	return def
