@@ -26,11 +26,17 @@ type Maintainer struct {
 	dirty atomic.Bool
 	// SummaryEvery bounds how often host_summary is refreshed.
 	SummaryEvery time.Duration
+	// RetentionMonths keeps this many whole months of port_scans live
+	// (plus the current one); older months move to the archive schema.
+	// Zero keeps everything.
+	RetentionMonths int
+	// Now is the clock; tests replace it.
+	Now func() time.Time
 }
 
 // New returns a Maintainer.
 func New(pool *pgxpool.Pool, log hclog.Logger) *Maintainer {
-	return &Maintainer{pool: pool, q: db.New(pool), log: log.Named("maintenance"), SummaryEvery: 15 * time.Second}
+	return &Maintainer{pool: pool, q: db.New(pool), log: log.Named("maintenance"), SummaryEvery: 15 * time.Second, Now: time.Now}
 }
 
 // EnsurePartitions creates the partitions for last month through
@@ -72,6 +78,32 @@ func (m *Maintainer) Run(ctx context.Context) {
 			if err := m.EnsurePartitions(ctx); err != nil && ctx.Err() == nil {
 				m.log.Error("create port_scans partitions failed; will retry", "error", err)
 			}
+			if _, err := m.Archive(ctx); err != nil && ctx.Err() == nil {
+				m.log.Error("archiving old port_scans failed; will retry", "error", err)
+			}
 		}
 	}
+}
+
+// RetentionCutoff is the first instant still kept live: the start of the
+// month RetentionMonths before the current one (UTC).
+func (m *Maintainer) RetentionCutoff() time.Time {
+	now := m.Now().UTC()
+	return time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(0, -m.RetentionMonths, 0)
+}
+
+// Archive detaches the monthly port_scans partitions older than the
+// retention period into the archive schema and returns their names.
+func (m *Maintainer) Archive(ctx context.Context) ([]string, error) {
+	if m.RetentionMonths <= 0 {
+		return nil, nil
+	}
+	moved, err := m.q.ArchivePortScansBefore(ctx, m.RetentionCutoff())
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range moved {
+		m.log.Info("archived port_scans partition", "partition", p, "schema", "archive")
+	}
+	return moved, nil
 }

@@ -47,7 +47,9 @@ type Config struct {
 	ReapEvery time.Duration
 	// MaxConns caps the database pool.
 	MaxConns int32
-	Logger   hclog.Logger
+	// RetentionMonths of port_scans stay live; older months are archived (0 keeps all).
+	RetentionMonths int
+	Logger          hclog.Logger
 	// Ready, when set, receives the bound address once the server accepts calls.
 	Ready func(addr net.Addr)
 }
@@ -110,8 +112,12 @@ func Run(ctx context.Context, cfg Config) error {
 	go hub.Run(bg)
 
 	maint := maintenance.New(pool, log)
+	maint.RetentionMonths = cfg.RetentionMonths
 	if err := maint.EnsurePartitions(ctx); err != nil {
 		return fmt.Errorf("create port_scans partitions: %w", err)
+	}
+	if _, err := maint.Archive(ctx); err != nil {
+		return fmt.Errorf("archive old port_scans: %w", err)
 	}
 	go maint.Run(bg)
 

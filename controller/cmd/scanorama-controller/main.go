@@ -96,6 +96,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	c.register(fs)
 	listen := fs.String("listen", env("SCANORAMA_LISTEN", "127.0.0.1:7443"), "gRPC listen address (env SCANORAMA_LISTEN)")
 	maxConns := fs.Int("db-max-conns", envInt("SCANORAMA_DB_MAX_CONNS", 40), "database connections this controller may open (env SCANORAMA_DB_MAX_CONNS)")
+	retention := fs.Int("retention-months", envInt("SCANORAMA_RETENTION_MONTHS", 13), "months of port_scans history kept live; older months move to the archive schema, 0 keeps all (env SCANORAMA_RETENTION_MONTHS)")
 	ttl := fs.Duration("lease-ttl", envDuration("SCANORAMA_LEASE_TTL", 30*time.Second), "lease lifetime without a heartbeat (env SCANORAMA_LEASE_TTL)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -109,6 +110,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	if *ttl < time.Second || *ttl > time.Hour {
 		return fail(stderr, fmt.Errorf("--lease-ttl: %s is outside 1s..1h", *ttl))
 	}
+	if *retention < 0 || *retention > 1200 {
+		return fail(stderr, fmt.Errorf("--retention-months: %d is outside 0..1200", *retention))
+	}
 	if *maxConns < 4 || *maxConns > 1000 {
 		return fail(stderr, fmt.Errorf("--db-max-conns: %d is outside 4..1000", *maxConns))
 	}
@@ -117,7 +121,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 		return fail(stderr, err)
 	}
 	err = server.Run(ctx, server.Config{
-		Listen: *listen, DatabaseURL: c.databaseURL, DataDir: c.dataDir, LeaseTTL: *ttl, MaxConns: int32(*maxConns), Logger: log,
+		Listen: *listen, DatabaseURL: c.databaseURL, DataDir: c.dataDir, LeaseTTL: *ttl, MaxConns: int32(*maxConns), RetentionMonths: *retention, Logger: log,
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("controller failed", "error", err)
