@@ -29,6 +29,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -76,6 +77,18 @@ func requireNetns(t *testing.T) {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("skipping: iproute2 `ip` is not installed")
 	}
+}
+
+// elapsedLogger returns t.Logf with the time since the test started, which
+// shows where a slow run spends its time; it also logs the teardown's length.
+func elapsedLogger(t *testing.T) func(format string, args ...any) {
+	start := time.Now()
+	logf := func(format string, args ...any) {
+		t.Helper()
+		t.Logf("[%6.2fs] %s", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+	}
+	t.Cleanup(func() { logf("teardown done") })
+	return logf
 }
 
 // ipCmd runs ip(8) and returns its combined output.
@@ -402,7 +415,7 @@ func startInNS(t *testing.T, ns, name, bin string, args ...string) *proc {
 		out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
+	if err := spawn(p.cmd); err != nil {
 		t.Fatalf("start %s in %s: %v", name, ns, err)
 	}
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
@@ -413,6 +426,30 @@ func startInNS(t *testing.T, ns, name, bin string, args ...string) *proc {
 		}
 	})
 	return p
+}
+
+var (
+	spawnOnce sync.Once
+	spawnReq  chan func()
+)
+
+// spawn starts cmd from one OS thread that lives as long as the test
+// binary. Pdeathsig fires when the thread that forked the child exits, not
+// the process; forking from a goroutine's arbitrary thread could kill the
+// child early should the runtime ever retire that thread.
+func spawn(cmd *exec.Cmd) error {
+	spawnOnce.Do(func() {
+		spawnReq = make(chan func())
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread stays until exit
+			for f := range spawnReq {
+				f()
+			}
+		}()
+	})
+	errc := make(chan error, 1)
+	spawnReq <- func() { errc <- cmd.Start() }
+	return <-errc
 }
 
 // buildNSListener builds the listener helper once per test binary.

@@ -24,7 +24,7 @@ func main() {
 	sshList := flag.String("ssh", "", "addr:port list answering with -ssh-banner")
 	httpList := flag.String("http", "", "addr:port list answering HTTP")
 	banner := flag.String("ssh-banner", "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3", "SSH identification line (without CRLF)")
-	name := flag.String("server", "nslistener/1.0", "HTTP Server header")
+	name := flag.String("server", "nginx/1.22.1", "HTTP Server header; a product nmap knows lets -sV match on its first HTTP probe (fast)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fail(fmt.Errorf("unexpected argument %q", flag.Arg(0)))
