@@ -12,9 +12,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/scanorama/scanorama/controller/migrate"
 	"github.com/scanorama/scanorama/controller/pgtest"
@@ -254,18 +251,7 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	}
 	s := &stack{t: t, dbURL: url, addr: freePort(t)}
 	s.startController()
-	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	s.admin, s.agentc = pb.NewAdminServiceClient(conn), pb.NewAgentServiceClient(conn)
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	s.pool = pool
+	s.connect()
 	jobs := setupTarget(t, s, "10.99.64.0/18", "22")
 
 	var acked sync.Map

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,9 +126,14 @@ func (p *proc) stop(t *testing.T) {
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	return freePortOn(t, netip.MustParseAddr("127.0.0.1"))
+}
+
+func freePortOn(t *testing.T, host netip.Addr) string {
+	t.Helper()
+	l, err := net.Listen("tcp", netip.AddrPortFrom(host, 0).String())
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("find a free port on %s: %v", host, err)
 	}
 	defer l.Close()
 	return l.Addr().String()
@@ -146,23 +152,36 @@ type stack struct {
 	extra  []string
 }
 
+// newStack starts a controller on loopback with a fresh database.
 func newStack(t *testing.T, controllerArgs ...string) *stack {
 	t.Helper()
-	s := &stack{t: t, dbURL: pgtest.NewDatabase(t), addr: freePort(t), extra: controllerArgs}
+	return newStackOn(t, netip.MustParseAddr("127.0.0.1"), controllerArgs...)
+}
+
+// newStackOn starts a controller listening on host with a fresh database.
+func newStackOn(t *testing.T, host netip.Addr, controllerArgs ...string) *stack {
+	t.Helper()
+	s := &stack{t: t, dbURL: pgtest.NewDatabase(t), addr: freePortOn(t, host), extra: controllerArgs}
 	s.startController()
+	s.connect()
+	return s
+}
+
+// connect opens the gRPC clients and a database pool for assertions.
+func (s *stack) connect() {
+	s.t.Helper()
 	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		t.Fatal(err)
+		s.t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
+	s.t.Cleanup(func() { conn.Close() })
 	s.conn, s.admin, s.agentc = conn, pb.NewAdminServiceClient(conn), pb.NewAgentServiceClient(conn)
 	pool, err := pgxpool.New(context.Background(), s.dbURL)
 	if err != nil {
-		t.Fatal(err)
+		s.t.Fatal(err)
 	}
-	t.Cleanup(pool.Close)
+	s.t.Cleanup(pool.Close)
 	s.pool = pool
-	return s
 }
 
 func (s *stack) startController() {

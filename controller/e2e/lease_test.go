@@ -8,9 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
@@ -50,12 +48,8 @@ func TestConcurrentAgentsCompleteEveryJobExactlyOnce(t *testing.T) {
 	// A second controller on the same database.
 	second := &stack{t: t, dbURL: s.dbURL, addr: freePort(t)}
 	second.startController()
-	conn2, err := grpc.NewClient(second.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn2.Close()
-	clients := []pb.AgentServiceClient{s.agentc, pb.NewAgentServiceClient(conn2)}
+	second.connect()
+	clients := []pb.AgentServiceClient{s.agentc, second.agentc}
 
 	jobs := setupTarget(t, s, "10.96.0.0/13", "22")
 	if len(jobs) != 2048 {

@@ -19,11 +19,9 @@ package e2e_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -39,11 +37,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
-	"github.com/scanorama/scanorama/controller/pgtest"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
 
@@ -485,33 +478,6 @@ func (s *nsSite) listen(args ...string) *proc {
 		}
 	}
 	return p
-}
-
-// newStackOn is newStack with the controller listening on host (a free port)
-// instead of loopback, so agents in namespaces can reach it.
-func newStackOn(t *testing.T, host netip.Addr, controllerArgs ...string) *stack {
-	t.Helper()
-	l, err := net.Listen("tcp", netip.AddrPortFrom(host, 0).String())
-	if err != nil {
-		t.Fatalf("find a free port on %s: %v", host, err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	s := &stack{t: t, dbURL: pgtest.NewDatabase(t), addr: addr, extra: controllerArgs}
-	s.startController()
-	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	s.conn, s.admin, s.agentc = conn, pb.NewAdminServiceClient(conn), pb.NewAgentServiceClient(conn)
-	pool, err := pgxpool.New(context.Background(), s.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	s.pool = pool
-	return s
 }
 
 // nsAgent runs the real agent inside the site's agent namespace.
