@@ -39,7 +39,11 @@ func (s *Server) ScanNow(ctx context.Context, req *pb.ScanNowRequest) (*pb.ScanN
 		if err != nil {
 			return err
 		}
-		created, err = jobs.Create(ctx, q, jobs.Request{Target: t, Profile: p, CreatedBy: actor(ctx), Reason: "scan_now"})
+		// A run like a scheduled one (a discovery first for discovery-first
+		// targets, max_duration applies) that ignores the scan window.
+		now := time.Now()
+		run, err := jobs.StartRun(ctx, q, jobs.RunRequest{Target: t, Profile: p, Origin: jobs.OriginScanNow, ScheduledFor: now, Now: now, CreatedBy: actor(ctx)})
+		created = run.Jobs
 		return err
 	})
 	if err != nil {
@@ -185,6 +189,9 @@ func jobPB(j db.ScanJob, site, profile string) *pb.Job {
 		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, WorkerId: j.WorkerID.String, LeaseToken: j.LeaseToken,
 		ProgressPercent: int32(j.ProgressPercent), CreatedAt: timestamppb.New(j.CreatedAt),
 		ErrorMessage: j.ErrorMessage.String,
+	}
+	if j.RunID.Valid {
+		out.RunId = j.RunID.UUID.String()
 	}
 	if j.TimeoutAt.Valid {
 		out.TimeoutAt = timestamppb.New(j.TimeoutAt.Time)

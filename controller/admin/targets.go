@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -16,6 +17,8 @@ import (
 	"github.com/scanorama/scanorama/agent/scanspec"
 	"github.com/scanorama/scanorama/controller/apierr"
 	"github.com/scanorama/scanorama/controller/jobs"
+	"github.com/scanorama/scanorama/controller/scheduler"
+	"github.com/scanorama/scanorama/controller/scheduler/calendar"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
@@ -31,6 +34,128 @@ type targetSpec struct {
 	interval   pgtype.Int4
 	enabled    bool
 	exclusions []netip.Prefix
+	// Schedule beyond the interval (see validateSchedule).
+	cron           *calendar.Cron
+	loc            *time.Location
+	window         *calendar.Window
+	maxDuration    pgtype.Int4
+	discoveryFirst bool
+}
+
+// scheduleInput is what a request says about the schedule; nil means
+// "not given" (unchanged on update, the default on create).
+type scheduleInput struct {
+	cron           *string
+	timeZone       *string
+	window         *pb.ScanWindow
+	maxDuration    *durationpb.Duration
+	discoveryFirst *bool
+	// intervalSet: the request sets a non-zero interval.
+	intervalSet bool
+}
+
+const maxMaxDuration = 31 * 24 * time.Hour
+
+// validateSchedule applies and checks the schedule fields of a request on
+// top of t (the current target on update), collecting all violations.
+// Interval and cron exclude each other: giving both fails; giving one
+// replaces the other.
+func validateSchedule(t *targetSpec, in scheduleInput) []*apierr.FieldError {
+	var bad []*apierr.FieldError
+	if t.loc == nil {
+		t.loc = time.UTC
+	}
+	if in.timeZone != nil {
+		loc, err := calendar.LoadZone(strings.TrimSpace(*in.timeZone))
+		if err != nil {
+			bad = append(bad, apierr.Field("time_zone", "%v", err))
+		} else {
+			t.loc = loc
+		}
+	}
+	if in.intervalSet {
+		t.cron = nil
+	}
+	if in.cron != nil {
+		switch expr := strings.TrimSpace(*in.cron); {
+		case expr == "":
+			t.cron = nil
+		case in.intervalSet:
+			bad = append(bad, apierr.Field("cron", "give either interval or cron, not both"))
+		default:
+			c, err := calendar.ParseCron(expr)
+			if err != nil {
+				bad = append(bad, apierr.Field("cron", "%v", err))
+				break
+			}
+			t.cron, t.interval = c, pgtype.Int4{}
+		}
+	}
+	if w := in.window; w != nil {
+		if w.GetDays() == "" && w.GetStart() == "" && w.GetEnd() == "" {
+			t.window = nil
+		} else {
+			days, derr := calendar.ParseDays(w.GetDays())
+			if derr != nil {
+				bad = append(bad, apierr.Field("window.days", "%v", derr))
+			}
+			start, serr := calendar.ParseClock(w.GetStart(), false)
+			if serr != nil {
+				bad = append(bad, apierr.Field("window.start", "%v", serr))
+			}
+			end, eerr := calendar.ParseClock(w.GetEnd(), true)
+			if eerr != nil {
+				bad = append(bad, apierr.Field("window.end", "%v", eerr))
+			}
+			if derr == nil && serr == nil && eerr == nil {
+				win := calendar.Window{Days: days, Start: start, End: end}
+				if win.AlwaysOpen() {
+					bad = append(bad, apierr.Field("window", "open every day around the clock; omit the window instead"))
+				}
+				t.window = &win
+			}
+		}
+	}
+	if md := in.maxDuration; md != nil {
+		d := md.AsDuration()
+		switch {
+		case md.CheckValid() != nil || d < 0 || (d > 0 && d < time.Minute) || d > maxMaxDuration:
+			bad = append(bad, apierr.Field("max_duration", "must be between 60s and %s, e.g. \"7200s\"; \"0s\" removes the limit", maxMaxDuration))
+		case d == 0:
+			t.maxDuration = pgtype.Int4{}
+		default:
+			t.maxDuration = pgtype.Int4{Int32: int32(d / time.Second), Valid: true}
+		}
+	}
+	if in.discoveryFirst != nil {
+		t.discoveryFirst = *in.discoveryFirst
+	}
+	if t.discoveryFirst && scanspec.ScanType(t.profile.ScanType) == scanspec.ScanPing {
+		bad = append(bad, apierr.Field("discovery_first", "profile %q is a discovery scan itself; a discovery first would only repeat it", t.profile.Name))
+	}
+	return bad
+}
+
+// plan is the target's schedule as the scheduler sees it.
+func (t *targetSpec) plan() scheduler.Plan {
+	p := scheduler.Plan{Cron: t.cron, Loc: t.loc, Window: t.window}
+	if t.interval.Valid {
+		p.Interval = time.Duration(t.interval.Int32) * time.Second
+	}
+	return p
+}
+
+// scheduleParams are the schedule columns of t.
+func (t *targetSpec) scheduleParams() (cron pgtype.Text, tz string, days, start, end pgtype.Int2) {
+	if t.cron != nil {
+		cron = pgtype.Text{String: t.cron.String(), Valid: true}
+	}
+	if t.window != nil {
+		days = pgtype.Int2{Int16: int16(t.window.Days), Valid: true}
+		start = pgtype.Int2{Int16: int16(t.window.Start), Valid: true}
+		end = pgtype.Int2{Int16: int16(t.window.End), Valid: true}
+	}
+	return cron, t.loc.String(), days, start, end
 }
 
 func (s *Server) profileByName(ctx context.Context, q *db.Queries, name string) (db.ScanProfile, error) {
@@ -116,15 +241,27 @@ func (s *Server) CreateTarget(ctx context.Context, req *pb.CreateTargetRequest) 
 		return nil, err
 	}
 	t := &targetSpec{name: req.GetName(), profile: profile, enabled: !req.GetDisabled()}
-	if bad := validateTarget(t, req.GetNetwork(), req.GetPorts(), req.GetInterval(), req.GetExclusions()); len(bad) > 0 {
+	bad := validateTarget(t, req.GetNetwork(), req.GetPorts(), req.GetInterval(), req.GetExclusions())
+	in := scheduleInput{
+		timeZone: &req.TimeZone, window: req.GetWindow(), maxDuration: req.GetMaxDuration(),
+		discoveryFirst: &req.DiscoveryFirst, intervalSet: t.interval.Valid,
+	}
+	if req.GetCron() != "" {
+		in.cron = &req.Cron
+	}
+	bad = append(bad, validateSchedule(t, in)...)
+	if len(bad) > 0 {
 		return nil, apierr.Invalid(bad...)
 	}
 	var id uuid.UUID
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
+		cron, tz, days, start, end := t.scheduleParams()
 		row, err := q.CreateTarget(ctx, db.CreateTargetParams{
 			SiteID: site.ID, Name: t.name, Network: t.network, ProfileID: profile.ID,
-			ScanIntervalSeconds: t.interval, Enabled: t.enabled, NextRunAt: nextRun(t), CreatedBy: actor(ctx),
+			ScanIntervalSeconds: t.interval, CronExpr: cron, TimeZone: tz, WindowDays: days, WindowStartMinute: start,
+			WindowEndMinute: end, MaxDurationSeconds: t.maxDuration, DiscoveryFirst: t.discoveryFirst,
+			Enabled: t.enabled, NextRunAt: nextRun(t, time.Now()), CreatedBy: actor(ctx),
 		})
 		if err != nil {
 			return err
@@ -143,11 +280,14 @@ func (s *Server) CreateTarget(ctx context.Context, req *pb.CreateTargetRequest) 
 	return &pb.CreateTargetResponse{Target: out}, nil
 }
 
-func nextRun(t *targetSpec) pgtype.Timestamptz {
-	if !t.interval.Valid || !t.enabled {
+// nextRun is when a target enabled or rescheduled at now runs first (see
+// scheduler.Plan.First); unset when disabled or not scheduled.
+func nextRun(t *targetSpec, now time.Time) pgtype.Timestamptz {
+	if !t.enabled {
 		return pgtype.Timestamptz{}
 	}
-	return pgtype.Timestamptz{Time: time.Now(), Valid: true}
+	at := t.plan().First(now)
+	return pgtype.Timestamptz{Time: at, Valid: !at.IsZero()}
 }
 
 func writeTargetChildren(ctx context.Context, q *db.Queries, id uuid.UUID, t *targetSpec, by string) error {
@@ -201,6 +341,17 @@ func (s *Server) targetPB(ctx context.Context, t db.ScanTarget, site, profile st
 	}
 	if t.ScanIntervalSeconds.Valid {
 		out.Interval = durationpb.New(time.Duration(t.ScanIntervalSeconds.Int32) * time.Second)
+	}
+	out.Cron, out.TimeZone, out.DiscoveryFirst = t.CronExpr.String, t.TimeZone, t.DiscoveryFirst
+	if t.WindowDays.Valid {
+		w := calendar.Window{Days: uint8(t.WindowDays.Int16), Start: int(t.WindowStartMinute.Int16), End: int(t.WindowEndMinute.Int16)}
+		out.Window = &pb.ScanWindow{Days: w.DaysString(), Start: calendar.FormatClock(w.Start), End: calendar.FormatClock(w.End)}
+	}
+	if t.MaxDurationSeconds.Valid {
+		out.MaxDuration = durationpb.New(time.Duration(t.MaxDurationSeconds.Int32) * time.Second)
+	}
+	if t.NextRunAt.Valid {
+		out.NextRunAt = timestamppb.New(t.NextRunAt.Time)
 	}
 	for _, e := range ex {
 		out.Exclusions = append(out.Exclusions, e.String())
@@ -284,7 +435,13 @@ func (s *Server) UpdateTarget(ctx context.Context, req *pb.UpdateTargetRequest) 
 				return err
 			}
 		}
-		t := &targetSpec{name: cur.Name, profile: profile, enabled: cur.Enabled, interval: cur.ScanIntervalSeconds}
+		t := &targetSpec{name: cur.Name, profile: profile, enabled: cur.Enabled, interval: cur.ScanIntervalSeconds,
+			maxDuration: cur.MaxDurationSeconds, discoveryFirst: cur.DiscoveryFirst}
+		plan, err := scheduler.PlanFor(cur)
+		if err != nil {
+			return fmt.Errorf("stored schedule of target %s: %w", id, err)
+		}
+		t.cron, t.loc, t.window = plan.Cron, plan.Loc, plan.Window
 		if req.Name != nil {
 			t.name = req.GetName()
 		}
@@ -314,21 +471,33 @@ func (s *Server) UpdateTarget(ctx context.Context, req *pb.UpdateTargetRequest) 
 				exclusions = append(exclusions, e.String())
 			}
 		}
-		if req.GetInterval() == nil {
-			t.interval = cur.ScanIntervalSeconds
-		} else {
-			t.interval = pgtype.Int4{}
+		before := scheduleKey(t)
+		if req.GetInterval() != nil {
+			t.interval = pgtype.Int4{} // "0s" clears it; validateTarget sets a valid one
 		}
-		keep := t.interval
-		if bad := validateTarget(t, network, ports, req.GetInterval(), exclusions); len(bad) > 0 {
+		bad := validateTarget(t, network, ports, req.GetInterval(), exclusions)
+		bad = append(bad, validateSchedule(t, scheduleInput{
+			cron: req.Cron, timeZone: req.TimeZone, window: req.GetWindow(), maxDuration: req.GetMaxDuration(),
+			discoveryFirst: req.DiscoveryFirst, intervalSet: req.GetInterval() != nil && t.interval.Valid,
+		})...)
+		if len(bad) > 0 {
 			return apierr.Invalid(bad...)
 		}
-		if req.GetInterval() == nil {
-			t.interval = keep
+		next := cur.NextRunAt
+		if scheduleKey(t) != before || !next.Valid {
+			// Rescheduled (or enabled): start over from now. Edits that
+			// leave the schedule alone keep the next run where it was.
+			next = nextRun(t, time.Now())
 		}
+		if !t.enabled || !t.plan().Scheduled() {
+			next = pgtype.Timestamptz{}
+		}
+		cron, tz, days, start, end := t.scheduleParams()
 		if _, err := q.UpdateTarget(ctx, db.UpdateTargetParams{
 			Name: t.name, Network: t.network, ProfileID: profile.ID, ScanIntervalSeconds: t.interval,
-			Enabled: t.enabled, NextRunAt: nextRun(t), ModifiedBy: actor(ctx), ID: id,
+			CronExpr: cron, TimeZone: tz, WindowDays: days, WindowStartMinute: start, WindowEndMinute: end,
+			MaxDurationSeconds: t.maxDuration, DiscoveryFirst: t.discoveryFirst,
+			Enabled: t.enabled, NextRunAt: next, ModifiedBy: actor(ctx), ID: id,
 		}); err != nil {
 			return err
 		}
@@ -342,6 +511,16 @@ func (s *Server) UpdateTarget(ctx context.Context, req *pb.UpdateTargetRequest) 
 		return nil, err
 	}
 	return &pb.UpdateTargetResponse{Target: out}, nil
+}
+
+// scheduleKey captures what decides when a target runs (the time zone
+// only matters to cron and windows).
+func scheduleKey(t *targetSpec) string {
+	cron, tz, days, start, end := t.scheduleParams()
+	if t.cron == nil && t.window == nil {
+		tz = ""
+	}
+	return fmt.Sprint(t.enabled, t.interval, cron, tz, days, start, end)
 }
 
 // DeleteTarget implements AdminService.DeleteTarget. Its jobs and their

@@ -8,9 +8,11 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -36,13 +38,35 @@ const DefaultMaxAttempts = 3
 // ErrNoPorts means neither the target nor its profile says which ports to scan.
 var ErrNoPorts = errors.New("no ports: give the target ports or use a profile with ports or top_ports")
 
-// Request describes one run of a target.
+// Request describes the jobs of one run (or one phase of a run) of a target.
 type Request struct {
 	Target    db.ScanTarget
 	Profile   db.ScanProfile
 	CreatedBy string
 	// Reason is recorded in the jobs' execution_context (e.g. "scan_now", "schedule").
 	Reason string
+	// RunID ties the jobs to their scan_runs row; unset leaves them unattached.
+	RunID uuid.NullUUID
+	// Phase is recorded in the jobs' execution_context ("discovery" or
+	// "port_scan"); empty records none.
+	Phase string
+	// OnlyHosts restricts the jobs to Hosts (the hosts a discovery found
+	// up) instead of the whole target network. Each shard of the network
+	// that holds at least one of them becomes one job whose network is the
+	// smallest prefix covering them (a /32 or /128 for a single host) and
+	// whose exclusions are every other address of that prefix; shards with
+	// none of them get no job. So such a run has at most as many jobs as a
+	// full one, each of at most 256 addresses.
+	OnlyHosts bool
+	Hosts     []netip.Addr
+}
+
+type execContext struct {
+	Reason  string `json:"reason"`
+	Shards  int    `json:"shards"`
+	Phase   string `json:"phase,omitempty"`
+	RunID   string `json:"run_id,omitempty"`
+	HostsUp *int   `json:"hosts_up,omitempty"`
 }
 
 // EffectiveOptions merges a profile with a target's own ports.
@@ -115,21 +139,42 @@ func Create(ctx context.Context, q *db.Queries, r Request) ([]db.ScanJob, error)
 	if err != nil {
 		return nil, fmt.Errorf("encode options: %w", err)
 	}
-	ctxJSON := fmt.Appendf(nil, `{"reason":%q,"shards":%d}`, r.Reason, len(shards))
+	ec := execContext{Reason: r.Reason, Shards: len(shards), Phase: r.Phase}
+	if r.RunID.Valid {
+		ec.RunID = r.RunID.UUID.String()
+	}
+	var hosts []netip.Addr
+	if r.OnlyHosts {
+		hosts = slices.Clone(r.Hosts)
+		slices.SortFunc(hosts, netip.Addr.Compare)
+		hosts = slices.Compact(hosts)
+		n := len(hosts)
+		ec.HostsUp = &n
+	}
+	ctxJSON, err := json.Marshal(ec)
+	if err != nil {
+		return nil, fmt.Errorf("encode execution context: %w", err)
+	}
 	out := make([]db.ScanJob, 0, len(shards))
 	for _, shard := range shards {
-		shardExcl := overlapping(excl, shard)
+		network, shardExcl := shard, overlapping(excl, shard)
 		if covered(shardExcl, shard) {
 			continue // everything in this shard is excluded
 		}
-		job, err := q.InsertJob(ctx, db.InsertJobParams{
+		if r.OnlyHosts {
+			var ok bool
+			if network, shardExcl, ok = hostJob(shard, hostsIn(hosts, shard), shardExcl); !ok {
+				continue // no host of this shard is up
+			}
+		}
+		job, err := q.InsertRunJob(ctx, db.InsertRunJobParams{
 			TargetID: r.Target.ID, SiteID: r.Target.SiteID, ProfileID: r.Profile.ID,
-			Network: shard, Ports: opts.Ports.String(), Exclusions: shardExcl, Options: optJSON,
+			Network: network, Ports: opts.Ports.String(), Exclusions: shardExcl, Options: optJSON,
 			RequiresRaw: opts.RequiresRawSockets(), MaxAttempts: DefaultMaxAttempts, Priority: 0,
-			CreatedBy: r.CreatedBy, ExecutionContext: ctxJSON,
+			CreatedBy: r.CreatedBy, ExecutionContext: ctxJSON, RunID: r.RunID,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("insert job for %s: %w", shard, err)
+			return nil, fmt.Errorf("insert job for %s: %w", network, err)
 		}
 		out = append(out, job)
 	}
@@ -224,6 +269,70 @@ func covered(ex []netip.Prefix, shard netip.Prefix) bool {
 		}
 	}
 	return false
+}
+
+// hostsIn returns the part of sorted hosts inside p.
+func hostsIn(sorted []netip.Addr, p netip.Prefix) []netip.Addr {
+	lo, _ := slices.BinarySearchFunc(sorted, p.Addr(), netip.Addr.Compare)
+	hi, found := slices.BinarySearchFunc(sorted, lastAddr(p), netip.Addr.Compare)
+	if found {
+		hi++
+	}
+	return sorted[lo:hi]
+}
+
+// hostJob turns the up hosts of one shard into a job: the smallest prefix
+// covering those not excluded, minus every other address of that prefix.
+// ok is false when no host is left.
+func hostJob(shard netip.Prefix, up []netip.Addr, excl []netip.Prefix) (netip.Prefix, []netip.Prefix, bool) {
+	keep := make([]netip.Addr, 0, len(up))
+	for _, a := range up {
+		if !slices.ContainsFunc(excl, func(e netip.Prefix) bool { return e.Contains(a) }) {
+			keep = append(keep, a)
+		}
+	}
+	if len(keep) == 0 {
+		return netip.Prefix{}, nil, false
+	}
+	first, last := keep[0], keep[len(keep)-1]
+	bits := max(commonBits(first, last), shard.Bits())
+	network := netip.PrefixFrom(first, bits).Masked()
+	ex := complementCover(network, keep)
+	if ex == nil {
+		ex = []netip.Prefix{} // cidr[] NOT NULL
+	}
+	return network, ex, true
+}
+
+// commonBits is the length of the common leading bits of a and b.
+func commonBits(a, b netip.Addr) int {
+	x, y := a.AsSlice(), b.AsSlice()
+	for i := range x {
+		if d := x[i] ^ y[i]; d != 0 {
+			n := 0
+			for d&0x80 == 0 {
+				d <<= 1
+				n++
+			}
+			return i*8 + n
+		}
+	}
+	return len(x) * 8
+}
+
+// complementCover returns the fewest prefixes covering every address of p
+// that is not in keep (sorted, all inside p).
+func complementCover(p netip.Prefix, keep []netip.Addr) []netip.Prefix {
+	if len(keep) == 0 {
+		return []netip.Prefix{p}
+	}
+	if p.Bits() == p.Addr().BitLen() {
+		return nil
+	}
+	lo := netip.PrefixFrom(p.Addr(), p.Bits()+1)
+	hi := netip.PrefixFrom(lastAddr(lo).Next(), p.Bits()+1)
+	split, _ := slices.BinarySearchFunc(keep, hi.Addr(), netip.Addr.Compare)
+	return append(complementCover(lo, keep[:split]), complementCover(hi, keep[split:])...)
 }
 
 func uuidNull(id uuid.UUID) uuid.NullUUID { return uuid.NullUUID{UUID: id, Valid: true} }

@@ -1,17 +1,35 @@
-// Package scheduler owns interval schedules: when a target's next run is
-// due it creates the run's jobs, or records the run as skipped while the
-// previous run of that target is still going (no overlapping scans of one
-// target), and moves next_run_at forward with jitter so that many targets
-// with the same interval do not all start at once. Several controllers may
-// run it together: due targets are locked with SKIP LOCKED and each
-// (target, scheduled time) is recorded once under a unique key.
+// Package scheduler owns schedules. Each pass (RunOnce, every few seconds on
+// every controller, with an injectable clock) does three things:
+//
+//  1. Deadlines: jobs still unfinished when their run's deadline passes —
+//     the scan window closed, or the target's max_duration elapsed — are
+//     cancelled like CancelJob does (the agent learns at its next
+//     heartbeat), with an error_message saying why.
+//  2. Discovery: discovery-first runs whose discovery jobs are all final
+//     get their port-scan jobs, covering only the hosts found up (see
+//     jobs.AdvanceRun).
+//  3. Due targets: for each target whose next run is due (by interval or by
+//     cron expression in its time zone) it creates the run's jobs, or
+//     records the run as skipped while the previous run of that target is
+//     still going (no overlapping scans of one target), and moves
+//     next_run_at forward with jitter so that many targets due at the same
+//     time do not all start at once. A run due outside the target's scan
+//     window is not recorded: next_run_at moves to the window's next
+//     opening (plus jitter) and the run happens then.
+//
+// Several controllers may run it together: due targets and discovery runs
+// are locked with SKIP LOCKED, each scheduled (target, time) is recorded
+// once under a unique key, and cancelling is idempotent.
 package scheduler
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
+	_ "time/tzdata" // time zones resolve on machines without tzdata
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5"
@@ -22,7 +40,8 @@ import (
 	"github.com/scanorama/scanorama/gen/db"
 )
 
-// batch bounds how many due targets one pass handles.
+// batch bounds how many due targets or discovery runs one pass handles, and
+// how many jobs one cancelling statement takes.
 const batch = 100
 
 // Scheduler runs due targets.
@@ -40,8 +59,12 @@ type Scheduler struct {
 
 // New returns a scheduler with a real clock and uniform jitter.
 func New(pool *pgxpool.Pool, log hclog.Logger) *Scheduler {
+	var q *db.Queries
+	if pool != nil {
+		q = db.New(pool)
+	}
 	return &Scheduler{
-		pool: pool, q: db.New(pool), log: log.Named("scheduler"), Now: time.Now, Every: 5 * time.Second,
+		pool: pool, q: q, log: log.Named("scheduler"), Now: time.Now, Every: 5 * time.Second,
 		Jitter: func(max time.Duration) time.Duration {
 			if max <= 0 {
 				return 0
@@ -74,73 +97,234 @@ func (s *Scheduler) Run(ctx context.Context) {
 }
 
 // Result counts what one pass did.
-type Result struct{ Created, Skipped int }
+type Result struct {
+	// Created and Skipped count due runs; Deferred counts due runs moved to
+	// their scan window's next opening.
+	Created, Skipped, Deferred int
+	// Cancelled counts jobs cancelled at their run's deadline.
+	Cancelled int
+	// Advanced counts discovery-first runs whose discovery ended (with or
+	// without port-scan jobs).
+	Advanced int
+}
 
-// RunOnce handles every target due now.
+// RunOnce enforces deadlines, advances finished discoveries and handles
+// every target due now. A failing step does not stop the others.
 func (s *Scheduler) RunOnce(ctx context.Context) (Result, error) {
 	var res Result
 	now := s.Now()
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	var errs []error
+	var err error
+	if res.Cancelled, err = s.EnforceDeadlines(ctx, now); err != nil {
+		errs = append(errs, fmt.Errorf("enforce deadlines: %w", err))
+	}
+	if res.Advanced, err = s.AdvanceDiscoveries(ctx, now); err != nil {
+		errs = append(errs, fmt.Errorf("advance discoveries: %w", err))
+	}
+	if err := s.runDue(ctx, now, &res); err != nil {
+		errs = append(errs, err)
+	}
+	return res, errors.Join(errs...)
+}
+
+func (s *Scheduler) runDue(ctx context.Context, now time.Time, res *Result) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		due, err := q.LockDueTargets(ctx, db.LockDueTargetsParams{Now: now, RowLimit: batch})
 		if err != nil {
 			return fmt.Errorf("find due targets: %w", err)
 		}
 		for _, t := range due {
-			created, err := s.runTarget(ctx, q, t, now)
+			var o outcome
+			err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { // a savepoint per target
+				var err error
+				o, err = s.runTarget(ctx, s.q.WithTx(sp), t, now)
+				return err
+			})
 			if err != nil {
-				return fmt.Errorf("target %s: %w", t.ID, err)
+				if ctx.Err() != nil {
+					return err
+				}
+				// One broken target must not stop the others, nor be retried every pass.
+				if o, err = s.runFailed(ctx, q, t, now, err); err != nil {
+					return fmt.Errorf("target %s: %w", t.ID, err)
+				}
 			}
-			if created {
+			switch o {
+			case created:
 				res.Created++
-			} else {
+			case skipped:
 				res.Skipped++
+			case deferred:
+				res.Deferred++
 			}
 		}
 		return nil
 	})
-	return res, err
 }
 
-func (s *Scheduler) runTarget(ctx context.Context, q *db.Queries, t db.ScanTarget, now time.Time) (bool, error) {
-	scheduledFor := t.NextRunAt.Time
-	interval := time.Duration(t.ScanIntervalSeconds.Int32) * time.Second
-	next := scheduledFor.Add(interval)
-	if !next.After(now) {
-		// We were down for more than an interval: run once now, not once per missed slot.
-		next = now.Add(interval)
-	}
-	next = next.Add(s.Jitter(MaxJitter(interval)))
-	if err := q.SetNextRun(ctx, db.SetNextRunParams{NextRunAt: pgtype.Timestamptz{Time: next, Valid: true}, ID: t.ID}); err != nil {
-		return false, err
-	}
-	active, err := q.ActiveJobsForTarget(ctx, t.ID)
+type outcome int
+
+const (
+	none outcome = iota
+	created
+	skipped
+	deferred
+)
+
+func (s *Scheduler) setNext(ctx context.Context, q *db.Queries, t db.ScanTarget, next time.Time) error {
+	return q.SetNextRun(ctx, db.SetNextRunParams{NextRunAt: pgtype.Timestamptz{Time: next, Valid: !next.IsZero()}, ID: t.ID})
+}
+
+func (s *Scheduler) runTarget(ctx context.Context, q *db.Queries, t db.ScanTarget, now time.Time) (outcome, error) {
+	plan, err := PlanFor(t)
 	if err != nil {
-		return false, err
+		// Validation keeps this from happening; do not retry every pass.
+		s.log.Error("target has an unusable schedule; trying again in an hour", "target_id", t.ID, "error", err)
+		return none, s.setNext(ctx, q, t, now.Add(time.Hour))
 	}
-	run := db.RecordRunParams{TargetID: t.ID, ScheduledFor: scheduledFor, CreatedBy: "scheduler"}
-	if active > 0 {
-		run.Outcome, run.Reason = "skipped", fmt.Sprintf("previous run still has %d unfinished jobs", active)
-		s.log.Info("run skipped: previous run still going", "target_id", t.ID, "scheduled_for", scheduledFor, "active_jobs", active)
-		_, err := q.RecordRun(ctx, run)
-		return false, err
+	scheduledFor := t.NextRunAt.Time
+	var windowClose time.Time
+	if plan.Window != nil {
+		inside, opens, closes := plan.Window.At(now, plan.Loc)
+		if !inside {
+			next := opens
+			if !next.IsZero() {
+				next = next.Add(s.Jitter(plan.MaxJitter(opens)))
+			}
+			s.log.Info("run waits for the scan window", "target_id", t.ID, "due", scheduledFor, "window_opens", opens, "next_run_at", next)
+			return deferred, s.setNext(ctx, q, t, next)
+		}
+		windowClose = closes
+	}
+	next := plan.Next(scheduledFor, now)
+	if !next.IsZero() {
+		next = next.Add(s.Jitter(plan.MaxJitter(next)))
+	}
+	if err := s.setNext(ctx, q, t, next); err != nil {
+		return none, err
+	}
+	work, err := q.ActiveRunWork(ctx, t.ID)
+	if err != nil {
+		return none, err
+	}
+	if work.ActiveJobs > 0 || work.DiscoveringRuns > 0 {
+		reason := fmt.Sprintf("previous run still has %d unfinished jobs", work.ActiveJobs)
+		if work.ActiveJobs == 0 {
+			reason = "previous run is still between discovery and port scan"
+		}
+		s.log.Info("run skipped: previous run still going", "target_id", t.ID, "scheduled_for", scheduledFor, "active_jobs", work.ActiveJobs)
+		_, err := q.InsertRun(ctx, db.InsertRunParams{
+			TargetID: t.ID, ScheduledFor: scheduledFor, Origin: jobs.OriginSchedule, Outcome: "skipped", Reason: reason,
+			Phase: jobs.PhaseFinished, CreatedBy: "scheduler",
+		})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return none, fmt.Errorf("%w: %s", jobs.ErrRunExists, scheduledFor)
+		}
+		return skipped, err
 	}
 	p, err := q.GetProfileByID(ctx, t.ProfileID)
 	if err != nil {
-		return false, err
+		return none, err
 	}
-	created, err := jobs.Create(ctx, q, jobs.Request{Target: t, Profile: p, CreatedBy: "scheduler", Reason: "schedule"})
+	run, err := jobs.StartRun(ctx, q, jobs.RunRequest{
+		Target: t, Profile: p, Origin: jobs.OriginSchedule, ScheduledFor: scheduledFor, Now: now,
+		WindowClose: windowClose, CreatedBy: "scheduler",
+	})
 	if err != nil {
-		return false, err
+		return none, err
 	}
-	run.Outcome, run.Jobs = "created", int32(len(created))
-	n, err := q.RecordRun(ctx, run)
+	s.log.Info("scheduled run created", "target_id", t.ID, "run_id", run.ID, "phase", run.Phase, "scheduled_for", scheduledFor,
+		"jobs", len(run.Jobs), "next_run_at", next, "deadline", run.CancelAt.Time)
+	return created, nil
+}
+
+// runFailed records a due run that could not be created as skipped, with
+// the error as its reason, and moves the target to its next slot.
+func (s *Scheduler) runFailed(ctx context.Context, q *db.Queries, t db.ScanTarget, now time.Time, cause error) (outcome, error) {
+	s.log.Error("scheduled run failed; skipping it", "target_id", t.ID, "scheduled_for", t.NextRunAt.Time, "error", cause)
+	next := now.Add(time.Hour)
+	if plan, err := PlanFor(t); err == nil && plan.Scheduled() {
+		next = plan.Next(t.NextRunAt.Time, now)
+	}
+	if err := s.setNext(ctx, q, t, next); err != nil {
+		return none, err
+	}
+	_, err := q.InsertRun(ctx, db.InsertRunParams{
+		TargetID: t.ID, ScheduledFor: t.NextRunAt.Time, Origin: jobs.OriginSchedule, Outcome: "skipped",
+		Reason: fmt.Sprintf("run failed: %v", cause), Phase: jobs.PhaseFinished, CreatedBy: "scheduler",
+	})
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return none, err
+	}
+	return skipped, nil
+}
+
+// EnforceDeadlines cancels every job still unfinished after its run's
+// deadline (as of now) and returns how many it cancelled.
+func (s *Scheduler) EnforceDeadlines(ctx context.Context, now time.Time) (int, error) {
+	total := 0
+	for {
+		var n int
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			q := s.q.WithTx(tx)
+			rows, err := q.CancelOverdueJobs(ctx, db.CancelOverdueJobsParams{Now: now, RowLimit: batch})
+			if err != nil {
+				return err
+			}
+			for _, r := range rows {
+				payload, _ := json.Marshal(map[string]any{"type": "job", "job_id": r.ID, "site_id": r.SiteID, "status": "cancelled", "progress_percent": r.ProgressPercent})
+				if err := q.NotifyJobEvent(ctx, string(payload)); err != nil {
+					return err
+				}
+				s.log.Info("job cancelled at its run's deadline", "job_id", r.ID, "reason", r.ErrorMessage.String)
+			}
+			n = len(rows)
+			return nil
+		})
+		total += n
+		if err != nil || n < batch {
+			return total, err
+		}
+	}
+}
+
+// AdvanceDiscoveries creates the port-scan jobs of discovery-first runs
+// whose discovery jobs are all final, and returns how many runs it moved on.
+// A run whose port scan cannot be created is finished with the error as its
+// reason rather than retried forever.
+func (s *Scheduler) AdvanceDiscoveries(ctx context.Context, now time.Time) (int, error) {
+	n := 0
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		runs, err := q.LockRunsAwaitingPortScan(ctx, batch)
+		if err != nil {
+			return err
+		}
+		for _, run := range runs {
+			var adv jobs.Advance
+			err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { // a savepoint per run
+				var err error
+				adv, err = jobs.AdvanceRun(ctx, s.q.WithTx(sp), run, now)
+				return err
+			})
+			if err != nil {
+				if ctx.Err() != nil {
+					return err
+				}
+				s.log.Error("cannot create the port scan of a discovery run; finishing it", "run_id", run.ID, "target_id", run.TargetID, "error", err)
+				adv = jobs.Advance{Phase: jobs.PhaseFinished, Reason: fmt.Sprintf("no port scan: %v", err)}
+				if err := q.SetRunPhase(ctx, db.SetRunPhaseParams{Phase: adv.Phase, Reason: adv.Reason, ID: run.ID}); err != nil {
+					return err
+				}
+			}
+			n++
+			s.log.Info("discovery finished", "run_id", run.ID, "target_id", run.TargetID, "phase", adv.Phase, "jobs", len(adv.Jobs), "reason", adv.Reason)
+		}
+		return nil
+	})
 	if err != nil {
-		return false, err
+		return 0, err
 	}
-	if n == 0 {
-		return false, fmt.Errorf("run for %s already recorded", scheduledFor)
-	}
-	s.log.Info("scheduled run created", "target_id", t.ID, "scheduled_for", scheduledFor, "jobs", len(created), "next_run_at", next)
-	return true, nil
+	return n, nil
 }

@@ -30,6 +30,15 @@ var t0 = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 // fixture makes a site and one target scanned every interval, first due at t0.
 func fixture(t *testing.T, interval time.Duration) (*pgxpool.Pool, db.ScanTarget) {
 	t.Helper()
+	return fixtureWith(t, func(p *db.CreateTargetParams) {
+		p.ScanIntervalSeconds = pgtype.Int4{Int32: int32(interval / time.Second), Valid: true}
+	})
+}
+
+// fixtureWith makes a site and one target of the "quick" profile for
+// 10.99.0.0/24, first due at t0, adjusted by edit.
+func fixtureWith(t *testing.T, edit func(*db.CreateTargetParams)) (*pgxpool.Pool, db.ScanTarget) {
+	t.Helper()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
 	q := db.New(pool)
@@ -41,11 +50,12 @@ func fixture(t *testing.T, interval time.Duration) (*pgxpool.Pool, db.ScanTarget
 	if err != nil {
 		t.Fatal(err)
 	}
-	tgt, err := q.CreateTarget(ctx, db.CreateTargetParams{
-		SiteID: site.ID, Name: "net", Network: netip.MustParsePrefix("10.99.0.0/24"), ProfileID: p.ID,
-		ScanIntervalSeconds: pgtype.Int4{Int32: int32(interval / time.Second), Valid: true}, Enabled: true,
+	params := db.CreateTargetParams{
+		SiteID: site.ID, Name: "net", Network: netip.MustParsePrefix("10.99.0.0/24"), ProfileID: p.ID, Enabled: true,
 		NextRunAt: pgtype.Timestamptz{Time: t0, Valid: true}, CreatedBy: "test",
-	})
+	}
+	edit(&params)
+	tgt, err := q.CreateTarget(ctx, params)
 	if err != nil {
 		t.Fatal(err)
 	}

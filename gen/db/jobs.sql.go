@@ -39,12 +39,12 @@ WITH candidate AS (
         error_message = NULL
     FROM candidate
     WHERE j.id = candidate.id
-    RETURNING j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by
+    RETURNING j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id
 ), recorded AS (
     INSERT INTO scan_job_leases (job_id, lease_token, worker_id)
     SELECT leased.id, leased.lease_token, leased.worker_id FROM leased
 )
-SELECT id, target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw, status, priority, attempt, max_attempts, worker_id, lease_token, timeout_at, progress_percent, scheduled_at, started_at, completed_at, error_message, scan_stats, execution_context, created_at, created_by FROM leased
+SELECT id, target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw, status, priority, attempt, max_attempts, worker_id, lease_token, timeout_at, progress_percent, scheduled_at, started_at, completed_at, error_message, scan_stats, execution_context, created_at, created_by, run_id FROM leased
 `
 
 type AcquireJobParams struct {
@@ -81,6 +81,7 @@ type AcquireJobRow struct {
 	ExecutionContext []byte
 	CreatedAt        time.Time
 	CreatedBy        string
+	RunID            uuid.NullUUID
 }
 
 // One statement: pick the oldest eligible pending job of the agent's site
@@ -122,6 +123,7 @@ func (q *Queries) AcquireJob(ctx context.Context, arg AcquireJobParams) (Acquire
 		&i.ExecutionContext,
 		&i.CreatedAt,
 		&i.CreatedBy,
+		&i.RunID,
 	)
 	return i, err
 }
@@ -131,7 +133,7 @@ UPDATE scan_jobs
 SET status = 'cancelled', completed_at = now(), timeout_at = NULL,
     error_message = $1::text
 WHERE id = $2 AND status IN ('pending', 'leased', 'running')
-RETURNING id, target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw, status, priority, attempt, max_attempts, worker_id, lease_token, timeout_at, progress_percent, scheduled_at, started_at, completed_at, error_message, scan_stats, execution_context, created_at, created_by
+RETURNING id, target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw, status, priority, attempt, max_attempts, worker_id, lease_token, timeout_at, progress_percent, scheduled_at, started_at, completed_at, error_message, scan_stats, execution_context, created_at, created_by, run_id
 `
 
 type CancelJobParams struct {
@@ -168,6 +170,7 @@ func (q *Queries) CancelJob(ctx context.Context, arg CancelJobParams) (ScanJob, 
 		&i.ExecutionContext,
 		&i.CreatedAt,
 		&i.CreatedBy,
+		&i.RunID,
 	)
 	return i, err
 }
@@ -258,7 +261,7 @@ func (q *Queries) FailJob(ctx context.Context, arg FailJobParams) (FailJobRow, e
 }
 
 const getJob = `-- name: GetJob :one
-SELECT j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, s.name AS site_name, p.name AS profile_name
+SELECT j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, s.name AS site_name, p.name AS profile_name
 FROM scan_jobs j
 JOIN sites s ON s.id = j.site_id
 JOIN scan_profiles p ON p.id = j.profile_id
@@ -300,6 +303,7 @@ func (q *Queries) GetJob(ctx context.Context, id uuid.UUID) (GetJobRow, error) {
 		&i.ScanJob.ExecutionContext,
 		&i.ScanJob.CreatedAt,
 		&i.ScanJob.CreatedBy,
+		&i.ScanJob.RunID,
 		&i.SiteName,
 		&i.ProfileName,
 	)
@@ -340,77 +344,8 @@ func (q *Queries) GetJobLeaseState(ctx context.Context, id uuid.UUID) (GetJobLea
 	return i, err
 }
 
-const insertJob = `-- name: InsertJob :one
-INSERT INTO scan_jobs (target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw,
-                       max_attempts, priority, created_by, execution_context)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
-        $9, $10, $11, $12)
-RETURNING id, target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw, status, priority, attempt, max_attempts, worker_id, lease_token, timeout_at, progress_percent, scheduled_at, started_at, completed_at, error_message, scan_stats, execution_context, created_at, created_by
-`
-
-type InsertJobParams struct {
-	TargetID         uuid.UUID
-	SiteID           uuid.UUID
-	ProfileID        uuid.UUID
-	Network          netip.Prefix
-	Ports            string
-	Exclusions       []netip.Prefix
-	Options          []byte
-	RequiresRaw      bool
-	MaxAttempts      int32
-	Priority         int16
-	CreatedBy        string
-	ExecutionContext []byte
-}
-
-func (q *Queries) InsertJob(ctx context.Context, arg InsertJobParams) (ScanJob, error) {
-	row := q.db.QueryRow(ctx, insertJob,
-		arg.TargetID,
-		arg.SiteID,
-		arg.ProfileID,
-		arg.Network,
-		arg.Ports,
-		arg.Exclusions,
-		arg.Options,
-		arg.RequiresRaw,
-		arg.MaxAttempts,
-		arg.Priority,
-		arg.CreatedBy,
-		arg.ExecutionContext,
-	)
-	var i ScanJob
-	err := row.Scan(
-		&i.ID,
-		&i.TargetID,
-		&i.SiteID,
-		&i.ProfileID,
-		&i.Network,
-		&i.Ports,
-		&i.Exclusions,
-		&i.Options,
-		&i.RequiresRaw,
-		&i.Status,
-		&i.Priority,
-		&i.Attempt,
-		&i.MaxAttempts,
-		&i.WorkerID,
-		&i.LeaseToken,
-		&i.TimeoutAt,
-		&i.ProgressPercent,
-		&i.ScheduledAt,
-		&i.StartedAt,
-		&i.CompletedAt,
-		&i.ErrorMessage,
-		&i.ScanStats,
-		&i.ExecutionContext,
-		&i.CreatedAt,
-		&i.CreatedBy,
-	)
-	return i, err
-}
-
 const listJobs = `-- name: ListJobs :many
-SELECT j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, s.name AS site_name, p.name AS profile_name
+SELECT j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, s.name AS site_name, p.name AS profile_name
 FROM scan_jobs j
 JOIN sites s ON s.id = j.site_id
 JOIN scan_profiles p ON p.id = j.profile_id
@@ -485,6 +420,7 @@ func (q *Queries) ListJobs(ctx context.Context, arg ListJobsParams) ([]ListJobsR
 			&i.ScanJob.ExecutionContext,
 			&i.ScanJob.CreatedAt,
 			&i.ScanJob.CreatedBy,
+			&i.ScanJob.RunID,
 			&i.SiteName,
 			&i.ProfileName,
 		); err != nil {

@@ -161,6 +161,7 @@ type ScanJob struct {
 	ExecutionContext []byte
 	CreatedAt        time.Time
 	CreatedBy        string
+	RunID            uuid.NullUUID
 }
 
 type ScanJobLease struct {
@@ -205,6 +206,11 @@ type ScanRun struct {
 	Jobs         int32
 	CreatedAt    time.Time
 	CreatedBy    string
+	Origin       string
+	Phase        string
+	CancelAt     pgtype.Timestamptz
+	CancelReason pgtype.Text
+	UpdatedAt    time.Time
 }
 
 type ScanTarget struct {
@@ -220,6 +226,13 @@ type ScanTarget struct {
 	UpdatedAt           time.Time
 	CreatedBy           string
 	ModifiedBy          string
+	CronExpr            pgtype.Text
+	TimeZone            string
+	WindowDays          pgtype.Int2
+	WindowStartMinute   pgtype.Int2
+	WindowEndMinute     pgtype.Int2
+	MaxDurationSeconds  pgtype.Int4
+	DiscoveryFirst      bool
 }
 
 type ScanTargetPort struct {

@@ -7,26 +7,225 @@ package db
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-const activeJobsForTarget = `-- name: ActiveJobsForTarget :one
-SELECT count(*)::int FROM scan_jobs
-WHERE target_id = $1 AND status IN ('pending', 'leased', 'running')
+const activeRunWork = `-- name: ActiveRunWork :one
+SELECT (SELECT count(*) FROM scan_jobs j
+        WHERE j.target_id = $1 AND j.status IN ('pending', 'leased', 'running'))::int AS active_jobs,
+       (SELECT count(*) FROM scan_runs r
+        WHERE r.target_id = $1 AND r.phase = 'discovery')::int AS discovering_runs
 `
 
-func (q *Queries) ActiveJobsForTarget(ctx context.Context, targetID uuid.UUID) (int32, error) {
-	row := q.db.QueryRow(ctx, activeJobsForTarget, targetID)
-	var column_1 int32
-	err := row.Scan(&column_1)
-	return column_1, err
+type ActiveRunWorkRow struct {
+	ActiveJobs      int32
+	DiscoveringRuns int32
+}
+
+// What is still going for a target: unfinished jobs, and runs waiting for
+// their discovery phase to end (which may have no unfinished job for a moment).
+func (q *Queries) ActiveRunWork(ctx context.Context, targetID uuid.UUID) (ActiveRunWorkRow, error) {
+	row := q.db.QueryRow(ctx, activeRunWork, targetID)
+	var i ActiveRunWorkRow
+	err := row.Scan(&i.ActiveJobs, &i.DiscoveringRuns)
+	return i, err
+}
+
+const cancelOverdueJobs = `-- name: CancelOverdueJobs :many
+WITH overdue AS (
+    SELECT j.id, r.cancel_reason
+    FROM scan_jobs j
+    JOIN scan_runs r ON r.id = j.run_id
+    WHERE j.status IN ('pending', 'leased', 'running')
+      AND r.cancel_at <= $1::timestamptz
+    ORDER BY r.cancel_at, j.id
+    LIMIT $2
+    FOR UPDATE OF j SKIP LOCKED
+), cancelled AS (
+    UPDATE scan_jobs j
+    SET status = 'cancelled', completed_at = now(), timeout_at = NULL, error_message = overdue.cancel_reason
+    FROM overdue
+    WHERE j.id = overdue.id
+    RETURNING j.id, j.site_id, j.lease_token, j.progress_percent, j.error_message
+), ended AS (
+    UPDATE scan_job_leases l SET ended_at = clock_timestamp(), outcome = 'cancelled'
+    FROM cancelled c
+    WHERE l.job_id = c.id AND l.lease_token = c.lease_token AND l.ended_at IS NULL
+)
+SELECT id, site_id, progress_percent, error_message FROM cancelled
+`
+
+type CancelOverdueJobsParams struct {
+	Now      time.Time
+	RowLimit int32
+}
+
+type CancelOverdueJobsRow struct {
+	ID              uuid.UUID
+	SiteID          uuid.UUID
+	ProgressPercent int16
+	ErrorMessage    pgtype.Text
+}
+
+// Unfinished jobs of runs past their deadline (scan window closed,
+// max_duration elapsed) are cancelled like CancelJob does: final at once,
+// the lease ended as 'cancelled' (worker_id and lease_token stay, so the
+// holder learns of it at its next heartbeat).
+func (q *Queries) CancelOverdueJobs(ctx context.Context, arg CancelOverdueJobsParams) ([]CancelOverdueJobsRow, error) {
+	rows, err := q.db.Query(ctx, cancelOverdueJobs, arg.Now, arg.RowLimit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []CancelOverdueJobsRow{}
+	for rows.Next() {
+		var i CancelOverdueJobsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.SiteID,
+			&i.ProgressPercent,
+			&i.ErrorMessage,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const insertRun = `-- name: InsertRun :one
+INSERT INTO scan_runs (target_id, scheduled_for, origin, outcome, reason, phase, cancel_at, cancel_reason, created_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (target_id, scheduled_for) WHERE origin = 'schedule' DO NOTHING
+RETURNING id, target_id, scheduled_for, outcome, reason, jobs, created_at, created_by, origin, phase, cancel_at, cancel_reason, updated_at
+`
+
+type InsertRunParams struct {
+	TargetID     uuid.UUID
+	ScheduledFor time.Time
+	Origin       string
+	Outcome      string
+	Reason       string
+	Phase        string
+	CancelAt     pgtype.Timestamptz
+	CancelReason pgtype.Text
+	CreatedBy    string
+}
+
+// A scheduled run is recorded once per (target, scheduled_for): a second
+// insert returns no row. ScanNow runs are not unique by time.
+func (q *Queries) InsertRun(ctx context.Context, arg InsertRunParams) (ScanRun, error) {
+	row := q.db.QueryRow(ctx, insertRun,
+		arg.TargetID,
+		arg.ScheduledFor,
+		arg.Origin,
+		arg.Outcome,
+		arg.Reason,
+		arg.Phase,
+		arg.CancelAt,
+		arg.CancelReason,
+		arg.CreatedBy,
+	)
+	var i ScanRun
+	err := row.Scan(
+		&i.ID,
+		&i.TargetID,
+		&i.ScheduledFor,
+		&i.Outcome,
+		&i.Reason,
+		&i.Jobs,
+		&i.CreatedAt,
+		&i.CreatedBy,
+		&i.Origin,
+		&i.Phase,
+		&i.CancelAt,
+		&i.CancelReason,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
+const insertRunJob = `-- name: InsertRunJob :one
+INSERT INTO scan_jobs (target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw,
+                       max_attempts, priority, created_by, execution_context, run_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
+        $9, $10, $11, $12, $13)
+RETURNING id, target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw, status, priority, attempt, max_attempts, worker_id, lease_token, timeout_at, progress_percent, scheduled_at, started_at, completed_at, error_message, scan_stats, execution_context, created_at, created_by, run_id
+`
+
+type InsertRunJobParams struct {
+	TargetID         uuid.UUID
+	SiteID           uuid.UUID
+	ProfileID        uuid.UUID
+	Network          netip.Prefix
+	Ports            string
+	Exclusions       []netip.Prefix
+	Options          []byte
+	RequiresRaw      bool
+	MaxAttempts      int32
+	Priority         int16
+	CreatedBy        string
+	ExecutionContext []byte
+	RunID            uuid.NullUUID
+}
+
+func (q *Queries) InsertRunJob(ctx context.Context, arg InsertRunJobParams) (ScanJob, error) {
+	row := q.db.QueryRow(ctx, insertRunJob,
+		arg.TargetID,
+		arg.SiteID,
+		arg.ProfileID,
+		arg.Network,
+		arg.Ports,
+		arg.Exclusions,
+		arg.Options,
+		arg.RequiresRaw,
+		arg.MaxAttempts,
+		arg.Priority,
+		arg.CreatedBy,
+		arg.ExecutionContext,
+		arg.RunID,
+	)
+	var i ScanJob
+	err := row.Scan(
+		&i.ID,
+		&i.TargetID,
+		&i.SiteID,
+		&i.ProfileID,
+		&i.Network,
+		&i.Ports,
+		&i.Exclusions,
+		&i.Options,
+		&i.RequiresRaw,
+		&i.Status,
+		&i.Priority,
+		&i.Attempt,
+		&i.MaxAttempts,
+		&i.WorkerID,
+		&i.LeaseToken,
+		&i.TimeoutAt,
+		&i.ProgressPercent,
+		&i.ScheduledAt,
+		&i.StartedAt,
+		&i.CompletedAt,
+		&i.ErrorMessage,
+		&i.ScanStats,
+		&i.ExecutionContext,
+		&i.CreatedAt,
+		&i.CreatedBy,
+		&i.RunID,
+	)
+	return i, err
 }
 
 const listRuns = `-- name: ListRuns :many
-SELECT id, target_id, scheduled_for, outcome, reason, jobs, created_at, created_by FROM scan_runs WHERE target_id = $1 ORDER BY scheduled_for DESC LIMIT $2
+SELECT id, target_id, scheduled_for, outcome, reason, jobs, created_at, created_by, origin, phase, cancel_at, cancel_reason, updated_at FROM scan_runs WHERE target_id = $1 ORDER BY scheduled_for DESC LIMIT $2
 `
 
 type ListRunsParams struct {
@@ -52,6 +251,11 @@ func (q *Queries) ListRuns(ctx context.Context, arg ListRunsParams) ([]ScanRun, 
 			&i.Jobs,
 			&i.CreatedAt,
 			&i.CreatedBy,
+			&i.Origin,
+			&i.Phase,
+			&i.CancelAt,
+			&i.CancelReason,
+			&i.UpdatedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -64,8 +268,8 @@ func (q *Queries) ListRuns(ctx context.Context, arg ListRunsParams) ([]ScanRun, 
 }
 
 const lockDueTargets = `-- name: LockDueTargets :many
-SELECT id, site_id, name, network, profile_id, scan_interval_seconds, enabled, next_run_at, created_at, updated_at, created_by, modified_by FROM scan_targets
-WHERE enabled AND scan_interval_seconds IS NOT NULL AND next_run_at <= $1::timestamptz
+SELECT id, site_id, name, network, profile_id, scan_interval_seconds, enabled, next_run_at, created_at, updated_at, created_by, modified_by, cron_expr, time_zone, window_days, window_start_minute, window_end_minute, max_duration_seconds, discovery_first FROM scan_targets
+WHERE enabled AND (scan_interval_seconds IS NOT NULL OR cron_expr IS NOT NULL) AND next_run_at <= $1::timestamptz
 ORDER BY next_run_at
 LIMIT $2
 FOR UPDATE SKIP LOCKED
@@ -100,6 +304,13 @@ func (q *Queries) LockDueTargets(ctx context.Context, arg LockDueTargetsParams) 
 			&i.UpdatedAt,
 			&i.CreatedBy,
 			&i.ModifiedBy,
+			&i.CronExpr,
+			&i.TimeZone,
+			&i.WindowDays,
+			&i.WindowStartMinute,
+			&i.WindowEndMinute,
+			&i.MaxDurationSeconds,
+			&i.DiscoveryFirst,
 		); err != nil {
 			return nil, err
 		}
@@ -111,34 +322,113 @@ func (q *Queries) LockDueTargets(ctx context.Context, arg LockDueTargetsParams) 
 	return items, nil
 }
 
-const recordRun = `-- name: RecordRun :execrows
-INSERT INTO scan_runs (target_id, scheduled_for, outcome, reason, jobs, created_by)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (target_id, scheduled_for) DO NOTHING
+const lockRunsAwaitingPortScan = `-- name: LockRunsAwaitingPortScan :many
+SELECT r.id, r.target_id, r.scheduled_for, r.outcome, r.reason, r.jobs, r.created_at, r.created_by, r.origin, r.phase, r.cancel_at, r.cancel_reason, r.updated_at FROM scan_runs r
+WHERE r.phase = 'discovery'
+  AND NOT EXISTS (SELECT 1 FROM scan_jobs j WHERE j.run_id = r.id AND j.status IN ('pending', 'leased', 'running'))
+ORDER BY r.created_at
+LIMIT $1
+FOR UPDATE OF r SKIP LOCKED
 `
 
-type RecordRunParams struct {
-	TargetID     uuid.UUID
-	ScheduledFor time.Time
-	Outcome      string
-	Reason       string
-	Jobs         int32
-	CreatedBy    string
+// Discovery-first runs whose discovery jobs are all final, locked so that
+// one controller alone creates their port-scan jobs.
+func (q *Queries) LockRunsAwaitingPortScan(ctx context.Context, rowLimit int32) ([]ScanRun, error) {
+	rows, err := q.db.Query(ctx, lockRunsAwaitingPortScan, rowLimit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ScanRun{}
+	for rows.Next() {
+		var i ScanRun
+		if err := rows.Scan(
+			&i.ID,
+			&i.TargetID,
+			&i.ScheduledFor,
+			&i.Outcome,
+			&i.Reason,
+			&i.Jobs,
+			&i.CreatedAt,
+			&i.CreatedBy,
+			&i.Origin,
+			&i.Phase,
+			&i.CancelAt,
+			&i.CancelReason,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
-func (q *Queries) RecordRun(ctx context.Context, arg RecordRunParams) (int64, error) {
-	result, err := q.db.Exec(ctx, recordRun,
-		arg.TargetID,
-		arg.ScheduledFor,
-		arg.Outcome,
-		arg.Reason,
-		arg.Jobs,
-		arg.CreatedBy,
+const runJobCounts = `-- name: RunJobCounts :one
+SELECT count(*) FILTER (WHERE status = 'completed')::int AS completed,
+       count(*) FILTER (WHERE status = 'failed')::int AS failed,
+       count(*) FILTER (WHERE status = 'cancelled')::int AS cancelled,
+       count(*)::int AS total
+FROM scan_jobs WHERE run_id = $1
+`
+
+type RunJobCountsRow struct {
+	Completed int32
+	Failed    int32
+	Cancelled int32
+	Total     int32
+}
+
+func (q *Queries) RunJobCounts(ctx context.Context, runID uuid.NullUUID) (RunJobCountsRow, error) {
+	row := q.db.QueryRow(ctx, runJobCounts, runID)
+	var i RunJobCountsRow
+	err := row.Scan(
+		&i.Completed,
+		&i.Failed,
+		&i.Cancelled,
+		&i.Total,
 	)
+	return i, err
+}
+
+const runUpHosts = `-- name: RunUpHosts :many
+SELECT DISTINCT h.ip_address
+FROM hosts h
+JOIN scan_jobs j ON j.run_id = $1 AND j.status = 'completed'
+                AND h.ip_address <<= j.network AND NOT (h.ip_address <<= ANY (j.exclusions))
+WHERE h.site_id = $2 AND h.status = 'up' AND NOT h.ignore_scanning
+ORDER BY h.ip_address
+`
+
+type RunUpHostsParams struct {
+	RunID  uuid.NullUUID
+	SiteID uuid.UUID
+}
+
+// Hosts up now inside what a run's completed jobs covered. A discovery
+// commit marks every silent host of its network down, so after it "up"
+// inside that network means "answered this discovery" (or a later scan).
+func (q *Queries) RunUpHosts(ctx context.Context, arg RunUpHostsParams) ([]netip.Addr, error) {
+	rows, err := q.db.Query(ctx, runUpHosts, arg.RunID, arg.SiteID)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return result.RowsAffected(), nil
+	defer rows.Close()
+	items := []netip.Addr{}
+	for rows.Next() {
+		var ip_address netip.Addr
+		if err := rows.Scan(&ip_address); err != nil {
+			return nil, err
+		}
+		items = append(items, ip_address)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const setNextRun = `-- name: SetNextRun :exec
@@ -152,5 +442,28 @@ type SetNextRunParams struct {
 
 func (q *Queries) SetNextRun(ctx context.Context, arg SetNextRunParams) error {
 	_, err := q.db.Exec(ctx, setNextRun, arg.NextRunAt, arg.ID)
+	return err
+}
+
+const setRunPhase = `-- name: SetRunPhase :exec
+UPDATE scan_runs
+SET phase = $1, jobs = jobs + $2::int, reason = $3, updated_at = now()
+WHERE id = $4
+`
+
+type SetRunPhaseParams struct {
+	Phase     string
+	AddedJobs int32
+	Reason    string
+	ID        uuid.UUID
+}
+
+func (q *Queries) SetRunPhase(ctx context.Context, arg SetRunPhaseParams) error {
+	_, err := q.db.Exec(ctx, setRunPhase,
+		arg.Phase,
+		arg.AddedJobs,
+		arg.Reason,
+		arg.ID,
+	)
 	return err
 }

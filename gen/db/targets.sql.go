@@ -15,9 +15,13 @@ import (
 )
 
 const createTarget = `-- name: CreateTarget :one
-INSERT INTO scan_targets (site_id, name, network, profile_id, scan_interval_seconds, enabled, next_run_at, created_by, modified_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
-RETURNING id, site_id, name, network, profile_id, scan_interval_seconds, enabled, next_run_at, created_at, updated_at, created_by, modified_by
+INSERT INTO scan_targets (site_id, name, network, profile_id, scan_interval_seconds, cron_expr, time_zone,
+                          window_days, window_start_minute, window_end_minute, max_duration_seconds,
+                          discovery_first, enabled, next_run_at, created_by, modified_by)
+VALUES ($1, $2, $3, $4, $5, $6, COALESCE(NULLIF($7::text, ''), 'UTC'),
+        $8, $9, $10, $11,
+        $12, $13, $14, $15, $15)
+RETURNING id, site_id, name, network, profile_id, scan_interval_seconds, enabled, next_run_at, created_at, updated_at, created_by, modified_by, cron_expr, time_zone, window_days, window_start_minute, window_end_minute, max_duration_seconds, discovery_first
 `
 
 type CreateTargetParams struct {
@@ -26,11 +30,19 @@ type CreateTargetParams struct {
 	Network             netip.Prefix
 	ProfileID           uuid.UUID
 	ScanIntervalSeconds pgtype.Int4
+	CronExpr            pgtype.Text
+	TimeZone            string
+	WindowDays          pgtype.Int2
+	WindowStartMinute   pgtype.Int2
+	WindowEndMinute     pgtype.Int2
+	MaxDurationSeconds  pgtype.Int4
+	DiscoveryFirst      bool
 	Enabled             bool
 	NextRunAt           pgtype.Timestamptz
 	CreatedBy           string
 }
 
+// An empty time_zone means UTC.
 func (q *Queries) CreateTarget(ctx context.Context, arg CreateTargetParams) (ScanTarget, error) {
 	row := q.db.QueryRow(ctx, createTarget,
 		arg.SiteID,
@@ -38,6 +50,13 @@ func (q *Queries) CreateTarget(ctx context.Context, arg CreateTargetParams) (Sca
 		arg.Network,
 		arg.ProfileID,
 		arg.ScanIntervalSeconds,
+		arg.CronExpr,
+		arg.TimeZone,
+		arg.WindowDays,
+		arg.WindowStartMinute,
+		arg.WindowEndMinute,
+		arg.MaxDurationSeconds,
+		arg.DiscoveryFirst,
 		arg.Enabled,
 		arg.NextRunAt,
 		arg.CreatedBy,
@@ -56,6 +75,13 @@ func (q *Queries) CreateTarget(ctx context.Context, arg CreateTargetParams) (Sca
 		&i.UpdatedAt,
 		&i.CreatedBy,
 		&i.ModifiedBy,
+		&i.CronExpr,
+		&i.TimeZone,
+		&i.WindowDays,
+		&i.WindowStartMinute,
+		&i.WindowEndMinute,
+		&i.MaxDurationSeconds,
+		&i.DiscoveryFirst,
 	)
 	return i, err
 }
@@ -127,7 +153,7 @@ func (q *Queries) EffectiveExclusions(ctx context.Context, arg EffectiveExclusio
 }
 
 const getTarget = `-- name: GetTarget :one
-SELECT t.id, t.site_id, t.name, t.network, t.profile_id, t.scan_interval_seconds, t.enabled, t.next_run_at, t.created_at, t.updated_at, t.created_by, t.modified_by, s.name AS site_name, p.name AS profile_name
+SELECT t.id, t.site_id, t.name, t.network, t.profile_id, t.scan_interval_seconds, t.enabled, t.next_run_at, t.created_at, t.updated_at, t.created_by, t.modified_by, t.cron_expr, t.time_zone, t.window_days, t.window_start_minute, t.window_end_minute, t.max_duration_seconds, t.discovery_first, s.name AS site_name, p.name AS profile_name
 FROM scan_targets t
 JOIN sites s ON s.id = t.site_id
 JOIN scan_profiles p ON p.id = t.profile_id
@@ -156,6 +182,13 @@ func (q *Queries) GetTarget(ctx context.Context, id uuid.UUID) (GetTargetRow, er
 		&i.ScanTarget.UpdatedAt,
 		&i.ScanTarget.CreatedBy,
 		&i.ScanTarget.ModifiedBy,
+		&i.ScanTarget.CronExpr,
+		&i.ScanTarget.TimeZone,
+		&i.ScanTarget.WindowDays,
+		&i.ScanTarget.WindowStartMinute,
+		&i.ScanTarget.WindowEndMinute,
+		&i.ScanTarget.MaxDurationSeconds,
+		&i.ScanTarget.DiscoveryFirst,
 		&i.SiteName,
 		&i.ProfileName,
 	)
@@ -163,7 +196,7 @@ func (q *Queries) GetTarget(ctx context.Context, id uuid.UUID) (GetTargetRow, er
 }
 
 const getTargetForUpdate = `-- name: GetTargetForUpdate :one
-SELECT id, site_id, name, network, profile_id, scan_interval_seconds, enabled, next_run_at, created_at, updated_at, created_by, modified_by FROM scan_targets WHERE id = $1 FOR UPDATE
+SELECT id, site_id, name, network, profile_id, scan_interval_seconds, enabled, next_run_at, created_at, updated_at, created_by, modified_by, cron_expr, time_zone, window_days, window_start_minute, window_end_minute, max_duration_seconds, discovery_first FROM scan_targets WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) GetTargetForUpdate(ctx context.Context, id uuid.UUID) (ScanTarget, error) {
@@ -182,6 +215,13 @@ func (q *Queries) GetTargetForUpdate(ctx context.Context, id uuid.UUID) (ScanTar
 		&i.UpdatedAt,
 		&i.CreatedBy,
 		&i.ModifiedBy,
+		&i.CronExpr,
+		&i.TimeZone,
+		&i.WindowDays,
+		&i.WindowStartMinute,
+		&i.WindowEndMinute,
+		&i.MaxDurationSeconds,
+		&i.DiscoveryFirst,
 	)
 	return i, err
 }
@@ -312,7 +352,7 @@ func (q *Queries) ListTargetPorts(ctx context.Context, targetID uuid.UUID) ([]Li
 }
 
 const listTargets = `-- name: ListTargets :many
-SELECT t.id, t.site_id, t.name, t.network, t.profile_id, t.scan_interval_seconds, t.enabled, t.next_run_at, t.created_at, t.updated_at, t.created_by, t.modified_by, s.name AS site_name, p.name AS profile_name
+SELECT t.id, t.site_id, t.name, t.network, t.profile_id, t.scan_interval_seconds, t.enabled, t.next_run_at, t.created_at, t.updated_at, t.created_by, t.modified_by, t.cron_expr, t.time_zone, t.window_days, t.window_start_minute, t.window_end_minute, t.max_duration_seconds, t.discovery_first, s.name AS site_name, p.name AS profile_name
 FROM scan_targets t
 JOIN sites s ON s.id = t.site_id
 JOIN scan_profiles p ON p.id = t.profile_id
@@ -362,6 +402,13 @@ func (q *Queries) ListTargets(ctx context.Context, arg ListTargetsParams) ([]Lis
 			&i.ScanTarget.UpdatedAt,
 			&i.ScanTarget.CreatedBy,
 			&i.ScanTarget.ModifiedBy,
+			&i.ScanTarget.CronExpr,
+			&i.ScanTarget.TimeZone,
+			&i.ScanTarget.WindowDays,
+			&i.ScanTarget.WindowStartMinute,
+			&i.ScanTarget.WindowEndMinute,
+			&i.ScanTarget.MaxDurationSeconds,
+			&i.ScanTarget.DiscoveryFirst,
 			&i.SiteName,
 			&i.ProfileName,
 		); err != nil {
@@ -378,9 +425,12 @@ func (q *Queries) ListTargets(ctx context.Context, arg ListTargetsParams) ([]Lis
 const updateTarget = `-- name: UpdateTarget :one
 UPDATE scan_targets
 SET name = $1, network = $2, profile_id = $3, scan_interval_seconds = $4,
-    enabled = $5, next_run_at = $6, updated_at = now(), modified_by = $7
-WHERE id = $8
-RETURNING id, site_id, name, network, profile_id, scan_interval_seconds, enabled, next_run_at, created_at, updated_at, created_by, modified_by
+    cron_expr = $5, time_zone = COALESCE(NULLIF($6::text, ''), 'UTC'),
+    window_days = $7, window_start_minute = $8, window_end_minute = $9,
+    max_duration_seconds = $10, discovery_first = $11,
+    enabled = $12, next_run_at = $13, updated_at = now(), modified_by = $14
+WHERE id = $15
+RETURNING id, site_id, name, network, profile_id, scan_interval_seconds, enabled, next_run_at, created_at, updated_at, created_by, modified_by, cron_expr, time_zone, window_days, window_start_minute, window_end_minute, max_duration_seconds, discovery_first
 `
 
 type UpdateTargetParams struct {
@@ -388,6 +438,13 @@ type UpdateTargetParams struct {
 	Network             netip.Prefix
 	ProfileID           uuid.UUID
 	ScanIntervalSeconds pgtype.Int4
+	CronExpr            pgtype.Text
+	TimeZone            string
+	WindowDays          pgtype.Int2
+	WindowStartMinute   pgtype.Int2
+	WindowEndMinute     pgtype.Int2
+	MaxDurationSeconds  pgtype.Int4
+	DiscoveryFirst      bool
 	Enabled             bool
 	NextRunAt           pgtype.Timestamptz
 	ModifiedBy          string
@@ -400,6 +457,13 @@ func (q *Queries) UpdateTarget(ctx context.Context, arg UpdateTargetParams) (Sca
 		arg.Network,
 		arg.ProfileID,
 		arg.ScanIntervalSeconds,
+		arg.CronExpr,
+		arg.TimeZone,
+		arg.WindowDays,
+		arg.WindowStartMinute,
+		arg.WindowEndMinute,
+		arg.MaxDurationSeconds,
+		arg.DiscoveryFirst,
 		arg.Enabled,
 		arg.NextRunAt,
 		arg.ModifiedBy,
@@ -419,6 +483,13 @@ func (q *Queries) UpdateTarget(ctx context.Context, arg UpdateTargetParams) (Sca
 		&i.UpdatedAt,
 		&i.CreatedBy,
 		&i.ModifiedBy,
+		&i.CronExpr,
+		&i.TimeZone,
+		&i.WindowDays,
+		&i.WindowStartMinute,
+		&i.WindowEndMinute,
+		&i.MaxDurationSeconds,
+		&i.DiscoveryFirst,
 	)
 	return i, err
 }

@@ -1,10 +1,3 @@
--- name: InsertJob :one
-INSERT INTO scan_jobs (target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw,
-                       max_attempts, priority, created_by, execution_context)
-VALUES (@target_id, @site_id, @profile_id, @network, @ports, @exclusions, @options, @requires_raw,
-        @max_attempts, @priority, @created_by, @execution_context)
-RETURNING *;
-
 -- name: NotifyJobsAvailable :exec
 SELECT pg_notify('scanorama_jobs', @site_id::text);
 

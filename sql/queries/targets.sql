@@ -1,11 +1,19 @@
 -- name: CreateTarget :one
-INSERT INTO scan_targets (site_id, name, network, profile_id, scan_interval_seconds, enabled, next_run_at, created_by, modified_by)
-VALUES (@site_id, @name, @network, @profile_id, @scan_interval_seconds, @enabled, @next_run_at, @created_by, @created_by)
+-- An empty time_zone means UTC.
+INSERT INTO scan_targets (site_id, name, network, profile_id, scan_interval_seconds, cron_expr, time_zone,
+                          window_days, window_start_minute, window_end_minute, max_duration_seconds,
+                          discovery_first, enabled, next_run_at, created_by, modified_by)
+VALUES (@site_id, @name, @network, @profile_id, @scan_interval_seconds, @cron_expr, COALESCE(NULLIF(@time_zone::text, ''), 'UTC'),
+        @window_days, @window_start_minute, @window_end_minute, @max_duration_seconds,
+        @discovery_first, @enabled, @next_run_at, @created_by, @created_by)
 RETURNING *;
 
 -- name: UpdateTarget :one
 UPDATE scan_targets
 SET name = @name, network = @network, profile_id = @profile_id, scan_interval_seconds = @scan_interval_seconds,
+    cron_expr = @cron_expr, time_zone = COALESCE(NULLIF(@time_zone::text, ''), 'UTC'),
+    window_days = @window_days, window_start_minute = @window_start_minute, window_end_minute = @window_end_minute,
+    max_duration_seconds = @max_duration_seconds, discovery_first = @discovery_first,
     enabled = @enabled, next_run_at = @next_run_at, updated_at = now(), modified_by = @modified_by
 WHERE id = @id
 RETURNING *;

@@ -295,9 +295,19 @@ type CreateTargetRequest struct {
 	// CIDRs inside network never to scan.
 	Exclusions []string `protobuf:"bytes,7,rep,name=exclusions,proto3" json:"exclusions,omitempty"`
 	// Created disabled when true.
-	Disabled      bool `protobuf:"varint,8,opt,name=disabled,proto3" json:"disabled,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Disabled bool `protobuf:"varint,8,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	// Scan on this cron schedule (see Target.cron); exclusive with interval.
+	Cron string `protobuf:"bytes,9,opt,name=cron,proto3" json:"cron,omitempty"`
+	// IANA time zone of cron and window; empty means UTC.
+	TimeZone string `protobuf:"bytes,10,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	// Restrict scheduled runs to a weekly window; unset means any time.
+	Window *ScanWindow `protobuf:"bytes,11,opt,name=window,proto3" json:"window,omitempty"`
+	// Cancel a run's unfinished jobs this long after it started; unset means no limit.
+	MaxDuration *durationpb.Duration `protobuf:"bytes,12,opt,name=max_duration,json=maxDuration,proto3" json:"max_duration,omitempty"`
+	// Discover hosts first, then port-scan only those up (see Target.discovery_first).
+	DiscoveryFirst bool `protobuf:"varint,13,opt,name=discovery_first,json=discoveryFirst,proto3" json:"discovery_first,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CreateTargetRequest) Reset() {
@@ -382,6 +392,41 @@ func (x *CreateTargetRequest) GetExclusions() []string {
 func (x *CreateTargetRequest) GetDisabled() bool {
 	if x != nil {
 		return x.Disabled
+	}
+	return false
+}
+
+func (x *CreateTargetRequest) GetCron() string {
+	if x != nil {
+		return x.Cron
+	}
+	return ""
+}
+
+func (x *CreateTargetRequest) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+func (x *CreateTargetRequest) GetWindow() *ScanWindow {
+	if x != nil {
+		return x.Window
+	}
+	return nil
+}
+
+func (x *CreateTargetRequest) GetMaxDuration() *durationpb.Duration {
+	if x != nil {
+		return x.MaxDuration
+	}
+	return nil
+}
+
+func (x *CreateTargetRequest) GetDiscoveryFirst() bool {
+	if x != nil {
+		return x.DiscoveryFirst
 	}
 	return false
 }
@@ -643,8 +688,17 @@ type UpdateTargetRequest struct {
 	// Replaces the target's exclusions when update_exclusions is true.
 	Exclusions       []string `protobuf:"bytes,8,rep,name=exclusions,proto3" json:"exclusions,omitempty"`
 	UpdateExclusions bool     `protobuf:"varint,9,opt,name=update_exclusions,json=updateExclusions,proto3" json:"update_exclusions,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// A non-empty cron replaces the schedule (clearing interval); "" clears
+	// cron. Setting a non-zero interval clears cron. Not both at once.
+	Cron     *string `protobuf:"bytes,10,opt,name=cron,proto3,oneof" json:"cron,omitempty"`
+	TimeZone *string `protobuf:"bytes,11,opt,name=time_zone,json=timeZone,proto3,oneof" json:"time_zone,omitempty"`
+	// Replaces the window when set; an empty window ({}) removes it.
+	Window *ScanWindow `protobuf:"bytes,12,opt,name=window,proto3" json:"window,omitempty"`
+	// Replaces max_duration when set; "0s" removes the limit.
+	MaxDuration    *durationpb.Duration `protobuf:"bytes,13,opt,name=max_duration,json=maxDuration,proto3" json:"max_duration,omitempty"`
+	DiscoveryFirst *bool                `protobuf:"varint,14,opt,name=discovery_first,json=discoveryFirst,proto3,oneof" json:"discovery_first,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *UpdateTargetRequest) Reset() {
@@ -736,6 +790,41 @@ func (x *UpdateTargetRequest) GetExclusions() []string {
 func (x *UpdateTargetRequest) GetUpdateExclusions() bool {
 	if x != nil {
 		return x.UpdateExclusions
+	}
+	return false
+}
+
+func (x *UpdateTargetRequest) GetCron() string {
+	if x != nil && x.Cron != nil {
+		return *x.Cron
+	}
+	return ""
+}
+
+func (x *UpdateTargetRequest) GetTimeZone() string {
+	if x != nil && x.TimeZone != nil {
+		return *x.TimeZone
+	}
+	return ""
+}
+
+func (x *UpdateTargetRequest) GetWindow() *ScanWindow {
+	if x != nil {
+		return x.Window
+	}
+	return nil
+}
+
+func (x *UpdateTargetRequest) GetMaxDuration() *durationpb.Duration {
+	if x != nil {
+		return x.MaxDuration
+	}
+	return nil
+}
+
+func (x *UpdateTargetRequest) GetDiscoveryFirst() bool {
+	if x != nil && x.DiscoveryFirst != nil {
+		return *x.DiscoveryFirst
 	}
 	return false
 }
@@ -3171,7 +3260,7 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"e\n" +
 	"\x11ListSitesResponse\x12(\n" +
 	"\x05sites\x18\x01 \x03(\v2\x12.scanorama.v1.SiteR\x05sites\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xfa\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc4\x03\n" +
 	"\x13CreateTargetRequest\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -3182,7 +3271,13 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"exclusions\x18\a \x03(\tR\n" +
 	"exclusions\x12\x1a\n" +
-	"\bdisabled\x18\b \x01(\bR\bdisabled\"D\n" +
+	"\bdisabled\x18\b \x01(\bR\bdisabled\x12\x12\n" +
+	"\x04cron\x18\t \x01(\tR\x04cron\x12\x1b\n" +
+	"\ttime_zone\x18\n" +
+	" \x01(\tR\btimeZone\x120\n" +
+	"\x06window\x18\v \x01(\v2\x18.scanorama.v1.ScanWindowR\x06window\x12<\n" +
+	"\fmax_duration\x18\f \x01(\v2\x19.google.protobuf.DurationR\vmaxDuration\x12'\n" +
+	"\x0fdiscovery_first\x18\r \x01(\bR\x0ediscoveryFirst\"D\n" +
 	"\x14CreateTargetResponse\x12,\n" +
 	"\x06target\x18\x01 \x01(\v2\x14.scanorama.v1.TargetR\x06target\"\"\n" +
 	"\x10GetTargetRequest\x12\x0e\n" +
@@ -3196,7 +3291,7 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"m\n" +
 	"\x13ListTargetsResponse\x12.\n" +
 	"\atargets\x18\x01 \x03(\v2\x14.scanorama.v1.TargetR\atargets\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf1\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf5\x04\n" +
 	"\x13UpdateTargetRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12\x1d\n" +
@@ -3208,7 +3303,13 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"exclusions\x18\b \x03(\tR\n" +
 	"exclusions\x12+\n" +
-	"\x11update_exclusions\x18\t \x01(\bR\x10updateExclusionsB\a\n" +
+	"\x11update_exclusions\x18\t \x01(\bR\x10updateExclusions\x12\x17\n" +
+	"\x04cron\x18\n" +
+	" \x01(\tH\x05R\x04cron\x88\x01\x01\x12 \n" +
+	"\ttime_zone\x18\v \x01(\tH\x06R\btimeZone\x88\x01\x01\x120\n" +
+	"\x06window\x18\f \x01(\v2\x18.scanorama.v1.ScanWindowR\x06window\x12<\n" +
+	"\fmax_duration\x18\r \x01(\v2\x19.google.protobuf.DurationR\vmaxDuration\x12,\n" +
+	"\x0fdiscovery_first\x18\x0e \x01(\bH\aR\x0ediscoveryFirst\x88\x01\x01B\a\n" +
 	"\x05_nameB\n" +
 	"\n" +
 	"\b_networkB\b\n" +
@@ -3216,7 +3317,11 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"\b_profileB\n" +
 	"\n" +
-	"\b_enabled\"D\n" +
+	"\b_enabledB\a\n" +
+	"\x05_cronB\f\n" +
+	"\n" +
+	"_time_zoneB\x12\n" +
+	"\x10_discovery_first\"D\n" +
 	"\x14UpdateTargetResponse\x12,\n" +
 	"\x06target\x18\x01 \x01(\v2\x14.scanorama.v1.TargetR\x06target\"%\n" +
 	"\x13DeleteTargetRequest\x12\x0e\n" +
@@ -3488,113 +3593,118 @@ var file_scanorama_v1_admin_proto_goTypes = []any{
 	(*ExportResultsResponse)(nil),   // 56: scanorama.v1.ExportResultsResponse
 	(*Site)(nil),                    // 57: scanorama.v1.Site
 	(*durationpb.Duration)(nil),     // 58: google.protobuf.Duration
-	(*Target)(nil),                  // 59: scanorama.v1.Target
-	(*ScanOptions)(nil),             // 60: scanorama.v1.ScanOptions
-	(*Profile)(nil),                 // 61: scanorama.v1.Profile
-	(*Job)(nil),                     // 62: scanorama.v1.Job
-	(JobStatus)(0),                  // 63: scanorama.v1.JobStatus
-	(*timestamppb.Timestamp)(nil),   // 64: google.protobuf.Timestamp
-	(*Agent)(nil),                   // 65: scanorama.v1.Agent
-	(*Host)(nil),                    // 66: scanorama.v1.Host
-	(*HostChange)(nil),              // 67: scanorama.v1.HostChange
+	(*ScanWindow)(nil),              // 59: scanorama.v1.ScanWindow
+	(*Target)(nil),                  // 60: scanorama.v1.Target
+	(*ScanOptions)(nil),             // 61: scanorama.v1.ScanOptions
+	(*Profile)(nil),                 // 62: scanorama.v1.Profile
+	(*Job)(nil),                     // 63: scanorama.v1.Job
+	(JobStatus)(0),                  // 64: scanorama.v1.JobStatus
+	(*timestamppb.Timestamp)(nil),   // 65: google.protobuf.Timestamp
+	(*Agent)(nil),                   // 66: scanorama.v1.Agent
+	(*Host)(nil),                    // 67: scanorama.v1.Host
+	(*HostChange)(nil),              // 68: scanorama.v1.HostChange
 }
 var file_scanorama_v1_admin_proto_depIdxs = []int32{
 	57, // 0: scanorama.v1.CreateSiteResponse.site:type_name -> scanorama.v1.Site
 	57, // 1: scanorama.v1.ListSitesResponse.sites:type_name -> scanorama.v1.Site
 	58, // 2: scanorama.v1.CreateTargetRequest.interval:type_name -> google.protobuf.Duration
-	59, // 3: scanorama.v1.CreateTargetResponse.target:type_name -> scanorama.v1.Target
-	59, // 4: scanorama.v1.GetTargetResponse.target:type_name -> scanorama.v1.Target
-	59, // 5: scanorama.v1.ListTargetsResponse.targets:type_name -> scanorama.v1.Target
-	58, // 6: scanorama.v1.UpdateTargetRequest.interval:type_name -> google.protobuf.Duration
-	59, // 7: scanorama.v1.UpdateTargetResponse.target:type_name -> scanorama.v1.Target
-	60, // 8: scanorama.v1.CreateProfileRequest.options:type_name -> scanorama.v1.ScanOptions
-	61, // 9: scanorama.v1.CreateProfileResponse.profile:type_name -> scanorama.v1.Profile
-	61, // 10: scanorama.v1.ListProfilesResponse.profiles:type_name -> scanorama.v1.Profile
-	62, // 11: scanorama.v1.ScanNowResponse.jobs:type_name -> scanorama.v1.Job
-	62, // 12: scanorama.v1.GetJobResponse.job:type_name -> scanorama.v1.Job
-	63, // 13: scanorama.v1.ListJobsRequest.status:type_name -> scanorama.v1.JobStatus
-	64, // 14: scanorama.v1.ListJobsRequest.created_after:type_name -> google.protobuf.Timestamp
-	64, // 15: scanorama.v1.ListJobsRequest.created_before:type_name -> google.protobuf.Timestamp
-	62, // 16: scanorama.v1.ListJobsResponse.jobs:type_name -> scanorama.v1.Job
-	62, // 17: scanorama.v1.CancelJobResponse.job:type_name -> scanorama.v1.Job
-	65, // 18: scanorama.v1.ListAgentsResponse.agents:type_name -> scanorama.v1.Agent
-	64, // 19: scanorama.v1.ListHostsRequest.seen_after:type_name -> google.protobuf.Timestamp
-	64, // 20: scanorama.v1.ListHostsRequest.seen_before:type_name -> google.protobuf.Timestamp
-	66, // 21: scanorama.v1.ListHostsResponse.hosts:type_name -> scanorama.v1.Host
-	66, // 22: scanorama.v1.GetHostResponse.host:type_name -> scanorama.v1.Host
-	64, // 23: scanorama.v1.ListHostChangesRequest.since:type_name -> google.protobuf.Timestamp
-	64, // 24: scanorama.v1.ListHostChangesRequest.until:type_name -> google.protobuf.Timestamp
-	67, // 25: scanorama.v1.ListHostChangesResponse.changes:type_name -> scanorama.v1.HostChange
-	63, // 26: scanorama.v1.JobEvent.status:type_name -> scanorama.v1.JobStatus
-	64, // 27: scanorama.v1.WatchEventsResponse.time:type_name -> google.protobuf.Timestamp
-	36, // 28: scanorama.v1.WatchEventsResponse.job:type_name -> scanorama.v1.JobEvent
-	67, // 29: scanorama.v1.WatchEventsResponse.host_change:type_name -> scanorama.v1.HostChange
-	64, // 30: scanorama.v1.Exclusion.created_at:type_name -> google.protobuf.Timestamp
-	40, // 31: scanorama.v1.CreateExclusionResponse.exclusion:type_name -> scanorama.v1.Exclusion
-	40, // 32: scanorama.v1.ListExclusionsResponse.exclusions:type_name -> scanorama.v1.Exclusion
-	61, // 33: scanorama.v1.GetProfileResponse.profile:type_name -> scanorama.v1.Profile
-	65, // 34: scanorama.v1.DrainAgentResponse.agent:type_name -> scanorama.v1.Agent
-	66, // 35: scanorama.v1.UpdateHostResponse.host:type_name -> scanorama.v1.Host
-	0,  // 36: scanorama.v1.ExportResultsRequest.format:type_name -> scanorama.v1.ExportFormat
-	1,  // 37: scanorama.v1.AdminService.CreateSite:input_type -> scanorama.v1.CreateSiteRequest
-	3,  // 38: scanorama.v1.AdminService.ListSites:input_type -> scanorama.v1.ListSitesRequest
-	38, // 39: scanorama.v1.AdminService.DeleteSite:input_type -> scanorama.v1.DeleteSiteRequest
-	41, // 40: scanorama.v1.AdminService.CreateExclusion:input_type -> scanorama.v1.CreateExclusionRequest
-	43, // 41: scanorama.v1.AdminService.ListExclusions:input_type -> scanorama.v1.ListExclusionsRequest
-	45, // 42: scanorama.v1.AdminService.DeleteExclusion:input_type -> scanorama.v1.DeleteExclusionRequest
-	5,  // 43: scanorama.v1.AdminService.CreateTarget:input_type -> scanorama.v1.CreateTargetRequest
-	7,  // 44: scanorama.v1.AdminService.GetTarget:input_type -> scanorama.v1.GetTargetRequest
-	9,  // 45: scanorama.v1.AdminService.ListTargets:input_type -> scanorama.v1.ListTargetsRequest
-	11, // 46: scanorama.v1.AdminService.UpdateTarget:input_type -> scanorama.v1.UpdateTargetRequest
-	13, // 47: scanorama.v1.AdminService.DeleteTarget:input_type -> scanorama.v1.DeleteTargetRequest
-	15, // 48: scanorama.v1.AdminService.CreateProfile:input_type -> scanorama.v1.CreateProfileRequest
-	47, // 49: scanorama.v1.AdminService.GetProfile:input_type -> scanorama.v1.GetProfileRequest
-	17, // 50: scanorama.v1.AdminService.ListProfiles:input_type -> scanorama.v1.ListProfilesRequest
-	49, // 51: scanorama.v1.AdminService.DeleteProfile:input_type -> scanorama.v1.DeleteProfileRequest
-	19, // 52: scanorama.v1.AdminService.ScanNow:input_type -> scanorama.v1.ScanNowRequest
-	21, // 53: scanorama.v1.AdminService.GetJob:input_type -> scanorama.v1.GetJobRequest
-	23, // 54: scanorama.v1.AdminService.ListJobs:input_type -> scanorama.v1.ListJobsRequest
-	25, // 55: scanorama.v1.AdminService.CancelJob:input_type -> scanorama.v1.CancelJobRequest
-	27, // 56: scanorama.v1.AdminService.ListAgents:input_type -> scanorama.v1.ListAgentsRequest
-	51, // 57: scanorama.v1.AdminService.DrainAgent:input_type -> scanorama.v1.DrainAgentRequest
-	29, // 58: scanorama.v1.AdminService.ListHosts:input_type -> scanorama.v1.ListHostsRequest
-	31, // 59: scanorama.v1.AdminService.GetHost:input_type -> scanorama.v1.GetHostRequest
-	33, // 60: scanorama.v1.AdminService.ListHostChanges:input_type -> scanorama.v1.ListHostChangesRequest
-	53, // 61: scanorama.v1.AdminService.UpdateHost:input_type -> scanorama.v1.UpdateHostRequest
-	55, // 62: scanorama.v1.AdminService.ExportResults:input_type -> scanorama.v1.ExportResultsRequest
-	35, // 63: scanorama.v1.AdminService.WatchEvents:input_type -> scanorama.v1.WatchEventsRequest
-	2,  // 64: scanorama.v1.AdminService.CreateSite:output_type -> scanorama.v1.CreateSiteResponse
-	4,  // 65: scanorama.v1.AdminService.ListSites:output_type -> scanorama.v1.ListSitesResponse
-	39, // 66: scanorama.v1.AdminService.DeleteSite:output_type -> scanorama.v1.DeleteSiteResponse
-	42, // 67: scanorama.v1.AdminService.CreateExclusion:output_type -> scanorama.v1.CreateExclusionResponse
-	44, // 68: scanorama.v1.AdminService.ListExclusions:output_type -> scanorama.v1.ListExclusionsResponse
-	46, // 69: scanorama.v1.AdminService.DeleteExclusion:output_type -> scanorama.v1.DeleteExclusionResponse
-	6,  // 70: scanorama.v1.AdminService.CreateTarget:output_type -> scanorama.v1.CreateTargetResponse
-	8,  // 71: scanorama.v1.AdminService.GetTarget:output_type -> scanorama.v1.GetTargetResponse
-	10, // 72: scanorama.v1.AdminService.ListTargets:output_type -> scanorama.v1.ListTargetsResponse
-	12, // 73: scanorama.v1.AdminService.UpdateTarget:output_type -> scanorama.v1.UpdateTargetResponse
-	14, // 74: scanorama.v1.AdminService.DeleteTarget:output_type -> scanorama.v1.DeleteTargetResponse
-	16, // 75: scanorama.v1.AdminService.CreateProfile:output_type -> scanorama.v1.CreateProfileResponse
-	48, // 76: scanorama.v1.AdminService.GetProfile:output_type -> scanorama.v1.GetProfileResponse
-	18, // 77: scanorama.v1.AdminService.ListProfiles:output_type -> scanorama.v1.ListProfilesResponse
-	50, // 78: scanorama.v1.AdminService.DeleteProfile:output_type -> scanorama.v1.DeleteProfileResponse
-	20, // 79: scanorama.v1.AdminService.ScanNow:output_type -> scanorama.v1.ScanNowResponse
-	22, // 80: scanorama.v1.AdminService.GetJob:output_type -> scanorama.v1.GetJobResponse
-	24, // 81: scanorama.v1.AdminService.ListJobs:output_type -> scanorama.v1.ListJobsResponse
-	26, // 82: scanorama.v1.AdminService.CancelJob:output_type -> scanorama.v1.CancelJobResponse
-	28, // 83: scanorama.v1.AdminService.ListAgents:output_type -> scanorama.v1.ListAgentsResponse
-	52, // 84: scanorama.v1.AdminService.DrainAgent:output_type -> scanorama.v1.DrainAgentResponse
-	30, // 85: scanorama.v1.AdminService.ListHosts:output_type -> scanorama.v1.ListHostsResponse
-	32, // 86: scanorama.v1.AdminService.GetHost:output_type -> scanorama.v1.GetHostResponse
-	34, // 87: scanorama.v1.AdminService.ListHostChanges:output_type -> scanorama.v1.ListHostChangesResponse
-	54, // 88: scanorama.v1.AdminService.UpdateHost:output_type -> scanorama.v1.UpdateHostResponse
-	56, // 89: scanorama.v1.AdminService.ExportResults:output_type -> scanorama.v1.ExportResultsResponse
-	37, // 90: scanorama.v1.AdminService.WatchEvents:output_type -> scanorama.v1.WatchEventsResponse
-	64, // [64:91] is the sub-list for method output_type
-	37, // [37:64] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	59, // 3: scanorama.v1.CreateTargetRequest.window:type_name -> scanorama.v1.ScanWindow
+	58, // 4: scanorama.v1.CreateTargetRequest.max_duration:type_name -> google.protobuf.Duration
+	60, // 5: scanorama.v1.CreateTargetResponse.target:type_name -> scanorama.v1.Target
+	60, // 6: scanorama.v1.GetTargetResponse.target:type_name -> scanorama.v1.Target
+	60, // 7: scanorama.v1.ListTargetsResponse.targets:type_name -> scanorama.v1.Target
+	58, // 8: scanorama.v1.UpdateTargetRequest.interval:type_name -> google.protobuf.Duration
+	59, // 9: scanorama.v1.UpdateTargetRequest.window:type_name -> scanorama.v1.ScanWindow
+	58, // 10: scanorama.v1.UpdateTargetRequest.max_duration:type_name -> google.protobuf.Duration
+	60, // 11: scanorama.v1.UpdateTargetResponse.target:type_name -> scanorama.v1.Target
+	61, // 12: scanorama.v1.CreateProfileRequest.options:type_name -> scanorama.v1.ScanOptions
+	62, // 13: scanorama.v1.CreateProfileResponse.profile:type_name -> scanorama.v1.Profile
+	62, // 14: scanorama.v1.ListProfilesResponse.profiles:type_name -> scanorama.v1.Profile
+	63, // 15: scanorama.v1.ScanNowResponse.jobs:type_name -> scanorama.v1.Job
+	63, // 16: scanorama.v1.GetJobResponse.job:type_name -> scanorama.v1.Job
+	64, // 17: scanorama.v1.ListJobsRequest.status:type_name -> scanorama.v1.JobStatus
+	65, // 18: scanorama.v1.ListJobsRequest.created_after:type_name -> google.protobuf.Timestamp
+	65, // 19: scanorama.v1.ListJobsRequest.created_before:type_name -> google.protobuf.Timestamp
+	63, // 20: scanorama.v1.ListJobsResponse.jobs:type_name -> scanorama.v1.Job
+	63, // 21: scanorama.v1.CancelJobResponse.job:type_name -> scanorama.v1.Job
+	66, // 22: scanorama.v1.ListAgentsResponse.agents:type_name -> scanorama.v1.Agent
+	65, // 23: scanorama.v1.ListHostsRequest.seen_after:type_name -> google.protobuf.Timestamp
+	65, // 24: scanorama.v1.ListHostsRequest.seen_before:type_name -> google.protobuf.Timestamp
+	67, // 25: scanorama.v1.ListHostsResponse.hosts:type_name -> scanorama.v1.Host
+	67, // 26: scanorama.v1.GetHostResponse.host:type_name -> scanorama.v1.Host
+	65, // 27: scanorama.v1.ListHostChangesRequest.since:type_name -> google.protobuf.Timestamp
+	65, // 28: scanorama.v1.ListHostChangesRequest.until:type_name -> google.protobuf.Timestamp
+	68, // 29: scanorama.v1.ListHostChangesResponse.changes:type_name -> scanorama.v1.HostChange
+	64, // 30: scanorama.v1.JobEvent.status:type_name -> scanorama.v1.JobStatus
+	65, // 31: scanorama.v1.WatchEventsResponse.time:type_name -> google.protobuf.Timestamp
+	36, // 32: scanorama.v1.WatchEventsResponse.job:type_name -> scanorama.v1.JobEvent
+	68, // 33: scanorama.v1.WatchEventsResponse.host_change:type_name -> scanorama.v1.HostChange
+	65, // 34: scanorama.v1.Exclusion.created_at:type_name -> google.protobuf.Timestamp
+	40, // 35: scanorama.v1.CreateExclusionResponse.exclusion:type_name -> scanorama.v1.Exclusion
+	40, // 36: scanorama.v1.ListExclusionsResponse.exclusions:type_name -> scanorama.v1.Exclusion
+	62, // 37: scanorama.v1.GetProfileResponse.profile:type_name -> scanorama.v1.Profile
+	66, // 38: scanorama.v1.DrainAgentResponse.agent:type_name -> scanorama.v1.Agent
+	67, // 39: scanorama.v1.UpdateHostResponse.host:type_name -> scanorama.v1.Host
+	0,  // 40: scanorama.v1.ExportResultsRequest.format:type_name -> scanorama.v1.ExportFormat
+	1,  // 41: scanorama.v1.AdminService.CreateSite:input_type -> scanorama.v1.CreateSiteRequest
+	3,  // 42: scanorama.v1.AdminService.ListSites:input_type -> scanorama.v1.ListSitesRequest
+	38, // 43: scanorama.v1.AdminService.DeleteSite:input_type -> scanorama.v1.DeleteSiteRequest
+	41, // 44: scanorama.v1.AdminService.CreateExclusion:input_type -> scanorama.v1.CreateExclusionRequest
+	43, // 45: scanorama.v1.AdminService.ListExclusions:input_type -> scanorama.v1.ListExclusionsRequest
+	45, // 46: scanorama.v1.AdminService.DeleteExclusion:input_type -> scanorama.v1.DeleteExclusionRequest
+	5,  // 47: scanorama.v1.AdminService.CreateTarget:input_type -> scanorama.v1.CreateTargetRequest
+	7,  // 48: scanorama.v1.AdminService.GetTarget:input_type -> scanorama.v1.GetTargetRequest
+	9,  // 49: scanorama.v1.AdminService.ListTargets:input_type -> scanorama.v1.ListTargetsRequest
+	11, // 50: scanorama.v1.AdminService.UpdateTarget:input_type -> scanorama.v1.UpdateTargetRequest
+	13, // 51: scanorama.v1.AdminService.DeleteTarget:input_type -> scanorama.v1.DeleteTargetRequest
+	15, // 52: scanorama.v1.AdminService.CreateProfile:input_type -> scanorama.v1.CreateProfileRequest
+	47, // 53: scanorama.v1.AdminService.GetProfile:input_type -> scanorama.v1.GetProfileRequest
+	17, // 54: scanorama.v1.AdminService.ListProfiles:input_type -> scanorama.v1.ListProfilesRequest
+	49, // 55: scanorama.v1.AdminService.DeleteProfile:input_type -> scanorama.v1.DeleteProfileRequest
+	19, // 56: scanorama.v1.AdminService.ScanNow:input_type -> scanorama.v1.ScanNowRequest
+	21, // 57: scanorama.v1.AdminService.GetJob:input_type -> scanorama.v1.GetJobRequest
+	23, // 58: scanorama.v1.AdminService.ListJobs:input_type -> scanorama.v1.ListJobsRequest
+	25, // 59: scanorama.v1.AdminService.CancelJob:input_type -> scanorama.v1.CancelJobRequest
+	27, // 60: scanorama.v1.AdminService.ListAgents:input_type -> scanorama.v1.ListAgentsRequest
+	51, // 61: scanorama.v1.AdminService.DrainAgent:input_type -> scanorama.v1.DrainAgentRequest
+	29, // 62: scanorama.v1.AdminService.ListHosts:input_type -> scanorama.v1.ListHostsRequest
+	31, // 63: scanorama.v1.AdminService.GetHost:input_type -> scanorama.v1.GetHostRequest
+	33, // 64: scanorama.v1.AdminService.ListHostChanges:input_type -> scanorama.v1.ListHostChangesRequest
+	53, // 65: scanorama.v1.AdminService.UpdateHost:input_type -> scanorama.v1.UpdateHostRequest
+	55, // 66: scanorama.v1.AdminService.ExportResults:input_type -> scanorama.v1.ExportResultsRequest
+	35, // 67: scanorama.v1.AdminService.WatchEvents:input_type -> scanorama.v1.WatchEventsRequest
+	2,  // 68: scanorama.v1.AdminService.CreateSite:output_type -> scanorama.v1.CreateSiteResponse
+	4,  // 69: scanorama.v1.AdminService.ListSites:output_type -> scanorama.v1.ListSitesResponse
+	39, // 70: scanorama.v1.AdminService.DeleteSite:output_type -> scanorama.v1.DeleteSiteResponse
+	42, // 71: scanorama.v1.AdminService.CreateExclusion:output_type -> scanorama.v1.CreateExclusionResponse
+	44, // 72: scanorama.v1.AdminService.ListExclusions:output_type -> scanorama.v1.ListExclusionsResponse
+	46, // 73: scanorama.v1.AdminService.DeleteExclusion:output_type -> scanorama.v1.DeleteExclusionResponse
+	6,  // 74: scanorama.v1.AdminService.CreateTarget:output_type -> scanorama.v1.CreateTargetResponse
+	8,  // 75: scanorama.v1.AdminService.GetTarget:output_type -> scanorama.v1.GetTargetResponse
+	10, // 76: scanorama.v1.AdminService.ListTargets:output_type -> scanorama.v1.ListTargetsResponse
+	12, // 77: scanorama.v1.AdminService.UpdateTarget:output_type -> scanorama.v1.UpdateTargetResponse
+	14, // 78: scanorama.v1.AdminService.DeleteTarget:output_type -> scanorama.v1.DeleteTargetResponse
+	16, // 79: scanorama.v1.AdminService.CreateProfile:output_type -> scanorama.v1.CreateProfileResponse
+	48, // 80: scanorama.v1.AdminService.GetProfile:output_type -> scanorama.v1.GetProfileResponse
+	18, // 81: scanorama.v1.AdminService.ListProfiles:output_type -> scanorama.v1.ListProfilesResponse
+	50, // 82: scanorama.v1.AdminService.DeleteProfile:output_type -> scanorama.v1.DeleteProfileResponse
+	20, // 83: scanorama.v1.AdminService.ScanNow:output_type -> scanorama.v1.ScanNowResponse
+	22, // 84: scanorama.v1.AdminService.GetJob:output_type -> scanorama.v1.GetJobResponse
+	24, // 85: scanorama.v1.AdminService.ListJobs:output_type -> scanorama.v1.ListJobsResponse
+	26, // 86: scanorama.v1.AdminService.CancelJob:output_type -> scanorama.v1.CancelJobResponse
+	28, // 87: scanorama.v1.AdminService.ListAgents:output_type -> scanorama.v1.ListAgentsResponse
+	52, // 88: scanorama.v1.AdminService.DrainAgent:output_type -> scanorama.v1.DrainAgentResponse
+	30, // 89: scanorama.v1.AdminService.ListHosts:output_type -> scanorama.v1.ListHostsResponse
+	32, // 90: scanorama.v1.AdminService.GetHost:output_type -> scanorama.v1.GetHostResponse
+	34, // 91: scanorama.v1.AdminService.ListHostChanges:output_type -> scanorama.v1.ListHostChangesResponse
+	54, // 92: scanorama.v1.AdminService.UpdateHost:output_type -> scanorama.v1.UpdateHostResponse
+	56, // 93: scanorama.v1.AdminService.ExportResults:output_type -> scanorama.v1.ExportResultsResponse
+	37, // 94: scanorama.v1.AdminService.WatchEvents:output_type -> scanorama.v1.WatchEventsResponse
+	68, // [68:95] is the sub-list for method output_type
+	41, // [41:68] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_scanorama_v1_admin_proto_init() }

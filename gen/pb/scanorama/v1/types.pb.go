@@ -448,12 +448,31 @@ type Target struct {
 	Ports   string `protobuf:"bytes,5,opt,name=ports,proto3" json:"ports,omitempty"`
 	Profile string `protobuf:"bytes,6,opt,name=profile,proto3" json:"profile,omitempty"`
 	// Zero means on demand only.
-	Interval      *durationpb.Duration   `protobuf:"bytes,7,opt,name=interval,proto3" json:"interval,omitempty"`
-	Enabled       bool                   `protobuf:"varint,8,opt,name=enabled,proto3" json:"enabled,omitempty"`
-	Exclusions    []string               `protobuf:"bytes,9,rep,name=exclusions,proto3" json:"exclusions,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	CreatedBy     string                 `protobuf:"bytes,12,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	Interval   *durationpb.Duration   `protobuf:"bytes,7,opt,name=interval,proto3" json:"interval,omitempty"`
+	Enabled    bool                   `protobuf:"varint,8,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	Exclusions []string               `protobuf:"bytes,9,rep,name=exclusions,proto3" json:"exclusions,omitempty"`
+	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt  *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	CreatedBy  string                 `protobuf:"bytes,12,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	// Cron expression "minute hour day-of-month month day-of-week" (or
+	// @hourly, @daily, @weekly, @monthly, @yearly) in time_zone; exclusive
+	// with interval. Fields take *, lists, ranges, steps (*/15) and the names
+	// jan-dec and sun-sat. A local time skipped by a daylight saving change
+	// runs when the gap ends; a repeated one runs once.
+	Cron string `protobuf:"bytes,13,opt,name=cron,proto3" json:"cron,omitempty"`
+	// IANA time zone of cron and window, e.g. "Europe/Berlin"; "UTC" by default.
+	TimeZone string `protobuf:"bytes,14,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	// When scheduled runs may start and run; unset means any time.
+	Window *ScanWindow `protobuf:"bytes,15,opt,name=window,proto3" json:"window,omitempty"`
+	// Jobs of a run still unfinished this long after it started are
+	// cancelled. Unset means no limit.
+	MaxDuration *durationpb.Duration `protobuf:"bytes,16,opt,name=max_duration,json=maxDuration,proto3" json:"max_duration,omitempty"`
+	// Each run first sweeps the network with the built-in "discovery"
+	// profile, then port-scans only the hosts found up (everything when the
+	// target's profile skips host discovery).
+	DiscoveryFirst bool `protobuf:"varint,17,opt,name=discovery_first,json=discoveryFirst,proto3" json:"discovery_first,omitempty"`
+	// When the next scheduled run is due; unset when nothing is scheduled.
+	NextRunAt     *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=next_run_at,json=nextRunAt,proto3" json:"next_run_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -572,6 +591,118 @@ func (x *Target) GetCreatedBy() string {
 	return ""
 }
 
+func (x *Target) GetCron() string {
+	if x != nil {
+		return x.Cron
+	}
+	return ""
+}
+
+func (x *Target) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+func (x *Target) GetWindow() *ScanWindow {
+	if x != nil {
+		return x.Window
+	}
+	return nil
+}
+
+func (x *Target) GetMaxDuration() *durationpb.Duration {
+	if x != nil {
+		return x.MaxDuration
+	}
+	return nil
+}
+
+func (x *Target) GetDiscoveryFirst() bool {
+	if x != nil {
+		return x.DiscoveryFirst
+	}
+	return false
+}
+
+func (x *Target) GetNextRunAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextRunAt
+	}
+	return nil
+}
+
+// ScanWindow limits scheduled runs to weekly openings in the target's time
+// zone, e.g. {"days":"mon-fri","start":"22:00","end":"06:00"}. A run due
+// outside the window waits for its next opening (not recorded as a run);
+// jobs still unfinished when the window closes are cancelled with an
+// error_message saying so. ScanNow ignores the window (max_duration applies).
+type ScanWindow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Days on which the window opens, in cron day-of-week syntax: "mon-fri",
+	// "sat,sun", "1-5"; empty or "*" means every day.
+	Days string `protobuf:"bytes,1,opt,name=days,proto3" json:"days,omitempty"`
+	// Opening time, "HH:MM" local time.
+	Start string `protobuf:"bytes,2,opt,name=start,proto3" json:"start,omitempty"`
+	// Closing time, "HH:MM"; not after start means the next day (22:00-06:00
+	// crosses midnight), equal to start means 24 hours.
+	End           string `protobuf:"bytes,3,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScanWindow) Reset() {
+	*x = ScanWindow{}
+	mi := &file_scanorama_v1_types_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScanWindow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScanWindow) ProtoMessage() {}
+
+func (x *ScanWindow) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_types_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScanWindow.ProtoReflect.Descriptor instead.
+func (*ScanWindow) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_types_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ScanWindow) GetDays() string {
+	if x != nil {
+		return x.Days
+	}
+	return ""
+}
+
+func (x *ScanWindow) GetStart() string {
+	if x != nil {
+		return x.Start
+	}
+	return ""
+}
+
+func (x *ScanWindow) GetEnd() string {
+	if x != nil {
+		return x.End
+	}
+	return ""
+}
+
 // Profile is a named, typed set of scan options.
 type Profile struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -587,7 +718,7 @@ type Profile struct {
 
 func (x *Profile) Reset() {
 	*x = Profile{}
-	mi := &file_scanorama_v1_types_proto_msgTypes[3]
+	mi := &file_scanorama_v1_types_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -599,7 +730,7 @@ func (x *Profile) String() string {
 func (*Profile) ProtoMessage() {}
 
 func (x *Profile) ProtoReflect() protoreflect.Message {
-	mi := &file_scanorama_v1_types_proto_msgTypes[3]
+	mi := &file_scanorama_v1_types_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -612,7 +743,7 @@ func (x *Profile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Profile.ProtoReflect.Descriptor instead.
 func (*Profile) Descriptor() ([]byte, []int) {
-	return file_scanorama_v1_types_proto_rawDescGZIP(), []int{3}
+	return file_scanorama_v1_types_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Profile) GetId() string {
@@ -672,7 +803,7 @@ type JobStats struct {
 
 func (x *JobStats) Reset() {
 	*x = JobStats{}
-	mi := &file_scanorama_v1_types_proto_msgTypes[4]
+	mi := &file_scanorama_v1_types_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -684,7 +815,7 @@ func (x *JobStats) String() string {
 func (*JobStats) ProtoMessage() {}
 
 func (x *JobStats) ProtoReflect() protoreflect.Message {
-	mi := &file_scanorama_v1_types_proto_msgTypes[4]
+	mi := &file_scanorama_v1_types_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -697,7 +828,7 @@ func (x *JobStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStats.ProtoReflect.Descriptor instead.
 func (*JobStats) Descriptor() ([]byte, []int) {
-	return file_scanorama_v1_types_proto_rawDescGZIP(), []int{4}
+	return file_scanorama_v1_types_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *JobStats) GetHostsUp() int64 {
@@ -764,13 +895,15 @@ type Job struct {
 	ErrorMessage    string                 `protobuf:"bytes,17,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
 	Stats           *JobStats              `protobuf:"bytes,18,opt,name=stats,proto3" json:"stats,omitempty"`
 	Exclusions      []string               `protobuf:"bytes,19,rep,name=exclusions,proto3" json:"exclusions,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The run (scheduled or ScanNow) the job belongs to.
+	RunId         string `protobuf:"bytes,20,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_scanorama_v1_types_proto_msgTypes[5]
+	mi := &file_scanorama_v1_types_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -782,7 +915,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_scanorama_v1_types_proto_msgTypes[5]
+	mi := &file_scanorama_v1_types_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -795,7 +928,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_scanorama_v1_types_proto_rawDescGZIP(), []int{5}
+	return file_scanorama_v1_types_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Job) GetId() string {
@@ -931,6 +1064,13 @@ func (x *Job) GetExclusions() []string {
 	return nil
 }
 
+func (x *Job) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
 // AgentCapabilities are reported by an agent when it registers.
 type AgentCapabilities struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -943,7 +1083,7 @@ type AgentCapabilities struct {
 
 func (x *AgentCapabilities) Reset() {
 	*x = AgentCapabilities{}
-	mi := &file_scanorama_v1_types_proto_msgTypes[6]
+	mi := &file_scanorama_v1_types_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -955,7 +1095,7 @@ func (x *AgentCapabilities) String() string {
 func (*AgentCapabilities) ProtoMessage() {}
 
 func (x *AgentCapabilities) ProtoReflect() protoreflect.Message {
-	mi := &file_scanorama_v1_types_proto_msgTypes[6]
+	mi := &file_scanorama_v1_types_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -968,7 +1108,7 @@ func (x *AgentCapabilities) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentCapabilities.ProtoReflect.Descriptor instead.
 func (*AgentCapabilities) Descriptor() ([]byte, []int) {
-	return file_scanorama_v1_types_proto_rawDescGZIP(), []int{6}
+	return file_scanorama_v1_types_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AgentCapabilities) GetNmapVersion() string {
@@ -1005,7 +1145,7 @@ type Agent struct {
 
 func (x *Agent) Reset() {
 	*x = Agent{}
-	mi := &file_scanorama_v1_types_proto_msgTypes[7]
+	mi := &file_scanorama_v1_types_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1017,7 +1157,7 @@ func (x *Agent) String() string {
 func (*Agent) ProtoMessage() {}
 
 func (x *Agent) ProtoReflect() protoreflect.Message {
-	mi := &file_scanorama_v1_types_proto_msgTypes[7]
+	mi := &file_scanorama_v1_types_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1030,7 +1170,7 @@ func (x *Agent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Agent.ProtoReflect.Descriptor instead.
 func (*Agent) Descriptor() ([]byte, []int) {
-	return file_scanorama_v1_types_proto_rawDescGZIP(), []int{7}
+	return file_scanorama_v1_types_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Agent) GetId() string {
@@ -1128,7 +1268,7 @@ type HostPort struct {
 
 func (x *HostPort) Reset() {
 	*x = HostPort{}
-	mi := &file_scanorama_v1_types_proto_msgTypes[8]
+	mi := &file_scanorama_v1_types_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1140,7 +1280,7 @@ func (x *HostPort) String() string {
 func (*HostPort) ProtoMessage() {}
 
 func (x *HostPort) ProtoReflect() protoreflect.Message {
-	mi := &file_scanorama_v1_types_proto_msgTypes[8]
+	mi := &file_scanorama_v1_types_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1153,7 +1293,7 @@ func (x *HostPort) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostPort.ProtoReflect.Descriptor instead.
 func (*HostPort) Descriptor() ([]byte, []int) {
-	return file_scanorama_v1_types_proto_rawDescGZIP(), []int{8}
+	return file_scanorama_v1_types_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *HostPort) GetPort() int32 {
@@ -1241,7 +1381,7 @@ type HostChange struct {
 
 func (x *HostChange) Reset() {
 	*x = HostChange{}
-	mi := &file_scanorama_v1_types_proto_msgTypes[9]
+	mi := &file_scanorama_v1_types_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1393,7 @@ func (x *HostChange) String() string {
 func (*HostChange) ProtoMessage() {}
 
 func (x *HostChange) ProtoReflect() protoreflect.Message {
-	mi := &file_scanorama_v1_types_proto_msgTypes[9]
+	mi := &file_scanorama_v1_types_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1406,7 @@ func (x *HostChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostChange.ProtoReflect.Descriptor instead.
 func (*HostChange) Descriptor() ([]byte, []int) {
-	return file_scanorama_v1_types_proto_rawDescGZIP(), []int{9}
+	return file_scanorama_v1_types_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *HostChange) GetId() int64 {
@@ -1379,7 +1519,7 @@ type Host struct {
 
 func (x *Host) Reset() {
 	*x = Host{}
-	mi := &file_scanorama_v1_types_proto_msgTypes[10]
+	mi := &file_scanorama_v1_types_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +1531,7 @@ func (x *Host) String() string {
 func (*Host) ProtoMessage() {}
 
 func (x *Host) ProtoReflect() protoreflect.Message {
-	mi := &file_scanorama_v1_types_proto_msgTypes[10]
+	mi := &file_scanorama_v1_types_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +1544,7 @@ func (x *Host) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Host.ProtoReflect.Descriptor instead.
 func (*Host) Descriptor() ([]byte, []int) {
-	return file_scanorama_v1_types_proto_rawDescGZIP(), []int{10}
+	return file_scanorama_v1_types_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Host) GetId() string {
@@ -1557,7 +1697,7 @@ const file_scanorama_v1_types_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x03 \x01(\tR\vdescription\x129\n" +
 	"\n" +
-	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x90\x03\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x96\x05\n" +
 	"\x06Target\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04site\x18\x02 \x01(\tR\x04site\x12\x12\n" +
@@ -1576,7 +1716,18 @@ const file_scanorama_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1d\n" +
 	"\n" +
-	"created_by\x18\f \x01(\tR\tcreatedBy\"\xd9\x01\n" +
+	"created_by\x18\f \x01(\tR\tcreatedBy\x12\x12\n" +
+	"\x04cron\x18\r \x01(\tR\x04cron\x12\x1b\n" +
+	"\ttime_zone\x18\x0e \x01(\tR\btimeZone\x120\n" +
+	"\x06window\x18\x0f \x01(\v2\x18.scanorama.v1.ScanWindowR\x06window\x12<\n" +
+	"\fmax_duration\x18\x10 \x01(\v2\x19.google.protobuf.DurationR\vmaxDuration\x12'\n" +
+	"\x0fdiscovery_first\x18\x11 \x01(\bR\x0ediscoveryFirst\x12:\n" +
+	"\vnext_run_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\tnextRunAt\"H\n" +
+	"\n" +
+	"ScanWindow\x12\x12\n" +
+	"\x04days\x18\x01 \x01(\tR\x04days\x12\x14\n" +
+	"\x05start\x18\x02 \x01(\tR\x05start\x12\x10\n" +
+	"\x03end\x18\x03 \x01(\tR\x03end\"\xd9\x01\n" +
 	"\aProfile\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -1593,7 +1744,7 @@ const file_scanorama_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"open_ports\x18\x04 \x01(\x03R\topenPorts\x123\n" +
 	"\aelapsed\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\aelapsed\x12!\n" +
-	"\fnmap_version\x18\x06 \x01(\tR\vnmapVersion\"\xca\x05\n" +
+	"\fnmap_version\x18\x06 \x01(\tR\vnmapVersion\"\xe1\x05\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttarget_id\x18\x02 \x01(\tR\btargetId\x12\x12\n" +
@@ -1620,7 +1771,8 @@ const file_scanorama_v1_types_proto_rawDesc = "" +
 	"\x05stats\x18\x12 \x01(\v2\x16.scanorama.v1.JobStatsR\x05stats\x12\x1e\n" +
 	"\n" +
 	"exclusions\x18\x13 \x03(\tR\n" +
-	"exclusions\"W\n" +
+	"exclusions\x12\x15\n" +
+	"\x06run_id\x18\x14 \x01(\tR\x05runId\"W\n" +
 	"\x11AgentCapabilities\x12!\n" +
 	"\fnmap_version\x18\x01 \x01(\tR\vnmapVersion\x12\x1f\n" +
 	"\vraw_sockets\x18\x02 \x01(\bR\n" +
@@ -1726,7 +1878,7 @@ func file_scanorama_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_scanorama_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_scanorama_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_scanorama_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_scanorama_v1_types_proto_goTypes = []any{
 	(JobStatus)(0),                // 0: scanorama.v1.JobStatus
 	(ScanType)(0),                 // 1: scanorama.v1.ScanType
@@ -1734,49 +1886,53 @@ var file_scanorama_v1_types_proto_goTypes = []any{
 	(*ScanOptions)(nil),           // 3: scanorama.v1.ScanOptions
 	(*Site)(nil),                  // 4: scanorama.v1.Site
 	(*Target)(nil),                // 5: scanorama.v1.Target
-	(*Profile)(nil),               // 6: scanorama.v1.Profile
-	(*JobStats)(nil),              // 7: scanorama.v1.JobStats
-	(*Job)(nil),                   // 8: scanorama.v1.Job
-	(*AgentCapabilities)(nil),     // 9: scanorama.v1.AgentCapabilities
-	(*Agent)(nil),                 // 10: scanorama.v1.Agent
-	(*HostPort)(nil),              // 11: scanorama.v1.HostPort
-	(*HostChange)(nil),            // 12: scanorama.v1.HostChange
-	(*Host)(nil),                  // 13: scanorama.v1.Host
-	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*ScanWindow)(nil),            // 6: scanorama.v1.ScanWindow
+	(*Profile)(nil),               // 7: scanorama.v1.Profile
+	(*JobStats)(nil),              // 8: scanorama.v1.JobStats
+	(*Job)(nil),                   // 9: scanorama.v1.Job
+	(*AgentCapabilities)(nil),     // 10: scanorama.v1.AgentCapabilities
+	(*Agent)(nil),                 // 11: scanorama.v1.Agent
+	(*HostPort)(nil),              // 12: scanorama.v1.HostPort
+	(*HostChange)(nil),            // 13: scanorama.v1.HostChange
+	(*Host)(nil),                  // 14: scanorama.v1.Host
+	(*durationpb.Duration)(nil),   // 15: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
 }
 var file_scanorama_v1_types_proto_depIdxs = []int32{
 	1,  // 0: scanorama.v1.ScanOptions.scan_type:type_name -> scanorama.v1.ScanType
-	14, // 1: scanorama.v1.ScanOptions.host_timeout:type_name -> google.protobuf.Duration
+	15, // 1: scanorama.v1.ScanOptions.host_timeout:type_name -> google.protobuf.Duration
 	2,  // 2: scanorama.v1.ScanOptions.ping_methods:type_name -> scanorama.v1.PingMethod
-	15, // 3: scanorama.v1.Site.created_at:type_name -> google.protobuf.Timestamp
-	14, // 4: scanorama.v1.Target.interval:type_name -> google.protobuf.Duration
-	15, // 5: scanorama.v1.Target.created_at:type_name -> google.protobuf.Timestamp
-	15, // 6: scanorama.v1.Target.updated_at:type_name -> google.protobuf.Timestamp
-	3,  // 7: scanorama.v1.Profile.options:type_name -> scanorama.v1.ScanOptions
-	15, // 8: scanorama.v1.Profile.created_at:type_name -> google.protobuf.Timestamp
-	14, // 9: scanorama.v1.JobStats.elapsed:type_name -> google.protobuf.Duration
-	0,  // 10: scanorama.v1.Job.status:type_name -> scanorama.v1.JobStatus
-	15, // 11: scanorama.v1.Job.timeout_at:type_name -> google.protobuf.Timestamp
-	15, // 12: scanorama.v1.Job.created_at:type_name -> google.protobuf.Timestamp
-	15, // 13: scanorama.v1.Job.started_at:type_name -> google.protobuf.Timestamp
-	15, // 14: scanorama.v1.Job.completed_at:type_name -> google.protobuf.Timestamp
-	7,  // 15: scanorama.v1.Job.stats:type_name -> scanorama.v1.JobStats
-	9,  // 16: scanorama.v1.Agent.capabilities:type_name -> scanorama.v1.AgentCapabilities
-	15, // 17: scanorama.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
-	15, // 18: scanorama.v1.Agent.last_seen:type_name -> google.protobuf.Timestamp
-	15, // 19: scanorama.v1.HostPort.first_seen:type_name -> google.protobuf.Timestamp
-	15, // 20: scanorama.v1.HostPort.last_seen:type_name -> google.protobuf.Timestamp
-	15, // 21: scanorama.v1.HostChange.changed_at:type_name -> google.protobuf.Timestamp
-	15, // 22: scanorama.v1.Host.first_seen:type_name -> google.protobuf.Timestamp
-	15, // 23: scanorama.v1.Host.last_seen:type_name -> google.protobuf.Timestamp
-	11, // 24: scanorama.v1.Host.ports:type_name -> scanorama.v1.HostPort
-	12, // 25: scanorama.v1.Host.recent_changes:type_name -> scanorama.v1.HostChange
-	26, // [26:26] is the sub-list for method output_type
-	26, // [26:26] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	16, // 3: scanorama.v1.Site.created_at:type_name -> google.protobuf.Timestamp
+	15, // 4: scanorama.v1.Target.interval:type_name -> google.protobuf.Duration
+	16, // 5: scanorama.v1.Target.created_at:type_name -> google.protobuf.Timestamp
+	16, // 6: scanorama.v1.Target.updated_at:type_name -> google.protobuf.Timestamp
+	6,  // 7: scanorama.v1.Target.window:type_name -> scanorama.v1.ScanWindow
+	15, // 8: scanorama.v1.Target.max_duration:type_name -> google.protobuf.Duration
+	16, // 9: scanorama.v1.Target.next_run_at:type_name -> google.protobuf.Timestamp
+	3,  // 10: scanorama.v1.Profile.options:type_name -> scanorama.v1.ScanOptions
+	16, // 11: scanorama.v1.Profile.created_at:type_name -> google.protobuf.Timestamp
+	15, // 12: scanorama.v1.JobStats.elapsed:type_name -> google.protobuf.Duration
+	0,  // 13: scanorama.v1.Job.status:type_name -> scanorama.v1.JobStatus
+	16, // 14: scanorama.v1.Job.timeout_at:type_name -> google.protobuf.Timestamp
+	16, // 15: scanorama.v1.Job.created_at:type_name -> google.protobuf.Timestamp
+	16, // 16: scanorama.v1.Job.started_at:type_name -> google.protobuf.Timestamp
+	16, // 17: scanorama.v1.Job.completed_at:type_name -> google.protobuf.Timestamp
+	8,  // 18: scanorama.v1.Job.stats:type_name -> scanorama.v1.JobStats
+	10, // 19: scanorama.v1.Agent.capabilities:type_name -> scanorama.v1.AgentCapabilities
+	16, // 20: scanorama.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
+	16, // 21: scanorama.v1.Agent.last_seen:type_name -> google.protobuf.Timestamp
+	16, // 22: scanorama.v1.HostPort.first_seen:type_name -> google.protobuf.Timestamp
+	16, // 23: scanorama.v1.HostPort.last_seen:type_name -> google.protobuf.Timestamp
+	16, // 24: scanorama.v1.HostChange.changed_at:type_name -> google.protobuf.Timestamp
+	16, // 25: scanorama.v1.Host.first_seen:type_name -> google.protobuf.Timestamp
+	16, // 26: scanorama.v1.Host.last_seen:type_name -> google.protobuf.Timestamp
+	12, // 27: scanorama.v1.Host.ports:type_name -> scanorama.v1.HostPort
+	13, // 28: scanorama.v1.Host.recent_changes:type_name -> scanorama.v1.HostChange
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_scanorama_v1_types_proto_init() }
@@ -1791,7 +1947,7 @@ func file_scanorama_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_scanorama_v1_types_proto_rawDesc), len(file_scanorama_v1_types_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
