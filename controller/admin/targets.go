@@ -372,36 +372,21 @@ func (s *Server) GetTarget(ctx context.Context, req *pb.GetTargetRequest) (*pb.G
 	return &pb.GetTargetResponse{Target: t}, nil
 }
 
-type targetCursor struct {
-	Created time.Time
-	ID      uuid.UUID
-}
-
 // ListTargets implements AdminService.ListTargets.
 func (s *Server) ListTargets(ctx context.Context, req *pb.ListTargetsRequest) (*pb.ListTargetsResponse, error) {
-	size, err := pageSize(req.GetPageSize())
-	if err != nil {
-		return nil, err
-	}
-	var cur targetCursor
-	if err := decodeToken(req.GetPageToken(), &cur); err != nil {
-		return nil, err
-	}
 	site, err := s.optionalSite(ctx, req.GetSite())
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.q.ListTargets(ctx, db.ListTargetsParams{SiteID: site, AfterCreated: cur.Created, AfterID: cur.ID, RowLimit: size + 1})
+	var cur timeCursor
+	rows, next, err := paginate(req, &cur, func(limit int32) ([]db.ListTargetsRow, error) {
+		return s.q.ListTargets(ctx, db.ListTargetsParams{SiteID: site, AfterCreated: cur.Created, AfterID: cur.ID, RowLimit: limit})
+	}, func(r db.ListTargetsRow) timeCursor { return timeCursor{r.ScanTarget.CreatedAt, r.ScanTarget.ID} })
 	if err != nil {
 		return nil, s.internal("list targets", err)
 	}
-	resp := &pb.ListTargetsResponse{}
-	for i, r := range rows {
-		if int32(i) == size {
-			prev := rows[i-1].ScanTarget
-			resp.NextPageToken = encodeToken(targetCursor{prev.CreatedAt, prev.ID})
-			break
-		}
+	resp := &pb.ListTargetsResponse{NextPageToken: next}
+	for _, r := range rows {
 		t, err := s.targetPB(ctx, r.ScanTarget, r.SiteName, r.ProfileName)
 		if err != nil {
 			return nil, err
