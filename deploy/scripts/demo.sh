@@ -14,7 +14,19 @@ STATE="$ROOT/.demo"
 KEEP=${KEEP:-0}
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
-run() { printf '$ %s\n' "$*"; "$@"; }
+# run shows a command the way a reader can paste it into a shell, then runs it.
+run() {
+	local a line=""
+	for a in "$@"; do
+		if [[ $a =~ [^A-Za-z0-9_./:=@,+-] ]]; then
+			line+=" '${a//\'/\'\\\'\'}'"
+		else
+			line+=" $a"
+		fi
+	done
+	printf '$%s\n' "$line"
+	"$@"
+}
 
 free_port() {
 	local p
