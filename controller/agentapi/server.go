@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/hashicorp/go-hclog"
@@ -42,6 +43,9 @@ type Server struct {
 func New(pool *pgxpool.Pool, leaser *leasing.Leaser, in *ingest.Ingester, log hclog.Logger) *Server {
 	return &Server{pool: pool, q: db.New(pool), leaser: leaser, ingest: in, log: log.Named("agentapi")}
 }
+
+// touchEvery bounds how stale an agent's last_seen may get while it is active.
+const touchEvery = 5 * time.Second
 
 var allAddresses = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
 
@@ -99,7 +103,12 @@ func (s *Server) agent(ctx context.Context, id string) (db.Agent, error) {
 	if err != nil {
 		return db.Agent{}, apierr.InvalidField("agent_id", "not a UUID: %q", id)
 	}
-	a, err := s.q.TouchAgent(ctx, aid)
+	a, err := s.q.GetAgent(ctx, aid)
+	if err == nil && (time.Since(a.LastSeen) > touchEvery || a.State == "lost") {
+		// last_seen is coarse on purpose: a write on every call would cost a
+		// synchronous commit per heartbeat, acquire and results stream.
+		a, err = s.q.TouchAgent(ctx, aid)
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return db.Agent{}, status.Errorf(codes.Unauthenticated, "agent_id %s is not registered; call Register", id)
 	}
@@ -132,17 +141,13 @@ func (s *Server) AcquireJob(ctx context.Context, req *pb.AcquireJobRequest) (*pb
 	if err := protojson.Unmarshal(job.Options, &opts); err != nil {
 		return nil, s.internal("decode job options", err)
 	}
-	site, err := s.q.GetSiteByID(ctx, job.SiteID)
-	if err != nil {
-		return nil, s.internal("read site", err)
-	}
 	excl := make([]string, len(job.Exclusions))
 	for i, e := range job.Exclusions {
 		excl[i] = e.String()
 	}
 	return &pb.AcquireJobResponse{Lease: &pb.Lease{
 		JobId: job.ID.String(), LeaseToken: job.LeaseToken, TimeoutAt: timestamppb.New(job.TimeoutAt.Time),
-		Attempt: job.Attempt, Network: job.Network.String(), Exclusions: excl, Options: &opts, Site: site.Name,
+		Attempt: job.Attempt, Network: job.Network.String(), Exclusions: excl, Options: &opts, Site: job.SiteName,
 	}}, nil
 }
 

@@ -34,6 +34,30 @@ import (
 // shards targets far below it.
 const maxHostsPerJob = 1 << 20
 
+// Staging sizes (rows) above which the merge first gathers statistics, and
+// the staging tables are emptied with TRUNCATE rather than DELETE.
+const (
+	analyzeThreshold  = 10_000
+	truncateThreshold = 50_000
+)
+
+// ConfigurePool makes every connection of the pool carry the session's
+// staging tables, so a results stream never runs DDL.
+func ConfigurePool(cfg *pgxpool.Config) {
+	prev := cfg.AfterConnect
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		if prev != nil {
+			if err := prev(ctx, conn); err != nil {
+				return err
+			}
+		}
+		if _, err := conn.Exec(ctx, staging.DDL); err != nil {
+			return fmt.Errorf("create staging tables: %w", err)
+		}
+		return nil
+	}
+}
+
 // Receiver is the receiving half of a results stream.
 type Receiver interface {
 	Recv() (*pb.StreamResultsRequest, error)
@@ -166,20 +190,13 @@ func (s *stream) checkLease(ctx context.Context) (db.GetJobLeaseStateRow, bool, 
 	default:
 		return job, false, fmt.Errorf("%w: job %s is %s", leasing.ErrLeaseLost, s.ref.JobID, job.Status)
 	}
-	if _, err := s.q.MarkRunning(ctx, db.MarkRunningParams{ID: s.ref.JobID, WorkerID: s.ref.WorkerID, LeaseToken: s.ref.Token}); err != nil {
-		return job, false, fmt.Errorf("mark job running: %w", err)
-	}
 	return job, false, nil
 }
 
-func (s *stream) prepare(ctx context.Context) error {
-	if _, err := s.conn.Exec(ctx, staging.DDL); err != nil {
-		return fmt.Errorf("create staging tables: %w", err)
-	}
+func (s *stream) prepare(context.Context) error {
+	// The staging tables exist on every pooled connection (ConfigurePool)
+	// and are empty whenever a connection is released (close).
 	s.dirty = true
-	if _, err := s.conn.Exec(ctx, "TRUNCATE ingest_hosts, ingest_ports"); err != nil {
-		return fmt.Errorf("clear staging tables: %w", err)
-	}
 	s.seen = make(map[netip.Addr]struct{})
 	return nil
 }
@@ -250,6 +267,7 @@ func (s *stream) commit(ctx context.Context, job db.GetJobLeaseStateRow, sum *pb
 	if err != nil {
 		return res, err
 	}
+	var payload []byte
 	err = pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		locked, err := q.LockJobForCommit(ctx, s.ref.JobID)
@@ -266,6 +284,13 @@ func (s *stream) commit(ctx context.Context, job db.GetJobLeaseStateRow, sum *pb
 		}
 		if locked.Status != "leased" && locked.Status != "running" {
 			return fmt.Errorf("%w: job %s became %s while results streamed", leasing.ErrLeaseLost, s.ref.JobID, locked.Status)
+		}
+		if s.portRows+int64(s.hosts) >= analyzeThreshold {
+			// The planner knows nothing about fresh temp tables; without
+			// statistics it picks nested loops over a million rows.
+			if _, err := tx.Exec(ctx, "ANALYZE ingest_hosts, ingest_ports"); err != nil {
+				return fmt.Errorf("analyze staging: %w", err)
+			}
 		}
 		now := time.Now().UTC()
 		by, why := "agent:"+s.ref.WorkerID, "scan job "+s.ref.JobID.String()
@@ -320,18 +345,32 @@ func (s *stream) commit(ctx context.Context, job db.GetJobLeaseStateRow, sum *pb
 		if err := q.EndLease(ctx, db.EndLeaseParams{Outcome: pgtype.Text{String: "completed", Valid: true}, JobID: s.ref.JobID, LeaseToken: s.ref.Token}); err != nil {
 			return fmt.Errorf("end lease: %w", err)
 		}
-		payload, _ := json.Marshal(map[string]any{
+		if s.small() {
+			if err := q.ClearStagedHosts(ctx); err != nil {
+				return fmt.Errorf("clear staging: %w", err)
+			}
+			if err := q.ClearStagedPorts(ctx); err != nil {
+				return fmt.Errorf("clear staging: %w", err)
+			}
+			s.dirty = false
+		}
+		payload, _ = json.Marshal(map[string]any{
 			"type": "job", "job_id": s.ref.JobID, "site_id": locked.SiteID, "status": "completed",
 			"progress_percent": 100, "worker_id": s.ref.WorkerID, "changes": hosts.Events + changes + down,
 		})
-		if err := q.NotifyJobEvent(ctx, string(payload)); err != nil {
-			return fmt.Errorf("notify: %w", err)
-		}
 		res.Hosts, res.PortRows = hosts.Hosts, rows
 		return nil
 	})
 	if err != nil {
 		return Result{}, err
+	}
+	// Published after the commit, not in it: NOTIFY serializes every
+	// committing transaction that sent one, fsync included. Watching is a
+	// live view; a lost event never loses data.
+	if payload != nil {
+		if err := s.q.NotifyJobEvent(ctx, string(payload)); err != nil {
+			s.log.Debug("could not publish job event", "error", err)
+		}
 	}
 	return res, nil
 }
@@ -340,15 +379,26 @@ func (s *stream) commit(ctx context.Context, job db.GetJobLeaseStateRow, sum *pb
 // into its next use; a connection that cannot be cleaned is discarded.
 func (s *stream) close() {
 	if s.dirty {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if _, err := s.conn.Exec(ctx, "TRUNCATE ingest_hosts, ingest_ports"); err != nil {
+		var err error
+		if s.small() {
+			if err = s.q.ClearStagedHosts(ctx); err == nil {
+				err = s.q.ClearStagedPorts(ctx)
+			}
+		} else {
+			_, err = s.conn.Exec(ctx, "TRUNCATE ingest_hosts, ingest_ports")
+		}
+		if err != nil {
 			s.log.Warn("could not clear staging tables; dropping the connection", "error", err)
 			_ = s.conn.Conn().Close(ctx)
 		}
 	}
 	s.conn.Release()
 }
+
+// small reports a staging set cheaper to DELETE than to TRUNCATE.
+func (s *stream) small() bool { return s.portRows+int64(s.hosts) < truncateThreshold }
 
 func nonNil(p []netip.Prefix) []netip.Prefix {
 	if p == nil {

@@ -100,6 +100,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("--database-url: %w", err)
 	}
 	poolCfg.MaxConns = cfg.MaxConns
+	ingest.ConfigurePool(poolCfg)
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return fmt.Errorf("connect to database: %w", err)

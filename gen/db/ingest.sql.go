@@ -13,6 +13,26 @@ import (
 	"github.com/google/uuid"
 )
 
+const clearStagedHosts = `-- name: ClearStagedHosts :exec
+DELETE FROM ingest_hosts
+`
+
+// Small staging sets are cleared with DELETE inside the commit: TRUNCATE
+// would force a synchronous commit for the new relation files.
+func (q *Queries) ClearStagedHosts(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, clearStagedHosts)
+	return err
+}
+
+const clearStagedPorts = `-- name: ClearStagedPorts :exec
+DELETE FROM ingest_ports
+`
+
+func (q *Queries) ClearStagedPorts(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, clearStagedPorts)
+	return err
+}
+
 const closeMissingServices = `-- name: CloseMissingServices :execrows
 UPDATE services s
 SET state = 'closed', last_seen = $1::timestamptz, last_job_id = $2::uuid
@@ -292,8 +312,8 @@ SELECT h.id, p.port, p.protocol, p.state, NULLIF(p.service_name, ''), NULLIF(p.s
        NULLIF(p.service_version, ''), NULLIF(p.service_extra_info, ''), $1::timestamptz, $1::timestamptz, $2::uuid
 FROM ingest_ports p
 JOIN hosts h ON h.site_id = $3::uuid AND h.ip_address = p.ip
-WHERE p.state = 'open'
-   OR EXISTS (SELECT 1 FROM services e WHERE e.host_id = h.id AND e.protocol = p.protocol AND e.port = p.port)
+LEFT JOIN services e ON e.host_id = h.id AND e.protocol = p.protocol AND e.port = p.port
+WHERE p.state = 'open' OR e.host_id IS NOT NULL
 ON CONFLICT (host_id, protocol, port) DO UPDATE
 SET state              = EXCLUDED.state,
     service_name       = COALESCE(EXCLUDED.service_name, s.service_name),

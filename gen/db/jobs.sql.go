@@ -44,7 +44,7 @@ WITH candidate AS (
     INSERT INTO scan_job_leases (job_id, lease_token, worker_id)
     SELECT leased.id, leased.lease_token, leased.worker_id FROM leased
 )
-SELECT id, target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw, status, priority, attempt, max_attempts, worker_id, lease_token, timeout_at, progress_percent, scheduled_at, started_at, completed_at, error_message, scan_stats, execution_context, created_at, created_by, run_id FROM leased
+SELECT leased.id, leased.target_id, leased.site_id, leased.profile_id, leased.network, leased.ports, leased.exclusions, leased.options, leased.requires_raw, leased.status, leased.priority, leased.attempt, leased.max_attempts, leased.worker_id, leased.lease_token, leased.timeout_at, leased.progress_percent, leased.scheduled_at, leased.started_at, leased.completed_at, leased.error_message, leased.scan_stats, leased.execution_context, leased.created_at, leased.created_by, leased.run_id, s.name AS site_name FROM leased JOIN sites s ON s.id = leased.site_id
 `
 
 type AcquireJobParams struct {
@@ -82,6 +82,7 @@ type AcquireJobRow struct {
 	CreatedAt        time.Time
 	CreatedBy        string
 	RunID            uuid.NullUUID
+	SiteName         string
 }
 
 // One statement: pick the oldest eligible pending job of the agent's site
@@ -124,6 +125,7 @@ func (q *Queries) AcquireJob(ctx context.Context, arg AcquireJobParams) (Acquire
 		&i.CreatedAt,
 		&i.CreatedBy,
 		&i.RunID,
+		&i.SiteName,
 	)
 	return i, err
 }
@@ -467,25 +469,6 @@ func (q *Queries) LockJobForCommit(ctx context.Context, id uuid.UUID) (LockJobFo
 		&i.StartedAt,
 	)
 	return i, err
-}
-
-const markRunning = `-- name: MarkRunning :execrows
-UPDATE scan_jobs SET status = 'running'
-WHERE id = $1 AND worker_id = $2::text AND lease_token = $3 AND status IN ('leased', 'running')
-`
-
-type MarkRunningParams struct {
-	ID         uuid.UUID
-	WorkerID   string
-	LeaseToken int64
-}
-
-func (q *Queries) MarkRunning(ctx context.Context, arg MarkRunningParams) (int64, error) {
-	result, err := q.db.Exec(ctx, markRunning, arg.ID, arg.WorkerID, arg.LeaseToken)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
 }
 
 const nextLeaseExpiry = `-- name: NextLeaseExpiry :one

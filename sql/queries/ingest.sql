@@ -140,8 +140,8 @@ SELECT h.id, p.port, p.protocol, p.state, NULLIF(p.service_name, ''), NULLIF(p.s
        NULLIF(p.service_version, ''), NULLIF(p.service_extra_info, ''), @now::timestamptz, @now::timestamptz, @job_id::uuid
 FROM ingest_ports p
 JOIN hosts h ON h.site_id = @site_id::uuid AND h.ip_address = p.ip
-WHERE p.state = 'open'
-   OR EXISTS (SELECT 1 FROM services e WHERE e.host_id = h.id AND e.protocol = p.protocol AND e.port = p.port)
+LEFT JOIN services e ON e.host_id = h.id AND e.protocol = p.protocol AND e.port = p.port
+WHERE p.state = 'open' OR e.host_id IS NOT NULL
 ON CONFLICT (host_id, protocol, port) DO UPDATE
 SET state              = EXCLUDED.state,
     service_name       = COALESCE(EXCLUDED.service_name, s.service_name),
@@ -157,3 +157,11 @@ SELECT count(*)::bigint FROM ingest_ports WHERE state = 'open';
 
 -- name: NotifyJobEvent :exec
 SELECT pg_notify('scanorama_events', @payload::text);
+
+-- name: ClearStagedHosts :exec
+-- Small staging sets are cleared with DELETE inside the commit: TRUNCATE
+-- would force a synchronous commit for the new relation files.
+DELETE FROM ingest_hosts;
+
+-- name: ClearStagedPorts :exec
+DELETE FROM ingest_ports;

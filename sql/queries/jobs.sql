@@ -56,7 +56,7 @@ WITH candidate AS (
     INSERT INTO scan_job_leases (job_id, lease_token, worker_id)
     SELECT leased.id, leased.lease_token, leased.worker_id FROM leased
 )
-SELECT * FROM leased;
+SELECT leased.*, s.name AS site_name FROM leased JOIN sites s ON s.id = leased.site_id;
 
 -- name: RenewLease :one
 -- A heartbeat: only the current lease holder may extend it; progress never goes back.
@@ -67,10 +67,6 @@ SET timeout_at = now() + make_interval(secs => @ttl_seconds::float8),
 WHERE id = @id AND worker_id = @worker_id::text AND lease_token = @lease_token
   AND status IN ('leased', 'running')
 RETURNING timeout_at, progress_percent, site_id;
-
--- name: MarkRunning :execrows
-UPDATE scan_jobs SET status = 'running'
-WHERE id = @id AND worker_id = @worker_id::text AND lease_token = @lease_token AND status IN ('leased', 'running');
 
 -- name: GetJobLeaseState :one
 SELECT id, status, worker_id, lease_token, site_id, network, exclusions, ports, started_at
