@@ -216,3 +216,63 @@ func TestResultsStreamIsAtomicAndIdempotent(t *testing.T) {
 		t.Fatalf("job %s", j.GetStatus())
 	}
 }
+
+// Consecutive scans of a host turn into change events: ports opened and
+// closed, services changed, host down; services holds what is true now.
+func TestConsecutiveScansRecordChanges(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	jobs := setupTarget(t, s, "10.99.10.0/24", "22,80,443")
+	a := register(t, s.agentc, "lab", "a", "10.99.0.0/16")
+	commit := func(hosts ...*pb.HostResult) {
+		t.Helper()
+		if _, err := s.admin.ScanNow(s.ctx(), &pb.ScanNowRequest{TargetId: jobs[0].GetTargetId()}); err != nil {
+			t.Fatal(err)
+		}
+		l := a.acquire(5 * time.Second)
+		if l == nil {
+			t.Fatal("no lease")
+		}
+		if _, err := a.send(context.Background(), l, [][]*pb.HostResult{hosts}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first job from setupTarget is leased by the first commit's acquire.
+	first := host("10.99.10.10", 22, 80)
+	first.Ports[0].ServiceProduct, first.Ports[0].ServiceVersion = "OpenSSH", "9.2p1"
+	l := a.acquire(5 * time.Second)
+	if _, err := a.send(context.Background(), l, [][]*pb.HostResult{{first, host("10.99.10.11", 443)}}, false); err != nil {
+		t.Fatal(err)
+	}
+	second := host("10.99.10.10", 22)
+	second.Ports[0].ServiceProduct, second.Ports[0].ServiceVersion = "OpenSSH", "9.6p1"
+	commit(second) // 80 closed, ssh upgraded, .11 gone
+	events := map[string]int{}
+	rows, err := s.pool.Query(context.Background(), `SELECT event || coalesce(':' || port, '') FROM host_history`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var e string
+		if err := rows.Scan(&e); err != nil {
+			t.Fatal(err)
+		}
+		events[e]++
+	}
+	want := map[string]int{"host_discovered": 2, "port_opened:22": 1, "port_opened:80": 1, "port_opened:443": 1,
+		"port_closed:80": 1, "service_changed:22": 1, "host_down": 1}
+	for k, v := range want {
+		if events[k] != v {
+			t.Errorf("%s: %d events, want %d (all: %v)", k, events[k], v, events)
+		}
+	}
+	if n := s.count(`SELECT count(*) FROM services WHERE state = 'open'`); n != 2 {
+		t.Errorf("open services now = %d, want 2 (22 on .10, 443 on the host that went down)", n)
+	}
+	if n := s.count(`SELECT count(*) FROM services WHERE port = 80 AND state = 'closed'`); n != 1 {
+		t.Errorf("port 80 not recorded closed")
+	}
+	if n := s.count(`SELECT count(*) FROM hosts WHERE ip_address = '10.99.10.11' AND status = 'down'`); n != 1 {
+		t.Errorf("10.99.10.11 not down")
+	}
+}

@@ -37,7 +37,7 @@ const maxHostsPerJob = 1 << 20
 // Staging sizes (rows) above which the merge first gathers statistics, and
 // the staging tables are emptied with TRUNCATE rather than DELETE.
 const (
-	analyzeThreshold  = 10_000
+	analyzeThreshold  = 0
 	truncateThreshold = 50_000
 )
 
@@ -298,6 +298,9 @@ func (s *stream) commit(ctx context.Context, job db.GetJobLeaseStateRow, sum *pb
 		if err != nil {
 			return fmt.Errorf("merge hosts: %w", err)
 		}
+		if _, err := q.MapStagedHosts(ctx, locked.SiteID); err != nil {
+			return fmt.Errorf("map staged hosts: %w", err)
+		}
 		down, err := q.MarkMissingHostsDown(ctx, db.MarkMissingHostsDownParams{
 			JobID: s.ref.JobID, SiteID: locked.SiteID, Network: locked.Network, Exclusions: nonNil(locked.Exclusions),
 			Now: now, ChangedBy: by,
@@ -305,7 +308,7 @@ func (s *stream) commit(ctx context.Context, job db.GetJobLeaseStateRow, sum *pb
 		if err != nil {
 			return fmt.Errorf("mark missing hosts down: %w", err)
 		}
-		rows, err := q.InsertPortScans(ctx, db.InsertPortScansParams{JobID: s.ref.JobID, SiteID: locked.SiteID, Now: now})
+		rows, err := q.InsertPortScans(ctx, db.InsertPortScansParams{JobID: s.ref.JobID, Now: now})
 		if err != nil {
 			return fmt.Errorf("insert port scans: %w", err)
 		}
@@ -317,11 +320,11 @@ func (s *stream) commit(ctx context.Context, job db.GetJobLeaseStateRow, sum *pb
 			return fmt.Errorf("record port changes: %w", err)
 		}
 		if _, err := q.CloseMissingServices(ctx, db.CloseMissingServicesParams{
-			Now: now, JobID: s.ref.JobID, SiteID: locked.SiteID, ScannedTcp: tcp, ScannedUdp: udp,
+			Now: now, JobID: s.ref.JobID, ScannedTcp: tcp, ScannedUdp: udp,
 		}); err != nil {
 			return fmt.Errorf("close missing services: %w", err)
 		}
-		if _, err := q.UpsertServices(ctx, db.UpsertServicesParams{Now: now, JobID: s.ref.JobID, SiteID: locked.SiteID}); err != nil {
+		if _, err := q.UpsertServices(ctx, db.UpsertServicesParams{Now: now, JobID: s.ref.JobID}); err != nil {
 			return fmt.Errorf("upsert services: %w", err)
 		}
 		open, err := q.CountStagedOpenPorts(ctx)

@@ -36,11 +36,10 @@ func (q *Queries) ClearStagedPorts(ctx context.Context) error {
 const closeMissingServices = `-- name: CloseMissingServices :execrows
 UPDATE services s
 SET state = 'closed', last_seen = $1::timestamptz, last_job_id = $2::uuid
-FROM hosts h
-JOIN ingest_hosts i ON h.site_id = $5::uuid AND h.ip_address = i.ip AND i.status = 'up'
-WHERE s.host_id = h.id
+WHERE s.host_id = ANY (ARRAY(SELECT i.host_id FROM ingest_hosts i WHERE i.status = 'up' AND i.has_services))
   AND s.state = 'open'
-  AND NOT EXISTS (SELECT 1 FROM ingest_ports p WHERE p.ip = i.ip AND p.protocol = s.protocol AND p.port = s.port)
+  AND NOT EXISTS (SELECT 1 FROM ingest_ports p JOIN ingest_hosts i ON i.ip = p.ip
+                  WHERE i.host_id = s.host_id AND p.protocol = s.protocol AND p.port = s.port)
   AND ((s.protocol = 'tcp' AND s.port <@ CAST($3::text AS int4multirange))
        OR (s.protocol = 'udp' AND s.port <@ CAST($4::text AS int4multirange)))
 `
@@ -50,7 +49,6 @@ type CloseMissingServicesParams struct {
 	JobID      uuid.UUID
 	ScannedTcp string
 	ScannedUdp string
-	SiteID     uuid.UUID
 }
 
 // Ports open before and scanned again but not reported at all: nmap folds
@@ -61,7 +59,6 @@ func (q *Queries) CloseMissingServices(ctx context.Context, arg CloseMissingServ
 		arg.JobID,
 		arg.ScannedTcp,
 		arg.ScannedUdp,
-		arg.SiteID,
 	)
 	if err != nil {
 		return 0, err
@@ -83,21 +80,42 @@ func (q *Queries) CountStagedOpenPorts(ctx context.Context) (int64, error) {
 const insertPortScans = `-- name: InsertPortScans :execrows
 INSERT INTO port_scans (job_id, host_id, port, protocol, state, reason, service_name, service_product,
                         service_version, service_extra_info, scripts, scanned_at)
-SELECT $1::uuid, h.id, p.port, p.protocol, p.state, NULLIF(p.reason, ''), NULLIF(p.service_name, ''),
+SELECT $1::uuid, i.host_id, p.port, p.protocol, p.state, NULLIF(p.reason, ''), NULLIF(p.service_name, ''),
        NULLIF(p.service_product, ''), NULLIF(p.service_version, ''), NULLIF(p.service_extra_info, ''),
        p.scripts, $2::timestamptz
 FROM ingest_ports p
-JOIN hosts h ON h.site_id = $3::uuid AND h.ip_address = p.ip
+JOIN ingest_hosts i ON i.ip = p.ip
+WHERE i.host_id IS NOT NULL
 `
 
 type InsertPortScansParams struct {
-	JobID  uuid.UUID
-	Now    time.Time
-	SiteID uuid.UUID
+	JobID uuid.UUID
+	Now   time.Time
 }
 
 func (q *Queries) InsertPortScans(ctx context.Context, arg InsertPortScansParams) (int64, error) {
-	result, err := q.db.Exec(ctx, insertPortScans, arg.JobID, arg.Now, arg.SiteID)
+	result, err := q.db.Exec(ctx, insertPortScans, arg.JobID, arg.Now)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const mapStagedHosts = `-- name: MapStagedHosts :execrows
+WITH m AS (
+    SELECT i.ip, h.id
+    FROM ingest_hosts i
+    CROSS JOIN LATERAL (SELECT h.id FROM hosts h WHERE h.site_id = $1::uuid AND h.ip_address = i.ip LIMIT 1) h
+)
+UPDATE ingest_hosts i
+SET host_id = m.id,
+    has_services = EXISTS (SELECT 1 FROM services s WHERE s.host_id = m.id OFFSET 0)
+FROM m
+WHERE m.ip = i.ip
+`
+
+func (q *Queries) MapStagedHosts(ctx context.Context, siteID uuid.UUID) (int64, error) {
+	result, err := q.db.Exec(ctx, mapStagedHosts, siteID)
 	if err != nil {
 		return 0, err
 	}
@@ -151,8 +169,10 @@ const mergeHosts = `-- name: MergeHosts :one
 
 WITH prev AS (
     SELECT h.id, h.ip_address, h.status, h.os_name
-    FROM hosts h
-    JOIN ingest_hosts i ON h.site_id = $1::uuid AND h.ip_address = i.ip
+    FROM ingest_hosts i
+    CROSS JOIN LATERAL (
+        SELECT h.id, h.ip_address, h.status, h.os_name FROM hosts h
+        WHERE h.site_id = $1::uuid AND h.ip_address = i.ip LIMIT 1) h
 ), upserted AS (
     INSERT INTO hosts AS h (site_id, ip_address, hostname, mac_address, vendor, os_family, os_name,
                             os_confidence, status, discovery_count, first_seen, last_seen, last_job_id)
@@ -211,6 +231,12 @@ type MergeHostsRow struct {
 // Merge queries: run in one transaction, in this order, over the session's
 // staging tables (ingest_hosts, ingest_ports) after the job's lease has been
 // verified under FOR UPDATE.
+//
+// The staging tables have no statistics worth trusting, so the queries are
+// written to drive from them into hosts and services through LATERAL index
+// lookups (LIMIT/OFFSET keep the planner from flattening them into hash
+// joins): a seq scan of a site's hosts or of all services per job would make
+// every commit cost as much as the database is large.
 // Upserts every host reported up (and refreshes known hosts reported down),
 // recording discovered/up/down/OS changes against the state before the scan.
 func (q *Queries) MergeHosts(ctx context.Context, arg MergeHostsParams) (MergeHostsRow, error) {
@@ -237,34 +263,42 @@ func (q *Queries) NotifyJobEvent(ctx context.Context, payload string) error {
 
 const recordPortChanges = `-- name: RecordPortChanges :execrows
 WITH scanned_hosts AS (
-    SELECT h.id, h.ip_address
-    FROM hosts h
-    JOIN ingest_hosts i ON h.site_id = $1::uuid AND h.ip_address = i.ip AND i.status = 'up'
-), now_ports AS (
-    SELECT sh.id AS host_id, p.protocol, p.port, p.state, p.service_name, p.service_product, p.service_version
+    SELECT i.host_id AS id, i.ip AS ip_address, i.has_services
+    FROM ingest_hosts i
+    WHERE i.status = 'up' AND i.host_id IS NOT NULL
+), now_open AS (
+    SELECT sh.id AS host_id, sh.has_services, p.protocol, p.port, p.state, p.service_name, p.service_product, p.service_version
     FROM ingest_ports p
     JOIN scanned_hosts sh ON sh.ip_address = p.ip
+    WHERE p.state = 'open'
 ), opened AS (
     SELECT np.host_id, np.port, np.protocol, s.state AS old_state, np.state AS new_state
-    FROM now_ports np
-    LEFT JOIN services s ON s.host_id = np.host_id AND s.protocol = np.protocol AND s.port = np.port
-    WHERE np.state = 'open' AND (s.host_id IS NULL OR s.state <> 'open')
+    FROM now_open np
+    LEFT JOIN LATERAL (
+        SELECT s.state FROM services s
+        WHERE np.has_services AND s.host_id = np.host_id AND s.protocol = np.protocol AND s.port = np.port LIMIT 1) s ON true
+    WHERE s.state IS NULL OR s.state <> 'open'
 ), changed AS (
     SELECT np.host_id, np.port, np.protocol,
            concat_ws(' ', s.service_name, s.service_product, s.service_version) AS old_service,
            concat_ws(' ', NULLIF(np.service_name, ''), NULLIF(np.service_product, ''), NULLIF(np.service_version, '')) AS new_service
-    FROM now_ports np
-    JOIN services s ON s.host_id = np.host_id AND s.protocol = np.protocol AND s.port = np.port
-    WHERE np.state = 'open' AND s.state = 'open' AND np.service_name <> ''
+    FROM now_open np
+    CROSS JOIN LATERAL (
+        SELECT s.service_name, s.service_product, s.service_version FROM services s
+        WHERE np.has_services AND s.host_id = np.host_id AND s.protocol = np.protocol AND s.port = np.port
+          AND s.state = 'open' LIMIT 1) s
+    WHERE np.service_name <> ''
       AND (s.service_name, s.service_product, s.service_version) IS DISTINCT FROM
           (NULLIF(np.service_name, ''), NULLIF(np.service_product, ''), NULLIF(np.service_version, ''))
 ), closed AS (
-    SELECT s.host_id, s.port, s.protocol, COALESCE(np.state, 'closed') AS new_state
-    FROM services s
-    JOIN scanned_hosts sh ON sh.id = s.host_id
-    LEFT JOIN now_ports np ON np.host_id = s.host_id AND np.protocol = s.protocol AND np.port = s.port
-    WHERE s.state = 'open'
-      AND (np.state IS NULL OR np.state <> 'open')
+    SELECT s.host_id, s.port, s.protocol,
+           COALESCE((SELECT p.state FROM ingest_ports p
+                     WHERE p.ip = sh.ip_address AND p.protocol = s.protocol AND p.port = s.port), 'closed') AS new_state
+    FROM scanned_hosts sh
+    CROSS JOIN LATERAL (
+        SELECT s.host_id, s.port, s.protocol FROM services s
+        WHERE sh.has_services AND s.host_id = sh.id AND s.state = 'open' OFFSET 0) s
+    WHERE NOT EXISTS (SELECT 1 FROM now_open np WHERE np.host_id = s.host_id AND np.protocol = s.protocol AND np.port = s.port)
       AND ((s.protocol = 'tcp' AND s.port <@ CAST($6::text AS int4multirange))
            OR (s.protocol = 'udp' AND s.port <@ CAST($7::text AS int4multirange)))
 )
@@ -308,12 +342,14 @@ func (q *Queries) RecordPortChanges(ctx context.Context, arg RecordPortChangesPa
 const upsertServices = `-- name: UpsertServices :execrows
 INSERT INTO services AS s (host_id, port, protocol, state, service_name, service_product, service_version,
                            service_extra_info, first_seen, last_seen, last_job_id)
-SELECT h.id, p.port, p.protocol, p.state, NULLIF(p.service_name, ''), NULLIF(p.service_product, ''),
+SELECT i.host_id, p.port, p.protocol, p.state, NULLIF(p.service_name, ''), NULLIF(p.service_product, ''),
        NULLIF(p.service_version, ''), NULLIF(p.service_extra_info, ''), $1::timestamptz, $1::timestamptz, $2::uuid
 FROM ingest_ports p
-JOIN hosts h ON h.site_id = $3::uuid AND h.ip_address = p.ip
-LEFT JOIN services e ON e.host_id = h.id AND e.protocol = p.protocol AND e.port = p.port
-WHERE p.state = 'open' OR e.host_id IS NOT NULL
+JOIN ingest_hosts i ON i.ip = p.ip
+WHERE i.host_id IS NOT NULL
+  AND (p.state = 'open'
+       OR (i.has_services AND EXISTS (SELECT 1 FROM services e
+                                      WHERE e.host_id = i.host_id AND e.protocol = p.protocol AND e.port = p.port OFFSET 0)))
 ON CONFLICT (host_id, protocol, port) DO UPDATE
 SET state              = EXCLUDED.state,
     service_name       = COALESCE(EXCLUDED.service_name, s.service_name),
@@ -326,14 +362,13 @@ SET state              = EXCLUDED.state,
 `
 
 type UpsertServicesParams struct {
-	Now    time.Time
-	JobID  uuid.UUID
-	SiteID uuid.UUID
+	Now   time.Time
+	JobID uuid.UUID
 }
 
 // Current state: every open port, plus any known port whose state changed.
 func (q *Queries) UpsertServices(ctx context.Context, arg UpsertServicesParams) (int64, error) {
-	result, err := q.db.Exec(ctx, upsertServices, arg.Now, arg.JobID, arg.SiteID)
+	result, err := q.db.Exec(ctx, upsertServices, arg.Now, arg.JobID)
 	if err != nil {
 		return 0, err
 	}

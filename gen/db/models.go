@@ -80,6 +80,8 @@ type IngestHost struct {
 	OsName       string
 	OsFamily     string
 	OsConfidence int16
+	HostID       uuid.NullUUID
+	HasServices  pgtype.Bool
 }
 
 type IngestPort struct {

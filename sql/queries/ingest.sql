@@ -1,14 +1,22 @@
 -- Merge queries: run in one transaction, in this order, over the session's
 -- staging tables (ingest_hosts, ingest_ports) after the job's lease has been
 -- verified under FOR UPDATE.
+--
+-- The staging tables have no statistics worth trusting, so the queries are
+-- written to drive from them into hosts and services through LATERAL index
+-- lookups (LIMIT/OFFSET keep the planner from flattening them into hash
+-- joins): a seq scan of a site's hosts or of all services per job would make
+-- every commit cost as much as the database is large.
 
 -- name: MergeHosts :one
 -- Upserts every host reported up (and refreshes known hosts reported down),
 -- recording discovered/up/down/OS changes against the state before the scan.
 WITH prev AS (
     SELECT h.id, h.ip_address, h.status, h.os_name
-    FROM hosts h
-    JOIN ingest_hosts i ON h.site_id = @site_id::uuid AND h.ip_address = i.ip
+    FROM ingest_hosts i
+    CROSS JOIN LATERAL (
+        SELECT h.id, h.ip_address, h.status, h.os_name FROM hosts h
+        WHERE h.site_id = @site_id::uuid AND h.ip_address = i.ip LIMIT 1) h
 ), upserted AS (
     INSERT INTO hosts AS h (site_id, ip_address, hostname, mac_address, vendor, os_family, os_name,
                             os_confidence, status, discovery_count, first_seen, last_seen, last_job_id)
@@ -49,6 +57,18 @@ SELECT (SELECT count(*) FROM upserted)::bigint AS hosts,
        (SELECT count(*) FROM upserted WHERE status = 'up')::bigint AS hosts_up,
        (SELECT count(*) FROM events)::bigint AS events;
 
+-- name: MapStagedHosts :execrows
+WITH m AS (
+    SELECT i.ip, h.id
+    FROM ingest_hosts i
+    CROSS JOIN LATERAL (SELECT h.id FROM hosts h WHERE h.site_id = @site_id::uuid AND h.ip_address = i.ip LIMIT 1) h
+)
+UPDATE ingest_hosts i
+SET host_id = m.id,
+    has_services = EXISTS (SELECT 1 FROM services s WHERE s.host_id = m.id OFFSET 0)
+FROM m
+WHERE m.ip = i.ip;
+
 -- name: MarkMissingHostsDown :execrows
 -- Hosts that were up inside the scanned network but did not answer this
 -- scan are down now. Only for jobs that covered their whole network.
@@ -70,45 +90,54 @@ FROM gone;
 -- name: InsertPortScans :execrows
 INSERT INTO port_scans (job_id, host_id, port, protocol, state, reason, service_name, service_product,
                         service_version, service_extra_info, scripts, scanned_at)
-SELECT @job_id::uuid, h.id, p.port, p.protocol, p.state, NULLIF(p.reason, ''), NULLIF(p.service_name, ''),
+SELECT @job_id::uuid, i.host_id, p.port, p.protocol, p.state, NULLIF(p.reason, ''), NULLIF(p.service_name, ''),
        NULLIF(p.service_product, ''), NULLIF(p.service_version, ''), NULLIF(p.service_extra_info, ''),
        p.scripts, @now::timestamptz
 FROM ingest_ports p
-JOIN hosts h ON h.site_id = @site_id::uuid AND h.ip_address = p.ip;
+JOIN ingest_hosts i ON i.ip = p.ip
+WHERE i.host_id IS NOT NULL;
 
 -- name: RecordPortChanges :execrows
 -- Port opened / service changed (compared with services before this scan),
 -- and port closed: a port open before, inside the scanned port set of a host
 -- that answered, that is not open now.
 WITH scanned_hosts AS (
-    SELECT h.id, h.ip_address
-    FROM hosts h
-    JOIN ingest_hosts i ON h.site_id = @site_id::uuid AND h.ip_address = i.ip AND i.status = 'up'
-), now_ports AS (
-    SELECT sh.id AS host_id, p.protocol, p.port, p.state, p.service_name, p.service_product, p.service_version
+    SELECT i.host_id AS id, i.ip AS ip_address, i.has_services
+    FROM ingest_hosts i
+    WHERE i.status = 'up' AND i.host_id IS NOT NULL
+), now_open AS (
+    SELECT sh.id AS host_id, sh.has_services, p.protocol, p.port, p.state, p.service_name, p.service_product, p.service_version
     FROM ingest_ports p
     JOIN scanned_hosts sh ON sh.ip_address = p.ip
+    WHERE p.state = 'open'
 ), opened AS (
     SELECT np.host_id, np.port, np.protocol, s.state AS old_state, np.state AS new_state
-    FROM now_ports np
-    LEFT JOIN services s ON s.host_id = np.host_id AND s.protocol = np.protocol AND s.port = np.port
-    WHERE np.state = 'open' AND (s.host_id IS NULL OR s.state <> 'open')
+    FROM now_open np
+    LEFT JOIN LATERAL (
+        SELECT s.state FROM services s
+        WHERE np.has_services AND s.host_id = np.host_id AND s.protocol = np.protocol AND s.port = np.port LIMIT 1) s ON true
+    WHERE s.state IS NULL OR s.state <> 'open'
 ), changed AS (
     SELECT np.host_id, np.port, np.protocol,
            concat_ws(' ', s.service_name, s.service_product, s.service_version) AS old_service,
            concat_ws(' ', NULLIF(np.service_name, ''), NULLIF(np.service_product, ''), NULLIF(np.service_version, '')) AS new_service
-    FROM now_ports np
-    JOIN services s ON s.host_id = np.host_id AND s.protocol = np.protocol AND s.port = np.port
-    WHERE np.state = 'open' AND s.state = 'open' AND np.service_name <> ''
+    FROM now_open np
+    CROSS JOIN LATERAL (
+        SELECT s.service_name, s.service_product, s.service_version FROM services s
+        WHERE np.has_services AND s.host_id = np.host_id AND s.protocol = np.protocol AND s.port = np.port
+          AND s.state = 'open' LIMIT 1) s
+    WHERE np.service_name <> ''
       AND (s.service_name, s.service_product, s.service_version) IS DISTINCT FROM
           (NULLIF(np.service_name, ''), NULLIF(np.service_product, ''), NULLIF(np.service_version, ''))
 ), closed AS (
-    SELECT s.host_id, s.port, s.protocol, COALESCE(np.state, 'closed') AS new_state
-    FROM services s
-    JOIN scanned_hosts sh ON sh.id = s.host_id
-    LEFT JOIN now_ports np ON np.host_id = s.host_id AND np.protocol = s.protocol AND np.port = s.port
-    WHERE s.state = 'open'
-      AND (np.state IS NULL OR np.state <> 'open')
+    SELECT s.host_id, s.port, s.protocol,
+           COALESCE((SELECT p.state FROM ingest_ports p
+                     WHERE p.ip = sh.ip_address AND p.protocol = s.protocol AND p.port = s.port), 'closed') AS new_state
+    FROM scanned_hosts sh
+    CROSS JOIN LATERAL (
+        SELECT s.host_id, s.port, s.protocol FROM services s
+        WHERE sh.has_services AND s.host_id = sh.id AND s.state = 'open' OFFSET 0) s
+    WHERE NOT EXISTS (SELECT 1 FROM now_open np WHERE np.host_id = s.host_id AND np.protocol = s.protocol AND np.port = s.port)
       AND ((s.protocol = 'tcp' AND s.port <@ CAST(@scanned_tcp::text AS int4multirange))
            OR (s.protocol = 'udp' AND s.port <@ CAST(@scanned_udp::text AS int4multirange)))
 )
@@ -124,11 +153,10 @@ SELECT host_id, @site_id::uuid, @job_id::uuid, 'port_closed', port, protocol, 'o
 -- them into "not shown: closed/filtered", so they are no longer open.
 UPDATE services s
 SET state = 'closed', last_seen = @now::timestamptz, last_job_id = @job_id::uuid
-FROM hosts h
-JOIN ingest_hosts i ON h.site_id = @site_id::uuid AND h.ip_address = i.ip AND i.status = 'up'
-WHERE s.host_id = h.id
+WHERE s.host_id = ANY (ARRAY(SELECT i.host_id FROM ingest_hosts i WHERE i.status = 'up' AND i.has_services))
   AND s.state = 'open'
-  AND NOT EXISTS (SELECT 1 FROM ingest_ports p WHERE p.ip = i.ip AND p.protocol = s.protocol AND p.port = s.port)
+  AND NOT EXISTS (SELECT 1 FROM ingest_ports p JOIN ingest_hosts i ON i.ip = p.ip
+                  WHERE i.host_id = s.host_id AND p.protocol = s.protocol AND p.port = s.port)
   AND ((s.protocol = 'tcp' AND s.port <@ CAST(@scanned_tcp::text AS int4multirange))
        OR (s.protocol = 'udp' AND s.port <@ CAST(@scanned_udp::text AS int4multirange)));
 
@@ -136,12 +164,14 @@ WHERE s.host_id = h.id
 -- Current state: every open port, plus any known port whose state changed.
 INSERT INTO services AS s (host_id, port, protocol, state, service_name, service_product, service_version,
                            service_extra_info, first_seen, last_seen, last_job_id)
-SELECT h.id, p.port, p.protocol, p.state, NULLIF(p.service_name, ''), NULLIF(p.service_product, ''),
+SELECT i.host_id, p.port, p.protocol, p.state, NULLIF(p.service_name, ''), NULLIF(p.service_product, ''),
        NULLIF(p.service_version, ''), NULLIF(p.service_extra_info, ''), @now::timestamptz, @now::timestamptz, @job_id::uuid
 FROM ingest_ports p
-JOIN hosts h ON h.site_id = @site_id::uuid AND h.ip_address = p.ip
-LEFT JOIN services e ON e.host_id = h.id AND e.protocol = p.protocol AND e.port = p.port
-WHERE p.state = 'open' OR e.host_id IS NOT NULL
+JOIN ingest_hosts i ON i.ip = p.ip
+WHERE i.host_id IS NOT NULL
+  AND (p.state = 'open'
+       OR (i.has_services AND EXISTS (SELECT 1 FROM services e
+                                      WHERE e.host_id = i.host_id AND e.protocol = p.protocol AND e.port = p.port OFFSET 0)))
 ON CONFLICT (host_id, protocol, port) DO UPDATE
 SET state              = EXCLUDED.state,
     service_name       = COALESCE(EXCLUDED.service_name, s.service_name),

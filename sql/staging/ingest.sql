@@ -12,7 +12,12 @@ CREATE TEMP TABLE IF NOT EXISTS ingest_hosts (
     hostname      text     NOT NULL,
     os_name       text     NOT NULL,
     os_family     text     NOT NULL,
-    os_confidence smallint NOT NULL
+    os_confidence smallint NOT NULL,
+    -- Filled by MapStagedHosts once hosts are merged, so every later merge
+    -- step joins the staging tables with each other and reaches the big
+    -- tables only through index lookups by host id.
+    host_id       uuid,
+    has_services  boolean
 );
 
 CREATE TEMP TABLE IF NOT EXISTS ingest_ports (
