@@ -37,7 +37,7 @@ const maxHostsPerJob = 1 << 20
 // Staging sizes (rows) above which the merge first gathers statistics, and
 // the staging tables are emptied with TRUNCATE rather than DELETE.
 const (
-	analyzeThreshold  = 0
+	analyzeThreshold  = 10_000
 	truncateThreshold = 50_000
 )
 
