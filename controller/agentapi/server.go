@@ -37,11 +37,12 @@ type Server struct {
 	leaser *leasing.Leaser
 	ingest *ingest.Ingester
 	log    hclog.Logger
+	agents *agentCache
 }
 
 // New returns an AgentService implementation.
 func New(pool *pgxpool.Pool, leaser *leasing.Leaser, in *ingest.Ingester, log hclog.Logger) *Server {
-	return &Server{pool: pool, q: db.New(pool), leaser: leaser, ingest: in, log: log.Named("agentapi")}
+	return &Server{pool: pool, q: db.New(pool), leaser: leaser, ingest: in, log: log.Named("agentapi"), agents: newAgentCache(agentCacheTTL)}
 }
 
 // touchEvery bounds how stale an agent's last_seen may get while it is active.
@@ -88,6 +89,7 @@ func (s *Server) Register(ctx context.Context, req *pb.RegisterRequest) (*pb.Reg
 	if err != nil {
 		return nil, s.internal("register agent", err)
 	}
+	s.agents.put(a)
 	s.log.Info("agent registered", "agent_id", a.ID, "site", site.Name, "name", a.Name, "scope", scope,
 		"nmap", a.NmapVersion, "raw_sockets", a.RawSockets)
 	ttl := s.leaser.TTL()
@@ -103,6 +105,9 @@ func (s *Server) agent(ctx context.Context, id string) (db.Agent, error) {
 	if err != nil {
 		return db.Agent{}, apierr.InvalidField("agent_id", "not a UUID: %q", id)
 	}
+	if a, ok := s.agents.get(aid); ok {
+		return a, nil
+	}
 	a, err := s.q.GetAgent(ctx, aid)
 	if err == nil && (time.Since(a.LastSeen) > touchEvery || a.State == "lost") {
 		// last_seen is coarse on purpose: a write on every call would cost a
@@ -115,6 +120,7 @@ func (s *Server) agent(ctx context.Context, id string) (db.Agent, error) {
 	if err != nil {
 		return db.Agent{}, s.internal("read agent", err)
 	}
+	s.agents.put(a)
 	return a, nil
 }
 

@@ -160,14 +160,15 @@ func (in *Ingester) Ingest(ctx context.Context, agentID string, r Receiver) (Res
 }
 
 type stream struct {
-	conn     *pgxpool.Conn
-	q        *db.Queries
-	ref      leasing.LeaseRef
-	log      hclog.Logger
-	hosts    int
-	portRows int64
-	seen     map[netip.Addr]struct{}
-	dirty    bool
+	conn      *pgxpool.Conn
+	q         *db.Queries
+	ref       leasing.LeaseRef
+	log       hclog.Logger
+	hosts     int
+	portRows  int64
+	openPorts int64
+	seen      map[netip.Addr]struct{}
+	dirty     bool
 }
 
 // checkLease verifies the lease before any row is staged. done reports a
@@ -229,6 +230,9 @@ func (s *stream) stage(ctx context.Context, hosts []*pb.HostResult, sc scope) er
 				scripts = p.scripts
 			}
 			portRows = append(portRows, []any{p.ip, p.protocol, p.port, p.state, p.reason, p.name, p.product, p.version, p.extra, scripts})
+			if p.state == "open" {
+				s.openPorts++
+			}
 		}
 	}
 	if _, err := s.conn.CopyFrom(ctx, pgx.Identifier{"ingest_hosts"},
@@ -327,13 +331,9 @@ func (s *stream) commit(ctx context.Context, job db.GetJobLeaseStateRow, sum *pb
 		if _, err := q.UpsertServices(ctx, db.UpsertServicesParams{Now: now, JobID: s.ref.JobID}); err != nil {
 			return fmt.Errorf("upsert services: %w", err)
 		}
-		open, err := q.CountStagedOpenPorts(ctx)
-		if err != nil {
-			return fmt.Errorf("count open ports: %w", err)
-		}
 		stats, _ := json.Marshal(jobStats{
 			HostsUp: hosts.HostsUp, HostsDown: sum.GetHostsDown(), HostsSent: int64(s.hosts), PortRows: rows,
-			OpenPorts: open, Changes: hosts.Events + changes + down, ElapsedSec: sum.GetElapsed().AsDuration().Seconds(),
+			OpenPorts: s.openPorts, Changes: hosts.Events + changes + down, ElapsedSec: sum.GetElapsed().AsDuration().Seconds(),
 			NmapVersion: sum.GetNmapVersion(), ScannedTCP: sum.GetScannedTcp(), ScannedUDP: sum.GetScannedUdp(),
 		})
 		n, err := q.CompleteJob(ctx, db.CompleteJobParams{

@@ -66,17 +66,6 @@ func (q *Queries) CloseMissingServices(ctx context.Context, arg CloseMissingServ
 	return result.RowsAffected(), nil
 }
 
-const countStagedOpenPorts = `-- name: CountStagedOpenPorts :one
-SELECT count(*)::bigint FROM ingest_ports WHERE state = 'open'
-`
-
-func (q *Queries) CountStagedOpenPorts(ctx context.Context) (int64, error) {
-	row := q.db.QueryRow(ctx, countStagedOpenPorts)
-	var column_1 int64
-	err := row.Scan(&column_1)
-	return column_1, err
-}
-
 const insertPortScans = `-- name: InsertPortScans :execrows
 INSERT INTO port_scans (job_id, host_id, port, protocol, state, reason, service_name, service_product,
                         service_version, service_extra_info, scripts, scanned_at)

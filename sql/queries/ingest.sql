@@ -182,9 +182,6 @@ SET state              = EXCLUDED.state,
     last_seen          = EXCLUDED.last_seen,
     last_job_id        = EXCLUDED.last_job_id;
 
--- name: CountStagedOpenPorts :one
-SELECT count(*)::bigint FROM ingest_ports WHERE state = 'open';
-
 -- name: NotifyJobEvent :exec
 SELECT pg_notify('scanorama_events', @payload::text);
 
