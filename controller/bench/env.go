@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,8 @@ type Env struct {
 	Tmp  string // scratch directory, removed by Close unless Keep
 	Keep bool
 	Log  hclog.Logger
+	// ChildLogLevel is the --log-level of the controllers and agents started.
+	ChildLogLevel string
 
 	mu       sync.Mutex
 	bins     map[string]string
@@ -66,7 +69,7 @@ func NewEnv(root string, keep bool, log hclog.Logger) (*Env, error) {
 			return nil, err
 		}
 	}
-	return &Env{Root: root, Tmp: tmp, Keep: keep, Log: log, bins: map[string]string{}}, nil
+	return &Env{Root: root, Tmp: tmp, Keep: keep, Log: log, ChildLogLevel: "info", bins: map[string]string{}}, nil
 }
 
 // OnClose registers f to run (last registered first) when the env closes.
@@ -171,6 +174,23 @@ func (e *Env) NewDatabase(ctx context.Context, name string) (string, error) {
 	return url, nil
 }
 
+// DropDatabase removes a database a case is done with (best effort; the
+// cluster is thrown away at the end anyway).
+func (e *Env) DropDatabase(name string) {
+	if e.Keep {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pg, err := e.Postgres(ctx)
+	if err != nil {
+		return
+	}
+	if err := e.adminExec(ctx, pg, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		e.Log.Warn("drop database", "database", name, "error", err)
+	}
+}
+
 // CloneDatabase creates dst as a copy of src; src must have no sessions.
 func (e *Env) CloneDatabase(ctx context.Context, src, dst string) (string, error) {
 	pg, err := e.Postgres(ctx)
@@ -228,4 +248,103 @@ func procStatus(pid int, field string) (int64, error) {
 		return kb, nil
 	}
 	return 0, errors.New(field + " not found in /proc/" + fmt.Sprint(pid) + "/status")
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat times (100 on Linux).
+const clockTicks = 100
+
+// procCPU returns the CPU seconds (user+system) a process used, plus those
+// of its waited-for children when children is set.
+func procCPU(pid int, children bool) (float64, int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	// The command name may hold spaces; fields start after its ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state); utime..cstime are fields 14..17; ppid is 4.
+	if len(f) < 15 {
+		return 0, 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	var ticks, ppid int64
+	fmt.Sscan(f[1], &ppid)
+	n := 2
+	if children {
+		n = 4
+	}
+	for _, v := range f[11 : 11+n] {
+		var t int64
+		fmt.Sscan(v, &t)
+		ticks += t
+	}
+	return float64(ticks) / clockTicks, int(ppid), nil
+}
+
+// treeCPU is the CPU seconds of pid, its reaped children and its live
+// children (one level: PostgreSQL's postmaster and its backends).
+func treeCPU(pid int) float64 {
+	total, _, err := procCPU(pid, true)
+	if err != nil {
+		return 0
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		var child int
+		if _, err := fmt.Sscan(e.Name(), &child); err != nil || child == pid {
+			continue
+		}
+		if sec, ppid, err := procCPU(child, false); err == nil && ppid == pid {
+			total += sec
+		}
+	}
+	return total
+}
+
+// selfCPU is the CPU seconds this process used.
+func selfCPU() float64 {
+	sec, _, _ := procCPU(os.Getpid(), false)
+	return sec
+}
+
+// cpuMeter records CPU use of the controller, PostgreSQL and the bench
+// itself (the simulated agents) over a timed phase.
+type cpuMeter struct {
+	ctrlPID, pgPID    int
+	ctrl0, pg0, self0 float64
+	begin             time.Time
+}
+
+func (e *Env) startCPU(ctrlPID int) *cpuMeter {
+	m := &cpuMeter{ctrlPID: ctrlPID, begin: time.Now()}
+	if e.pg != nil {
+		m.pgPID = e.pg.PID()
+	}
+	if ctrlPID > 0 {
+		m.ctrl0, _, _ = procCPU(ctrlPID, false)
+	}
+	if m.pgPID > 0 {
+		m.pg0 = treeCPU(m.pgPID)
+	}
+	m.self0 = selfCPU()
+	return m
+}
+
+// String summarizes CPU seconds used since start.
+func (m *cpuMeter) String() string {
+	wall := time.Since(m.begin).Seconds()
+	var parts []string
+	if m.ctrlPID > 0 {
+		c, _, _ := procCPU(m.ctrlPID, false)
+		parts = append(parts, fmt.Sprintf("controller %.1f", c-m.ctrl0))
+	}
+	if m.pgPID > 0 {
+		parts = append(parts, fmt.Sprintf("PostgreSQL %.1f", treeCPU(m.pgPID)-m.pg0))
+	}
+	parts = append(parts, fmt.Sprintf("bench client %.1f", selfCPU()-m.self0))
+	return fmt.Sprintf("CPU s: %s (wall %.1fs × %d CPUs)", strings.Join(parts, ", "), wall, runtime.NumCPU())
 }

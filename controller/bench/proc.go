@@ -148,7 +148,7 @@ func (e *Env) StartController(ctx context.Context, name, dbURL string, extra ...
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{"serve", "--listen", addr, "--database-url", dbURL, "--log-level", "info"}, extra...)
+	args := append([]string{"serve", "--listen", addr, "--database-url", dbURL, "--log-level", e.ChildLogLevel}, extra...)
 	p, err := e.StartProc(name, bin, args...)
 	if err != nil {
 		return nil, err

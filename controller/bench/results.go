@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -119,10 +120,14 @@ func WriteJSON(path string, results []Result) error {
 	if results == nil {
 		results = []Result{}
 	}
-	b, err := json.MarshalIndent(results, "", "  ")
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // keep "< 200" readable
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(results); err != nil {
 		return err
 	}
+	b := bytes.TrimRight(buf.Bytes(), "\n")
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}

@@ -1,0 +1,325 @@
+package bench
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/bits"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/scanorama/scanorama/controller/jobs"
+	"github.com/scanorama/scanorama/gen/db"
+	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
+)
+
+// controllerPoolSize is the controller's default database pool (server.Config.MaxConns).
+const controllerPoolSize = 40
+
+// leaseScope is where the lease case's jobs live: shards of 10.0.0.0/8.
+var leaseScope = netip.MustParsePrefix("10.0.0.0/8")
+
+// jobNetworks splits n /24 jobs into as few targets as ScanNow allows (at
+// most jobs.MaxShards shards per run), consecutively from 10.0.0.0.
+func jobNetworks(n int) ([]netip.Prefix, error) {
+	if n < 1 || n > 1<<16 {
+		return nil, fmt.Errorf("jobs must be 1..65536 (shards of 10.0.0.0/8), got %d", n)
+	}
+	maxK := bits.Len(uint(jobs.MaxShards)) - 1
+	base := leaseScope.Addr().As4()
+	next := binary.BigEndian.Uint32(base[:])
+	var out []netip.Prefix
+	for left := n; left > 0; {
+		k := min(bits.Len(uint(left))-1, maxK)
+		var a [4]byte
+		binary.BigEndian.PutUint32(a[:], next)
+		out = append(out, netip.PrefixFrom(netip.AddrFrom4(a), jobs.ShardBitsV4-k))
+		next += uint32(1<<k) << 8
+		left -= 1 << k
+	}
+	return out, nil
+}
+
+func runLease(ctx context.Context, e *Env, o Options) ([]Result, error) {
+	nets, err := jobNetworks(o.LeaseJobs)
+	if err != nil {
+		return nil, err
+	}
+	// The jobs are created through the product (CreateTarget + ScanNow) in
+	// the baseline's database, which is then cloned for the gRPC run: both
+	// runs start from identical rows.
+	sqlURL, err := e.NewDatabase(ctx, "bench_lease_sql")
+	if err != nil {
+		return nil, err
+	}
+	setup, err := e.StartController(ctx, "controller-lease-setup", sqlURL)
+	if err != nil {
+		return nil, err
+	}
+	err = createLeaseJobs(ctx, e, setup, nets, o.LeaseJobs)
+	setup.Stop()
+	if err != nil {
+		return nil, err
+	}
+	grpcURL, err := e.CloneDatabase(ctx, "bench_lease_sql", "bench_lease_grpc")
+	if err != nil {
+		return nil, err
+	}
+	defer e.DropDatabase("bench_lease_sql")
+	defer e.DropDatabase("bench_lease_grpc")
+
+	ours, agentIDs, oursCPU, err := leaseThroughController(ctx, e, grpcURL, o)
+	if err != nil {
+		return nil, err
+	}
+	base, baseCPU, err := leaseBaseline(ctx, e, sqlURL, agentIDs, o.LeaseJobs)
+	if err != nil {
+		return nil, fmt.Errorf("baseline SQL loop: %w", err)
+	}
+	ratio := ours / base
+	e.Log.Info("lease_throughput_vs_sql", "grpc_jobs_per_s", round(ours, 1), "sql_jobs_per_s", round(base, 1), "ratio", round(ratio, 3))
+	return []Result{{
+		Name: "lease_throughput_vs_sql", Value: f64(round(ours, 1)), Unit: "jobs/s", Baseline: f64(round(base, 1)),
+		Ratio: f64(round(ratio, 3)), Goal: "≥ 0.5",
+		Note: fmt.Sprintf("%d jobs, %d simulated agents each AcquireJob → StreamResults (1 host, 1 port) → ack; "+
+			"baseline: %d goroutines on a %d-connection pool running the AcquireJob statement + CompleteJob. gRPC run %s; baseline %s",
+			o.LeaseJobs, o.LeaseAgents, o.LeaseAgents, controllerPoolSize, oursCPU, baseCPU),
+	}}, nil
+}
+
+func createLeaseJobs(ctx context.Context, e *Env, c *Controller, nets []netip.Prefix, want int) error {
+	if _, err := c.Admin.CreateSite(ctx, &pb.CreateSiteRequest{Name: "bench"}); err != nil {
+		return fmt.Errorf("CreateSite: %w", err)
+	}
+	begin := time.Now()
+	total := 0
+	for i, n := range nets {
+		t, err := c.Admin.CreateTarget(ctx, &pb.CreateTargetRequest{Site: "bench", Name: fmt.Sprintf("lease-%d", i), Network: n.String(), Ports: "80"})
+		if err != nil {
+			return fmt.Errorf("CreateTarget %s: %w", n, err)
+		}
+		sn, err := c.Admin.ScanNow(ctx, &pb.ScanNowRequest{TargetId: t.GetTarget().GetId()})
+		if err != nil {
+			return fmt.Errorf("ScanNow %s: %w", n, err)
+		}
+		total += len(sn.GetJobs())
+		e.Log.Info("created jobs", "target", n, "jobs", len(sn.GetJobs()), "total", total)
+	}
+	if total != want {
+		return fmt.Errorf("created %d jobs, want %d", total, want)
+	}
+	e.Log.Info("jobs ready", "jobs", total, "elapsed", time.Since(begin).Round(time.Millisecond))
+	return nil
+}
+
+// leaseThroughController runs the agents against a controller and returns jobs/s.
+func leaseThroughController(ctx context.Context, e *Env, url string, o Options) (float64, []string, string, error) {
+	c, err := e.StartController(ctx, "controller-lease", url)
+	if err != nil {
+		return 0, nil, "", err
+	}
+	defer c.Stop()
+	agents := make([]*SimAgent, o.LeaseAgents)
+	ids := make([]string, o.LeaseAgents)
+	for i := range agents {
+		a, err := RegisterSimAgent(ctx, c.Addr, nil, "bench", fmt.Sprintf("sim-%03d", i), leaseScope.String())
+		if err != nil {
+			return 0, nil, "", err
+		}
+		defer a.Close()
+		agents[i], ids[i] = a, a.ID
+	}
+	if err := e.Checkpoint(ctx); err != nil {
+		return 0, nil, "", err
+	}
+	e.Log.Info("gRPC run: agents acquire → stream → commit", "agents", len(agents), "jobs", o.LeaseJobs)
+
+	runCtx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	var (
+		done    atomic.Int64
+		endNano atomic.Int64
+		errOnce sync.Once
+		runErr  error
+		wg      sync.WaitGroup
+	)
+	fail := func(err error) {
+		errOnce.Do(func() { runErr = err; cancel() })
+	}
+	total := int64(o.LeaseJobs)
+	cpu := e.startCPU(c.PID())
+	begin := time.Now()
+	for _, a := range agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for runCtx.Err() == nil {
+				l, err := a.Acquire(runCtx, 2*time.Second)
+				if err != nil {
+					if runCtx.Err() == nil {
+						fail(fmt.Errorf("agent %s: AcquireJob: %w", a.Name, err))
+					}
+					return
+				}
+				if l == nil {
+					continue
+				}
+				n, err := netip.ParsePrefix(l.GetNetwork())
+				if err != nil {
+					fail(fmt.Errorf("lease network %q: %w", l.GetNetwork(), err))
+					return
+				}
+				ack, err := a.Send(runCtx, l, tinyResults(n.Addr().Next().String()))
+				if err != nil {
+					if runCtx.Err() == nil {
+						fail(fmt.Errorf("agent %s: StreamResults for job %s: %w", a.Name, l.GetJobId(), err))
+					}
+					return
+				}
+				if ack.GetPortRows() != 1 {
+					fail(fmt.Errorf("job %s acknowledged %d port rows, want 1", l.GetJobId(), ack.GetPortRows()))
+					return
+				}
+				if done.Add(1) == total {
+					endNano.Store(time.Now().UnixNano())
+					cancel()
+				}
+			}
+		}()
+	}
+	progress := time.NewTicker(5 * time.Second)
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+loop:
+	for {
+		select {
+		case <-finished:
+			break loop
+		case <-progress.C:
+			el := time.Since(begin).Seconds()
+			e.Log.Info("gRPC run progress", "committed", done.Load(), "of", total, "jobs_per_s", round(float64(done.Load())/el, 1))
+			if err := c.CheckAlive(); err != nil {
+				fail(err)
+			}
+		}
+	}
+	progress.Stop()
+	if runErr != nil {
+		return 0, nil, "", fmt.Errorf("%w\ncontroller log:\n%s", runErr, c.Tail(15))
+	}
+	if done.Load() != total {
+		return 0, nil, "", fmt.Errorf("only %d of %d jobs committed within the time limit", done.Load(), total)
+	}
+	sec := time.Unix(0, endNano.Load()).Sub(begin).Seconds()
+	rate := float64(total) / sec
+	cpuNote := cpu.String()
+	e.Log.Info("gRPC run done", "jobs", total, "seconds", round(sec, 2), "jobs_per_s", round(rate, 1), "cpu", cpuNote)
+	if err := checkCompleted(ctx, url, total); err != nil {
+		return 0, nil, "", err
+	}
+	return rate, ids, cpuNote, nil
+}
+
+// leaseBaseline runs the AcquireJob statement and the CompleteJob update
+// directly, with the same concurrency, and returns jobs/s.
+func leaseBaseline(ctx context.Context, e *Env, url string, workerIDs []string, total int) (float64, string, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return 0, "", err
+	}
+	cfg.MaxConns = controllerPoolSize
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return 0, "", err
+	}
+	defer pool.Close()
+	q := db.New(pool)
+	var siteID uuid.UUID
+	if err := pool.QueryRow(ctx, "SELECT id FROM sites WHERE name = 'bench'").Scan(&siteID); err != nil {
+		return 0, "", fmt.Errorf("read site: %w", err)
+	}
+	if err := e.Checkpoint(ctx); err != nil {
+		return 0, "", err
+	}
+	e.Log.Info("baseline: SQL acquire/complete loop", "workers", len(workerIDs), "pool", controllerPoolSize, "jobs", total)
+	runCtx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	var (
+		done    atomic.Int64
+		errOnce sync.Once
+		runErr  error
+		wg      sync.WaitGroup
+	)
+	stats := []byte(`{"hosts_up":1,"hosts_sent":1,"port_rows":1,"open_ports":1}`)
+	cpu := e.startCPU(0)
+	begin := time.Now()
+	for _, id := range workerIDs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for runCtx.Err() == nil {
+				job, err := q.AcquireJob(runCtx, db.AcquireJobParams{
+					SiteID: siteID, Scope: []netip.Prefix{leaseScope}, RawSockets: false, WorkerID: id, TtlSeconds: 30,
+				})
+				if errors.Is(err, pgx.ErrNoRows) {
+					return // the rest is taken
+				}
+				if err != nil {
+					errOnce.Do(func() { runErr = fmt.Errorf("AcquireJob: %w", err); cancel() })
+					return
+				}
+				n, err := q.CompleteJob(runCtx, db.CompleteJobParams{
+					CompletedAt: pgtype.Timestamptz{Time: time.Now(), Valid: true}, ScanStats: stats,
+					ID: job.ID, WorkerID: id, LeaseToken: job.LeaseToken,
+				})
+				if err == nil && n != 1 {
+					err = fmt.Errorf("completed %d rows", n)
+				}
+				if err != nil {
+					errOnce.Do(func() { runErr = fmt.Errorf("CompleteJob %s: %w", job.ID, err); cancel() })
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	sec := time.Since(begin).Seconds()
+	if runErr != nil {
+		return 0, "", runErr
+	}
+	if done.Load() != int64(total) {
+		return 0, "", fmt.Errorf("baseline completed %d of %d jobs", done.Load(), total)
+	}
+	rate := float64(total) / sec
+	cpuNote := cpu.String()
+	e.Log.Info("baseline done", "jobs", total, "seconds", round(sec, 2), "jobs_per_s", round(rate, 1), "cpu", cpuNote)
+	if err := checkCompleted(ctx, url, int64(total)); err != nil {
+		return 0, "", err
+	}
+	return rate, cpuNote, nil
+}
+
+func checkCompleted(ctx context.Context, url string, want int64) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var n int64
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM scan_jobs WHERE status = 'completed'").Scan(&n); err != nil {
+		return err
+	}
+	if n != want {
+		return fmt.Errorf("%d jobs completed in the database, want %d", n, want)
+	}
+	return nil
+}
