@@ -44,7 +44,7 @@ func run(args []string, stderr io.Writer) int {
 	concurrency := fs.Int("concurrency", envInt("SCANORAMA_CONCURRENCY", 1), "jobs (nmap processes) to run at once, 1..64 (env SCANORAMA_CONCURRENCY)")
 	nmapPath := fs.String("nmap", env("SCANORAMA_NMAP", "nmap"), "nmap binary (env SCANORAMA_NMAP)")
 	logLevel := fs.String("log-level", env("SCANORAMA_LOG_LEVEL", "info"), "trace, debug, info, warn or error (env SCANORAMA_LOG_LEVEL)")
-	logJSON := fs.Bool("log-json", env("SCANORAMA_LOG_JSON", "") == "true" || env("SCANORAMA_LOG_JSON", "") == "1", "log JSON lines (env SCANORAMA_LOG_JSON)")
+	logJSON := fs.Bool("log-json", envBool("SCANORAMA_LOG_JSON"), "log JSON lines (env SCANORAMA_LOG_JSON)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -137,4 +137,12 @@ func envInt(key string, def int) int {
 		}
 	}
 	return def
+}
+
+func envBool(key string) bool {
+	switch strings.ToLower(os.Getenv(key)) {
+	case "1", "true", "yes":
+		return true
+	}
+	return false
 }
