@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/scanorama/scanorama/controller/apierr"
+	"github.com/scanorama/scanorama/controller/events"
 	"github.com/scanorama/scanorama/controller/jobs"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
@@ -168,8 +169,7 @@ func (s *Server) CancelJob(ctx context.Context, req *pb.CancelJobRequest) (*pb.C
 				return err
 			}
 		}
-		payload, _ := json.Marshal(map[string]any{"type": "job", "job_id": id, "site_id": j.SiteID, "status": "cancelled", "progress_percent": j.ProgressPercent})
-		return q.NotifyJobEvent(ctx, string(payload))
+		return q.NotifyJobEvent(ctx, events.JobEvent{JobID: id, SiteID: j.SiteID, Status: "cancelled", ProgressPercent: int32(j.ProgressPercent)}.Payload())
 	})
 	if err != nil {
 		return nil, s.internal("cancel job", err)

@@ -1,28 +1,18 @@
 package admin
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/scanorama/scanorama/controller/events"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
 
 // maxChangesPerJobEvent bounds the host changes streamed for one committed job.
 const maxChangesPerJobEvent = 1000
-
-type eventPayload struct {
-	Type            string    `json:"type"`
-	JobID           uuid.UUID `json:"job_id"`
-	SiteID          uuid.UUID `json:"site_id"`
-	Status          string    `json:"status"`
-	ProgressPercent int32     `json:"progress_percent"`
-	WorkerID        string    `json:"worker_id"`
-	Changes         int64     `json:"changes"`
-}
 
 // WatchEvents implements AdminService.WatchEvents: job state and progress
 // as it changes, and the host changes each job committed.
@@ -39,8 +29,8 @@ func (s *Server) WatchEvents(req *pb.WatchEventsRequest, stream pb.AdminService_
 		case <-ctx.Done():
 			return nil
 		case raw := <-ch:
-			var ev eventPayload
-			if json.Unmarshal([]byte(raw), &ev) != nil || ev.Type != "job" {
+			ev, ok := events.ParseJobEvent(raw)
+			if !ok {
 				continue
 			}
 			if site.Valid && ev.SiteID != site.UUID {

@@ -340,7 +340,8 @@ func (al *agentLab) overhead(ctx context.Context, trials int) (Result, error) {
 			if b, ok := agentBreakdown(agent, ids[0]); ok {
 				dispatch = append(dispatch, b.leased.Sub(begin).Seconds())
 				inNmap = append(inNmap, b.exited.Sub(b.started).Seconds())
-				after = append(after, begin.Add(d).Sub(b.exited).Seconds())
+				// Log times have millisecond resolution: clamp the rounding.
+				after = append(after, max(0, begin.Add(d).Sub(b.exited).Seconds()))
 			}
 			return nil
 		}

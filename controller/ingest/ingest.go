@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/scanorama/scanorama/controller/apierr"
+	"github.com/scanorama/scanorama/controller/events"
 	"github.com/scanorama/scanorama/controller/leasing"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
@@ -271,7 +272,7 @@ func (s *stream) commit(ctx context.Context, job db.GetJobLeaseStateRow, sum *pb
 	if err != nil {
 		return res, err
 	}
-	var payload []byte
+	var payload string
 	err = pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		locked, err := q.LockJobForCommit(ctx, s.ref.JobID)
@@ -357,10 +358,10 @@ func (s *stream) commit(ctx context.Context, job db.GetJobLeaseStateRow, sum *pb
 			}
 			s.dirty = false
 		}
-		payload, _ = json.Marshal(map[string]any{
-			"type": "job", "job_id": s.ref.JobID, "site_id": locked.SiteID, "status": "completed",
-			"progress_percent": 100, "worker_id": s.ref.WorkerID, "changes": hosts.Events + changes + down,
-		})
+		payload = events.JobEvent{
+			JobID: s.ref.JobID, SiteID: locked.SiteID, Status: "completed", ProgressPercent: 100,
+			WorkerID: s.ref.WorkerID, Changes: hosts.Events + changes + down,
+		}.Payload()
 		res.Hosts, res.PortRows = hosts.Hosts, rows
 		return nil
 	})
@@ -370,8 +371,8 @@ func (s *stream) commit(ctx context.Context, job db.GetJobLeaseStateRow, sum *pb
 	// Published after the commit, not in it: NOTIFY serializes every
 	// committing transaction that sent one, fsync included. Watching is a
 	// live view; a lost event never loses data.
-	if payload != nil {
-		if err := s.q.NotifyJobEvent(ctx, string(payload)); err != nil {
+	if payload != "" {
+		if err := s.q.NotifyJobEvent(ctx, payload); err != nil {
 			s.log.Debug("could not publish job event", "error", err)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/scanorama/scanorama/controller/events"
 	"github.com/scanorama/scanorama/gen/db"
 )
 
@@ -83,7 +84,7 @@ func (l *Leaser) Acquire(ctx context.Context, agent db.Agent, wait time.Duration
 		switch {
 		case err == nil:
 			l.log.Debug("leased job", "job_id", job.ID, "agent", agent.Name, "lease_token", job.LeaseToken, "attempt", job.Attempt)
-			l.notifyJob(ctx, l.q, jobEvent{JobID: job.ID, SiteID: job.SiteID, Status: "leased", WorkerID: agent.ID.String()})
+			l.notifyJob(ctx, l.q, events.JobEvent{JobID: job.ID, SiteID: job.SiteID, Status: "leased", WorkerID: agent.ID.String()})
 			return &job, nil
 		case !errors.Is(err, pgx.ErrNoRows):
 			return nil, fmt.Errorf("acquire job for agent %s: %w", agent.Name, err)
@@ -136,7 +137,7 @@ func (l *Leaser) Heartbeat(ctx context.Context, ref LeaseRef, progress int) (Hea
 		LeaseToken:      ref.Token,
 	})
 	if err == nil {
-		l.notifyJob(ctx, l.q, jobEvent{JobID: ref.JobID, SiteID: row.SiteID, Status: "running", ProgressPercent: int32(row.ProgressPercent), WorkerID: ref.WorkerID})
+		l.notifyJob(ctx, l.q, events.JobEvent{JobID: ref.JobID, SiteID: row.SiteID, Status: "running", ProgressPercent: int32(row.ProgressPercent), WorkerID: ref.WorkerID})
 		return HeartbeatResult{State: LeaseActive, TimeoutAt: row.TimeoutAt.Time}, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
@@ -174,7 +175,7 @@ func (l *Leaser) Fail(ctx context.Context, ref LeaseRef, msg string, retryable b
 		if err := q.EndLease(ctx, db.EndLeaseParams{Outcome: pgText("failed"), JobID: ref.JobID, LeaseToken: ref.Token}); err != nil {
 			return fmt.Errorf("end lease: %w", err)
 		}
-		l.notifyJob(ctx, q, jobEvent{JobID: ref.JobID, SiteID: row.SiteID, Status: status, WorkerID: ref.WorkerID})
+		l.notifyJob(ctx, q, events.JobEvent{JobID: ref.JobID, SiteID: row.SiteID, Status: status, WorkerID: ref.WorkerID})
 		if status == "pending" {
 			return l.notifySite(ctx, q, ref.JobID)
 		}

@@ -24,7 +24,6 @@ package scheduler
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -36,6 +35,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/scanorama/scanorama/controller/events"
 	"github.com/scanorama/scanorama/controller/jobs"
 	"github.com/scanorama/scanorama/gen/db"
 )
@@ -273,8 +273,8 @@ func (s *Scheduler) EnforceDeadlines(ctx context.Context, now time.Time) (int, e
 				return err
 			}
 			for _, r := range rows {
-				payload, _ := json.Marshal(map[string]any{"type": "job", "job_id": r.ID, "site_id": r.SiteID, "status": "cancelled", "progress_percent": r.ProgressPercent})
-				if err := q.NotifyJobEvent(ctx, string(payload)); err != nil {
+				payload := events.JobEvent{JobID: r.ID, SiteID: r.SiteID, Status: "cancelled", ProgressPercent: int32(r.ProgressPercent)}.Payload()
+				if err := q.NotifyJobEvent(ctx, payload); err != nil {
 					return err
 				}
 				s.log.Info("job cancelled at its run's deadline", "job_id", r.ID, "reason", r.ErrorMessage.String)
