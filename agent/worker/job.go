@@ -24,6 +24,7 @@ import (
 var (
 	errCancelled = errors.New("job cancelled by an operator")
 	errLeaseLost = errors.New("lease lost")
+	errSpool     = errors.New("agent spool failed")
 )
 
 // job is one lease being worked on.
@@ -65,8 +66,13 @@ func (a *Agent) runJob(ctx context.Context, l *pb.Lease) {
 		return
 	}
 	live := newLiveStream(scanCtx, a.client, j.open(), j.log)
-	ev := &events{j: j, w: w, live: live}
+	pipe := newHostPipe(w, live)
+	ev := &events{j: j, pipe: pipe}
 	sum, err := a.runner.Run(scanCtx, nmaprun.Job{Args: args, ExpectedHosts: hosts}, ev)
+	sent, spoolErr := pipe.close()
+	if err == nil && spoolErr != nil {
+		err = spoolErr
+	}
 	if err != nil {
 		live.abort()
 		w.Close()
@@ -86,7 +92,7 @@ func (a *Agent) runJob(ctx context.Context, l *pb.Lease) {
 		return
 	}
 	summary := &pb.ScanSummary{
-		HostsUp: int64(sum.HostsUp), HostsDown: int64(sum.HostsDown), HostsSent: ev.sent,
+		HostsUp: int64(sum.HostsUp), HostsDown: int64(sum.HostsDown), HostsSent: sent,
 		Elapsed: durationpb.New(sum.Elapsed), NmapVersion: sum.NmapVersion,
 		ScannedTcp: sum.ScannedTCP, ScannedUdp: sum.ScannedUDP,
 	}
@@ -240,21 +246,16 @@ func (j *job) rejected(ctx context.Context, err error) {
 	j.discard()
 }
 
-// events receives nmap's hosts: each goes to disk first, then on the wire.
+// events receives nmap's hosts and progress.
 type events struct {
 	j    *job
-	w    *spool.Writer
-	live *liveStream
-	sent int64
+	pipe *hostPipe
 }
 
-func (e *events) Host(_ context.Context, h nmaprun.Host) error {
-	batch := &pb.HostBatch{Hosts: []*pb.HostResult{hostPB(h)}}
-	if err := e.w.AppendHosts(batch); err != nil {
+func (e *events) Host(ctx context.Context, h nmaprun.Host) error {
+	if err := e.pipe.put(ctx, hostPB(h)); err != nil {
 		return fmt.Errorf("spool host %s: %w", h.Address, err)
 	}
-	e.sent++
-	e.live.send(batch)
 	return nil
 }
 

@@ -66,12 +66,14 @@ type portRow struct {
 	scripts                       []byte
 }
 
-func text(field, v string, limit int) *apierr.FieldError {
+// text checks one bounded string. The field name is built only when the
+// value is bad: this runs for every text field of every port row.
+func text(field func() string, v string, limit int) *apierr.FieldError {
 	if len(v) > limit {
-		return apierr.Field(field, "longer than %d bytes", limit)
+		return apierr.Field(field(), "longer than %d bytes", limit)
 	}
 	if !utf8.ValidString(v) {
-		return apierr.Field(field, "not valid UTF-8")
+		return apierr.Field(field(), "not valid UTF-8")
 	}
 	return nil
 }
@@ -114,7 +116,7 @@ func validateHost(idx int, h *pb.HostResult, sc scope) (hostRow, []portRow, *api
 		{"hostname", row.hostname, maxShortText}, {"os_name", row.osName, maxShortText},
 		{"os_family", row.osFamily, maxOSFamily},
 	} {
-		if fe := text(f(c.name), c.v, c.limit); fe != nil {
+		if fe := text(func() string { return f(c.name) }, c.v, c.limit); fe != nil {
 			return hostRow{}, nil, fe
 		}
 	}
@@ -148,7 +150,7 @@ func validateHost(idx int, h *pb.HostResult, sc scope) (hostRow, []portRow, *api
 			{"service_version", p.GetServiceVersion(), maxShortText},
 			{"service_extra_info", p.GetServiceExtraInfo(), maxExtraInfo},
 		} {
-			if fe := text(pf(c.name), c.v, c.limit); fe != nil {
+			if fe := text(func() string { return pf(c.name) }, c.v, c.limit); fe != nil {
 				return hostRow{}, nil, fe
 			}
 		}
@@ -156,11 +158,13 @@ func validateHost(idx int, h *pb.HostResult, sc scope) (hostRow, []portRow, *api
 		if len(p.GetScripts()) > 0 {
 			m := make(map[string]string, len(p.GetScripts()))
 			for k, s := range p.GetScripts() {
-				sf := fmt.Sprintf("hosts[%d].ports[%d].scripts[%d]", idx, j, k)
-				if fe := text(sf+".id", s.GetId(), maxScriptID); fe != nil {
+				sf := func(part string) func() string {
+					return func() string { return fmt.Sprintf("hosts[%d].ports[%d].scripts[%d].%s", idx, j, k, part) }
+				}
+				if fe := text(sf("id"), s.GetId(), maxScriptID); fe != nil {
 					return hostRow{}, nil, fe
 				}
-				if fe := text(sf+".output", s.GetOutput(), maxScriptOut); fe != nil {
+				if fe := text(sf("output"), s.GetOutput(), maxScriptOut); fe != nil {
 					return hostRow{}, nil, fe
 				}
 				m[s.GetId()] = s.GetOutput()
