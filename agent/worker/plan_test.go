@@ -30,7 +30,7 @@ func TestPlanRefusesWhatTheAgentMustNotRun(t *testing.T) {
 			wantArgs: []string{"-sT", "-p", "22,80", "--", "10.99.1.0/24"}},
 		{name: "exclusions passed to nmap", scope: []string{"10.99.0.0/16"}, lease: &pb.Lease{Network: "10.99.1.0/24", Exclusions: []string{"10.99.1.1/32"}, Options: connect},
 			wantArgs: []string{"--exclude", "10.99.1.1"}},
-		{name: "outside scope", scope: []string{"10.99.0.0/16"}, lease: &pb.Lease{Network: "10.98.0.0/24", Options: connect},
+		{name: "outside scope", scope: []string{"10.99.0.0/16"}, lease: &pb.Lease{Network: "198.19.1.0/24", Options: connect},
 			wantErr: "outside this agent's scope"},
 		{name: "wider than scope", scope: []string{"10.99.1.0/25"}, lease: &pb.Lease{Network: "10.99.1.0/24", Options: connect},
 			wantErr: "outside this agent's scope"},
