@@ -51,9 +51,9 @@ func TestConcurrentAgentsCompleteEveryJobExactlyOnce(t *testing.T) {
 	second.connect()
 	clients := []pb.AgentServiceClient{s.agentc, second.agentc}
 
-	jobs := setupTarget(t, s, "10.96.0.0/13", "22")
+	jobs := setupTarget(t, s, "2001:db8:96::/109", "22")
 	if len(jobs) != 2048 {
-		t.Fatalf("ScanNow made %d jobs, want 2048 /24 shards", len(jobs))
+		t.Fatalf("ScanNow made %d jobs, want 2048 /120 shards", len(jobs))
 	}
 	const agents = 50
 	var done atomic.Int64
@@ -62,7 +62,7 @@ func TestConcurrentAgentsCompleteEveryJobExactlyOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a := register(t, clients[i%2], "lab", "sim-"+string(rune('a'+i/26))+string(rune('a'+i%26)), "10.96.0.0/13")
+			a := register(t, clients[i%2], "lab", "sim-"+string(rune('a'+i/26))+string(rune('a'+i%26)), "2001:db8:96::/109")
 			for done.Load() < int64(len(jobs)) {
 				l := a.acquire(500 * time.Millisecond)
 				if l == nil {
