@@ -42,11 +42,11 @@ func runDispatch(ctx context.Context, e *Env, o Options) ([]Result, error) {
 	if _, err := c.Admin.CreateSite(ctx, &pb.CreateSiteRequest{Name: "bench"}); err != nil {
 		return nil, fmt.Errorf("CreateSite: %w", err)
 	}
-	t, err := c.Admin.CreateTarget(ctx, &pb.CreateTargetRequest{Site: "bench", Name: "dispatch", Network: "10.30.0.1/32", Ports: "80"})
+	t, err := c.Admin.CreateTarget(ctx, &pb.CreateTargetRequest{Site: "bench", Name: "dispatch", Network: "10.99.30.1/32", Ports: "80"})
 	if err != nil {
 		return nil, fmt.Errorf("CreateTarget: %w", err)
 	}
-	agent, err := RegisterSimAgent(ctx, c.Addr, nil, "bench", "sim-dispatch", "10.30.0.0/16")
+	agent, err := RegisterSimAgent(ctx, c.Addr, nil, "bench", "sim-dispatch", "10.99.30.0/24")
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ func runDispatch(ctx context.Context, e *Env, o Options) ([]Result, error) {
 			lat = append(lat, ms)
 		}
 		// Finish the job so nothing is left to lease (or to be reaped and leased again).
-		if _, err := agent.Send(ctx, a.lease, tinyResults("10.30.0.1")); err != nil {
+		if _, err := agent.Send(ctx, a.lease, tinyResults("10.99.30.1")); err != nil {
 			return nil, fmt.Errorf("commit trial job: %w", err)
 		}
 		if (i+1)%100 == 0 {
