@@ -21,7 +21,7 @@ import (
 
 // ingestNetwork is the one /24 the ingest job covers (a job never spans
 // more: the controller shards targets into /24s).
-var ingestNetwork = netip.MustParsePrefix("10.20.0.0/24")
+var ingestNetwork = netip.MustParsePrefix("10.99.20.0/24")
 
 // portGen produces the made-up scan of one host: mostly closed and
 // filtered ports, a few percent open, open ports on well-known numbers with

@@ -24,25 +24,29 @@ import (
 // controllerPoolSize is the controller's default database pool (server.Config.MaxConns).
 const controllerPoolSize = 40
 
-// leaseScope is where the lease case's jobs live: shards of 10.0.0.0/8.
-var leaseScope = netip.MustParsePrefix("10.0.0.0/8")
+// leaseScope is where the lease case's jobs live: shards (/120, 256
+// addresses each) of an IPv6 documentation prefix. The jobs are rows served
+// to simulated agents; nothing is ever probed, and the range says so.
+var leaseScope = netip.MustParsePrefix("2001:db8:1::/96")
 
-// jobNetworks splits n /24 jobs into as few targets as ScanNow allows (at
-// most jobs.MaxShards shards per run), consecutively from 10.0.0.0.
+// jobNetworks splits n shard-sized jobs into as few targets as ScanNow
+// allows (at most jobs.MaxShards shards per run), consecutively from the
+// start of leaseScope.
 func jobNetworks(n int) ([]netip.Prefix, error) {
 	if n < 1 || n > 1<<16 {
-		return nil, fmt.Errorf("jobs must be 1..65536 (shards of 10.0.0.0/8), got %d", n)
+		return nil, fmt.Errorf("jobs must be 1..65536 (shards of %s), got %d", leaseScope, n)
 	}
 	maxK := bits.Len(uint(jobs.MaxShards)) - 1
-	base := leaseScope.Addr().As4()
-	next := binary.BigEndian.Uint32(base[:])
+	base := leaseScope.Addr().As16()
+	next := binary.BigEndian.Uint32(base[12:])
+	shardSize := uint32(1) << (128 - jobs.ShardBitsV6)
 	var out []netip.Prefix
 	for left := n; left > 0; {
 		k := min(bits.Len(uint(left))-1, maxK)
-		var a [4]byte
-		binary.BigEndian.PutUint32(a[:], next)
-		out = append(out, netip.PrefixFrom(netip.AddrFrom4(a), jobs.ShardBitsV4-k))
-		next += uint32(1<<k) << 8
+		a := base
+		binary.BigEndian.PutUint32(a[12:], next)
+		out = append(out, netip.PrefixFrom(netip.AddrFrom16(a), jobs.ShardBitsV6-k))
+		next += uint32(1<<k) * shardSize
 		left -= 1 << k
 	}
 	return out, nil
