@@ -30,7 +30,11 @@ type liveStream struct {
 	stream pb.AgentService_StreamResultsClient
 	cancel context.CancelFunc
 	err    error
-	log    hclog.Logger
+	// early is the controller's answer when it ended the stream before the
+	// summary (a job already committed under this lease is acknowledged at
+	// open): nothing more is sent and finish returns it.
+	early *pb.StreamResultsResponse
+	log   hclog.Logger
 }
 
 func newLiveStream(ctx context.Context, c pb.AgentServiceClient, open *pb.ResultsOpen, log hclog.Logger) *liveStream {
@@ -44,16 +48,16 @@ func newLiveStream(ctx context.Context, c pb.AgentServiceClient, open *pb.Result
 }
 
 func (l *liveStream) sendMsg(m *pb.StreamResultsRequest) {
-	if l.err != nil {
+	if l.err != nil || l.early != nil {
 		return
 	}
 	if err := l.stream.Send(m); err != nil {
 		// io.EOF means the server ended the stream; its status says why.
 		if errors.Is(err, io.EOF) {
-			_, err = l.stream.CloseAndRecv()
+			l.early, err = l.stream.CloseAndRecv()
 		}
 		l.err = err
-		l.log.Debug("live results stream stopped", "error", err)
+		l.log.Debug("live results stream ended by the controller", "error", err)
 	}
 }
 
@@ -66,6 +70,9 @@ func (l *liveStream) finish(s *pb.ScanSummary) (*pb.StreamResultsResponse, error
 	l.sendMsg(&pb.StreamResultsRequest{Msg: &pb.StreamResultsRequest_Summary{Summary: s}})
 	if l.err != nil {
 		return nil, l.err
+	}
+	if l.early != nil {
+		return l.early, nil
 	}
 	return l.stream.CloseAndRecv()
 }

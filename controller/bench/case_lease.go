@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/scanorama/scanorama/controller/ingest"
 	"github.com/scanorama/scanorama/controller/jobs"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
@@ -58,7 +60,7 @@ func runLease(ctx context.Context, e *Env, o Options) ([]Result, error) {
 		return nil, err
 	}
 	// The jobs are created through the product (CreateTarget + ScanNow) in
-	// the baseline's database, which is then cloned for the gRPC run: both
+	// the baseline's database, which is then cloned for the other runs: all
 	// runs start from identical rows.
 	sqlURL, err := e.NewDatabase(ctx, "bench_lease_sql")
 	if err != nil {
@@ -73,29 +75,45 @@ func runLease(ctx context.Context, e *Env, o Options) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer e.DropDatabase("bench_lease_sql")
 	grpcURL, err := e.CloneDatabase(ctx, "bench_lease_sql", "bench_lease_grpc")
 	if err != nil {
 		return nil, err
 	}
-	defer e.DropDatabase("bench_lease_sql")
 	defer e.DropDatabase("bench_lease_grpc")
+	bareURL, err := e.CloneDatabase(ctx, "bench_lease_sql", "bench_lease_bare")
+	if err != nil {
+		return nil, err
+	}
+	defer e.DropDatabase("bench_lease_bare")
 
 	ours, agentIDs, oursCPU, err := leaseThroughController(ctx, e, grpcURL, o)
 	if err != nil {
 		return nil, err
 	}
-	base, baseCPU, err := leaseBaseline(ctx, e, sqlURL, agentIDs, o.LeaseJobs)
+	base, baseCPU, err := leaseBaseline(ctx, e, sqlURL, agentIDs, o.LeaseJobs, true)
 	if err != nil {
 		return nil, fmt.Errorf("baseline SQL loop: %w", err)
 	}
-	ratio := ours / base
-	e.Log.Info("lease_throughput_vs_sql", "grpc_jobs_per_s", round(ours, 1), "sql_jobs_per_s", round(base, 1), "ratio", round(ratio, 3))
+	bare, bareCPU, err := leaseBaseline(ctx, e, bareURL, agentIDs, o.LeaseJobs, false)
+	if err != nil {
+		return nil, fmt.Errorf("bare SQL loop: %w", err)
+	}
+	ratio, bareRatio := ours/base, ours/bare
+	e.Log.Info("lease_throughput_vs_sql", "grpc_jobs_per_s", round(ours, 1), "sql_jobs_per_s", round(base, 1), "ratio", round(ratio, 3),
+		"bare_sql_jobs_per_s", round(bare, 1), "bare_ratio", round(bareRatio, 3))
 	return []Result{{
 		Name: "lease_throughput_vs_sql", Value: f64(round(ours, 1)), Unit: "jobs/s", Baseline: f64(round(base, 1)),
 		Ratio: f64(round(ratio, 3)), Goal: "≥ 0.5",
 		Note: fmt.Sprintf("%d jobs, %d simulated agents each AcquireJob → StreamResults (1 host, 1 port) → ack; "+
-			"baseline: %d goroutines on a %d-connection pool running the AcquireJob statement + CompleteJob. gRPC run %s; baseline %s",
+			"baseline: %d goroutines on a %d-connection pool running the same statements the controller runs "+
+			"(AcquireJob, then CommitJob with the same rows). gRPC run %s; baseline %s",
 			o.LeaseJobs, o.LeaseAgents, o.LeaseAgents, controllerPoolSize, oursCPU, baseCPU),
+	}, {
+		Name: "lease_throughput_vs_bare_sql", Value: f64(round(ours, 1)), Unit: "jobs/s", Baseline: f64(round(bare, 1)),
+		Ratio: f64(round(bareRatio, 3)), Goal: "-",
+		Note: fmt.Sprintf("the same gRPC run against AcquireJob + a bare status update that writes no results "+
+			"(what lease_throughput_vs_sql compared with until 2026-12-01); baseline %s", bareCPU),
 	}}, nil
 }
 
@@ -159,6 +177,9 @@ func leaseThroughController(ctx context.Context, e *Env, url string, o Options) 
 		errOnce.Do(func() { runErr = err; cancel() })
 	}
 	total := int64(o.LeaseJobs)
+	if err := e.startPGStats(ctx); err != nil {
+		return 0, nil, "", err
+	}
 	cpu := e.startCPU(c.PID())
 	begin := time.Now()
 	for _, a := range agents {
@@ -226,20 +247,24 @@ loop:
 	rate := float64(total) / sec
 	cpuNote := cpu.String()
 	e.Log.Info("gRPC run done", "jobs", total, "seconds", round(sec, 2), "jobs_per_s", round(rate, 1), "cpu", cpuNote)
+	e.logPGStats(ctx, "lease gRPC run", 20)
 	if err := checkCompleted(ctx, url, total); err != nil {
 		return 0, nil, "", err
 	}
 	return rate, ids, cpuNote, nil
 }
 
-// leaseBaseline runs the AcquireJob statement and the CompleteJob update
-// directly, with the same concurrency, and returns jobs/s.
-func leaseBaseline(ctx context.Context, e *Env, url string, workerIDs []string, total int) (float64, string, error) {
+// leaseBaseline runs the controller's statements directly, with the same
+// concurrency, and returns jobs/s: AcquireJob, then CommitJob with the one
+// host and port the simulated agents report. Without results it completes
+// each job with a bare CompleteJob instead, writing no results at all.
+func leaseBaseline(ctx context.Context, e *Env, url string, workerIDs []string, total int, results bool) (float64, string, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return 0, "", err
 	}
 	cfg.MaxConns = controllerPoolSize
+	ingest.ConfigurePool(cfg) // CommitJob stages rows in the session's TEMP tables, as in the controller
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return 0, "", err
@@ -253,7 +278,11 @@ func leaseBaseline(ctx context.Context, e *Env, url string, workerIDs []string, 
 	if err := e.Checkpoint(ctx); err != nil {
 		return 0, "", err
 	}
-	e.Log.Info("baseline: SQL acquire/complete loop", "workers", len(workerIDs), "pool", controllerPoolSize, "jobs", total)
+	phase := "lease SQL baseline (AcquireJob + CommitJob)"
+	if !results {
+		phase = "lease bare SQL baseline (AcquireJob + CompleteJob, no results)"
+	}
+	e.Log.Info(phase, "workers", len(workerIDs), "pool", controllerPoolSize, "jobs", total)
 	runCtx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	var (
@@ -262,7 +291,10 @@ func leaseBaseline(ctx context.Context, e *Env, url string, workerIDs []string, 
 		runErr  error
 		wg      sync.WaitGroup
 	)
-	stats := []byte(`{"hosts_up":1,"hosts_sent":1,"port_rows":1,"open_ports":1}`)
+	stats := []byte(`{"hosts_down":0,"hosts_sent":1,"open_ports":1,"elapsed_seconds":1,"nmap_version":"7.93","scanned_tcp":"80"}`)
+	if err := e.startPGStats(ctx); err != nil {
+		return 0, "", err
+	}
 	cpu := e.startCPU(0)
 	begin := time.Now()
 	for _, id := range workerIDs {
@@ -280,15 +312,22 @@ func leaseBaseline(ctx context.Context, e *Env, url string, workerIDs []string, 
 					errOnce.Do(func() { runErr = fmt.Errorf("AcquireJob: %w", err); cancel() })
 					return
 				}
-				n, err := q.CompleteJob(runCtx, db.CompleteJobParams{
-					CompletedAt: pgtype.Timestamptz{Time: time.Now(), Valid: true}, ScanStats: stats,
-					ID: job.ID, WorkerID: id, LeaseToken: job.LeaseToken,
-				})
+				var n int64
+				if results {
+					var row db.CommitJobRow
+					row, err = q.CommitJob(runCtx, tinyCommit(job.ID, id, job.LeaseToken, job.Network, stats))
+					n = row.PortRows
+				} else {
+					n, err = q.CompleteJob(runCtx, db.CompleteJobParams{
+						CompletedAt: pgtype.Timestamptz{Time: time.Now(), Valid: true}, ScanStats: stats,
+						ID: job.ID, WorkerID: id, LeaseToken: job.LeaseToken,
+					})
+				}
 				if err == nil && n != 1 {
-					err = fmt.Errorf("completed %d rows", n)
+					err = fmt.Errorf("wrote %d rows", n)
 				}
 				if err != nil {
-					errOnce.Do(func() { runErr = fmt.Errorf("CompleteJob %s: %w", job.ID, err); cancel() })
+					errOnce.Do(func() { runErr = fmt.Errorf("complete job %s: %w", job.ID, err); cancel() })
 					return
 				}
 				done.Add(1)
@@ -306,6 +345,7 @@ func leaseBaseline(ctx context.Context, e *Env, url string, workerIDs []string, 
 	rate := float64(total) / sec
 	cpuNote := cpu.String()
 	e.Log.Info("baseline done", "jobs", total, "seconds", round(sec, 2), "jobs_per_s", round(rate, 1), "cpu", cpuNote)
+	e.logPGStats(ctx, phase, 20)
 	if err := checkCompleted(ctx, url, int64(total)); err != nil {
 		return 0, "", err
 	}
@@ -326,4 +366,19 @@ func checkCompleted(ctx context.Context, url string, want int64) error {
 		return fmt.Errorf("%d jobs completed in the database, want %d", n, want)
 	}
 	return nil
+}
+
+// tinyCommit is the CommitJob the controller runs for tinyResults on a
+// job of network n: the same host, port and port ranges.
+func tinyCommit(job uuid.UUID, worker string, token int64, n netip.Prefix, stats []byte) db.CommitJobParams {
+	return db.CommitJobParams{
+		JobID: job, WorkerID: worker, LeaseToken: token, Now: time.Now().UTC(),
+		ScannedTcp: "{[80,80]}", ScannedUdp: "{}", Stats: stats, ClearStaging: true,
+		HIp: []netip.Addr{n.Addr().Next()}, HStatus: []string{"up"}, HReason: []string{"syn-ack"},
+		HMac: []net.HardwareAddr{nil}, HVendor: []string{""}, HHostname: []string{""},
+		HOsName: []string{""}, HOsFamily: []string{""}, HOsConf: []int16{0},
+		PIp: []netip.Addr{n.Addr().Next()}, PProtocol: []string{"tcp"}, PPort: []int32{80}, PState: []string{"open"},
+		PReason: []string{"syn-ack"}, PName: []string{"http"}, PProduct: []string{""}, PVersion: []string{""},
+		PExtra: []string{""}, PScripts: [][]byte{nil},
+	}
 }

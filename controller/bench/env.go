@@ -32,6 +32,9 @@ type Env struct {
 	Log  hclog.Logger
 	// ChildLogLevel is the --log-level of the controllers and agents started.
 	ChildLogLevel string
+	// PGStats loads pg_stat_statements into the cluster and makes the timed
+	// phases log the statements that cost PostgreSQL the most.
+	PGStats bool
 
 	mu       sync.Mutex
 	bins     map[string]string
@@ -138,8 +141,13 @@ func (e *Env) Postgres(ctx context.Context) (*pgserver.Server, error) {
 		return e.pg, nil
 	}
 	begin := time.Now()
+	var settings map[string]string
+	if e.PGStats {
+		settings = map[string]string{"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.track": "all"}
+	}
 	pg, err := pgserver.Start(ctx, pgserver.Options{
-		DataDir: filepath.Join(e.Tmp, "pg"),
+		Settings: settings,
+		DataDir:  filepath.Join(e.Tmp, "pg"),
 		// Durable defaults (fsync, synchronous_commit, full_page_writes on):
 		// Ephemeral only skips fsync in initdb and removes the cluster if the
 		// bench dies.
@@ -170,6 +178,11 @@ func (e *Env) NewDatabase(ctx context.Context, name string) (string, error) {
 	url := pg.URL(name)
 	if _, err := migrate.UpURL(ctx, url, hclog.NewNullLogger()); err != nil {
 		return "", fmt.Errorf("migrate %s: %w", name, err)
+	}
+	if e.PGStats {
+		if err := e.adminExec(ctx, pg, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"); err != nil {
+			return "", err
+		}
 	}
 	return url, nil
 }

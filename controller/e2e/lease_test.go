@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -157,10 +158,7 @@ func TestResultsStreamIsAtomicAndIdempotent(t *testing.T) {
 		t.Fatal("no lease")
 	}
 	batches := [][]*pb.HostResult{{host("10.99.2.10", 22), host("10.99.2.11", 22, 80)}, {host("10.99.2.12")}}
-	rows := func() int {
-		return s.count(`SELECT count(*) FROM port_scans`) + s.count(`SELECT count(*) FROM hosts`) +
-			s.count(`SELECT count(*) FROM services`) + s.count(`SELECT count(*) FROM host_history`)
-	}
+	rows := s.resultRows
 
 	// A stream that breaks before its summary writes nothing.
 	if _, err := a.send(context.Background(), l, batches, true); err == nil {
@@ -213,6 +211,77 @@ func TestResultsStreamIsAtomicAndIdempotent(t *testing.T) {
 		t.Fatalf("resend changed row count %d -> %d", before, after)
 	}
 	if j := s.waitJob(jobs[0].GetId(), time.Second); j.GetStatus() != pb.JobStatus_JOB_STATUS_COMPLETED {
+		t.Fatalf("job %s", j.GetStatus())
+	}
+}
+
+// A job larger than the controller's in-memory buffer is COPYed into the
+// staging tables as it arrives. Broken and rejected streams must leave those
+// tables empty for the next stream on the same connection, and the commit
+// must take the COPYed rows and the buffered remainder exactly once.
+func TestLargeStreamIsStagedAndCommittedOnce(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	jobs := setupTarget(t, s, "10.99.4.0/24", "1-100")
+	a := register(t, s.agentc, "lab", "a", "10.99.0.0/16")
+	l := a.acquire(5 * time.Second)
+	if l == nil {
+		t.Fatal("no lease")
+	}
+	ports := make([]int, 100)
+	for i := range ports {
+		ports[i] = i + 1
+	}
+	// 4 batches of 10 hosts × 100 ports: 4,040 rows, so at least one COPY
+	// of a full buffer and a remainder that is still in memory at the summary.
+	var batches [][]*pb.HostResult
+	for b := range 4 {
+		var hs []*pb.HostResult
+		for h := range 10 {
+			hs = append(hs, host(fmt.Sprintf("10.99.4.%d", 10+b*10+h), ports...))
+		}
+		batches = append(batches, hs)
+	}
+	rows := s.resultRows
+	if _, err := a.send(context.Background(), l, batches, true); err == nil {
+		t.Fatal("aborted stream reported success")
+	}
+	badLast := append(append([][]*pb.HostResult{}, batches[:3]...), []*pb.HostResult{host("10.99.5.1", 22)})
+	if _, err := a.send(context.Background(), l, badLast, false); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("bad row after a COPY: %v; want InvalidArgument", err)
+	}
+	if n := rows(); n != 0 {
+		t.Fatalf("broken and rejected streams wrote %d rows", n)
+	}
+	resp, err := a.send(context.Background(), l, batches, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetHosts() != 40 || resp.GetPortRows() != 4000 || resp.GetAlreadyCommitted() {
+		t.Fatalf("commit: %+v", resp)
+	}
+	for q, want := range map[string]int{
+		`SELECT count(*) FROM port_scans`:                                   4000,
+		`SELECT count(DISTINCT (host_id, port)) FROM port_scans`:            4000,
+		`SELECT count(*) FROM hosts`:                                        40,
+		`SELECT count(*) FROM services WHERE state = 'open'`:                4000,
+		`SELECT count(*) FROM host_history WHERE event = 'host_discovered'`: 40,
+		`SELECT count(*) FROM host_history WHERE event = 'port_opened'`:     4000,
+	} {
+		if got := s.count(q); got != want {
+			t.Errorf("%s = %d, want %d", q, got, want)
+		}
+	}
+	before := rows()
+	again, err := a.send(context.Background(), l, batches, false)
+	if err != nil || !again.GetAlreadyCommitted() {
+		t.Fatalf("resend: %+v, %v; want already_committed", again, err)
+	}
+	if after := rows(); after != before {
+		t.Fatalf("resend changed row count %d -> %d", before, after)
+	}
+	j := s.waitJob(jobs[0].GetId(), time.Second)
+	if j.GetStatus() != pb.JobStatus_JOB_STATUS_COMPLETED {
 		t.Fatalf("job %s", j.GetStatus())
 	}
 }
@@ -275,4 +344,10 @@ func TestConsecutiveScansRecordChanges(t *testing.T) {
 	if n := s.count(`SELECT count(*) FROM hosts WHERE ip_address = '10.99.10.11' AND status = 'down'`); n != 1 {
 		t.Errorf("10.99.10.11 not down")
 	}
+}
+
+// resultRows counts every row results can write.
+func (s *stack) resultRows() int {
+	return s.count(`SELECT count(*) FROM port_scans`) + s.count(`SELECT count(*) FROM hosts`) +
+		s.count(`SELECT count(*) FROM services`) + s.count(`SELECT count(*) FROM host_history`)
 }

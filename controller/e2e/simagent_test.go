@@ -62,10 +62,17 @@ func (a *simAgent) send(ctx context.Context, l *pb.Lease, batches [][]*pb.HostRe
 	if err != nil {
 		return nil, err
 	}
+	// The controller may end the stream before the summary (an already
+	// committed job is acknowledged at open): Send then reports io.EOF and
+	// CloseAndRecv has the answer.
+	var early *pb.StreamResultsResponse
 	sendMsg := func(m *pb.StreamResultsRequest) error {
 		if err := stream.Send(m); err != nil {
 			if errors.Is(err, io.EOF) {
-				_, err = stream.CloseAndRecv()
+				early, err = stream.CloseAndRecv()
+				if err == nil {
+					return errEarly
+				}
 			}
 			return err
 		}
@@ -73,12 +80,12 @@ func (a *simAgent) send(ctx context.Context, l *pb.Lease, batches [][]*pb.HostRe
 	}
 	if err := sendMsg(&pb.StreamResultsRequest{Msg: &pb.StreamResultsRequest_Open{Open: &pb.ResultsOpen{
 		AgentId: a.id, JobId: l.GetJobId(), LeaseToken: l.GetLeaseToken()}}}); err != nil {
-		return nil, err
+		return early, ignoreEarly(err)
 	}
 	sent := 0
 	for _, b := range batches {
 		if err := sendMsg(&pb.StreamResultsRequest{Msg: &pb.StreamResultsRequest_Hosts{Hosts: &pb.HostBatch{Hosts: b}}}); err != nil {
-			return nil, err
+			return early, ignoreEarly(err)
 		}
 		sent += len(b)
 	}
@@ -89,9 +96,18 @@ func (a *simAgent) send(ctx context.Context, l *pb.Lease, batches [][]*pb.HostRe
 	}
 	if err := sendMsg(&pb.StreamResultsRequest{Msg: &pb.StreamResultsRequest_Summary{Summary: &pb.ScanSummary{
 		HostsUp: int64(sent), HostsSent: int64(sent), Elapsed: durationpb.New(time.Second), NmapVersion: "7.93"}}}); err != nil {
-		return nil, err
+		return early, ignoreEarly(err)
 	}
 	return stream.CloseAndRecv()
+}
+
+var errEarly = errors.New("the controller answered before the summary")
+
+func ignoreEarly(err error) error {
+	if errors.Is(err, errEarly) {
+		return nil
+	}
+	return err
 }
 
 func (a *simAgent) heartbeat(l *pb.Lease, progress int32) pb.LeaseState {

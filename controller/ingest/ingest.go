@@ -1,11 +1,12 @@
 // Package ingest owns the results path from an agent's stream to committed
-// rows. Host batches are validated and COPYed into per-session TEMP staging
-// tables as they arrive, so the controller never holds a whole job in memory
-// and never keeps a transaction open while a scan runs. When the summary
-// arrives, one transaction verifies the lease under FOR UPDATE, merges the
-// staged rows into hosts, port_scans, services and host_history, and
-// completes the job: all rows or none. A stream that breaks, a controller
-// that dies, or a database error before that commit writes nothing.
+// rows. Host batches are validated as they arrive; a small job's rows wait in
+// a bounded buffer, a large job's are COPYed into per-session TEMP staging
+// tables, so the controller never holds a whole job in memory and never
+// keeps a transaction open while a scan runs. When the summary arrives, one
+// statement (ingest_commit) verifies the lease under FOR UPDATE, merges the
+// rows into hosts, port_scans, services and host_history, and completes the
+// job: all rows or none. A stream that breaks, a controller that dies, or a
+// database error before that commit writes nothing.
 package ingest
 
 import (
@@ -20,7 +21,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/scanorama/scanorama/controller/apierr"
@@ -71,6 +72,10 @@ type Result struct {
 	Hosts            int64
 	PortRows         int64
 }
+
+// sqlstateLeaseLost is raised by ingest_commit when the caller no longer
+// holds the lease (sql/migrations/0006_ingest_commit.sql).
+const sqlstateLeaseLost = "SCL01"
 
 // ErrIncomplete means the stream ended before its summary: nothing was written.
 var ErrIncomplete = errors.New("results stream ended before its summary; nothing was written")
@@ -169,7 +174,9 @@ type stream struct {
 	portRows  int64
 	openPorts int64
 	seen      map[netip.Addr]struct{}
-	dirty     bool
+	buf       rowBuffer
+	// dirty: the staging tables may hold rows of this stream.
+	dirty bool
 }
 
 // checkLease verifies the lease before any row is staged. done reports a
@@ -198,15 +205,13 @@ func (s *stream) checkLease(ctx context.Context) (db.GetJobLeaseStateRow, bool, 
 func (s *stream) prepare(context.Context) error {
 	// The staging tables exist on every pooled connection (ConfigurePool)
 	// and are empty whenever a connection is released (close).
-	s.dirty = true
 	s.seen = make(map[netip.Addr]struct{})
 	return nil
 }
 
-// stage validates a batch and COPYs it into the staging tables.
+// stage validates a batch and adds it to the buffer, COPYing the buffer
+// into the staging tables whenever it fills.
 func (s *stream) stage(ctx context.Context, hosts []*pb.HostResult, sc scope) error {
-	hostRows := make([][]any, 0, len(hosts))
-	var portRows [][]any
 	for _, h := range hosts {
 		hr, prs, fe := validateHost(s.hosts, h, sc)
 		if fe != nil {
@@ -220,161 +225,104 @@ func (s *stream) stage(ctx context.Context, hosts []*pb.HostResult, sc scope) er
 		}
 		s.seen[hr.ip] = struct{}{}
 		s.hosts++
-		var mac any
-		if hr.mac != nil {
-			mac = hr.mac
-		}
-		hostRows = append(hostRows, []any{hr.ip, hr.status, hr.reason, mac, hr.vendor, hr.hostname, hr.osName, hr.osFamily, hr.osAccuracy})
+		s.buf.addHost(hr)
 		for _, p := range prs {
-			var scripts any
-			if p.scripts != nil {
-				scripts = p.scripts
-			}
-			portRows = append(portRows, []any{p.ip, p.protocol, p.port, p.state, p.reason, p.name, p.product, p.version, p.extra, scripts})
+			s.buf.addPort(p)
 			if p.state == "open" {
 				s.openPorts++
 			}
 		}
+		s.portRows += int64(len(prs))
 	}
-	if _, err := s.conn.CopyFrom(ctx, pgx.Identifier{"ingest_hosts"},
-		[]string{"ip", "status", "reason", "mac_address", "vendor", "hostname", "os_name", "os_family", "os_confidence"},
-		pgx.CopyFromRows(hostRows)); err != nil {
-		return fmt.Errorf("stage hosts: %w", err)
+	if s.buf.len() >= memoryRows {
+		return s.flush(ctx)
 	}
-	if len(portRows) > 0 {
-		if _, err := s.conn.CopyFrom(ctx, pgx.Identifier{"ingest_ports"},
-			[]string{"ip", "protocol", "port", "state", "reason", "service_name", "service_product", "service_version", "service_extra_info", "scripts"},
-			pgx.CopyFromRows(portRows)); err != nil {
-			return fmt.Errorf("stage ports: %w", err)
-		}
-	}
-	s.portRows += int64(len(portRows))
 	return nil
 }
 
+// flush COPYs the buffered rows into the staging tables.
+func (s *stream) flush(ctx context.Context) error {
+	s.dirty = true
+	if len(s.buf.hIP) > 0 {
+		if _, err := s.conn.CopyFrom(ctx, pgx.Identifier{"ingest_hosts"}, hostColumns, s.buf.hostSource()); err != nil {
+			return fmt.Errorf("stage hosts: %w", err)
+		}
+	}
+	if len(s.buf.pIP) > 0 {
+		if _, err := s.conn.CopyFrom(ctx, pgx.Identifier{"ingest_ports"}, portColumns, s.buf.portSource()); err != nil {
+			return fmt.Errorf("stage ports: %w", err)
+		}
+	}
+	s.buf.reset()
+	return nil
+}
+
+// jobStats is what the controller knows of a job's scan_stats;
+// ingest_commit adds hosts_up, port_rows and changes, which it counts.
 type jobStats struct {
-	HostsUp     int64   `json:"hosts_up"`
 	HostsDown   int64   `json:"hosts_down"`
 	HostsSent   int64   `json:"hosts_sent"`
-	PortRows    int64   `json:"port_rows"`
 	OpenPorts   int64   `json:"open_ports"`
-	Changes     int64   `json:"changes"`
 	ElapsedSec  float64 `json:"elapsed_seconds"`
 	NmapVersion string  `json:"nmap_version,omitempty"`
 	ScannedTCP  string  `json:"scanned_tcp,omitempty"`
 	ScannedUDP  string  `json:"scanned_udp,omitempty"`
 }
 
-// commit merges the staged rows and completes the job in one transaction.
+// commit merges the rows and completes the job in one statement, hence
+// one transaction.
 func (s *stream) commit(ctx context.Context, job db.GetJobLeaseStateRow, sum *pb.ScanSummary) (Result, error) {
 	res := Result{JobID: s.ref.JobID}
 	tcp, udp, err := scannedRanges(sum, job.Ports)
 	if err != nil {
 		return res, err
 	}
-	var payload string
-	err = pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
-		locked, err := q.LockJobForCommit(ctx, s.ref.JobID)
-		if err != nil {
-			return fmt.Errorf("lock job: %w", err)
-		}
-		if locked.WorkerID.String != s.ref.WorkerID || locked.LeaseToken != s.ref.Token {
-			return fmt.Errorf("%w: job %s was leased again (token %d, yours %d) while results streamed",
-				leasing.ErrLeaseLost, s.ref.JobID, locked.LeaseToken, s.ref.Token)
-		}
-		if locked.Status == "completed" {
-			res.AlreadyCommitted = true
-			return nil
-		}
-		if locked.Status != "leased" && locked.Status != "running" {
-			return fmt.Errorf("%w: job %s became %s while results streamed", leasing.ErrLeaseLost, s.ref.JobID, locked.Status)
-		}
-		if s.portRows+int64(s.hosts) >= analyzeThreshold {
-			// The planner knows nothing about fresh temp tables; without
-			// statistics it picks nested loops over a million rows.
-			if _, err := tx.Exec(ctx, "ANALYZE ingest_hosts, ingest_ports"); err != nil {
-				return fmt.Errorf("analyze staging: %w", err)
-			}
-		}
-		now := time.Now().UTC()
-		by, why := "agent:"+s.ref.WorkerID, "scan job "+s.ref.JobID.String()
-		hosts, err := q.MergeHosts(ctx, db.MergeHostsParams{SiteID: locked.SiteID, Now: now, JobID: s.ref.JobID, ChangedBy: by, ChangeReason: why})
-		if err != nil {
-			return fmt.Errorf("merge hosts: %w", err)
-		}
-		if _, err := q.MapStagedHosts(ctx, locked.SiteID); err != nil {
-			return fmt.Errorf("map staged hosts: %w", err)
-		}
-		down, err := q.MarkMissingHostsDown(ctx, db.MarkMissingHostsDownParams{
-			JobID: s.ref.JobID, SiteID: locked.SiteID, Network: locked.Network, Exclusions: nonNil(locked.Exclusions),
-			Now: now, ChangedBy: by,
-		})
-		if err != nil {
-			return fmt.Errorf("mark missing hosts down: %w", err)
-		}
-		rows, err := q.InsertPortScans(ctx, db.InsertPortScansParams{JobID: s.ref.JobID, Now: now})
-		if err != nil {
-			return fmt.Errorf("insert port scans: %w", err)
-		}
-		changes, err := q.RecordPortChanges(ctx, db.RecordPortChangesParams{
-			SiteID: locked.SiteID, JobID: s.ref.JobID, Now: now, ChangedBy: by, ChangeReason: why,
-			ScannedTcp: tcp, ScannedUdp: udp,
-		})
-		if err != nil {
-			return fmt.Errorf("record port changes: %w", err)
-		}
-		if _, err := q.CloseMissingServices(ctx, db.CloseMissingServicesParams{
-			Now: now, JobID: s.ref.JobID, ScannedTcp: tcp, ScannedUdp: udp,
-		}); err != nil {
-			return fmt.Errorf("close missing services: %w", err)
-		}
-		if _, err := q.UpsertServices(ctx, db.UpsertServicesParams{Now: now, JobID: s.ref.JobID}); err != nil {
-			return fmt.Errorf("upsert services: %w", err)
-		}
-		stats, _ := json.Marshal(jobStats{
-			HostsUp: hosts.HostsUp, HostsDown: sum.GetHostsDown(), HostsSent: int64(s.hosts), PortRows: rows,
-			OpenPorts: s.openPorts, Changes: hosts.Events + changes + down, ElapsedSec: sum.GetElapsed().AsDuration().Seconds(),
-			NmapVersion: sum.GetNmapVersion(), ScannedTCP: sum.GetScannedTcp(), ScannedUDP: sum.GetScannedUdp(),
-		})
-		n, err := q.CompleteJob(ctx, db.CompleteJobParams{
-			CompletedAt: pgtype.Timestamptz{Time: now, Valid: true}, ScanStats: stats, ID: s.ref.JobID, WorkerID: s.ref.WorkerID, LeaseToken: s.ref.Token,
-		})
-		if err != nil {
-			return fmt.Errorf("complete job: %w", err)
-		}
-		if n != 1 {
-			return fmt.Errorf("%w: job %s changed under its row lock", leasing.ErrLeaseLost, s.ref.JobID)
-		}
-		if err := q.EndLease(ctx, db.EndLeaseParams{Outcome: pgtype.Text{String: "completed", Valid: true}, JobID: s.ref.JobID, LeaseToken: s.ref.Token}); err != nil {
-			return fmt.Errorf("end lease: %w", err)
-		}
-		if s.small() {
-			if err := q.ClearStagedHosts(ctx); err != nil {
-				return fmt.Errorf("clear staging: %w", err)
-			}
-			if err := q.ClearStagedPorts(ctx); err != nil {
-				return fmt.Errorf("clear staging: %w", err)
-			}
-			s.dirty = false
-		}
-		payload = events.JobEvent{
-			JobID: s.ref.JobID, SiteID: locked.SiteID, Status: "completed", ProgressPercent: 100,
-			WorkerID: s.ref.WorkerID, Changes: hosts.Events + changes + down,
-		}.Payload()
-		res.Hosts, res.PortRows = hosts.Hosts, rows
-		return nil
+	stats, err := json.Marshal(jobStats{
+		HostsDown: sum.GetHostsDown(), HostsSent: int64(s.hosts), OpenPorts: s.openPorts,
+		ElapsedSec: sum.GetElapsed().AsDuration().Seconds(), NmapVersion: sum.GetNmapVersion(),
+		ScannedTCP: sum.GetScannedTcp(), ScannedUDP: sum.GetScannedUdp(),
 	})
 	if err != nil {
-		return Result{}, err
+		return res, fmt.Errorf("encode scan stats: %w", err)
 	}
+	arg := db.CommitJobParams{
+		JobID: s.ref.JobID, WorkerID: s.ref.WorkerID, LeaseToken: s.ref.Token, Now: time.Now().UTC(),
+		ScannedTcp: tcp, ScannedUdp: udp, Stats: stats,
+		RunAnalyze:   s.portRows+int64(s.hosts) >= analyzeThreshold,
+		ClearStaging: s.small(),
+	}
+	if s.dirty {
+		// Part of the job is staged already: stage the rest the same way.
+		if err := s.flush(ctx); err != nil {
+			return res, err
+		}
+	} else {
+		s.buf.setArrays(&arg)
+	}
+	row, err := s.q.CommitJob(ctx, arg)
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == sqlstateLeaseLost {
+		return res, fmt.Errorf("%w: %s", leasing.ErrLeaseLost, pgErr.Message)
+	}
+	if err != nil {
+		return res, fmt.Errorf("commit job %s: %w", s.ref.JobID, err)
+	}
+	if arg.ClearStaging {
+		s.dirty = false
+	}
+	if row.Outcome == "already_committed" {
+		res.AlreadyCommitted = true
+		return res, nil
+	}
+	res.Hosts, res.PortRows = row.MergedHosts, row.PortRows
 	// Published after the commit, not in it: NOTIFY serializes every
 	// committing transaction that sent one, fsync included. Watching is a
 	// live view; a lost event never loses data.
-	if payload != "" {
-		if err := s.q.NotifyJobEvent(ctx, payload); err != nil {
-			s.log.Debug("could not publish job event", "error", err)
-		}
+	payload := events.JobEvent{
+		JobID: s.ref.JobID, SiteID: row.JobSiteID, Status: "completed", ProgressPercent: 100,
+		WorkerID: s.ref.WorkerID, Changes: row.Changes,
+	}.Payload()
+	if err := s.q.NotifyJobEvent(ctx, payload); err != nil {
+		s.log.Debug("could not publish job event", "error", err)
 	}
 	return res, nil
 }
@@ -403,10 +351,3 @@ func (s *stream) close() {
 
 // small reports a staging set cheaper to DELETE than to TRUNCATE.
 func (s *stream) small() bool { return s.portRows+int64(s.hosts) < truncateThreshold }
-
-func nonNil(p []netip.Prefix) []netip.Prefix {
-	if p == nil {
-		return []netip.Prefix{}
-	}
-	return p
-}

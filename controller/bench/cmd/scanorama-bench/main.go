@@ -36,6 +36,7 @@ func run() int {
 	caseFlag := fs.String("case", "", "case or group to run, comma separated (default: all): "+strings.Join(bench.KnownNames(), ", "))
 	out := fs.String("out", filepath.Join("bench", "results.json"), "results file (relative paths are relative to the repository root)")
 	keep := fs.Bool("keep", false, "keep the scratch directory (PostgreSQL cluster, logs) for inspection")
+	pgStats := fs.Bool("pg-stats", false, "load pg_stat_statements and log the statements that cost PostgreSQL the most in each timed phase")
 	verbose := fs.Bool("v", false, "debug logging (also for the controllers and agents started; their logs are under the scratch directory)")
 	o := bench.DefaultOptions()
 	fs.IntVar(&o.IngestHosts, "ingest-hosts", o.IngestHosts, "ingest case: hosts in the job (≤ 254)")
@@ -86,6 +87,7 @@ func run() int {
 		return 1
 	}
 	defer env.Close()
+	env.PGStats = *pgStats
 	if *verbose {
 		env.ChildLogLevel = "debug"
 	}
