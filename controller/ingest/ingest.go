@@ -80,17 +80,24 @@ const sqlstateLeaseLost = "SCL01"
 // ErrIncomplete means the stream ended before its summary: nothing was written.
 var ErrIncomplete = errors.New("results stream ended before its summary; nothing was written")
 
+// Publisher sends job events to watchers off the request path.
+type Publisher interface {
+	Publish(payload string)
+}
+
 // Ingester commits results streams.
 type Ingester struct {
 	pool *pgxpool.Pool
+	q    *db.Queries
+	pub  Publisher
 	log  hclog.Logger
 	// OnCommit, when set, runs after a job commits (e.g. to refresh dashboards).
 	OnCommit func(jobID uuid.UUID)
 }
 
-// New returns an Ingester.
-func New(pool *pgxpool.Pool, log hclog.Logger) *Ingester {
-	return &Ingester{pool: pool, log: log.Named("ingest")}
+// New returns an Ingester that announces committed jobs through pub.
+func New(pool *pgxpool.Pool, pub Publisher, log hclog.Logger) *Ingester {
+	return &Ingester{pool: pool, q: db.New(pool), pub: pub, log: log.Named("ingest")}
 }
 
 // Ingest consumes one results stream from agentID. Errors are gRPC-ready
@@ -115,11 +122,7 @@ func (in *Ingester) Ingest(ctx context.Context, agentID string, r Receiver) (Res
 	ref := leasing.LeaseRef{JobID: jobID, WorkerID: agentID, Token: open.GetLeaseToken()}
 	log := in.log.With("job_id", jobID, "agent_id", agentID, "lease_token", ref.Token)
 
-	conn, err := in.pool.Acquire(ctx)
-	if err != nil {
-		return Result{}, fmt.Errorf("acquire connection: %w", err)
-	}
-	s := &stream{conn: conn, q: db.New(conn), ref: ref, log: log}
+	s := &stream{pool: in.pool, q: in.q, pub: in.pub, ref: ref, log: log}
 	defer s.close()
 
 	job, done, err := s.checkLease(ctx)
@@ -165,9 +168,15 @@ func (in *Ingester) Ingest(ctx context.Context, agentID string, r Receiver) (Res
 	return res, nil
 }
 
+// stream is one results stream. It borrows pooled connections statement by
+// statement and takes one of its own only once it has to COPY: the TEMP
+// staging tables belong to a session. A small job therefore holds no
+// connection while its agent scans, however long that takes.
 type stream struct {
-	conn      *pgxpool.Conn
-	q         *db.Queries
+	pool      *pgxpool.Pool
+	conn      *pgxpool.Conn // the stream's own connection, from the first COPY on
+	q         *db.Queries   // on pool, or on conn once there is one
+	pub       Publisher
 	ref       leasing.LeaseRef
 	log       hclog.Logger
 	hosts     int
@@ -242,6 +251,13 @@ func (s *stream) stage(ctx context.Context, hosts []*pb.HostResult, sc scope) er
 
 // flush COPYs the buffered rows into the staging tables.
 func (s *stream) flush(ctx context.Context) error {
+	if s.conn == nil {
+		conn, err := s.pool.Acquire(ctx)
+		if err != nil {
+			return fmt.Errorf("acquire connection: %w", err)
+		}
+		s.conn, s.q = conn, db.New(conn)
+	}
 	s.dirty = true
 	if len(s.buf.hIP) > 0 {
 		if _, err := s.conn.CopyFrom(ctx, pgx.Identifier{"ingest_hosts"}, hostColumns, s.buf.hostSource()); err != nil {
@@ -317,19 +333,19 @@ func (s *stream) commit(ctx context.Context, job db.GetJobLeaseStateRow, sum *pb
 	// Published after the commit, not in it: NOTIFY serializes every
 	// committing transaction that sent one, fsync included. Watching is a
 	// live view; a lost event never loses data.
-	payload := events.JobEvent{
+	s.pub.Publish(events.JobEvent{
 		JobID: s.ref.JobID, SiteID: row.JobSiteID, Status: "completed", ProgressPercent: 100,
 		WorkerID: s.ref.WorkerID, Changes: row.Changes,
-	}.Payload()
-	if err := s.q.NotifyJobEvent(ctx, payload); err != nil {
-		s.log.Debug("could not publish job event", "error", err)
-	}
+	}.Payload())
 	return res, nil
 }
 
 // close empties the staging tables so the pooled connection carries nothing
 // into its next use; a connection that cannot be cleaned is discarded.
 func (s *stream) close() {
+	if s.conn == nil {
+		return
+	}
 	if s.dirty {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -30,6 +30,11 @@ type Waker interface {
 	WakeSite(site string)
 }
 
+// Publisher sends job events to watchers off the request path.
+type Publisher interface {
+	Publish(payload string)
+}
+
 // Config tunes leasing.
 type Config struct {
 	// TTL is how long a lease lives without a heartbeat.
@@ -50,13 +55,15 @@ type Leaser struct {
 	pool  *pgxpool.Pool
 	q     *db.Queries
 	waker Waker
+	pub   Publisher
 	cfg   Config
 	log   hclog.Logger
 }
 
-// New returns a Leaser.
-func New(pool *pgxpool.Pool, waker Waker, cfg Config, log hclog.Logger) *Leaser {
-	return &Leaser{pool: pool, q: db.New(pool), waker: waker, cfg: cfg, log: log.Named("leasing")}
+// New returns a Leaser. Job events of leases granted and renewed go to pub;
+// those of transactions (fail, release) are sent in the transaction.
+func New(pool *pgxpool.Pool, waker Waker, pub Publisher, cfg Config, log hclog.Logger) *Leaser {
+	return &Leaser{pool: pool, q: db.New(pool), waker: waker, pub: pub, cfg: cfg, log: log.Named("leasing")}
 }
 
 // TTL is the lease lifetime granted by Acquire and Heartbeat.
@@ -84,7 +91,7 @@ func (l *Leaser) Acquire(ctx context.Context, agent db.Agent, wait time.Duration
 		switch {
 		case err == nil:
 			l.log.Debug("leased job", "job_id", job.ID, "agent", agent.Name, "lease_token", job.LeaseToken, "attempt", job.Attempt)
-			l.notifyJob(ctx, l.q, events.JobEvent{JobID: job.ID, SiteID: job.SiteID, Status: "leased", WorkerID: agent.ID.String()})
+			l.pub.Publish(events.JobEvent{JobID: job.ID, SiteID: job.SiteID, Status: "leased", WorkerID: agent.ID.String()}.Payload())
 			return &job, nil
 		case !errors.Is(err, pgx.ErrNoRows):
 			return nil, fmt.Errorf("acquire job for agent %s: %w", agent.Name, err)
@@ -137,7 +144,7 @@ func (l *Leaser) Heartbeat(ctx context.Context, ref LeaseRef, progress int) (Hea
 		LeaseToken:      ref.Token,
 	})
 	if err == nil {
-		l.notifyJob(ctx, l.q, events.JobEvent{JobID: ref.JobID, SiteID: row.SiteID, Status: "running", ProgressPercent: int32(row.ProgressPercent), WorkerID: ref.WorkerID})
+		l.pub.Publish(events.JobEvent{JobID: ref.JobID, SiteID: row.SiteID, Status: "running", ProgressPercent: int32(row.ProgressPercent), WorkerID: ref.WorkerID}.Payload())
 		return HeartbeatResult{State: LeaseActive, TimeoutAt: row.TimeoutAt.Time}, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {

@@ -157,8 +157,11 @@ func TestCronAcrossDaylightSavingTime(t *testing.T) {
 	})
 }
 
-// nopWaker lets leasing run without the notification hub.
+// nopWaker lets leasing run without the notification hub, and without
+// publishing job events.
 type nopWaker struct{}
+
+func (nopWaker) Publish(string) {}
 
 func (nopWaker) SubscribeJobs(string) (<-chan struct{}, func()) {
 	return make(chan struct{}), func() {}
@@ -179,7 +182,7 @@ func lease(t *testing.T, pool *pgxpool.Pool, siteID netip.Prefix) (*leasing.Leas
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := leasing.New(pool, nopWaker{}, leasing.DefaultConfig(), hclog.NewNullLogger())
+	l := leasing.New(pool, nopWaker{}, nopWaker{}, leasing.DefaultConfig(), hclog.NewNullLogger())
 	job, err := l.Acquire(ctx, agent, time.Second)
 	if err != nil || job == nil {
 		t.Fatalf("acquire: %v %v", job, err)

@@ -111,6 +111,12 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stopBG()
 	hub := events.NewHub(url, log)
 	go hub.Run(bg)
+	// Job events are published until the gRPC server has stopped, so the
+	// last commits' events still go out.
+	pubCtx, stopPub := context.WithCancel(context.Background())
+	defer stopPub()
+	pub := events.NewPublisher(pool, 8192, log)
+	go pub.Run(pubCtx)
 
 	maint := maintenance.New(pool, log)
 	maint.RetentionMonths = cfg.RetentionMonths
@@ -124,7 +130,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	lcfg := leasing.DefaultConfig()
 	lcfg.TTL = cfg.LeaseTTL
-	leaser := leasing.New(pool, hub, lcfg, log)
+	leaser := leasing.New(pool, hub, pub, lcfg, log)
 	reaper := leasing.NewReaper(pool, hub, cfg.ReapEvery, 3*cfg.LeaseTTL, cfg.LeaseTTL, log)
 	if _, err := reaper.ReapOnce(ctx); err != nil {
 		return fmt.Errorf("reap leases at start: %w", err)
@@ -133,7 +139,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	go scheduler.New(pool, log).Run(bg)
 
-	in := ingest.New(pool, log)
+	in := ingest.New(pool, pub, log)
 	in.OnCommit = func(uuid.UUID) { maint.MarkDirty() }
 
 	gs := grpc.NewServer(
@@ -172,6 +178,8 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Warn("streams still open after 10s; closing them")
 		gs.Stop()
 	}
+	stopPub()
+	<-pub.Done()
 	return nil
 }
 

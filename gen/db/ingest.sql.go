@@ -135,12 +135,3 @@ func (q *Queries) CommitJob(ctx context.Context, arg CommitJobParams) (CommitJob
 	)
 	return i, err
 }
-
-const notifyJobEvent = `-- name: NotifyJobEvent :exec
-SELECT pg_notify('scanorama_events', $1::text)
-`
-
-func (q *Queries) NotifyJobEvent(ctx context.Context, payload string) error {
-	_, err := q.db.Exec(ctx, notifyJobEvent, payload)
-	return err
-}

@@ -16,9 +16,6 @@ FROM ingest_commit(
     sqlc.narg(p_product)::text[], sqlc.narg(p_version)::text[], sqlc.narg(p_extra)::text[],
     sqlc.narg(p_scripts)::jsonb[]) AS r;
 
--- name: NotifyJobEvent :exec
-SELECT pg_notify('scanorama_events', @payload::text);
-
 -- name: ClearStagedHosts :exec
 -- Small staging sets are cleared with DELETE: TRUNCATE would force a
 -- synchronous commit for the new relation files.
