@@ -107,7 +107,7 @@ func runLease(ctx context.Context, e *Env, o Options) ([]Result, error) {
 		Ratio: f64(round(ratio, 3)), Goal: "≥ 0.5",
 		Note: fmt.Sprintf("%d jobs, %d simulated agents each AcquireJob → StreamResults (1 host, 1 port) → ack; "+
 			"baseline: %d goroutines on a %d-connection pool running the same statements the controller runs "+
-			"(AcquireJob, then CommitJob with the same rows). gRPC run %s; baseline %s",
+			"(AcquireJob, then CommitJobs with the same rows, one job per call). gRPC run %s; baseline %s",
 			o.LeaseJobs, o.LeaseAgents, o.LeaseAgents, controllerPoolSize, oursCPU, baseCPU),
 	}, {
 		Name: "lease_throughput_vs_bare_sql", Value: f64(round(ours, 1)), Unit: "jobs/s", Baseline: f64(round(bare, 1)),
@@ -255,7 +255,7 @@ loop:
 }
 
 // leaseBaseline runs the controller's statements directly, with the same
-// concurrency, and returns jobs/s: AcquireJob, then CommitJob with the one
+// concurrency, and returns jobs/s: AcquireJob, then CommitJobs with the one
 // host and port the simulated agents report. Without results it completes
 // each job with a bare CompleteJob instead, writing no results at all.
 func leaseBaseline(ctx context.Context, e *Env, url string, workerIDs []string, total int, results bool) (float64, string, error) {
@@ -264,7 +264,7 @@ func leaseBaseline(ctx context.Context, e *Env, url string, workerIDs []string, 
 		return 0, "", err
 	}
 	cfg.MaxConns = controllerPoolSize
-	ingest.ConfigurePool(cfg) // CommitJob stages rows in the session's TEMP tables, as in the controller
+	ingest.ConfigurePool(cfg) // CommitJobs stages rows in the session's TEMP tables, as in the controller
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return 0, "", err
@@ -278,7 +278,7 @@ func leaseBaseline(ctx context.Context, e *Env, url string, workerIDs []string, 
 	if err := e.Checkpoint(ctx); err != nil {
 		return 0, "", err
 	}
-	phase := "lease SQL baseline (AcquireJob + CommitJob)"
+	phase := "lease SQL baseline (AcquireJob + CommitJobs)"
 	if !results {
 		phase = "lease bare SQL baseline (AcquireJob + CompleteJob, no results)"
 	}
@@ -314,9 +314,14 @@ func leaseBaseline(ctx context.Context, e *Env, url string, workerIDs []string, 
 				}
 				var n int64
 				if results {
-					var row db.CommitJobRow
-					row, err = q.CommitJob(runCtx, tinyCommit(job.ID, id, job.LeaseToken, job.Network, stats))
-					n = row.PortRows
+					var rows []db.CommitJobsRow
+					rows, err = q.CommitJobs(runCtx, tinyCommit(job.ID, id, job.LeaseToken, job.Network, stats))
+					if err == nil && (len(rows) != 1 || rows[0].Outcome != "committed") {
+						err = fmt.Errorf("commit: %+v", rows)
+					}
+					if err == nil {
+						n = rows[0].PortRows
+					}
 				} else {
 					n, err = q.CompleteJob(runCtx, db.CompleteJobParams{
 						CompletedAt: pgtype.Timestamptz{Time: time.Now(), Valid: true}, ScanStats: stats,
@@ -368,12 +373,14 @@ func checkCompleted(ctx context.Context, url string, want int64) error {
 	return nil
 }
 
-// tinyCommit is the CommitJob the controller runs for tinyResults on a
-// job of network n: the same host, port and port ranges.
-func tinyCommit(job uuid.UUID, worker string, token int64, n netip.Prefix, stats []byte) db.CommitJobParams {
-	return db.CommitJobParams{
-		JobID: job, WorkerID: worker, LeaseToken: token, Now: time.Now().UTC(),
-		ScannedTcp: "{[80,80]}", ScannedUdp: "{}", Stats: stats, ClearStaging: true,
+// tinyCommit is the CommitJobs call the controller runs for tinyResults on
+// a job of network n, as a batch of that one job: the same host, port and
+// port ranges.
+func tinyCommit(job uuid.UUID, worker string, token int64, n netip.Prefix, stats []byte) db.CommitJobsParams {
+	return db.CommitJobsParams{
+		JobIds: []uuid.UUID{job}, WorkerIds: []string{worker}, LeaseTokens: []int64{token}, Now: time.Now().UTC(),
+		ScannedTcp: []string{"{[80,80]}"}, ScannedUdp: []string{"{}"}, Stats: [][]byte{stats},
+		HostCounts: []int32{1}, PortCounts: []int32{1},
 		HIp: []netip.Addr{n.Addr().Next()}, HStatus: []string{"up"}, HReason: []string{"syn-ack"},
 		HMac: []net.HardwareAddr{nil}, HVendor: []string{""}, HHostname: []string{""},
 		HOsName: []string{""}, HOsFamily: []string{""}, HOsConf: []int16{0},

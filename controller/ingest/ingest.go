@@ -87,17 +87,23 @@ type Publisher interface {
 
 // Ingester commits results streams.
 type Ingester struct {
-	pool *pgxpool.Pool
-	q    *db.Queries
-	pub  Publisher
-	log  hclog.Logger
+	pool      *pgxpool.Pool
+	q         *db.Queries
+	pub       Publisher
+	committer *committer
+	log       hclog.Logger
 	// OnCommit, when set, runs after a job commits (e.g. to refresh dashboards).
 	OnCommit func(jobID uuid.UUID)
 }
 
-// New returns an Ingester that announces committed jobs through pub.
-func New(pool *pgxpool.Pool, pub Publisher, log hclog.Logger) *Ingester {
-	return &Ingester{pool: pool, q: db.New(pool), pub: pub, log: log.Named("ingest")}
+// New returns an Ingester that announces committed jobs through pub. Its
+// group committers run until ctx ends; streams committing after that fail
+// with ctx's error and nothing written.
+func New(ctx context.Context, pool *pgxpool.Pool, pub Publisher, log hclog.Logger) *Ingester {
+	log = log.Named("ingest")
+	c := newCommitter(pool, log)
+	c.start(ctx)
+	return &Ingester{pool: pool, q: db.New(pool), pub: pub, committer: c, log: log}
 }
 
 // Ingest consumes one results stream from agentID. Errors are gRPC-ready
@@ -122,7 +128,7 @@ func (in *Ingester) Ingest(ctx context.Context, agentID string, r Receiver) (Res
 	ref := leasing.LeaseRef{JobID: jobID, WorkerID: agentID, Token: open.GetLeaseToken()}
 	log := in.log.With("job_id", jobID, "agent_id", agentID, "lease_token", ref.Token)
 
-	s := &stream{pool: in.pool, q: in.q, pub: in.pub, ref: ref, log: log}
+	s := &stream{pool: in.pool, q: in.q, pub: in.pub, committer: in.committer, ref: ref, log: log}
 	defer s.close()
 
 	job, done, err := s.checkLease(ctx)
@@ -177,6 +183,7 @@ type stream struct {
 	conn      *pgxpool.Conn // the stream's own connection, from the first COPY on
 	q         *db.Queries   // on pool, or on conn once there is one
 	pub       Publisher
+	committer *committer
 	ref       leasing.LeaseRef
 	log       hclog.Logger
 	hosts     int
@@ -285,8 +292,18 @@ type jobStats struct {
 	ScannedUDP  string  `json:"scanned_udp,omitempty"`
 }
 
-// commit merges the rows and completes the job in one statement, hence
-// one transaction.
+// committed is what ingest_commit reports of one job.
+type committed struct {
+	outcome string
+	siteID  uuid.UUID
+	hosts   int64
+	rows    int64
+	changes int64
+}
+
+// commit merges the rows and completes the job in one transaction: its own
+// if part of the job is staged on the stream's connection, else a group
+// commit shared with other small jobs.
 func (s *stream) commit(ctx context.Context, job db.GetJobLeaseStateRow, sum *pb.ScanSummary) (Result, error) {
 	res := Result{JobID: s.ref.JobID}
 	tcp, udp, err := scannedRanges(sum, job.Ports)
@@ -301,43 +318,55 @@ func (s *stream) commit(ctx context.Context, job db.GetJobLeaseStateRow, sum *pb
 	if err != nil {
 		return res, fmt.Errorf("encode scan stats: %w", err)
 	}
+	var c committed
+	if s.dirty {
+		c, err = s.commitStaged(ctx, tcp, udp, stats)
+	} else {
+		var row db.CommitJobsRow
+		row, err = s.committer.commit(ctx, commitJob{ref: s.ref, scannedTCP: tcp, scannedUDP: udp, stats: stats}, &s.buf)
+		c = committed{outcome: row.Outcome, siteID: row.JobSiteID, hosts: row.MergedHosts, rows: row.PortRows, changes: row.Changes}
+	}
+	if err != nil {
+		return res, err
+	}
+	if c.outcome == "already_committed" {
+		res.AlreadyCommitted = true
+		return res, nil
+	}
+	res.Hosts, res.PortRows = c.hosts, c.rows
+	// Published after the commit, not in it: NOTIFY serializes every
+	// committing transaction that sent one, fsync included. Watching is a
+	// live view; a lost event never loses data.
+	s.pub.Publish(events.JobEvent{
+		JobID: s.ref.JobID, SiteID: c.siteID, Status: "completed", ProgressPercent: 100,
+		WorkerID: s.ref.WorkerID, Changes: c.changes,
+	}.Payload())
+	return res, nil
+}
+
+// commitStaged COPYs the rest of the rows and commits the staged job on the
+// stream's own connection.
+func (s *stream) commitStaged(ctx context.Context, tcp, udp string, stats []byte) (committed, error) {
+	if err := s.flush(ctx); err != nil {
+		return committed{}, err
+	}
 	arg := db.CommitJobParams{
 		JobID: s.ref.JobID, WorkerID: s.ref.WorkerID, LeaseToken: s.ref.Token, Now: time.Now().UTC(),
 		ScannedTcp: tcp, ScannedUdp: udp, Stats: stats,
 		RunAnalyze:   s.portRows+int64(s.hosts) >= analyzeThreshold,
 		ClearStaging: s.small(),
 	}
-	if s.dirty {
-		// Part of the job is staged already: stage the rest the same way.
-		if err := s.flush(ctx); err != nil {
-			return res, err
-		}
-	} else {
-		s.buf.setArrays(&arg)
-	}
 	row, err := s.q.CommitJob(ctx, arg)
 	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == sqlstateLeaseLost {
-		return res, fmt.Errorf("%w: %s", leasing.ErrLeaseLost, pgErr.Message)
+		return committed{}, fmt.Errorf("%w: %s", leasing.ErrLeaseLost, pgErr.Message)
 	}
 	if err != nil {
-		return res, fmt.Errorf("commit job %s: %w", s.ref.JobID, err)
+		return committed{}, fmt.Errorf("commit job %s: %w", s.ref.JobID, err)
 	}
 	if arg.ClearStaging {
 		s.dirty = false
 	}
-	if row.Outcome == "already_committed" {
-		res.AlreadyCommitted = true
-		return res, nil
-	}
-	res.Hosts, res.PortRows = row.MergedHosts, row.PortRows
-	// Published after the commit, not in it: NOTIFY serializes every
-	// committing transaction that sent one, fsync included. Watching is a
-	// live view; a lost event never loses data.
-	s.pub.Publish(events.JobEvent{
-		JobID: s.ref.JobID, SiteID: row.JobSiteID, Status: "completed", ProgressPercent: 100,
-		WorkerID: s.ref.WorkerID, Changes: row.Changes,
-	}.Payload())
-	return res, nil
+	return committed{outcome: row.Outcome, siteID: row.JobSiteID, hosts: row.MergedHosts, rows: row.PortRows, changes: row.Changes}, nil
 }
 
 // close empties the staging tables so the pooled connection carries nothing

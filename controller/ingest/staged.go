@@ -106,11 +106,43 @@ func (b *rowBuffer) portSource() pgx.CopyFromSource {
 	})
 }
 
-// setArrays hands the buffered rows to ingest_commit. Only called when
-// nothing was COPYed: the arrays are then the job's complete result set.
-func (b *rowBuffer) setArrays(p *db.CommitJobParams) {
-	p.HIp, p.HStatus, p.HReason, p.HMac = b.hIP, b.hStatus, b.hReason, b.hMac
-	p.HVendor, p.HHostname, p.HOsName, p.HOsFamily, p.HOsConf = b.hVendor, b.hHostname, b.hOSName, b.hOSFam, b.hOSConf
-	p.PIp, p.PProtocol, p.PPort, p.PState, p.PReason = b.pIP, b.pProtocol, b.pPort, b.pState, b.pReason
-	p.PName, p.PProduct, p.PVersion, p.PExtra, p.PScripts = b.pName, b.pProduct, b.pVersion, b.pExtra, b.pScripts
+// append adds o's rows after b's.
+func (b *rowBuffer) append(o *rowBuffer) {
+	b.hIP = append(b.hIP, o.hIP...)
+	b.hStatus = append(b.hStatus, o.hStatus...)
+	b.hReason = append(b.hReason, o.hReason...)
+	b.hMac = append(b.hMac, o.hMac...)
+	b.hVendor = append(b.hVendor, o.hVendor...)
+	b.hHostname = append(b.hHostname, o.hHostname...)
+	b.hOSName = append(b.hOSName, o.hOSName...)
+	b.hOSFam = append(b.hOSFam, o.hOSFam...)
+	b.hOSConf = append(b.hOSConf, o.hOSConf...)
+	b.pIP = append(b.pIP, o.pIP...)
+	b.pProtocol = append(b.pProtocol, o.pProtocol...)
+	b.pPort = append(b.pPort, o.pPort...)
+	b.pState = append(b.pState, o.pState...)
+	b.pReason = append(b.pReason, o.pReason...)
+	b.pName = append(b.pName, o.pName...)
+	b.pProduct = append(b.pProduct, o.pProduct...)
+	b.pVersion = append(b.pVersion, o.pVersion...)
+	b.pExtra = append(b.pExtra, o.pExtra...)
+	b.pScripts = append(b.pScripts, o.pScripts...)
+}
+
+// setManyArrays hands the rows of a batch to ingest_commit_many. Empty
+// columns go as empty arrays, not NULL.
+func (b *rowBuffer) setManyArrays(p *db.CommitJobsParams) {
+	p.HIp, p.HStatus, p.HReason, p.HMac = nonNil(b.hIP), nonNil(b.hStatus), nonNil(b.hReason), nonNil(b.hMac)
+	p.HVendor, p.HHostname, p.HOsName = nonNil(b.hVendor), nonNil(b.hHostname), nonNil(b.hOSName)
+	p.HOsFamily, p.HOsConf = nonNil(b.hOSFam), nonNil(b.hOSConf)
+	p.PIp, p.PProtocol, p.PPort, p.PState = nonNil(b.pIP), nonNil(b.pProtocol), nonNil(b.pPort), nonNil(b.pState)
+	p.PReason, p.PName, p.PProduct = nonNil(b.pReason), nonNil(b.pName), nonNil(b.pProduct)
+	p.PVersion, p.PExtra, p.PScripts = nonNil(b.pVersion), nonNil(b.pExtra), nonNil(b.pScripts)
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }

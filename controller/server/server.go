@@ -139,7 +139,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	go scheduler.New(pool, log).Run(bg)
 
-	in := ingest.New(pool, pub, log)
+	in := ingest.New(pubCtx, pool, pub, log)
 	in.OnCommit = func(uuid.UUID) { maint.MarkDirty() }
 
 	gs := grpc.NewServer(

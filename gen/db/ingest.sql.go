@@ -39,14 +39,7 @@ SELECT r.outcome::text AS outcome, r.job_site_id::uuid AS job_site_id, r.merged_
        r.up_hosts::bigint AS up_hosts, r.port_rows::bigint AS port_rows, r.changes::bigint AS changes
 FROM ingest_commit(
     $1::uuid, $2::text, $3::bigint, $4::timestamptz,
-    $5::text, $6::text, $7::jsonb, $8::boolean, $9::boolean,
-    $10::inet[], $11::text[], $12::text[],
-    $13::macaddr[], $14::text[], $15::text[],
-    $16::text[], $17::text[], $18::smallint[],
-    $19::inet[], $20::text[], $21::integer[],
-    $22::text[], $23::text[], $24::text[],
-    $25::text[], $26::text[], $27::text[],
-    $28::jsonb[]) AS r
+    $5::text, $6::text, $7::jsonb, $8::boolean, $9::boolean) AS r
 `
 
 type CommitJobParams struct {
@@ -59,25 +52,6 @@ type CommitJobParams struct {
 	Stats        []byte
 	RunAnalyze   bool
 	ClearStaging bool
-	HIp          []netip.Addr
-	HStatus      []string
-	HReason      []string
-	HMac         []net.HardwareAddr
-	HVendor      []string
-	HHostname    []string
-	HOsName      []string
-	HOsFamily    []string
-	HOsConf      []int16
-	PIp          []netip.Addr
-	PProtocol    []string
-	PPort        []int32
-	PState       []string
-	PReason      []string
-	PName        []string
-	PProduct     []string
-	PVersion     []string
-	PExtra       []string
-	PScripts     [][]byte
 }
 
 type CommitJobRow struct {
@@ -89,10 +63,8 @@ type CommitJobRow struct {
 	Changes     int64
 }
 
-// The whole merge and the job's completion, in one statement (see
-// ingest_commit in sql/migrations/0006_ingest_commit.sql). The host and port
-// arrays carry a small stream's rows, staged inside the same transaction;
-// NULL arrays mean the rows were already COPYed into the staging tables.
+// The whole merge of a staged job and the job's completion, in one statement
+// (see ingest_commit in sql/migrations/0006_ingest_commit.sql).
 func (q *Queries) CommitJob(ctx context.Context, arg CommitJobParams) (CommitJobRow, error) {
 	row := q.db.QueryRow(ctx, commitJob,
 		arg.JobID,
@@ -104,6 +76,87 @@ func (q *Queries) CommitJob(ctx context.Context, arg CommitJobParams) (CommitJob
 		arg.Stats,
 		arg.RunAnalyze,
 		arg.ClearStaging,
+	)
+	var i CommitJobRow
+	err := row.Scan(
+		&i.Outcome,
+		&i.JobSiteID,
+		&i.MergedHosts,
+		&i.UpHosts,
+		&i.PortRows,
+		&i.Changes,
+	)
+	return i, err
+}
+
+const commitJobs = `-- name: CommitJobs :many
+SELECT r.idx::integer AS idx, r.outcome::text AS outcome, r.message::text AS message,
+       r.job_site_id::uuid AS job_site_id, r.merged_hosts::bigint AS merged_hosts, r.up_hosts::bigint AS up_hosts,
+       r.port_rows::bigint AS port_rows, r.changes::bigint AS changes
+FROM ingest_commit_many(
+    $1::uuid[], $2::text[], $3::bigint[], $4::timestamptz,
+    $5::text[], $6::text[], $7::jsonb[], $8::integer[], $9::integer[],
+    $10::inet[], $11::text[], $12::text[], $13::macaddr[], $14::text[], $15::text[],
+    $16::text[], $17::text[], $18::smallint[],
+    $19::inet[], $20::text[], $21::integer[], $22::text[], $23::text[], $24::text[],
+    $25::text[], $26::text[], $27::text[], $28::jsonb[]) AS r
+`
+
+type CommitJobsParams struct {
+	JobIds      []uuid.UUID
+	WorkerIds   []string
+	LeaseTokens []int64
+	Now         time.Time
+	ScannedTcp  []string
+	ScannedUdp  []string
+	Stats       [][]byte
+	HostCounts  []int32
+	PortCounts  []int32
+	HIp         []netip.Addr
+	HStatus     []string
+	HReason     []string
+	HMac        []net.HardwareAddr
+	HVendor     []string
+	HHostname   []string
+	HOsName     []string
+	HOsFamily   []string
+	HOsConf     []int16
+	PIp         []netip.Addr
+	PProtocol   []string
+	PPort       []int32
+	PState      []string
+	PReason     []string
+	PName       []string
+	PProduct    []string
+	PVersion    []string
+	PExtra      []string
+	PScripts    [][]byte
+}
+
+type CommitJobsRow struct {
+	Idx         int32
+	Outcome     string
+	Message     string
+	JobSiteID   uuid.UUID
+	MergedHosts int64
+	UpHosts     int64
+	PortRows    int64
+	Changes     int64
+}
+
+// Several small jobs in one transaction, each all or nothing (see
+// ingest_commit_many). Rows are flattened job after job.
+func (q *Queries) CommitJobs(ctx context.Context, arg CommitJobsParams) ([]CommitJobsRow, error) {
+	rows, err := q.db.Query(ctx, commitJobs,
+		arg.JobIds,
+		arg.WorkerIds,
+		arg.LeaseTokens,
+		arg.Now,
+		arg.ScannedTcp,
+		arg.ScannedUdp,
+		arg.Stats,
+		arg.HostCounts,
+		arg.PortCounts,
 		arg.HIp,
 		arg.HStatus,
 		arg.HReason,
@@ -124,14 +177,29 @@ func (q *Queries) CommitJob(ctx context.Context, arg CommitJobParams) (CommitJob
 		arg.PExtra,
 		arg.PScripts,
 	)
-	var i CommitJobRow
-	err := row.Scan(
-		&i.Outcome,
-		&i.JobSiteID,
-		&i.MergedHosts,
-		&i.UpHosts,
-		&i.PortRows,
-		&i.Changes,
-	)
-	return i, err
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []CommitJobsRow{}
+	for rows.Next() {
+		var i CommitJobsRow
+		if err := rows.Scan(
+			&i.Idx,
+			&i.Outcome,
+			&i.Message,
+			&i.JobSiteID,
+			&i.MergedHosts,
+			&i.UpHosts,
+			&i.PortRows,
+			&i.Changes,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -9,9 +9,8 @@
 -- and its statements run from plans cached in the session.
 --
 -- Input: the session's TEMP staging tables ingest_hosts and ingest_ports (see
--- sql/staging), filled by COPY while a large stream arrived, plus, for a
--- small stream that the controller kept in memory, the rows as arrays
--- (p_h_* and p_p_*), which are staged here first in the same transaction.
+-- sql/staging): filled by COPY while a large stream arrived, or by
+-- ingest_commit_many from the arrays of a small one.
 --
 -- The lease is verified under FOR UPDATE before anything is written:
 --   * held by someone else (or no longer held): SQLSTATE SCL01, nothing
@@ -37,26 +36,7 @@ CREATE FUNCTION ingest_commit(
     p_scanned_udp   text,
     p_stats         jsonb,
     p_analyze       boolean,
-    p_clear         boolean,
-    p_h_ip          inet[],
-    p_h_status      text[],
-    p_h_reason      text[],
-    p_h_mac         macaddr[],
-    p_h_vendor      text[],
-    p_h_hostname    text[],
-    p_h_os_name     text[],
-    p_h_os_family   text[],
-    p_h_os_conf     smallint[],
-    p_p_ip          inet[],
-    p_p_protocol    text[],
-    p_p_port        integer[],
-    p_p_state       text[],
-    p_p_reason      text[],
-    p_p_name        text[],
-    p_p_product     text[],
-    p_p_version     text[],
-    p_p_extra       text[],
-    p_p_scripts     jsonb[]
+    p_clear         boolean
 ) RETURNS TABLE (outcome text, job_site_id uuid, merged_hosts bigint, up_hosts bigint, port_rows bigint, changes bigint)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
@@ -94,17 +74,6 @@ BEGIN
         RAISE EXCEPTION 'job % became % while results streamed', p_job_id, j.status USING ERRCODE = 'SCL01';
     END IF;
 
-    IF p_h_ip IS NOT NULL THEN
-        INSERT INTO ingest_hosts (ip, status, reason, mac_address, vendor, hostname, os_name, os_family, os_confidence)
-        SELECT * FROM unnest(p_h_ip, p_h_status, p_h_reason, p_h_mac, p_h_vendor, p_h_hostname,
-                             p_h_os_name, p_h_os_family, p_h_os_conf);
-    END IF;
-    IF p_p_ip IS NOT NULL THEN
-        INSERT INTO ingest_ports (ip, protocol, port, state, reason, service_name, service_product,
-                                  service_version, service_extra_info, scripts)
-        SELECT * FROM unnest(p_p_ip, p_p_protocol, p_p_port, p_p_state, p_p_reason, p_p_name,
-                             p_p_product, p_p_version, p_p_extra, p_p_scripts);
-    END IF;
     IF p_analyze THEN
         -- The planner knows nothing about fresh temp tables; without
         -- statistics it picks nested loops over a million rows.
@@ -301,4 +270,83 @@ BEGIN
     END IF;
 
     RETURN QUERY SELECT 'committed'::text, j.site_id, v_hosts, v_up, v_rows, v_events + v_ports + v_down;
+END $$;
+
+-- ingest_commit_many commits several small jobs in one transaction: the
+-- controller's committer gathers the commits that arrive while the previous
+-- batch runs (group commit, as riverqueue's batch completer does), so many
+-- agents finishing at once cost one transaction and one WAL flush instead of
+-- one each, and the database sees a few committing sessions instead of one
+-- per agent. Each job runs ingest_commit in a subtransaction of its own: a
+-- job whose lease was lost, or that fails for any other reason, writes
+-- nothing and is reported in its row, and the others still commit. Rows come
+-- flattened, job after job; p_host_counts and p_port_counts say how many
+-- belong to each job. Output rows are in input order (idx, from 1).
+CREATE FUNCTION ingest_commit_many(
+    p_job_id        uuid[],
+    p_worker_id     text[],
+    p_lease_token   bigint[],
+    p_now           timestamptz,
+    p_scanned_tcp   text[],
+    p_scanned_udp   text[],
+    p_stats         jsonb[],
+    p_host_counts   integer[],
+    p_port_counts   integer[],
+    p_h_ip          inet[],
+    p_h_status      text[],
+    p_h_reason      text[],
+    p_h_mac         macaddr[],
+    p_h_vendor      text[],
+    p_h_hostname    text[],
+    p_h_os_name     text[],
+    p_h_os_family   text[],
+    p_h_os_conf     smallint[],
+    p_p_ip          inet[],
+    p_p_protocol    text[],
+    p_p_port        integer[],
+    p_p_state       text[],
+    p_p_reason      text[],
+    p_p_name        text[],
+    p_p_product     text[],
+    p_p_version     text[],
+    p_p_extra       text[],
+    p_p_scripts     jsonb[]
+) RETURNS TABLE (idx integer, outcome text, message text, job_site_id uuid, merged_hosts bigint, up_hosts bigint,
+                 port_rows bigint, changes bigint)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    h0 integer := 1;
+    p0 integer := 1;
+    h1 integer;
+    p1 integer;
+    r  record;
+    nil_site CONSTANT uuid := '00000000-0000-0000-0000-000000000000';
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(p_job_id, 1), 0) LOOP
+        h1 := h0 + p_host_counts[i] - 1;
+        p1 := p0 + p_port_counts[i] - 1;
+        BEGIN
+            INSERT INTO ingest_hosts (ip, status, reason, mac_address, vendor, hostname, os_name, os_family, os_confidence)
+            SELECT * FROM unnest(p_h_ip[h0:h1], p_h_status[h0:h1], p_h_reason[h0:h1], p_h_mac[h0:h1],
+                                 p_h_vendor[h0:h1], p_h_hostname[h0:h1], p_h_os_name[h0:h1], p_h_os_family[h0:h1],
+                                 p_h_os_conf[h0:h1]);
+            INSERT INTO ingest_ports (ip, protocol, port, state, reason, service_name, service_product,
+                                      service_version, service_extra_info, scripts)
+            SELECT * FROM unnest(p_p_ip[p0:p1], p_p_protocol[p0:p1], p_p_port[p0:p1], p_p_state[p0:p1],
+                                 p_p_reason[p0:p1], p_p_name[p0:p1], p_p_product[p0:p1], p_p_version[p0:p1],
+                                 p_p_extra[p0:p1], p_p_scripts[p0:p1]);
+            SELECT * INTO r FROM ingest_commit(
+                p_job_id[i], p_worker_id[i], p_lease_token[i], p_now, p_scanned_tcp[i], p_scanned_udp[i], p_stats[i],
+                false, true);
+            RETURN QUERY SELECT i, r.outcome, ''::text, r.job_site_id, r.merged_hosts, r.up_hosts, r.port_rows, r.changes;
+        EXCEPTION
+            WHEN SQLSTATE 'SCL01' THEN
+                RETURN QUERY SELECT i, 'lease_lost'::text, SQLERRM, nil_site, 0::bigint, 0::bigint, 0::bigint, 0::bigint;
+            WHEN OTHERS THEN
+                RETURN QUERY SELECT i, 'error'::text, SQLSTATE || ': ' || SQLERRM, nil_site, 0::bigint, 0::bigint, 0::bigint, 0::bigint;
+        END;
+        h0 := h1 + 1;
+        p0 := p1 + 1;
+    END LOOP;
 END $$;

@@ -1,20 +1,11 @@
 -- name: CommitJob :one
--- The whole merge and the job's completion, in one statement (see
--- ingest_commit in sql/migrations/0006_ingest_commit.sql). The host and port
--- arrays carry a small stream's rows, staged inside the same transaction;
--- NULL arrays mean the rows were already COPYed into the staging tables.
+-- The whole merge of a staged job and the job's completion, in one statement
+-- (see ingest_commit in sql/migrations/0006_ingest_commit.sql).
 SELECT r.outcome::text AS outcome, r.job_site_id::uuid AS job_site_id, r.merged_hosts::bigint AS merged_hosts,
        r.up_hosts::bigint AS up_hosts, r.port_rows::bigint AS port_rows, r.changes::bigint AS changes
 FROM ingest_commit(
     @job_id::uuid, @worker_id::text, @lease_token::bigint, @now::timestamptz,
-    @scanned_tcp::text, @scanned_udp::text, @stats::jsonb, @run_analyze::boolean, @clear_staging::boolean,
-    sqlc.narg(h_ip)::inet[], sqlc.narg(h_status)::text[], sqlc.narg(h_reason)::text[],
-    sqlc.narg(h_mac)::macaddr[], sqlc.narg(h_vendor)::text[], sqlc.narg(h_hostname)::text[],
-    sqlc.narg(h_os_name)::text[], sqlc.narg(h_os_family)::text[], sqlc.narg(h_os_conf)::smallint[],
-    sqlc.narg(p_ip)::inet[], sqlc.narg(p_protocol)::text[], sqlc.narg(p_port)::integer[],
-    sqlc.narg(p_state)::text[], sqlc.narg(p_reason)::text[], sqlc.narg(p_name)::text[],
-    sqlc.narg(p_product)::text[], sqlc.narg(p_version)::text[], sqlc.narg(p_extra)::text[],
-    sqlc.narg(p_scripts)::jsonb[]) AS r;
+    @scanned_tcp::text, @scanned_udp::text, @stats::jsonb, @run_analyze::boolean, @clear_staging::boolean) AS r;
 
 -- name: ClearStagedHosts :exec
 -- Small staging sets are cleared with DELETE: TRUNCATE would force a
@@ -23,3 +14,17 @@ DELETE FROM ingest_hosts;
 
 -- name: ClearStagedPorts :exec
 DELETE FROM ingest_ports;
+
+-- name: CommitJobs :many
+-- Several small jobs in one transaction, each all or nothing (see
+-- ingest_commit_many). Rows are flattened job after job.
+SELECT r.idx::integer AS idx, r.outcome::text AS outcome, r.message::text AS message,
+       r.job_site_id::uuid AS job_site_id, r.merged_hosts::bigint AS merged_hosts, r.up_hosts::bigint AS up_hosts,
+       r.port_rows::bigint AS port_rows, r.changes::bigint AS changes
+FROM ingest_commit_many(
+    @job_ids::uuid[], @worker_ids::text[], @lease_tokens::bigint[], @now::timestamptz,
+    @scanned_tcp::text[], @scanned_udp::text[], @stats::jsonb[], @host_counts::integer[], @port_counts::integer[],
+    @h_ip::inet[], @h_status::text[], @h_reason::text[], @h_mac::macaddr[], @h_vendor::text[], @h_hostname::text[],
+    @h_os_name::text[], @h_os_family::text[], @h_os_conf::smallint[],
+    @p_ip::inet[], @p_protocol::text[], @p_port::integer[], @p_state::text[], @p_reason::text[], @p_name::text[],
+    @p_product::text[], @p_version::text[], @p_extra::text[], @p_scripts::jsonb[]) AS r;
