@@ -351,6 +351,9 @@ func ingestThroughController(ctx context.Context, e *Env, g portGen) (ingestMeas
 	e.Log.Info("streaming results to the controller", "rows", int64(g.hosts)*int64(g.ports))
 	summary := res.Summary
 	var stagedAt time.Time
+	if err := e.startPGStats(ctx); err != nil {
+		return m, err
+	}
 	cpu := e.startCPU(ctrl.PID())
 	begin := time.Now()
 	// Mark when the summary goes out: everything before is streaming and
@@ -376,6 +379,7 @@ func ingestThroughController(ctx context.Context, e *Env, g portGen) (ingestMeas
 	m.sampledMB = float64(maxKB.Load()) / 1024
 	e.Log.Info("ingest committed", "rows", ack.GetPortRows(), "seconds", round(m.total, 2), "staged_s", round(m.staged, 2),
 		"controller_vmhwm_mb", round(m.hwmMB, 1))
+	e.logPGStats(ctx, "ingest through the controller", 15)
 
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {

@@ -13,7 +13,7 @@
 // Cases (names are fixed; `--case` takes a name or a group):
 //
 //	group ingest:   ingest_vs_copy, controller_ingest_peak_rss_mb
-//	group lease:    lease_throughput_vs_sql
+//	group lease:    lease_throughput_vs_sql, lease_throughput_vs_bare_sql
 //	group dispatch: dispatch_latency_p50_ms, dispatch_latency_p99_ms
 //	group agent:    agent_overhead_vs_nmap, agent_rss_growth_mb
 //

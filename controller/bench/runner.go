@@ -42,7 +42,7 @@ func (o Options) Wants(name string) bool {
 
 // DefaultOptions are the sizes the design names.
 func DefaultOptions() Options {
-	return Options{IngestHosts: 250, IngestPorts: 4000, LeaseJobs: 10000, LeaseAgents: 100, DispatchTrials: 500, AgentTrials: 5, IngestRuns: 2}
+	return Options{IngestHosts: 250, IngestPorts: 4000, LeaseJobs: 10000, LeaseAgents: 100, DispatchTrials: 500, AgentTrials: 5, IngestRuns: 3}
 }
 
 // Groups lists every case group in run order.
