@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sync"
 	"time"
@@ -11,7 +12,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
@@ -49,19 +49,26 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--nmap %s: %w", cfg.NmapPath, err)
 	}
+	creds, err := cfg.TLS.Credentials()
+	if err != nil {
+		return nil, err
+	}
 	sp, err := spool.Open(cfg.SpoolDir, spool.WithLogger(log.Named("spool")))
 	if err != nil {
 		return nil, fmt.Errorf("--spool-dir %s: %w", cfg.SpoolDir, err)
 	}
 	addrs := make([]resolver.Address, len(cfg.Controllers))
 	for i, c := range cfg.Controllers {
-		addrs[i] = resolver.Address{Addr: c}
+		// Each controller's certificate is checked against its own host:
+		// the dial target ("scanorama:///controllers") names none.
+		host, _, _ := net.SplitHostPort(c)
+		addrs[i] = resolver.Address{Addr: c, ServerName: host}
 	}
 	r := manual.NewBuilderWithScheme("scanorama")
 	r.InitialState(resolver.State{Addresses: addrs})
 	conn, err := grpc.NewClient(r.Scheme()+":///controllers",
 		grpc.WithResolvers(r),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(16<<20)),
 	)
@@ -69,7 +76,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		sp.Close()
 		return nil, fmt.Errorf("--controller: %w", err)
 	}
-	log.Info("agent starting", "controllers", cfg.Controllers, "scope", cfg.Scope, "nmap", caps.NmapVersion,
+	log.Info("agent starting", "controllers", cfg.Controllers, "tls", cfg.TLS.Enabled, "scope", cfg.Scope, "nmap", caps.NmapVersion,
 		"raw_sockets", caps.RawSockets, "spool", cfg.SpoolDir)
 	return &Agent{
 		cfg: cfg, log: log, conn: conn, client: pb.NewAgentServiceClient(conn), spool: sp, caps: caps,

@@ -17,8 +17,10 @@ import (
 type Config struct {
 	// Controllers are controller addresses (host:port), tried in order.
 	Controllers []string
-	Site        string
-	Name        string
+	// TLS secures the connection to them.
+	TLS  TLS
+	Site string
+	Name string
 	// Scope limits what the agent scans; empty means whatever its site's
 	// targets say (the controller still matches jobs against it).
 	Scope    []netip.Prefix

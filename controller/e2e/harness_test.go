@@ -20,6 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -150,6 +151,7 @@ type stack struct {
 	agentc pb.AgentServiceClient
 	pool   *pgxpool.Pool
 	extra  []string
+	creds  credentials.TransportCredentials // how the test's clients dial; plaintext unless set
 }
 
 // newStack starts a controller on loopback with a fresh database.
@@ -161,16 +163,30 @@ func newStack(t *testing.T, controllerArgs ...string) *stack {
 // newStackOn starts a controller listening on host with a fresh database.
 func newStackOn(t *testing.T, host netip.Addr, controllerArgs ...string) *stack {
 	t.Helper()
-	s := &stack{t: t, dbURL: pgtest.NewDatabase(t), addr: freePortOn(t, host), extra: controllerArgs}
+	return newStackWith(t, host, insecure.NewCredentials(), controllerArgs...)
+}
+
+// newStackWith starts a controller whose test clients dial with creds.
+func newStackWith(t *testing.T, host netip.Addr, creds credentials.TransportCredentials, controllerArgs ...string) *stack {
+	t.Helper()
+	s := &stack{t: t, dbURL: pgtest.NewDatabase(t), addr: freePortOn(t, host), extra: controllerArgs, creds: creds}
 	s.startController()
 	s.connect()
 	return s
 }
 
+// transport is how the test's clients dial: s.creds, or plaintext.
+func (s *stack) transport() credentials.TransportCredentials {
+	if s.creds == nil {
+		return insecure.NewCredentials()
+	}
+	return s.creds
+}
+
 // connect opens the gRPC clients and a database pool for assertions.
 func (s *stack) connect() {
 	s.t.Helper()
-	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(s.transport()))
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -193,7 +209,7 @@ func (s *stack) startController() {
 
 func (s *stack) waitHealthy() {
 	s.t.Helper()
-	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(s.transport()))
 	if err != nil {
 		s.t.Fatal(err)
 	}

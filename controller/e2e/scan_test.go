@@ -156,6 +156,11 @@ func TestBinariesNameTheBadFlag(t *testing.T) {
 		{"scanorama-controller", []string{"serve", "--listen", "nowhere"}, "--listen"},
 		{"scanorama-controller", []string{"serve", "--lease-ttl", "1ms"}, "--lease-ttl"},
 		{"scanorama-controller", []string{"serve", "--log-level", "loud"}, "--log-level"},
+		{"scanorama-agent", []string{"--controller", "127.0.0.1:1", "--site", "lab", "--tls-ca", "/nonexistent/ca.pem"}, "--tls-ca"},
+		{"scanorama-agent", []string{"--controller", "127.0.0.1:1", "--site", "lab", "--tls-cert", "/nonexistent/agent.pem"}, "--tls-key"},
+		{"scanorama-controller", []string{"serve", "--tls-key", "/nonexistent/key.pem"}, "--tls-cert"},
+		{"scanorama-controller", []string{"serve", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"}, "--tls-cert"},
+		{"scanorama-controller", []string{"serve", "--tls-client-ca", "/nonexistent/ca.pem"}, "--tls-cert"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.bin+" "+strings.Join(tc.args, " "), func(t *testing.T) {

@@ -7,6 +7,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -50,6 +52,9 @@ type Config struct {
 	// RetentionMonths of port_scans stay live; older months are archived (0 keeps all).
 	RetentionMonths int
 	Logger          hclog.Logger
+	// TLS, when set, secures the gRPC API (see TLSFiles); nil serves
+	// plaintext.
+	TLS *tls.Config
 	// Ready, when set, receives the bound address once the server accepts calls.
 	Ready func(addr net.Addr)
 }
@@ -142,11 +147,23 @@ func Run(ctx context.Context, cfg Config) error {
 	in := ingest.New(pubCtx, pool, pub, log)
 	in.OnCommit = func(uuid.UUID) { maint.MarkDirty() }
 
-	gs := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.MaxRecvMsgSize(16<<20),
-	)
+		grpc.MaxRecvMsgSize(16 << 20),
+	}
+	security := "plaintext"
+	if cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+		security = "tls"
+		if cfg.TLS.ClientAuth == tls.RequireAndVerifyClientCert {
+			security = "mtls"
+		}
+	} else if host, _, _ := net.SplitHostPort(lis.Addr().String()); !isLoopback(host) {
+		log.Warn("serving plaintext gRPC on a non-loopback address: agents and admins are not authenticated; "+
+			"use --tls-cert, --tls-key and --tls-client-ca", "listen", lis.Addr().String())
+	}
+	gs := grpc.NewServer(opts...)
 	pb.RegisterAgentServiceServer(gs, agentapi.New(pool, leaser, in, log))
 	pb.RegisterAdminServiceServer(gs, admin.New(pool, hub, log))
 	hs := health.NewServer()
@@ -159,7 +176,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gs.Serve(lis) }()
-	log.Info("controller serving", "listen", lis.Addr().String(), "lease_ttl", cfg.LeaseTTL)
+	log.Info("controller serving", "listen", lis.Addr().String(), "transport", security, "lease_ttl", cfg.LeaseTTL)
 	if cfg.Ready != nil {
 		cfg.Ready(lis.Addr())
 	}
@@ -252,4 +269,9 @@ func watchDatabase(ctx context.Context, pool *pgxpool.Pool, hs *health.Server, l
 			}
 		}
 	}
+}
+
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

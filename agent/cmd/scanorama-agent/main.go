@@ -45,6 +45,12 @@ func run(args []string, stderr io.Writer) int {
 	nmapPath := fs.String("nmap", env("SCANORAMA_NMAP", "nmap"), "nmap binary (env SCANORAMA_NMAP)")
 	logLevel := fs.String("log-level", env("SCANORAMA_LOG_LEVEL", "info"), "trace, debug, info, warn or error (env SCANORAMA_LOG_LEVEL)")
 	logJSON := fs.Bool("log-json", envBool("SCANORAMA_LOG_JSON"), "log JSON lines (env SCANORAMA_LOG_JSON)")
+	var tlsOpt worker.TLS
+	fs.BoolVar(&tlsOpt.Enabled, "tls", envBool("SCANORAMA_TLS"), "speak TLS to the controller, verifying it against the system's roots or --tls-ca (implied by the other --tls flags) (env SCANORAMA_TLS)")
+	fs.StringVar(&tlsOpt.CAFile, "tls-ca", env("SCANORAMA_TLS_CA", ""), "PEM CA bundle that signed the controller's certificate (env SCANORAMA_TLS_CA)")
+	fs.StringVar(&tlsOpt.CertFile, "tls-cert", env("SCANORAMA_TLS_CERT", ""), "PEM client certificate, for a controller that requires one (env SCANORAMA_TLS_CERT)")
+	fs.StringVar(&tlsOpt.KeyFile, "tls-key", env("SCANORAMA_TLS_KEY", ""), "PEM private key of --tls-cert (env SCANORAMA_TLS_KEY)")
+	fs.StringVar(&tlsOpt.ServerName, "tls-server-name", env("SCANORAMA_TLS_SERVER_NAME", ""), "name to verify in the controller's certificate (default: the --controller host) (env SCANORAMA_TLS_SERVER_NAME)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -61,6 +67,14 @@ func run(args []string, stderr io.Writer) int {
 	lvl := hclog.LevelFromString(*logLevel)
 	if lvl == hclog.NoLevel {
 		fmt.Fprintf(stderr, "scanorama-agent: --log-level: unknown level %q (trace, debug, info, warn, error)\n", *logLevel)
+		return 2
+	}
+	if tlsOpt.CAFile != "" || tlsOpt.CertFile != "" || tlsOpt.KeyFile != "" || tlsOpt.ServerName != "" {
+		tlsOpt.Enabled = true
+	}
+	cfg.TLS = tlsOpt
+	if _, err := tlsOpt.Credentials(); err != nil {
+		fmt.Fprintf(stderr, "scanorama-agent: %v\n", err)
 		return 2
 	}
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "scanorama", Level: lvl, JSONFormat: *logJSON, Output: os.Stderr})

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -98,6 +99,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	maxConns := fs.Int("db-max-conns", envInt("SCANORAMA_DB_MAX_CONNS", 40), "database connections this controller may open (env SCANORAMA_DB_MAX_CONNS)")
 	retention := fs.Int("retention-months", envInt("SCANORAMA_RETENTION_MONTHS", 13), "months of port_scans history kept live; older months move to the archive schema, 0 keeps all (env SCANORAMA_RETENTION_MONTHS)")
 	ttl := fs.Duration("lease-ttl", envDuration("SCANORAMA_LEASE_TTL", 30*time.Second), "lease lifetime without a heartbeat (env SCANORAMA_LEASE_TTL)")
+	var tlsFiles server.TLSFiles
+	fs.StringVar(&tlsFiles.CertFile, "tls-cert", env("SCANORAMA_TLS_CERT", ""), "PEM certificate (chain) the gRPC API presents; with --tls-key it serves TLS, reloaded when the files change (env SCANORAMA_TLS_CERT)")
+	fs.StringVar(&tlsFiles.KeyFile, "tls-key", env("SCANORAMA_TLS_KEY", ""), "PEM private key of --tls-cert (env SCANORAMA_TLS_KEY)")
+	fs.StringVar(&tlsFiles.ClientCAFile, "tls-client-ca", env("SCANORAMA_TLS_CLIENT_CA", ""), "PEM CA bundle; every agent and admin must present a certificate it signed (env SCANORAMA_TLS_CLIENT_CA)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -116,12 +121,20 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	if *maxConns < 4 || *maxConns > 1000 {
 		return fail(stderr, fmt.Errorf("--db-max-conns: %d is outside 4..1000", *maxConns))
 	}
+	var tlsCfg *tls.Config
+	if tlsFiles.Enabled() {
+		var err error
+		if tlsCfg, err = tlsFiles.Config(); err != nil {
+			return fail(stderr, err)
+		}
+	}
 	log, err := c.logger()
 	if err != nil {
 		return fail(stderr, err)
 	}
 	err = server.Run(ctx, server.Config{
-		Listen: *listen, DatabaseURL: c.databaseURL, DataDir: c.dataDir, LeaseTTL: *ttl, MaxConns: int32(*maxConns), RetentionMonths: *retention, Logger: log,
+		Listen: *listen, DatabaseURL: c.databaseURL, DataDir: c.dataDir, LeaseTTL: *ttl, MaxConns: int32(*maxConns), RetentionMonths: *retention,
+		TLS: tlsCfg, Logger: log,
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("controller failed", "error", err)
