@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"encoding/xml"
 	"io"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -320,5 +321,52 @@ func TestListJobsPagingUnderInserts(t *testing.T) {
 	}
 	if len(existing) != 40 {
 		t.Errorf("expected 40 jobs before listing, got %d", len(existing))
+	}
+}
+
+// GetStats adds up: the queue, agents, hosts and services it reports are
+// what the test put there, and storage lists the port_scans partitions.
+func TestGetStats(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	jobs := setupTarget(t, s, "10.99.6.0/23", "22")
+	if len(jobs) != 2 {
+		t.Fatalf("%d jobs, want 2", len(jobs))
+	}
+	a := register(t, s.agentc, "lab", "a", "10.99.0.0/16")
+	l := a.acquire(5 * time.Second)
+	if l == nil {
+		t.Fatal("no lease")
+	}
+	n := netip.MustParsePrefix(l.GetNetwork())
+	if _, err := a.send(s.ctx(), l, [][]*pb.HostResult{{host(n.Addr().Next().String(), 22), host(n.Addr().Next().Next().String())}}, false); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.admin.GetStats(s.ctx(), &pb.GetStatsRequest{Site: "lab"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.GetJobs()["completed"] != 1 || st.GetJobs()["pending"] != 1 || len(st.GetJobs()) != 2 {
+		t.Errorf("jobs = %v, want 1 completed and 1 pending", st.GetJobs())
+	}
+	if st.GetOldestPendingAge() == nil || st.GetOldestPendingAge().AsDuration() < 0 {
+		t.Errorf("oldest_pending_age = %v, want the pending job's wait", st.GetOldestPendingAge())
+	}
+	if st.GetAgents()["active"] != 1 || st.GetExpiredLeases() != 0 {
+		t.Errorf("agents = %v, expired leases = %d", st.GetAgents(), st.GetExpiredLeases())
+	}
+	if st.GetHosts() != 2 || st.GetHostsUp() != 2 || st.GetOpenServices() != 1 {
+		t.Errorf("hosts %d, up %d, open services %d; want 2, 2, 1", st.GetHosts(), st.GetHostsUp(), st.GetOpenServices())
+	}
+	month := "port_scans_" + time.Now().UTC().Format("2006_01")
+	var sawMonth bool
+	for _, p := range st.GetPartitions() {
+		sawMonth = sawMonth || (p.GetName() == month && !p.GetArchived() && p.GetBytes() > 0)
+	}
+	if !sawMonth || st.GetDatabaseBytes() <= 0 {
+		t.Errorf("storage: partitions %v, database %d bytes; want %s listed", st.GetPartitions(), st.GetDatabaseBytes(), month)
+	}
+	if _, err := s.admin.GetStats(s.ctx(), &pb.GetStatsRequest{Site: "nowhere"}); status.Code(err) != codes.NotFound {
+		t.Errorf("unknown site: %v; want NotFound", err)
 	}
 }

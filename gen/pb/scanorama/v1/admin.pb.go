@@ -3244,6 +3244,236 @@ func (x *ExportResultsResponse) GetData() string {
 	return ""
 }
 
+type GetStatsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Site name; empty means all sites. Storage figures are always for the
+	// whole database.
+	Site          string `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStatsRequest) Reset() {
+	*x = GetStatsRequest{}
+	mi := &file_scanorama_v1_admin_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatsRequest) ProtoMessage() {}
+
+func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_admin_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
+func (*GetStatsRequest) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_admin_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *GetStatsRequest) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+type GetStatsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Jobs by status: pending, leased, running, completed, failed, cancelled.
+	Jobs map[string]int64 `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// How long the oldest pending job that is due has been waiting; unset
+	// when none is waiting.
+	OldestPendingAge *durationpb.Duration `protobuf:"bytes,2,opt,name=oldest_pending_age,json=oldestPendingAge,proto3" json:"oldest_pending_age,omitempty"`
+	// Jobs whose lease expired and that wait for the reaper.
+	ExpiredLeases int64 `protobuf:"varint,3,opt,name=expired_leases,json=expiredLeases,proto3" json:"expired_leases,omitempty"`
+	// Agents by state: active, draining, lost, offline.
+	Agents  map[string]int64 `protobuf:"bytes,4,rep,name=agents,proto3" json:"agents,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	Hosts   int64            `protobuf:"varint,5,opt,name=hosts,proto3" json:"hosts,omitempty"`
+	HostsUp int64            `protobuf:"varint,6,opt,name=hosts_up,json=hostsUp,proto3" json:"hosts_up,omitempty"`
+	// Ports open now (services).
+	OpenServices int64 `protobuf:"varint,7,opt,name=open_services,json=openServices,proto3" json:"open_services,omitempty"`
+	// port_scans partitions, live and archived, with planner row estimates.
+	Partitions    []*PartitionStats `protobuf:"bytes,8,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	DatabaseBytes int64             `protobuf:"varint,9,opt,name=database_bytes,json=databaseBytes,proto3" json:"database_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStatsResponse) Reset() {
+	*x = GetStatsResponse{}
+	mi := &file_scanorama_v1_admin_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatsResponse) ProtoMessage() {}
+
+func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_admin_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatsResponse.ProtoReflect.Descriptor instead.
+func (*GetStatsResponse) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_admin_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *GetStatsResponse) GetJobs() map[string]int64 {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
+func (x *GetStatsResponse) GetOldestPendingAge() *durationpb.Duration {
+	if x != nil {
+		return x.OldestPendingAge
+	}
+	return nil
+}
+
+func (x *GetStatsResponse) GetExpiredLeases() int64 {
+	if x != nil {
+		return x.ExpiredLeases
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetAgents() map[string]int64 {
+	if x != nil {
+		return x.Agents
+	}
+	return nil
+}
+
+func (x *GetStatsResponse) GetHosts() int64 {
+	if x != nil {
+		return x.Hosts
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetHostsUp() int64 {
+	if x != nil {
+		return x.HostsUp
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetOpenServices() int64 {
+	if x != nil {
+		return x.OpenServices
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetPartitions() []*PartitionStats {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *GetStatsResponse) GetDatabaseBytes() int64 {
+	if x != nil {
+		return x.DatabaseBytes
+	}
+	return 0
+}
+
+type PartitionStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Table name, schema-qualified for archived months (archive.port_scans_2026_01).
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Archived      bool   `protobuf:"varint,2,opt,name=archived,proto3" json:"archived,omitempty"`
+	RowsEstimate  int64  `protobuf:"varint,3,opt,name=rows_estimate,json=rowsEstimate,proto3" json:"rows_estimate,omitempty"`
+	Bytes         int64  `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionStats) Reset() {
+	*x = PartitionStats{}
+	mi := &file_scanorama_v1_admin_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionStats) ProtoMessage() {}
+
+func (x *PartitionStats) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_admin_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionStats.ProtoReflect.Descriptor instead.
+func (*PartitionStats) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_admin_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *PartitionStats) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PartitionStats) GetArchived() bool {
+	if x != nil {
+		return x.Archived
+	}
+	return false
+}
+
+func (x *PartitionStats) GetRowsEstimate() int64 {
+	if x != nil {
+		return x.RowsEstimate
+	}
+	return 0
+}
+
+func (x *PartitionStats) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
 var File_scanorama_v1_admin_proto protoreflect.FileDescriptor
 
 const file_scanorama_v1_admin_proto_rawDesc = "" +
@@ -3478,12 +3708,37 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\x04site\x18\x02 \x01(\tR\x04site\x122\n" +
 	"\x06format\x18\x03 \x01(\x0e2\x1a.scanorama.v1.ExportFormatR\x06format\"+\n" +
 	"\x15ExportResultsResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\tR\x04data*y\n" +
+	"\x04data\x18\x01 \x01(\tR\x04data\"%\n" +
+	"\x0fGetStatsRequest\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\"\xb3\x04\n" +
+	"\x10GetStatsResponse\x12<\n" +
+	"\x04jobs\x18\x01 \x03(\v2(.scanorama.v1.GetStatsResponse.JobsEntryR\x04jobs\x12G\n" +
+	"\x12oldest_pending_age\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x10oldestPendingAge\x12%\n" +
+	"\x0eexpired_leases\x18\x03 \x01(\x03R\rexpiredLeases\x12B\n" +
+	"\x06agents\x18\x04 \x03(\v2*.scanorama.v1.GetStatsResponse.AgentsEntryR\x06agents\x12\x14\n" +
+	"\x05hosts\x18\x05 \x01(\x03R\x05hosts\x12\x19\n" +
+	"\bhosts_up\x18\x06 \x01(\x03R\ahostsUp\x12#\n" +
+	"\ropen_services\x18\a \x01(\x03R\fopenServices\x12<\n" +
+	"\n" +
+	"partitions\x18\b \x03(\v2\x1c.scanorama.v1.PartitionStatsR\n" +
+	"partitions\x12%\n" +
+	"\x0edatabase_bytes\x18\t \x01(\x03R\rdatabaseBytes\x1a7\n" +
+	"\tJobsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1a9\n" +
+	"\vAgentsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"{\n" +
+	"\x0ePartitionStats\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\barchived\x18\x02 \x01(\bR\barchived\x12#\n" +
+	"\rrows_estimate\x18\x03 \x01(\x03R\frowsEstimate\x12\x14\n" +
+	"\x05bytes\x18\x04 \x01(\x03R\x05bytes*y\n" +
 	"\fExportFormat\x12\x1d\n" +
 	"\x19EXPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13EXPORT_FORMAT_JSONL\x10\x01\x12\x15\n" +
 	"\x11EXPORT_FORMAT_CSV\x10\x02\x12\x1a\n" +
-	"\x16EXPORT_FORMAT_NMAP_XML\x10\x032\xdf\x11\n" +
+	"\x16EXPORT_FORMAT_NMAP_XML\x10\x032\xaa\x12\n" +
 	"\fAdminService\x12O\n" +
 	"\n" +
 	"CreateSite\x12\x1f.scanorama.v1.CreateSiteRequest\x1a .scanorama.v1.CreateSiteResponse\x12L\n" +
@@ -3517,7 +3772,8 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"UpdateHost\x12\x1f.scanorama.v1.UpdateHostRequest\x1a .scanorama.v1.UpdateHostResponse\x12Z\n" +
 	"\rExportResults\x12\".scanorama.v1.ExportResultsRequest\x1a#.scanorama.v1.ExportResultsResponse0\x01\x12T\n" +
-	"\vWatchEvents\x12 .scanorama.v1.WatchEventsRequest\x1a!.scanorama.v1.WatchEventsResponse0\x01B@Z>github.com/scanorama/scanorama/gen/pb/scanorama/v1;scanoramav1b\x06proto3"
+	"\vWatchEvents\x12 .scanorama.v1.WatchEventsRequest\x1a!.scanorama.v1.WatchEventsResponse0\x01\x12I\n" +
+	"\bGetStats\x12\x1d.scanorama.v1.GetStatsRequest\x1a\x1e.scanorama.v1.GetStatsResponseB@Z>github.com/scanorama/scanorama/gen/pb/scanorama/v1;scanoramav1b\x06proto3"
 
 var (
 	file_scanorama_v1_admin_proto_rawDescOnce sync.Once
@@ -3532,7 +3788,7 @@ func file_scanorama_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_scanorama_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_scanorama_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_scanorama_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
 var file_scanorama_v1_admin_proto_goTypes = []any{
 	(ExportFormat)(0),               // 0: scanorama.v1.ExportFormat
 	(*CreateSiteRequest)(nil),       // 1: scanorama.v1.CreateSiteRequest
@@ -3591,120 +3847,131 @@ var file_scanorama_v1_admin_proto_goTypes = []any{
 	(*UpdateHostResponse)(nil),      // 54: scanorama.v1.UpdateHostResponse
 	(*ExportResultsRequest)(nil),    // 55: scanorama.v1.ExportResultsRequest
 	(*ExportResultsResponse)(nil),   // 56: scanorama.v1.ExportResultsResponse
-	(*Site)(nil),                    // 57: scanorama.v1.Site
-	(*durationpb.Duration)(nil),     // 58: google.protobuf.Duration
-	(*ScanWindow)(nil),              // 59: scanorama.v1.ScanWindow
-	(*Target)(nil),                  // 60: scanorama.v1.Target
-	(*ScanOptions)(nil),             // 61: scanorama.v1.ScanOptions
-	(*Profile)(nil),                 // 62: scanorama.v1.Profile
-	(*Job)(nil),                     // 63: scanorama.v1.Job
-	(JobStatus)(0),                  // 64: scanorama.v1.JobStatus
-	(*timestamppb.Timestamp)(nil),   // 65: google.protobuf.Timestamp
-	(*Agent)(nil),                   // 66: scanorama.v1.Agent
-	(*Host)(nil),                    // 67: scanorama.v1.Host
-	(*HostChange)(nil),              // 68: scanorama.v1.HostChange
+	(*GetStatsRequest)(nil),         // 57: scanorama.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),        // 58: scanorama.v1.GetStatsResponse
+	(*PartitionStats)(nil),          // 59: scanorama.v1.PartitionStats
+	nil,                             // 60: scanorama.v1.GetStatsResponse.JobsEntry
+	nil,                             // 61: scanorama.v1.GetStatsResponse.AgentsEntry
+	(*Site)(nil),                    // 62: scanorama.v1.Site
+	(*durationpb.Duration)(nil),     // 63: google.protobuf.Duration
+	(*ScanWindow)(nil),              // 64: scanorama.v1.ScanWindow
+	(*Target)(nil),                  // 65: scanorama.v1.Target
+	(*ScanOptions)(nil),             // 66: scanorama.v1.ScanOptions
+	(*Profile)(nil),                 // 67: scanorama.v1.Profile
+	(*Job)(nil),                     // 68: scanorama.v1.Job
+	(JobStatus)(0),                  // 69: scanorama.v1.JobStatus
+	(*timestamppb.Timestamp)(nil),   // 70: google.protobuf.Timestamp
+	(*Agent)(nil),                   // 71: scanorama.v1.Agent
+	(*Host)(nil),                    // 72: scanorama.v1.Host
+	(*HostChange)(nil),              // 73: scanorama.v1.HostChange
 }
 var file_scanorama_v1_admin_proto_depIdxs = []int32{
-	57, // 0: scanorama.v1.CreateSiteResponse.site:type_name -> scanorama.v1.Site
-	57, // 1: scanorama.v1.ListSitesResponse.sites:type_name -> scanorama.v1.Site
-	58, // 2: scanorama.v1.CreateTargetRequest.interval:type_name -> google.protobuf.Duration
-	59, // 3: scanorama.v1.CreateTargetRequest.window:type_name -> scanorama.v1.ScanWindow
-	58, // 4: scanorama.v1.CreateTargetRequest.max_duration:type_name -> google.protobuf.Duration
-	60, // 5: scanorama.v1.CreateTargetResponse.target:type_name -> scanorama.v1.Target
-	60, // 6: scanorama.v1.GetTargetResponse.target:type_name -> scanorama.v1.Target
-	60, // 7: scanorama.v1.ListTargetsResponse.targets:type_name -> scanorama.v1.Target
-	58, // 8: scanorama.v1.UpdateTargetRequest.interval:type_name -> google.protobuf.Duration
-	59, // 9: scanorama.v1.UpdateTargetRequest.window:type_name -> scanorama.v1.ScanWindow
-	58, // 10: scanorama.v1.UpdateTargetRequest.max_duration:type_name -> google.protobuf.Duration
-	60, // 11: scanorama.v1.UpdateTargetResponse.target:type_name -> scanorama.v1.Target
-	61, // 12: scanorama.v1.CreateProfileRequest.options:type_name -> scanorama.v1.ScanOptions
-	62, // 13: scanorama.v1.CreateProfileResponse.profile:type_name -> scanorama.v1.Profile
-	62, // 14: scanorama.v1.ListProfilesResponse.profiles:type_name -> scanorama.v1.Profile
-	63, // 15: scanorama.v1.ScanNowResponse.jobs:type_name -> scanorama.v1.Job
-	63, // 16: scanorama.v1.GetJobResponse.job:type_name -> scanorama.v1.Job
-	64, // 17: scanorama.v1.ListJobsRequest.status:type_name -> scanorama.v1.JobStatus
-	65, // 18: scanorama.v1.ListJobsRequest.created_after:type_name -> google.protobuf.Timestamp
-	65, // 19: scanorama.v1.ListJobsRequest.created_before:type_name -> google.protobuf.Timestamp
-	63, // 20: scanorama.v1.ListJobsResponse.jobs:type_name -> scanorama.v1.Job
-	63, // 21: scanorama.v1.CancelJobResponse.job:type_name -> scanorama.v1.Job
-	66, // 22: scanorama.v1.ListAgentsResponse.agents:type_name -> scanorama.v1.Agent
-	65, // 23: scanorama.v1.ListHostsRequest.seen_after:type_name -> google.protobuf.Timestamp
-	65, // 24: scanorama.v1.ListHostsRequest.seen_before:type_name -> google.protobuf.Timestamp
-	67, // 25: scanorama.v1.ListHostsResponse.hosts:type_name -> scanorama.v1.Host
-	67, // 26: scanorama.v1.GetHostResponse.host:type_name -> scanorama.v1.Host
-	65, // 27: scanorama.v1.ListHostChangesRequest.since:type_name -> google.protobuf.Timestamp
-	65, // 28: scanorama.v1.ListHostChangesRequest.until:type_name -> google.protobuf.Timestamp
-	68, // 29: scanorama.v1.ListHostChangesResponse.changes:type_name -> scanorama.v1.HostChange
-	64, // 30: scanorama.v1.JobEvent.status:type_name -> scanorama.v1.JobStatus
-	65, // 31: scanorama.v1.WatchEventsResponse.time:type_name -> google.protobuf.Timestamp
+	62, // 0: scanorama.v1.CreateSiteResponse.site:type_name -> scanorama.v1.Site
+	62, // 1: scanorama.v1.ListSitesResponse.sites:type_name -> scanorama.v1.Site
+	63, // 2: scanorama.v1.CreateTargetRequest.interval:type_name -> google.protobuf.Duration
+	64, // 3: scanorama.v1.CreateTargetRequest.window:type_name -> scanorama.v1.ScanWindow
+	63, // 4: scanorama.v1.CreateTargetRequest.max_duration:type_name -> google.protobuf.Duration
+	65, // 5: scanorama.v1.CreateTargetResponse.target:type_name -> scanorama.v1.Target
+	65, // 6: scanorama.v1.GetTargetResponse.target:type_name -> scanorama.v1.Target
+	65, // 7: scanorama.v1.ListTargetsResponse.targets:type_name -> scanorama.v1.Target
+	63, // 8: scanorama.v1.UpdateTargetRequest.interval:type_name -> google.protobuf.Duration
+	64, // 9: scanorama.v1.UpdateTargetRequest.window:type_name -> scanorama.v1.ScanWindow
+	63, // 10: scanorama.v1.UpdateTargetRequest.max_duration:type_name -> google.protobuf.Duration
+	65, // 11: scanorama.v1.UpdateTargetResponse.target:type_name -> scanorama.v1.Target
+	66, // 12: scanorama.v1.CreateProfileRequest.options:type_name -> scanorama.v1.ScanOptions
+	67, // 13: scanorama.v1.CreateProfileResponse.profile:type_name -> scanorama.v1.Profile
+	67, // 14: scanorama.v1.ListProfilesResponse.profiles:type_name -> scanorama.v1.Profile
+	68, // 15: scanorama.v1.ScanNowResponse.jobs:type_name -> scanorama.v1.Job
+	68, // 16: scanorama.v1.GetJobResponse.job:type_name -> scanorama.v1.Job
+	69, // 17: scanorama.v1.ListJobsRequest.status:type_name -> scanorama.v1.JobStatus
+	70, // 18: scanorama.v1.ListJobsRequest.created_after:type_name -> google.protobuf.Timestamp
+	70, // 19: scanorama.v1.ListJobsRequest.created_before:type_name -> google.protobuf.Timestamp
+	68, // 20: scanorama.v1.ListJobsResponse.jobs:type_name -> scanorama.v1.Job
+	68, // 21: scanorama.v1.CancelJobResponse.job:type_name -> scanorama.v1.Job
+	71, // 22: scanorama.v1.ListAgentsResponse.agents:type_name -> scanorama.v1.Agent
+	70, // 23: scanorama.v1.ListHostsRequest.seen_after:type_name -> google.protobuf.Timestamp
+	70, // 24: scanorama.v1.ListHostsRequest.seen_before:type_name -> google.protobuf.Timestamp
+	72, // 25: scanorama.v1.ListHostsResponse.hosts:type_name -> scanorama.v1.Host
+	72, // 26: scanorama.v1.GetHostResponse.host:type_name -> scanorama.v1.Host
+	70, // 27: scanorama.v1.ListHostChangesRequest.since:type_name -> google.protobuf.Timestamp
+	70, // 28: scanorama.v1.ListHostChangesRequest.until:type_name -> google.protobuf.Timestamp
+	73, // 29: scanorama.v1.ListHostChangesResponse.changes:type_name -> scanorama.v1.HostChange
+	69, // 30: scanorama.v1.JobEvent.status:type_name -> scanorama.v1.JobStatus
+	70, // 31: scanorama.v1.WatchEventsResponse.time:type_name -> google.protobuf.Timestamp
 	36, // 32: scanorama.v1.WatchEventsResponse.job:type_name -> scanorama.v1.JobEvent
-	68, // 33: scanorama.v1.WatchEventsResponse.host_change:type_name -> scanorama.v1.HostChange
-	65, // 34: scanorama.v1.Exclusion.created_at:type_name -> google.protobuf.Timestamp
+	73, // 33: scanorama.v1.WatchEventsResponse.host_change:type_name -> scanorama.v1.HostChange
+	70, // 34: scanorama.v1.Exclusion.created_at:type_name -> google.protobuf.Timestamp
 	40, // 35: scanorama.v1.CreateExclusionResponse.exclusion:type_name -> scanorama.v1.Exclusion
 	40, // 36: scanorama.v1.ListExclusionsResponse.exclusions:type_name -> scanorama.v1.Exclusion
-	62, // 37: scanorama.v1.GetProfileResponse.profile:type_name -> scanorama.v1.Profile
-	66, // 38: scanorama.v1.DrainAgentResponse.agent:type_name -> scanorama.v1.Agent
-	67, // 39: scanorama.v1.UpdateHostResponse.host:type_name -> scanorama.v1.Host
+	67, // 37: scanorama.v1.GetProfileResponse.profile:type_name -> scanorama.v1.Profile
+	71, // 38: scanorama.v1.DrainAgentResponse.agent:type_name -> scanorama.v1.Agent
+	72, // 39: scanorama.v1.UpdateHostResponse.host:type_name -> scanorama.v1.Host
 	0,  // 40: scanorama.v1.ExportResultsRequest.format:type_name -> scanorama.v1.ExportFormat
-	1,  // 41: scanorama.v1.AdminService.CreateSite:input_type -> scanorama.v1.CreateSiteRequest
-	3,  // 42: scanorama.v1.AdminService.ListSites:input_type -> scanorama.v1.ListSitesRequest
-	38, // 43: scanorama.v1.AdminService.DeleteSite:input_type -> scanorama.v1.DeleteSiteRequest
-	41, // 44: scanorama.v1.AdminService.CreateExclusion:input_type -> scanorama.v1.CreateExclusionRequest
-	43, // 45: scanorama.v1.AdminService.ListExclusions:input_type -> scanorama.v1.ListExclusionsRequest
-	45, // 46: scanorama.v1.AdminService.DeleteExclusion:input_type -> scanorama.v1.DeleteExclusionRequest
-	5,  // 47: scanorama.v1.AdminService.CreateTarget:input_type -> scanorama.v1.CreateTargetRequest
-	7,  // 48: scanorama.v1.AdminService.GetTarget:input_type -> scanorama.v1.GetTargetRequest
-	9,  // 49: scanorama.v1.AdminService.ListTargets:input_type -> scanorama.v1.ListTargetsRequest
-	11, // 50: scanorama.v1.AdminService.UpdateTarget:input_type -> scanorama.v1.UpdateTargetRequest
-	13, // 51: scanorama.v1.AdminService.DeleteTarget:input_type -> scanorama.v1.DeleteTargetRequest
-	15, // 52: scanorama.v1.AdminService.CreateProfile:input_type -> scanorama.v1.CreateProfileRequest
-	47, // 53: scanorama.v1.AdminService.GetProfile:input_type -> scanorama.v1.GetProfileRequest
-	17, // 54: scanorama.v1.AdminService.ListProfiles:input_type -> scanorama.v1.ListProfilesRequest
-	49, // 55: scanorama.v1.AdminService.DeleteProfile:input_type -> scanorama.v1.DeleteProfileRequest
-	19, // 56: scanorama.v1.AdminService.ScanNow:input_type -> scanorama.v1.ScanNowRequest
-	21, // 57: scanorama.v1.AdminService.GetJob:input_type -> scanorama.v1.GetJobRequest
-	23, // 58: scanorama.v1.AdminService.ListJobs:input_type -> scanorama.v1.ListJobsRequest
-	25, // 59: scanorama.v1.AdminService.CancelJob:input_type -> scanorama.v1.CancelJobRequest
-	27, // 60: scanorama.v1.AdminService.ListAgents:input_type -> scanorama.v1.ListAgentsRequest
-	51, // 61: scanorama.v1.AdminService.DrainAgent:input_type -> scanorama.v1.DrainAgentRequest
-	29, // 62: scanorama.v1.AdminService.ListHosts:input_type -> scanorama.v1.ListHostsRequest
-	31, // 63: scanorama.v1.AdminService.GetHost:input_type -> scanorama.v1.GetHostRequest
-	33, // 64: scanorama.v1.AdminService.ListHostChanges:input_type -> scanorama.v1.ListHostChangesRequest
-	53, // 65: scanorama.v1.AdminService.UpdateHost:input_type -> scanorama.v1.UpdateHostRequest
-	55, // 66: scanorama.v1.AdminService.ExportResults:input_type -> scanorama.v1.ExportResultsRequest
-	35, // 67: scanorama.v1.AdminService.WatchEvents:input_type -> scanorama.v1.WatchEventsRequest
-	2,  // 68: scanorama.v1.AdminService.CreateSite:output_type -> scanorama.v1.CreateSiteResponse
-	4,  // 69: scanorama.v1.AdminService.ListSites:output_type -> scanorama.v1.ListSitesResponse
-	39, // 70: scanorama.v1.AdminService.DeleteSite:output_type -> scanorama.v1.DeleteSiteResponse
-	42, // 71: scanorama.v1.AdminService.CreateExclusion:output_type -> scanorama.v1.CreateExclusionResponse
-	44, // 72: scanorama.v1.AdminService.ListExclusions:output_type -> scanorama.v1.ListExclusionsResponse
-	46, // 73: scanorama.v1.AdminService.DeleteExclusion:output_type -> scanorama.v1.DeleteExclusionResponse
-	6,  // 74: scanorama.v1.AdminService.CreateTarget:output_type -> scanorama.v1.CreateTargetResponse
-	8,  // 75: scanorama.v1.AdminService.GetTarget:output_type -> scanorama.v1.GetTargetResponse
-	10, // 76: scanorama.v1.AdminService.ListTargets:output_type -> scanorama.v1.ListTargetsResponse
-	12, // 77: scanorama.v1.AdminService.UpdateTarget:output_type -> scanorama.v1.UpdateTargetResponse
-	14, // 78: scanorama.v1.AdminService.DeleteTarget:output_type -> scanorama.v1.DeleteTargetResponse
-	16, // 79: scanorama.v1.AdminService.CreateProfile:output_type -> scanorama.v1.CreateProfileResponse
-	48, // 80: scanorama.v1.AdminService.GetProfile:output_type -> scanorama.v1.GetProfileResponse
-	18, // 81: scanorama.v1.AdminService.ListProfiles:output_type -> scanorama.v1.ListProfilesResponse
-	50, // 82: scanorama.v1.AdminService.DeleteProfile:output_type -> scanorama.v1.DeleteProfileResponse
-	20, // 83: scanorama.v1.AdminService.ScanNow:output_type -> scanorama.v1.ScanNowResponse
-	22, // 84: scanorama.v1.AdminService.GetJob:output_type -> scanorama.v1.GetJobResponse
-	24, // 85: scanorama.v1.AdminService.ListJobs:output_type -> scanorama.v1.ListJobsResponse
-	26, // 86: scanorama.v1.AdminService.CancelJob:output_type -> scanorama.v1.CancelJobResponse
-	28, // 87: scanorama.v1.AdminService.ListAgents:output_type -> scanorama.v1.ListAgentsResponse
-	52, // 88: scanorama.v1.AdminService.DrainAgent:output_type -> scanorama.v1.DrainAgentResponse
-	30, // 89: scanorama.v1.AdminService.ListHosts:output_type -> scanorama.v1.ListHostsResponse
-	32, // 90: scanorama.v1.AdminService.GetHost:output_type -> scanorama.v1.GetHostResponse
-	34, // 91: scanorama.v1.AdminService.ListHostChanges:output_type -> scanorama.v1.ListHostChangesResponse
-	54, // 92: scanorama.v1.AdminService.UpdateHost:output_type -> scanorama.v1.UpdateHostResponse
-	56, // 93: scanorama.v1.AdminService.ExportResults:output_type -> scanorama.v1.ExportResultsResponse
-	37, // 94: scanorama.v1.AdminService.WatchEvents:output_type -> scanorama.v1.WatchEventsResponse
-	68, // [68:95] is the sub-list for method output_type
-	41, // [41:68] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	60, // 41: scanorama.v1.GetStatsResponse.jobs:type_name -> scanorama.v1.GetStatsResponse.JobsEntry
+	63, // 42: scanorama.v1.GetStatsResponse.oldest_pending_age:type_name -> google.protobuf.Duration
+	61, // 43: scanorama.v1.GetStatsResponse.agents:type_name -> scanorama.v1.GetStatsResponse.AgentsEntry
+	59, // 44: scanorama.v1.GetStatsResponse.partitions:type_name -> scanorama.v1.PartitionStats
+	1,  // 45: scanorama.v1.AdminService.CreateSite:input_type -> scanorama.v1.CreateSiteRequest
+	3,  // 46: scanorama.v1.AdminService.ListSites:input_type -> scanorama.v1.ListSitesRequest
+	38, // 47: scanorama.v1.AdminService.DeleteSite:input_type -> scanorama.v1.DeleteSiteRequest
+	41, // 48: scanorama.v1.AdminService.CreateExclusion:input_type -> scanorama.v1.CreateExclusionRequest
+	43, // 49: scanorama.v1.AdminService.ListExclusions:input_type -> scanorama.v1.ListExclusionsRequest
+	45, // 50: scanorama.v1.AdminService.DeleteExclusion:input_type -> scanorama.v1.DeleteExclusionRequest
+	5,  // 51: scanorama.v1.AdminService.CreateTarget:input_type -> scanorama.v1.CreateTargetRequest
+	7,  // 52: scanorama.v1.AdminService.GetTarget:input_type -> scanorama.v1.GetTargetRequest
+	9,  // 53: scanorama.v1.AdminService.ListTargets:input_type -> scanorama.v1.ListTargetsRequest
+	11, // 54: scanorama.v1.AdminService.UpdateTarget:input_type -> scanorama.v1.UpdateTargetRequest
+	13, // 55: scanorama.v1.AdminService.DeleteTarget:input_type -> scanorama.v1.DeleteTargetRequest
+	15, // 56: scanorama.v1.AdminService.CreateProfile:input_type -> scanorama.v1.CreateProfileRequest
+	47, // 57: scanorama.v1.AdminService.GetProfile:input_type -> scanorama.v1.GetProfileRequest
+	17, // 58: scanorama.v1.AdminService.ListProfiles:input_type -> scanorama.v1.ListProfilesRequest
+	49, // 59: scanorama.v1.AdminService.DeleteProfile:input_type -> scanorama.v1.DeleteProfileRequest
+	19, // 60: scanorama.v1.AdminService.ScanNow:input_type -> scanorama.v1.ScanNowRequest
+	21, // 61: scanorama.v1.AdminService.GetJob:input_type -> scanorama.v1.GetJobRequest
+	23, // 62: scanorama.v1.AdminService.ListJobs:input_type -> scanorama.v1.ListJobsRequest
+	25, // 63: scanorama.v1.AdminService.CancelJob:input_type -> scanorama.v1.CancelJobRequest
+	27, // 64: scanorama.v1.AdminService.ListAgents:input_type -> scanorama.v1.ListAgentsRequest
+	51, // 65: scanorama.v1.AdminService.DrainAgent:input_type -> scanorama.v1.DrainAgentRequest
+	29, // 66: scanorama.v1.AdminService.ListHosts:input_type -> scanorama.v1.ListHostsRequest
+	31, // 67: scanorama.v1.AdminService.GetHost:input_type -> scanorama.v1.GetHostRequest
+	33, // 68: scanorama.v1.AdminService.ListHostChanges:input_type -> scanorama.v1.ListHostChangesRequest
+	53, // 69: scanorama.v1.AdminService.UpdateHost:input_type -> scanorama.v1.UpdateHostRequest
+	55, // 70: scanorama.v1.AdminService.ExportResults:input_type -> scanorama.v1.ExportResultsRequest
+	35, // 71: scanorama.v1.AdminService.WatchEvents:input_type -> scanorama.v1.WatchEventsRequest
+	57, // 72: scanorama.v1.AdminService.GetStats:input_type -> scanorama.v1.GetStatsRequest
+	2,  // 73: scanorama.v1.AdminService.CreateSite:output_type -> scanorama.v1.CreateSiteResponse
+	4,  // 74: scanorama.v1.AdminService.ListSites:output_type -> scanorama.v1.ListSitesResponse
+	39, // 75: scanorama.v1.AdminService.DeleteSite:output_type -> scanorama.v1.DeleteSiteResponse
+	42, // 76: scanorama.v1.AdminService.CreateExclusion:output_type -> scanorama.v1.CreateExclusionResponse
+	44, // 77: scanorama.v1.AdminService.ListExclusions:output_type -> scanorama.v1.ListExclusionsResponse
+	46, // 78: scanorama.v1.AdminService.DeleteExclusion:output_type -> scanorama.v1.DeleteExclusionResponse
+	6,  // 79: scanorama.v1.AdminService.CreateTarget:output_type -> scanorama.v1.CreateTargetResponse
+	8,  // 80: scanorama.v1.AdminService.GetTarget:output_type -> scanorama.v1.GetTargetResponse
+	10, // 81: scanorama.v1.AdminService.ListTargets:output_type -> scanorama.v1.ListTargetsResponse
+	12, // 82: scanorama.v1.AdminService.UpdateTarget:output_type -> scanorama.v1.UpdateTargetResponse
+	14, // 83: scanorama.v1.AdminService.DeleteTarget:output_type -> scanorama.v1.DeleteTargetResponse
+	16, // 84: scanorama.v1.AdminService.CreateProfile:output_type -> scanorama.v1.CreateProfileResponse
+	48, // 85: scanorama.v1.AdminService.GetProfile:output_type -> scanorama.v1.GetProfileResponse
+	18, // 86: scanorama.v1.AdminService.ListProfiles:output_type -> scanorama.v1.ListProfilesResponse
+	50, // 87: scanorama.v1.AdminService.DeleteProfile:output_type -> scanorama.v1.DeleteProfileResponse
+	20, // 88: scanorama.v1.AdminService.ScanNow:output_type -> scanorama.v1.ScanNowResponse
+	22, // 89: scanorama.v1.AdminService.GetJob:output_type -> scanorama.v1.GetJobResponse
+	24, // 90: scanorama.v1.AdminService.ListJobs:output_type -> scanorama.v1.ListJobsResponse
+	26, // 91: scanorama.v1.AdminService.CancelJob:output_type -> scanorama.v1.CancelJobResponse
+	28, // 92: scanorama.v1.AdminService.ListAgents:output_type -> scanorama.v1.ListAgentsResponse
+	52, // 93: scanorama.v1.AdminService.DrainAgent:output_type -> scanorama.v1.DrainAgentResponse
+	30, // 94: scanorama.v1.AdminService.ListHosts:output_type -> scanorama.v1.ListHostsResponse
+	32, // 95: scanorama.v1.AdminService.GetHost:output_type -> scanorama.v1.GetHostResponse
+	34, // 96: scanorama.v1.AdminService.ListHostChanges:output_type -> scanorama.v1.ListHostChangesResponse
+	54, // 97: scanorama.v1.AdminService.UpdateHost:output_type -> scanorama.v1.UpdateHostResponse
+	56, // 98: scanorama.v1.AdminService.ExportResults:output_type -> scanorama.v1.ExportResultsResponse
+	37, // 99: scanorama.v1.AdminService.WatchEvents:output_type -> scanorama.v1.WatchEventsResponse
+	58, // 100: scanorama.v1.AdminService.GetStats:output_type -> scanorama.v1.GetStatsResponse
+	73, // [73:101] is the sub-list for method output_type
+	45, // [45:73] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_scanorama_v1_admin_proto_init() }
@@ -3724,7 +3991,7 @@ func file_scanorama_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_scanorama_v1_admin_proto_rawDesc), len(file_scanorama_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   56,
+			NumMessages:   61,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
