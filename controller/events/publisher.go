@@ -87,7 +87,13 @@ func (p *Publisher) fill(batch []string) []string {
 	return batch
 }
 
+// sendTimeout bounds one NOTIFY statement, so a hung database connection
+// costs queued events, never a stuck publisher.
+const sendTimeout = 5 * time.Second
+
 func (p *Publisher) send(ctx context.Context, batch []string) {
+	ctx, cancel := context.WithTimeout(ctx, sendTimeout)
+	defer cancel()
 	if err := p.q.NotifyJobEvents(ctx, batch); err != nil {
 		p.dropped.Add(int64(len(batch)))
 		p.log.Debug("could not publish job events", "events", len(batch), "error", err)
