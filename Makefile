@@ -90,6 +90,10 @@ demo: deps tools build ## Run controller + agent + a real nmap scan of a loopbac
 bench: deps tools build ## Run the benchmarks (CASE=name for one); writes bench/results.json
 	go run ./controller/bench/cmd/scanorama-bench $(if $(CASE),--case $(CASE))
 
+.PHONY: bench-data
+bench-data: deps tools build ## Run the benchmarks at scale only (a year of data; SCALE_MONTH_ROWS=n rows a month)
+	go run ./controller/bench/cmd/scanorama-bench --case scale $(if $(SCALE_MONTH_ROWS),--scale-month-rows $(SCALE_MONTH_ROWS))
+
 .PHONY: clean
 clean: ## Remove build output and local state
 	rm -rf $(BIN) .scanorama .scanorama-agent .demo bench/results.json

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/scanorama/scanorama/controller/jobs"
 )
@@ -139,5 +140,17 @@ func TestWriteJSON(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bench", "results.json")
 	if err := WriteJSON(path, []Result{{Name: "x", Value: f64(1), Unit: "s", Goal: "< 2"}}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestMonthStarts(t *testing.T) {
+	m := monthStarts(time.Date(2026, 1, 15, 12, 0, 0, 0, time.UTC), scaleMonths)
+	if len(m) != 12 || !m[0].Equal(time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC)) || !m[11].Equal(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("monthStarts = %v", m)
+	}
+	for _, n := range scaleIngestNets {
+		if o := n.Addr().As4()[2]; int(o) < scaleHoleLo || int(o) > scaleHoleHi || !scaleNetwork.Contains(n.Addr()) {
+			t.Fatalf("ingest network %s is not in the dataset's hole", n)
+		}
 	}
 }

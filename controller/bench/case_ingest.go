@@ -14,6 +14,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
@@ -93,11 +95,14 @@ func hostAddr(n netip.Prefix, i int) netip.Addr {
 	return a
 }
 
-func (g portGen) results() Results {
+func (g portGen) results() Results { return g.resultsIn(ingestNetwork) }
+
+// resultsIn is results for the hosts of network n.
+func (g portGen) resultsIn(n netip.Prefix) Results {
 	r := Results{Batches: make([]*pb.HostBatch, 0, g.hosts)}
 	for i := range g.hosts {
 		h := &pb.HostResult{
-			Address: hostAddr(ingestNetwork, i).String(), Status: "up", Reason: "arp-response",
+			Address: hostAddr(n, i).String(), Status: "up", Reason: "arp-response",
 			MacAddress: fmt.Sprintf("02:42:0a:14:%02x:%02x", i>>8, i&0xff),
 		}
 		for _, p := range g.host(i) {
@@ -282,24 +287,31 @@ type ingestMeasure struct {
 }
 
 // ingestThroughController streams the job from a simulated agent to a
-// fresh controller and times stream open → ack.
+// fresh controller on a fresh database and times stream open → ack.
 func ingestThroughController(ctx context.Context, e *Env, g portGen) (ingestMeasure, error) {
-	var m ingestMeasure
 	url, err := e.NewDatabase(ctx, "bench_ingest")
 	if err != nil {
-		return m, err
+		return ingestMeasure{}, err
 	}
 	defer e.DropDatabase("bench_ingest")
-	ctrl, err := e.StartController(ctx, "controller-ingest", url)
+	return ingestInto(ctx, e, g, url, ingestNetwork, "ingest")
+}
+
+// ingestInto is ingestThroughController against the database at url (its
+// site "bench" may exist already): a fresh controller, a target named label
+// on network, one job of g's rows streamed by agent sim-<label>.
+func ingestInto(ctx context.Context, e *Env, g portGen, url string, network netip.Prefix, label string) (ingestMeasure, error) {
+	var m ingestMeasure
+	ctrl, err := e.StartController(ctx, "controller-"+label, url)
 	if err != nil {
 		return m, err
 	}
 	defer ctrl.Stop()
-	if _, err := ctrl.Admin.CreateSite(ctx, &pb.CreateSiteRequest{Name: "bench"}); err != nil {
+	if _, err := ctrl.Admin.CreateSite(ctx, &pb.CreateSiteRequest{Name: "bench"}); err != nil && status.Code(err) != codes.AlreadyExists {
 		return m, fmt.Errorf("CreateSite: %w", err)
 	}
 	t, err := ctrl.Admin.CreateTarget(ctx, &pb.CreateTargetRequest{
-		Site: "bench", Name: "ingest", Network: ingestNetwork.String(), Ports: fmt.Sprintf("1-%d", g.ports),
+		Site: "bench", Name: label, Network: network.String(), Ports: fmt.Sprintf("1-%d", g.ports),
 	})
 	if err != nil {
 		return m, fmt.Errorf("CreateTarget: %w", err)
@@ -311,7 +323,7 @@ func ingestThroughController(ctx context.Context, e *Env, g portGen) (ingestMeas
 	if len(sn.GetJobs()) != 1 {
 		return m, fmt.Errorf("ScanNow created %d jobs, want 1", len(sn.GetJobs()))
 	}
-	agent, err := RegisterSimAgent(ctx, ctrl.Addr, nil, "bench", "sim-ingest", ingestNetwork.String())
+	agent, err := RegisterSimAgent(ctx, ctrl.Addr, nil, "bench", "sim-"+label, network.String())
 	if err != nil {
 		return m, err
 	}
@@ -321,7 +333,7 @@ func ingestThroughController(ctx context.Context, e *Env, g portGen) (ingestMeas
 		return m, fmt.Errorf("acquire the ingest job: lease %v, error %v", lease, err)
 	}
 	e.Log.Info("generating results", "hosts", g.hosts, "ports_per_host", g.ports)
-	res := g.results()
+	res := g.resultsIn(network)
 	if err := e.Checkpoint(ctx); err != nil {
 		return m, err
 	}
@@ -387,8 +399,8 @@ func ingestThroughController(ctx context.Context, e *Env, g portGen) (ingestMeas
 	}
 	defer pool.Close()
 	var n int64
-	if err := pool.QueryRow(ctx, "SELECT count(*) FROM port_scans").Scan(&n); err != nil || n != want {
-		return m, fmt.Errorf("port_scans holds %d rows after the ingest, want %d (%v)", n, want, err)
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM port_scans WHERE job_id = $1", lease.GetJobId()).Scan(&n); err != nil || n != want {
+		return m, fmt.Errorf("port_scans holds %d rows of the job after the ingest, want %d (%v)", n, want, err)
 	}
 	return m, nil
 }

@@ -16,6 +16,15 @@
 //	group lease:    lease_throughput_vs_sql, lease_throughput_vs_bare_sql
 //	group dispatch: dispatch_latency_p50_ms, dispatch_latency_p99_ms
 //	group agent:    agent_overhead_vs_nmap, agent_rss_growth_mb
+//	group scale:    list_hosts_cidr_p99_ms, get_host_p99_ms, list_host_changes_p99_ms,
+//	                ingest_month12_vs_month1, retention_month_s
+//
+// The scale group (`make bench-data`) generates a year of data once, server
+// side (scaledata.go): ~65k hosts of one site in 10.99.0.0/16 (rows only,
+// never probed), 12 monthly port_scans partitions of --scale-month-rows
+// rows each, their jobs, services and host_history. On it, it times admin
+// reads through the controller's AdminService, the 1M-row ingest against the
+// same ingest into an empty database, and last, archiving the oldest month.
 //
 // The agent group needs root, iproute2 with network namespace support, veth
 // links and nmap. It only ever probes addresses inside two namespaces it

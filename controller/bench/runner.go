@@ -31,6 +31,10 @@ type Options struct {
 	LeaseAgents    int
 	DispatchTrials int
 	AgentTrials    int // overhead trials (pairs)
+	// ScaleMonthRows is the port_scans rows of each of the scale dataset's 12 months.
+	ScaleMonthRows  int
+	ScaleReads      int // timed calls of each admin read
+	ScaleIngestRuns int // month-1/month-12 ingest pairs; the best of each counts
 	// Metrics are the results the caller wants from the group (all when empty).
 	Metrics []string
 }
@@ -42,7 +46,8 @@ func (o Options) Wants(name string) bool {
 
 // DefaultOptions are the sizes the design names.
 func DefaultOptions() Options {
-	return Options{IngestHosts: 250, IngestPorts: 4000, LeaseJobs: 10000, LeaseAgents: 100, DispatchTrials: 500, AgentTrials: 5, IngestRuns: 3}
+	return Options{IngestHosts: 250, IngestPorts: 4000, LeaseJobs: 10000, LeaseAgents: 100, DispatchTrials: 500, AgentTrials: 5, IngestRuns: 3,
+		ScaleMonthRows: 1_000_000, ScaleReads: 300, ScaleIngestRuns: 2}
 }
 
 // Groups lists every case group in run order.
@@ -53,6 +58,9 @@ func Groups() []Group {
 		{Name: "dispatch", Metrics: []string{"dispatch_latency_p50_ms", "dispatch_latency_p99_ms"}, Run: runDispatch},
 		{Name: "agent", Metrics: []string{"agent_overhead_vs_nmap", "agent_rss_growth_mb"},
 			Needs: []Prereq{needRoot, needIP, needNmap, needNetns}, Run: runAgent},
+		// Retention runs last: it archives a month of the shared dataset.
+		{Name: "scale", Metrics: []string{"list_hosts_cidr_p99_ms", "get_host_p99_ms", "list_host_changes_p99_ms",
+			"ingest_month12_vs_month1", "retention_month_s"}, Run: runScale},
 	}
 }
 
@@ -214,6 +222,11 @@ var metricMeta = map[string][2]string{
 	"dispatch_latency_p99_ms":       {"ms", "< 50"},
 	"agent_overhead_vs_nmap":        {"s", "≤ 1.05"},
 	"agent_rss_growth_mb":           {"MB", "< 64"},
+	"list_hosts_cidr_p99_ms":        {"ms", "< 20"},
+	"get_host_p99_ms":               {"ms", "< 20"},
+	"list_host_changes_p99_ms":      {"ms", "< 20"},
+	"ingest_month12_vs_month1":      {"s", "≤ 1.1"},
+	"retention_month_s":             {"s", "< 5"},
 }
 
 // FailedResult is the row of a case that could not be measured.

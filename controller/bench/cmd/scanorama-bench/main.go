@@ -4,7 +4,8 @@
 //	scanorama-bench [--case NAME[,NAME...]] [--out bench/results.json] [--keep] [-v]
 //
 // `make bench` runs every case; `make bench CASE=name` runs one. NAME is a
-// case name (e.g. ingest_vs_copy) or a group (ingest, lease, dispatch, agent).
+// case name (e.g. ingest_vs_copy) or a group (ingest, lease, dispatch, agent,
+// scale); `make bench-data` runs the scale group.
 package main
 
 import (
@@ -46,6 +47,9 @@ func run() int {
 	fs.IntVar(&o.LeaseAgents, "lease-agents", o.LeaseAgents, "lease case: concurrent agents")
 	fs.IntVar(&o.DispatchTrials, "dispatch-trials", o.DispatchTrials, "dispatch case: trials")
 	fs.IntVar(&o.AgentTrials, "agent-trials", o.AgentTrials, "agent overhead case: trials of each side")
+	fs.IntVar(&o.ScaleMonthRows, "scale-month-rows", o.ScaleMonthRows, "scale cases: port_scans rows in each of the dataset's 12 months (e.g. 100000 for a quick check)")
+	fs.IntVar(&o.ScaleReads, "scale-reads", o.ScaleReads, "scale cases: timed calls of each admin read")
+	fs.IntVar(&o.ScaleIngestRuns, "scale-ingest-runs", o.ScaleIngestRuns, "scale cases: month-1/month-12 ingest pairs (best of each counts, ≤ 4)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
