@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -52,7 +53,7 @@ func (s *Server) ListAgents(ctx context.Context, req *pb.ListAgentsRequest) (*pb
 }
 
 type hostCursor struct {
-	Site string
+	Site uuid.UUID
 	IP   netip.Addr
 }
 
@@ -102,9 +103,9 @@ func (s *Server) ListHosts(ctx context.Context, req *pb.ListHostsRequest) (*pb.L
 	}
 	cur := hostCursor{IP: netip.IPv4Unspecified()}
 	rows, next, err := paginate(req, &cur, func(limit int32) ([]db.ListHostsRow, error) {
-		p.AfterSite, p.AfterIp, p.RowLimit = cur.Site, cur.IP, limit
+		p.AfterSiteID, p.AfterIp, p.RowLimit = cur.Site, cur.IP, limit
 		return s.q.ListHosts(ctx, p)
-	}, func(r db.ListHostsRow) hostCursor { return hostCursor{r.SiteName, r.Host.IpAddress} })
+	}, func(r db.ListHostsRow) hostCursor { return hostCursor{r.Host.SiteID, r.Host.IpAddress} })
 	if err != nil {
 		return nil, s.internal("list hosts", err)
 	}
@@ -164,6 +165,11 @@ func (s *Server) GetHost(ctx context.Context, req *pb.GetHostRequest) (*pb.GetHo
 	return &pb.GetHostResponse{Host: h}, nil
 }
 
+type changeCursor struct {
+	At time.Time
+	ID int64
+}
+
 // ListHostChanges implements AdminService.ListHostChanges, newest first.
 func (s *Server) ListHostChanges(ctx context.Context, req *pb.ListHostChangesRequest) (*pb.ListHostChangesResponse, error) {
 	p := db.ListHostChangesParams{}
@@ -194,11 +200,13 @@ func (s *Server) ListHostChanges(ctx context.Context, req *pb.ListHostChangesReq
 	if t := req.GetUntil(); t != nil {
 		p.Until = pgtype.Timestamptz{Time: t.AsTime(), Valid: true}
 	}
-	cur := struct{ ID int64 }{math.MaxInt64}
+	cur := changeCursor{At: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), ID: math.MaxInt64}
 	rows, next, err := paginate(req, &cur, func(limit int32) ([]db.ListHostChangesRow, error) {
-		p.BeforeID, p.RowLimit = cur.ID, limit
+		p.BeforeAt, p.BeforeID, p.RowLimit = cur.At, cur.ID, limit
 		return s.q.ListHostChanges(ctx, p)
-	}, func(r db.ListHostChangesRow) struct{ ID int64 } { return struct{ ID int64 }{r.HostHistory.ID} })
+	}, func(r db.ListHostChangesRow) changeCursor {
+		return changeCursor{At: r.HostHistory.ChangedAt, ID: r.HostHistory.ID}
+	})
 	if err != nil {
 		return nil, s.internal("list host changes", err)
 	}

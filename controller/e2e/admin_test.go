@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"encoding/csv"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"net/netip"
 	"slices"
@@ -368,5 +369,86 @@ func TestGetStats(t *testing.T) {
 	}
 	if _, err := s.admin.GetStats(s.ctx(), &pb.GetStatsRequest{Site: "nowhere"}); status.Code(err) != codes.NotFound {
 		t.Errorf("unknown site: %v; want NotFound", err)
+	}
+}
+
+// ListHosts and ListHostChanges page through everything exactly once, across
+// sites that reuse the same addresses, newest change first.
+func TestHostsAndChangesPageCompletely(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	ctx := s.ctx()
+	for _, site := range []string{"lab", "branch"} {
+		if _, err := s.admin.CreateSite(ctx, &pb.CreateSiteRequest{Name: site}); err != nil {
+			t.Fatal(err)
+		}
+		tgt, err := s.admin.CreateTarget(ctx, &pb.CreateTargetRequest{Site: site, Name: "net", Network: "10.99.8.0/24", Ports: "22"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.admin.ScanNow(ctx, &pb.ScanNowRequest{TargetId: tgt.GetTarget().GetId()}); err != nil {
+			t.Fatal(err)
+		}
+		a := register(t, s.agentc, site, "a", "10.99.0.0/16")
+		l := a.acquire(5 * time.Second)
+		if l == nil {
+			t.Fatal("no lease")
+		}
+		n := map[string]int{"lab": 23, "branch": 9}[site]
+		var hosts []*pb.HostResult
+		for i := range n {
+			hosts = append(hosts, host(fmt.Sprintf("10.99.8.%d", 10+i), 22))
+		}
+		if _, err := a.send(ctx, l, [][]*pb.HostResult{hosts}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	listHosts := func(site string) []string {
+		var out []string
+		token := ""
+		for {
+			page, err := s.admin.ListHosts(ctx, &pb.ListHostsRequest{Site: site, PageSize: 5, PageToken: token})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range page.GetHosts() {
+				out = append(out, h.GetSite()+"/"+h.GetIpAddress())
+			}
+			if token = page.GetNextPageToken(); token == "" {
+				return out
+			}
+		}
+	}
+	for site, want := range map[string]int{"": 32, "lab": 23, "branch": 9} {
+		got := listHosts(site)
+		if len(got) != want || len(got) != len(slices.Compact(slices.Sorted(slices.Values(got)))) {
+			t.Errorf("ListHosts(site %q) paged %d hosts (%d distinct), want %d", site, len(got), len(slices.Compact(slices.Sorted(slices.Values(got)))), want)
+		}
+	}
+	var changes []*pb.HostChange
+	token := ""
+	for {
+		page, err := s.admin.ListHostChanges(ctx, &pb.ListHostChangesRequest{Site: "lab", PageSize: 7, PageToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		changes = append(changes, page.GetChanges()...)
+		if token = page.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	ids := map[int64]bool{}
+	for i, c := range changes {
+		ids[c.GetId()] = true
+		if c.GetSite() != "lab" {
+			t.Fatalf("change of site %q in site lab's list", c.GetSite())
+		}
+		if i > 0 && c.GetChangedAt().AsTime().After(changes[i-1].GetChangedAt().AsTime()) {
+			t.Fatalf("changes not newest first at %d", i)
+		}
+	}
+	// Each of lab's 23 hosts was discovered with port 22 open.
+	if len(changes) != 46 || len(ids) != 46 {
+		t.Fatalf("paged %d changes (%d distinct), want 46", len(changes), len(ids))
 	}
 }

@@ -232,9 +232,12 @@ WHERE ($1::uuid IS NULL OR hh.site_id = $1)
   AND ($2::uuid IS NULL OR hh.host_id = $2)
   AND ($3::timestamptz IS NULL OR hh.changed_at >= $3)
   AND ($4::timestamptz IS NULL OR hh.changed_at < $4)
-  AND hh.id < $5
-ORDER BY hh.id DESC
-LIMIT $6
+  -- Newest first, keyset-paged on (changed_at, id): the order of the
+  -- host_history_host_time, _site_time and _time indexes, so a page of one
+  -- host's or one small site's changes never walks other sites' history.
+  AND (hh.changed_at, hh.id) < ($5::timestamptz, $6::bigint)
+ORDER BY hh.changed_at DESC, hh.id DESC
+LIMIT $7
 `
 
 type ListHostChangesParams struct {
@@ -242,6 +245,7 @@ type ListHostChangesParams struct {
 	HostID   uuid.NullUUID
 	Since    pgtype.Timestamptz
 	Until    pgtype.Timestamptz
+	BeforeAt time.Time
 	BeforeID int64
 	RowLimit int32
 }
@@ -258,6 +262,7 @@ func (q *Queries) ListHostChanges(ctx context.Context, arg ListHostChangesParams
 		arg.HostID,
 		arg.Since,
 		arg.Until,
+		arg.BeforeAt,
 		arg.BeforeID,
 		arg.RowLimit,
 	)
@@ -345,8 +350,11 @@ WHERE ($1::uuid IS NULL OR h.site_id = $1)
         SELECT 1 FROM services sv WHERE sv.host_id = h.id AND sv.state = 'open' AND sv.port = $7))
   AND ($8::text IS NULL OR EXISTS (
         SELECT 1 FROM services sv WHERE sv.host_id = h.id AND sv.state = 'open' AND sv.service_name = $8))
-  AND (s.name, h.ip_address) > ($9::text, $10::inet)
-ORDER BY s.name, h.ip_address
+  -- Keyset paging on (site_id, ip_address), the hosts_site_ip index: a page
+  -- costs the same whatever the page and however many hosts a site has
+  -- (ordering by site name would sort the whole site on every page).
+  AND (h.site_id, h.ip_address) > ($9::uuid, $10::inet)
+ORDER BY h.site_id, h.ip_address
 LIMIT $11
 `
 
@@ -359,7 +367,7 @@ type ListHostsParams struct {
 	SeenBefore  pgtype.Timestamptz
 	OpenPort    pgtype.Int4
 	ServiceName pgtype.Text
-	AfterSite   string
+	AfterSiteID uuid.UUID
 	AfterIp     netip.Addr
 	RowLimit    int32
 }
@@ -380,7 +388,7 @@ func (q *Queries) ListHosts(ctx context.Context, arg ListHostsParams) ([]ListHos
 		arg.SeenBefore,
 		arg.OpenPort,
 		arg.ServiceName,
-		arg.AfterSite,
+		arg.AfterSiteID,
 		arg.AfterIp,
 		arg.RowLimit,
 	)

@@ -23,8 +23,11 @@ WHERE (sqlc.narg(site_id)::uuid IS NULL OR h.site_id = sqlc.narg(site_id))
         SELECT 1 FROM services sv WHERE sv.host_id = h.id AND sv.state = 'open' AND sv.port = sqlc.narg(open_port)))
   AND (sqlc.narg(service_name)::text IS NULL OR EXISTS (
         SELECT 1 FROM services sv WHERE sv.host_id = h.id AND sv.state = 'open' AND sv.service_name = sqlc.narg(service_name)))
-  AND (s.name, h.ip_address) > (@after_site::text, @after_ip::inet)
-ORDER BY s.name, h.ip_address
+  -- Keyset paging on (site_id, ip_address), the hosts_site_ip index: a page
+  -- costs the same whatever the page and however many hosts a site has
+  -- (ordering by site name would sort the whole site on every page).
+  AND (h.site_id, h.ip_address) > (@after_site_id::uuid, @after_ip::inet)
+ORDER BY h.site_id, h.ip_address
 LIMIT @row_limit;
 
 -- name: ListHostChanges :many
@@ -36,8 +39,11 @@ WHERE (sqlc.narg(site_id)::uuid IS NULL OR hh.site_id = sqlc.narg(site_id))
   AND (sqlc.narg(host_id)::uuid IS NULL OR hh.host_id = sqlc.narg(host_id))
   AND (sqlc.narg(since)::timestamptz IS NULL OR hh.changed_at >= sqlc.narg(since))
   AND (sqlc.narg(until)::timestamptz IS NULL OR hh.changed_at < sqlc.narg(until))
-  AND hh.id < @before_id
-ORDER BY hh.id DESC
+  -- Newest first, keyset-paged on (changed_at, id): the order of the
+  -- host_history_host_time, _site_time and _time indexes, so a page of one
+  -- host's or one small site's changes never walks other sites' history.
+  AND (hh.changed_at, hh.id) < (@before_at::timestamptz, @before_id::bigint)
+ORDER BY hh.changed_at DESC, hh.id DESC
 LIMIT @row_limit;
 
 -- name: RefreshHostSummary :exec
