@@ -105,6 +105,10 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("--database-url: %w", err)
 	}
 	poolCfg.MaxConns = cfg.MaxConns
+	// Short OLTP statements only: JIT compiling costs more than it saves
+	// here, and a generic plan of an optional-filter query (cost estimates
+	// in the millions) would otherwise pay hundreds of ms of compilation.
+	poolCfg.ConnConfig.RuntimeParams["jit"] = "off"
 	ingest.ConfigurePool(poolCfg)
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
