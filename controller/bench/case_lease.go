@@ -378,7 +378,7 @@ func checkCompleted(ctx context.Context, url string, want int64) error {
 // port ranges.
 func tinyCommit(job uuid.UUID, worker string, token int64, n netip.Prefix, stats []byte) db.CommitJobsParams {
 	return db.CommitJobsParams{
-		JobIds: []uuid.UUID{job}, WorkerIds: []string{worker}, LeaseTokens: []int64{token}, Now: time.Now().UTC(),
+		JobIds: []uuid.UUID{job}, WorkerIds: []string{worker}, LeaseTokens: []int64{token},
 		ScannedTcp: []string{"{[80,80]}"}, ScannedUdp: []string{"{}"}, Stats: [][]byte{stats},
 		HostCounts: []int32{1}, PortCounts: []int32{1},
 		HIp: []netip.Addr{n.Addr().Next()}, HStatus: []string{"up"}, HReason: []string{"syn-ack"},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -112,7 +111,7 @@ func (c *committer) gather(batch []*commitRequest) []*commitRequest {
 }
 
 func (c *committer) commitBatch(ctx context.Context, batch []*commitRequest) {
-	arg := db.CommitJobsParams{Now: time.Now().UTC()}
+	var arg db.CommitJobsParams
 	var all rowBuffer
 	for _, r := range batch {
 		arg.JobIds = append(arg.JobIds, r.job.ref.JobID)

@@ -351,7 +351,7 @@ func (s *stream) commitStaged(ctx context.Context, tcp, udp string, stats []byte
 		return committed{}, err
 	}
 	arg := db.CommitJobParams{
-		JobID: s.ref.JobID, WorkerID: s.ref.WorkerID, LeaseToken: s.ref.Token, Now: time.Now().UTC(),
+		JobID: s.ref.JobID, WorkerID: s.ref.WorkerID, LeaseToken: s.ref.Token,
 		ScannedTcp: tcp, ScannedUdp: udp, Stats: stats,
 		RunAnalyze:   s.portRows+int64(s.hosts) >= analyzeThreshold,
 		ClearStaging: s.small(),

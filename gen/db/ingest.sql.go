@@ -9,7 +9,6 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"time"
 
 	"github.com/google/uuid"
 )
@@ -38,15 +37,14 @@ const commitJob = `-- name: CommitJob :one
 SELECT r.outcome::text AS outcome, r.job_site_id::uuid AS job_site_id, r.merged_hosts::bigint AS merged_hosts,
        r.up_hosts::bigint AS up_hosts, r.port_rows::bigint AS port_rows, r.changes::bigint AS changes
 FROM ingest_commit(
-    $1::uuid, $2::text, $3::bigint, $4::timestamptz,
-    $5::text, $6::text, $7::jsonb, $8::boolean, $9::boolean) AS r
+    $1::uuid, $2::text, $3::bigint,
+    $4::text, $5::text, $6::jsonb, $7::boolean, $8::boolean) AS r
 `
 
 type CommitJobParams struct {
 	JobID        uuid.UUID
 	WorkerID     string
 	LeaseToken   int64
-	Now          time.Time
 	ScannedTcp   string
 	ScannedUdp   string
 	Stats        []byte
@@ -70,7 +68,6 @@ func (q *Queries) CommitJob(ctx context.Context, arg CommitJobParams) (CommitJob
 		arg.JobID,
 		arg.WorkerID,
 		arg.LeaseToken,
-		arg.Now,
 		arg.ScannedTcp,
 		arg.ScannedUdp,
 		arg.Stats,
@@ -94,19 +91,18 @@ SELECT r.idx::integer AS idx, r.outcome::text AS outcome, r.message::text AS mes
        r.job_site_id::uuid AS job_site_id, r.merged_hosts::bigint AS merged_hosts, r.up_hosts::bigint AS up_hosts,
        r.port_rows::bigint AS port_rows, r.changes::bigint AS changes
 FROM ingest_commit_many(
-    $1::uuid[], $2::text[], $3::bigint[], $4::timestamptz,
-    $5::text[], $6::text[], $7::jsonb[], $8::integer[], $9::integer[],
-    $10::inet[], $11::text[], $12::text[], $13::macaddr[], $14::text[], $15::text[],
-    $16::text[], $17::text[], $18::smallint[],
-    $19::inet[], $20::text[], $21::integer[], $22::text[], $23::text[], $24::text[],
-    $25::text[], $26::text[], $27::text[], $28::jsonb[]) AS r
+    $1::uuid[], $2::text[], $3::bigint[],
+    $4::text[], $5::text[], $6::jsonb[], $7::integer[], $8::integer[],
+    $9::inet[], $10::text[], $11::text[], $12::macaddr[], $13::text[], $14::text[],
+    $15::text[], $16::text[], $17::smallint[],
+    $18::inet[], $19::text[], $20::integer[], $21::text[], $22::text[], $23::text[],
+    $24::text[], $25::text[], $26::text[], $27::jsonb[]) AS r
 `
 
 type CommitJobsParams struct {
 	JobIds      []uuid.UUID
 	WorkerIds   []string
 	LeaseTokens []int64
-	Now         time.Time
 	ScannedTcp  []string
 	ScannedUdp  []string
 	Stats       [][]byte
@@ -151,7 +147,6 @@ func (q *Queries) CommitJobs(ctx context.Context, arg CommitJobsParams) ([]Commi
 		arg.JobIds,
 		arg.WorkerIds,
 		arg.LeaseTokens,
-		arg.Now,
 		arg.ScannedTcp,
 		arg.ScannedUdp,
 		arg.Stats,

@@ -31,7 +31,6 @@ CREATE FUNCTION ingest_commit(
     p_job_id        uuid,
     p_worker_id     text,
     p_lease_token   bigint,
-    p_now           timestamptz,
     p_scanned_tcp   text,
     p_scanned_udp   text,
     p_stats         jsonb,
@@ -50,6 +49,7 @@ DECLARE
     v_down   bigint;
     v_rows   bigint;
     v_ports  bigint;
+    v_now    timestamptz;
 BEGIN
     SELECT s.status, s.worker_id, s.lease_token, s.site_id, s.network, s.exclusions
     INTO j
@@ -73,6 +73,10 @@ BEGIN
     IF j.status NOT IN ('leased', 'running') THEN
         RAISE EXCEPTION 'job % became % while results streamed', p_job_id, j.status USING ERRCODE = 'SCL01';
     END IF;
+    -- The database's clock, not a controller's: controllers' clocks differ,
+    -- and first_seen <= last_seen and started_at <= completed_at must hold
+    -- whichever controller commits.
+    v_now := statement_timestamp();
 
     IF p_analyze THEN
         -- The planner knows nothing about fresh temp tables; without
@@ -94,7 +98,7 @@ BEGIN
                                 os_confidence, status, discovery_count, first_seen, last_seen, last_job_id)
         SELECT j.site_id, i.ip, NULLIF(i.hostname, ''), i.mac_address, NULLIF(i.vendor, ''),
                NULLIF(i.os_family, ''), NULLIF(i.os_name, ''), NULLIF(i.os_confidence, 0), i.status,
-               CASE WHEN i.status = 'up' THEN 1 ELSE 0 END, p_now, p_now, p_job_id
+               CASE WHEN i.status = 'up' THEN 1 ELSE 0 END, v_now, v_now, p_job_id
         FROM ingest_hosts i
         WHERE i.status = 'up' OR EXISTS (SELECT 1 FROM prev WHERE prev.ip_address = i.ip)
         ON CONFLICT (site_id, ip_address) DO UPDATE
@@ -113,12 +117,12 @@ BEGIN
         INSERT INTO host_history (host_id, site_id, job_id, event, old_value, new_value, changed_at, changed_by, change_reason)
         SELECT u.id, j.site_id, p_job_id,
                CASE WHEN p.id IS NULL THEN 'host_discovered' WHEN u.status = 'up' THEN 'host_up' ELSE 'host_down' END,
-               p.status, u.status, p_now, v_by, v_why
+               p.status, u.status, v_now, v_by, v_why
         FROM upserted u
         LEFT JOIN prev p ON p.id = u.id
         WHERE (p.id IS NULL AND u.status = 'up') OR (p.id IS NOT NULL AND p.status IS DISTINCT FROM u.status)
         UNION ALL
-        SELECT u.id, j.site_id, p_job_id, 'os_changed', p.os_name, u.os_name, p_now, v_by, v_why
+        SELECT u.id, j.site_id, p_job_id, 'os_changed', p.os_name, u.os_name, v_now, v_by, v_why
         FROM upserted u
         JOIN prev p ON p.id = u.id
         WHERE p.os_name IS NOT NULL AND u.os_name IS DISTINCT FROM p.os_name
@@ -155,7 +159,7 @@ BEGIN
         RETURNING h.id
     )
     INSERT INTO host_history (host_id, site_id, job_id, event, old_value, new_value, changed_at, changed_by, change_reason)
-    SELECT gone.id, j.site_id, p_job_id, 'host_down', 'up', 'down', p_now, v_by, 'no reply to this scan'
+    SELECT gone.id, j.site_id, p_job_id, 'host_down', 'up', 'down', v_now, v_by, 'no reply to this scan'
     FROM gone;
     GET DIAGNOSTICS v_down = ROW_COUNT;
 
@@ -163,7 +167,7 @@ BEGIN
                             service_version, service_extra_info, scripts, scanned_at)
     SELECT p_job_id, i.host_id, p.port, p.protocol, p.state, NULLIF(p.reason, ''), NULLIF(p.service_name, ''),
            NULLIF(p.service_product, ''), NULLIF(p.service_version, ''), NULLIF(p.service_extra_info, ''),
-           p.scripts, p_now
+           p.scripts, v_now
     FROM ingest_ports p
     JOIN ingest_hosts i ON i.ip = p.ip
     WHERE i.host_id IS NOT NULL;
@@ -213,17 +217,17 @@ BEGIN
                OR (s.protocol = 'udp' AND s.port <@ CAST(p_scanned_udp AS int4multirange)))
     )
     INSERT INTO host_history (host_id, site_id, job_id, event, port, protocol, old_value, new_value, changed_at, changed_by, change_reason)
-    SELECT host_id, j.site_id, p_job_id, 'port_opened', port, protocol, old_state, new_state, p_now, v_by, v_why FROM opened
+    SELECT host_id, j.site_id, p_job_id, 'port_opened', port, protocol, old_state, new_state, v_now, v_by, v_why FROM opened
     UNION ALL
-    SELECT host_id, j.site_id, p_job_id, 'service_changed', port, protocol, old_service, new_service, p_now, v_by, v_why FROM changed
+    SELECT host_id, j.site_id, p_job_id, 'service_changed', port, protocol, old_service, new_service, v_now, v_by, v_why FROM changed
     UNION ALL
-    SELECT host_id, j.site_id, p_job_id, 'port_closed', port, protocol, 'open', new_state, p_now, v_by, v_why FROM closed;
+    SELECT host_id, j.site_id, p_job_id, 'port_closed', port, protocol, 'open', new_state, v_now, v_by, v_why FROM closed;
     GET DIAGNOSTICS v_ports = ROW_COUNT;
 
     -- Ports open before and scanned again but not reported at all: nmap
     -- folds them into "not shown: closed/filtered", so they are no longer open.
     UPDATE services s
-    SET state = 'closed', last_seen = p_now, last_job_id = p_job_id
+    SET state = 'closed', last_seen = v_now, last_job_id = p_job_id
     WHERE s.host_id = ANY (ARRAY(SELECT i.host_id FROM ingest_hosts i WHERE i.status = 'up' AND i.has_services))
       AND s.state = 'open'
       AND NOT EXISTS (SELECT 1 FROM ingest_ports p JOIN ingest_hosts i ON i.ip = p.ip
@@ -235,7 +239,7 @@ BEGIN
     INSERT INTO services AS s (host_id, port, protocol, state, service_name, service_product, service_version,
                                service_extra_info, first_seen, last_seen, last_job_id)
     SELECT i.host_id, p.port, p.protocol, p.state, NULLIF(p.service_name, ''), NULLIF(p.service_product, ''),
-           NULLIF(p.service_version, ''), NULLIF(p.service_extra_info, ''), p_now, p_now, p_job_id
+           NULLIF(p.service_version, ''), NULLIF(p.service_extra_info, ''), v_now, v_now, p_job_id
     FROM ingest_ports p
     JOIN ingest_hosts i ON i.ip = p.ip
     WHERE i.host_id IS NOT NULL
@@ -253,7 +257,7 @@ BEGIN
         last_job_id        = EXCLUDED.last_job_id;
 
     UPDATE scan_jobs
-    SET status = 'completed', completed_at = p_now, progress_percent = 100, timeout_at = NULL, error_message = NULL,
+    SET status = 'completed', completed_at = v_now, progress_percent = 100, timeout_at = NULL, error_message = NULL,
         scan_stats = COALESCE(p_stats, '{}'::jsonb)
                      || jsonb_build_object('hosts_up', v_up, 'port_rows', v_rows, 'changes', v_events + v_ports + v_down)
     WHERE id = p_job_id;
@@ -286,7 +290,6 @@ CREATE FUNCTION ingest_commit_many(
     p_job_id        uuid[],
     p_worker_id     text[],
     p_lease_token   bigint[],
-    p_now           timestamptz,
     p_scanned_tcp   text[],
     p_scanned_udp   text[],
     p_stats         jsonb[],
@@ -337,7 +340,7 @@ BEGIN
                                  p_p_reason[p0:p1], p_p_name[p0:p1], p_p_product[p0:p1], p_p_version[p0:p1],
                                  p_p_extra[p0:p1], p_p_scripts[p0:p1]);
             SELECT * INTO r FROM ingest_commit(
-                p_job_id[i], p_worker_id[i], p_lease_token[i], p_now, p_scanned_tcp[i], p_scanned_udp[i], p_stats[i],
+                p_job_id[i], p_worker_id[i], p_lease_token[i], p_scanned_tcp[i], p_scanned_udp[i], p_stats[i],
                 false, true);
             RETURN QUERY SELECT i, r.outcome, ''::text, r.job_site_id, r.merged_hosts, r.up_hosts, r.port_rows, r.changes;
         EXCEPTION

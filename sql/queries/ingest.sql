@@ -4,7 +4,7 @@
 SELECT r.outcome::text AS outcome, r.job_site_id::uuid AS job_site_id, r.merged_hosts::bigint AS merged_hosts,
        r.up_hosts::bigint AS up_hosts, r.port_rows::bigint AS port_rows, r.changes::bigint AS changes
 FROM ingest_commit(
-    @job_id::uuid, @worker_id::text, @lease_token::bigint, @now::timestamptz,
+    @job_id::uuid, @worker_id::text, @lease_token::bigint,
     @scanned_tcp::text, @scanned_udp::text, @stats::jsonb, @run_analyze::boolean, @clear_staging::boolean) AS r;
 
 -- name: ClearStagedHosts :exec
@@ -22,7 +22,7 @@ SELECT r.idx::integer AS idx, r.outcome::text AS outcome, r.message::text AS mes
        r.job_site_id::uuid AS job_site_id, r.merged_hosts::bigint AS merged_hosts, r.up_hosts::bigint AS up_hosts,
        r.port_rows::bigint AS port_rows, r.changes::bigint AS changes
 FROM ingest_commit_many(
-    @job_ids::uuid[], @worker_ids::text[], @lease_tokens::bigint[], @now::timestamptz,
+    @job_ids::uuid[], @worker_ids::text[], @lease_tokens::bigint[],
     @scanned_tcp::text[], @scanned_udp::text[], @stats::jsonb[], @host_counts::integer[], @port_counts::integer[],
     @h_ip::inet[], @h_status::text[], @h_reason::text[], @h_mac::macaddr[], @h_vendor::text[], @h_hostname::text[],
     @h_os_name::text[], @h_os_family::text[], @h_os_conf::smallint[],
