@@ -161,6 +161,7 @@ func TestBinariesNameTheBadFlag(t *testing.T) {
 		{"scanorama-controller", []string{"serve", "--tls-key", "/nonexistent/key.pem"}, "--tls-cert"},
 		{"scanorama-controller", []string{"serve", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"}, "--tls-cert"},
 		{"scanorama-controller", []string{"serve", "--tls-client-ca", "/nonexistent/ca.pem"}, "--tls-cert"},
+		{"scanorama-controller", []string{"serve", "--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem", "--tls-admin-ca", "/nonexistent/ca.pem"}, "--tls-client-ca"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.bin+" "+strings.Join(tc.args, " "), func(t *testing.T) {

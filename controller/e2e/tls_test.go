@@ -21,9 +21,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
@@ -187,5 +189,46 @@ func TestMutualTLS(t *testing.T) {
 	}
 	if n := s.count(`SELECT count(*) FROM port_scans WHERE port = $1 AND state = 'open'`, port); n != 1 {
 		t.Fatalf("port_scans rows = %d, want 1", n)
+	}
+}
+
+// With --tls-admin-ca as well, the CA behind a client certificate decides
+// its role: an agent's certificate cannot call AdminService (it lives on a
+// host in a scanned segment), an admin's cannot pose as an agent.
+func TestMutualTLSRoles(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t, "scanorama-server")
+	srvCert, srvKey := ca.leaf("controller", true)
+	agents := newTestCA(t, "scanorama-agents")
+	agentCert, agentKey := agents.leaf("agent-1", false)
+	admins := newTestCA(t, "scanorama-admins")
+	adminCert, adminKey := admins.leaf("alice", false)
+
+	s := newStackWith(t, netip.MustParseAddr("127.0.0.1"), clientCreds(t, ca, adminCert, adminKey),
+		"--tls-cert", srvCert, "--tls-key", srvKey, "--tls-client-ca", agents.file, "--tls-admin-ca", admins.file)
+	ctx := s.ctx()
+	if _, err := s.admin.CreateSite(ctx, &pb.CreateSiteRequest{Name: "lab"}); err != nil {
+		t.Fatalf("admin certificate on AdminService: %v", err)
+	}
+	if _, err := s.agentc.Register(ctx, &pb.RegisterRequest{Site: "lab", Name: "impostor"}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("admin certificate on AgentService: %v; want PermissionDenied", err)
+	}
+
+	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(clientCreds(t, ca, agentCert, agentKey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := pb.NewAgentServiceClient(conn).Register(ctx, &pb.RegisterRequest{Site: "lab", Name: "agent-1"}); err != nil {
+		t.Errorf("agent certificate on AgentService: %v", err)
+	}
+	if _, err := pb.NewAdminServiceClient(conn).ListSites(ctx, &pb.ListSitesRequest{}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("agent certificate on AdminService: %v; want PermissionDenied", err)
+	}
+	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Errorf("agent certificate on health: %v", err)
+	}
+	if n := s.count(`SELECT count(*) FROM agents WHERE name = 'impostor'`); n != 0 {
+		t.Errorf("the refused Register wrote an agent")
 	}
 }

@@ -55,6 +55,9 @@ type Config struct {
 	// TLS, when set, secures the gRPC API (see TLSFiles); nil serves
 	// plaintext.
 	TLS *tls.Config
+	// Roles, when set, keeps agents' certificates off AdminService and
+	// admins' off AgentService.
+	Roles *Roles
 	// Ready, when set, receives the bound address once the server accepts calls.
 	Ready func(addr net.Addr)
 }
@@ -162,6 +165,11 @@ func Run(ctx context.Context, cfg Config) error {
 		security = "tls"
 		if cfg.TLS.ClientAuth == tls.RequireAndVerifyClientCert {
 			security = "mtls"
+		}
+		if cfg.Roles != nil {
+			opts = append(opts, grpc.ChainUnaryInterceptor(cfg.Roles.UnaryInterceptor()),
+				grpc.ChainStreamInterceptor(cfg.Roles.StreamInterceptor()))
+			security = "mtls with agent and admin roles"
 		}
 	} else if host, _, _ := net.SplitHostPort(lis.Addr().String()); !isLoopback(host) {
 		log.Warn("serving plaintext gRPC on a non-loopback address: agents and admins are not authenticated; "+

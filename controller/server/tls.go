@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -12,32 +13,42 @@ import (
 
 // TLSFiles names the controller's certificate files. With CertFile and
 // KeyFile the gRPC API speaks TLS; with ClientCAFile as well, every caller
-// (agents, grpcurl) must present a certificate that CA signed.
+// (agents, grpcurl) must present a certificate that CA signed. With
+// AdminCAFile too, the two roles are told apart: AdminService takes only
+// certificates of AdminCAFile's CAs, AgentService only those of
+// ClientCAFile's, so an agent's key, which lives on a host in a scanned
+// segment, cannot create targets or read other sites' results.
 type TLSFiles struct {
 	CertFile     string
 	KeyFile      string
 	ClientCAFile string
+	AdminCAFile  string
 }
 
 // Enabled reports whether any TLS file is set.
 func (f TLSFiles) Enabled() bool {
-	return f.CertFile != "" || f.KeyFile != "" || f.ClientCAFile != ""
+	return f.CertFile != "" || f.KeyFile != "" || f.ClientCAFile != "" || f.AdminCAFile != ""
 }
 
 // Config builds the server's TLS configuration, checking every file now so
 // a bad one stops the controller at start with the flag named. The key pair
 // is read again when its files change (checked at most every reloadEvery),
 // so a renewed certificate takes effect without a restart.
-func (f TLSFiles) Config() (*tls.Config, error) {
+//
+// Roles is non-nil when AdminCAFile is set; the server must then install
+// its interceptors.
+func (f TLSFiles) Config() (*tls.Config, *Roles, error) {
 	switch {
 	case f.CertFile == "":
-		return nil, errors.New("--tls-cert: required with --tls-key or --tls-client-ca")
+		return nil, nil, errors.New("--tls-cert: required with --tls-key, --tls-client-ca or --tls-admin-ca")
 	case f.KeyFile == "":
-		return nil, errors.New("--tls-key: required with --tls-cert")
+		return nil, nil, errors.New("--tls-key: required with --tls-cert")
+	case f.AdminCAFile != "" && f.ClientCAFile == "":
+		return nil, nil, errors.New("--tls-client-ca: required with --tls-admin-ca (it names the agents' CA)")
 	}
 	kp := &keyPair{certFile: f.CertFile, keyFile: f.KeyFile}
 	if err := kp.load(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg := &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -45,15 +56,29 @@ func (f TLSFiles) Config() (*tls.Config, error) {
 			return kp.get(), nil
 		},
 	}
-	if f.ClientCAFile != "" {
-		pool, err := loadCAs(f.ClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("--tls-client-ca: %w", err)
-		}
-		cfg.ClientCAs = pool
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	if f.ClientCAFile == "" {
+		return cfg, nil, nil
 	}
-	return cfg, nil
+	agentCAs, err := loadCAs(f.ClientCAFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--tls-client-ca: %w", err)
+	}
+	cfg.ClientCAs = x509.NewCertPool()
+	for _, c := range agentCAs {
+		cfg.ClientCAs.AddCert(c)
+	}
+	cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	if f.AdminCAFile == "" {
+		return cfg, nil, nil
+	}
+	adminCAs, err := loadCAs(f.AdminCAFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--tls-admin-ca: %w", err)
+	}
+	for _, c := range adminCAs {
+		cfg.ClientCAs.AddCert(c)
+	}
+	return cfg, &Roles{agentCAs: agentCAs, adminCAs: adminCAs}, nil
 }
 
 // reloadEvery bounds how often the key pair's files are checked for changes.
@@ -105,14 +130,30 @@ func (k *keyPair) newest() time.Time {
 	return t
 }
 
-func loadCAs(file string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(file)
+// loadCAs reads every certificate of a PEM bundle.
+func loadCAs(file string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
+	var out []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
 		return nil, fmt.Errorf("%s holds no PEM certificate", file)
 	}
-	return pool, nil
+	return out, nil
 }

@@ -55,7 +55,7 @@ func TestTLSKeyPairReloadsWhenRenewed(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
 	selfSigned(t, cert, key, "first")
-	cfg, err := TLSFiles{CertFile: cert, KeyFile: key}.Config()
+	cfg, _, err := TLSFiles{CertFile: cert, KeyFile: key}.Config()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,9 +99,11 @@ func TestTLSFilesNameTheFlag(t *testing.T) {
 		{TLSFiles{CertFile: key, KeyFile: key}, "--tls-cert/--tls-key"},
 		{TLSFiles{CertFile: cert, KeyFile: key, ClientCAFile: key}, "--tls-client-ca"},
 		{TLSFiles{CertFile: cert, KeyFile: key, ClientCAFile: filepath.Join(dir, "missing.pem")}, "--tls-client-ca"},
+		{TLSFiles{CertFile: cert, KeyFile: key, AdminCAFile: cert}, "--tls-client-ca"},
+		{TLSFiles{CertFile: cert, KeyFile: key, ClientCAFile: cert, AdminCAFile: filepath.Join(dir, "missing.pem")}, "--tls-admin-ca"},
 	}
 	for _, tc := range tests {
-		_, err := tc.files.Config()
+		_, _, err := tc.files.Config()
 		if err == nil || !strings.HasPrefix(err.Error(), tc.flag) {
 			t.Errorf("%+v: %v; want an error starting with %s", tc.files, err, tc.flag)
 		}

@@ -102,7 +102,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	var tlsFiles server.TLSFiles
 	fs.StringVar(&tlsFiles.CertFile, "tls-cert", env("SCANORAMA_TLS_CERT", ""), "PEM certificate (chain) the gRPC API presents; with --tls-key it serves TLS, reloaded when the files change (env SCANORAMA_TLS_CERT)")
 	fs.StringVar(&tlsFiles.KeyFile, "tls-key", env("SCANORAMA_TLS_KEY", ""), "PEM private key of --tls-cert (env SCANORAMA_TLS_KEY)")
-	fs.StringVar(&tlsFiles.ClientCAFile, "tls-client-ca", env("SCANORAMA_TLS_CLIENT_CA", ""), "PEM CA bundle; every agent and admin must present a certificate it signed (env SCANORAMA_TLS_CLIENT_CA)")
+	fs.StringVar(&tlsFiles.ClientCAFile, "tls-client-ca", env("SCANORAMA_TLS_CLIENT_CA", ""), "PEM CA bundle; every agent (and, without --tls-admin-ca, every admin) must present a certificate it signed (env SCANORAMA_TLS_CLIENT_CA)")
+	fs.StringVar(&tlsFiles.AdminCAFile, "tls-admin-ca", env("SCANORAMA_TLS_ADMIN_CA", ""), "PEM CA bundle of the admins' certificates: only they may call AdminService, and only --tls-client-ca's may call AgentService (env SCANORAMA_TLS_ADMIN_CA)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -122,9 +123,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 		return fail(stderr, fmt.Errorf("--db-max-conns: %d is outside 4..1000", *maxConns))
 	}
 	var tlsCfg *tls.Config
+	var roles *server.Roles
 	if tlsFiles.Enabled() {
 		var err error
-		if tlsCfg, err = tlsFiles.Config(); err != nil {
+		if tlsCfg, roles, err = tlsFiles.Config(); err != nil {
 			return fail(stderr, err)
 		}
 	}
@@ -134,7 +136,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	err = server.Run(ctx, server.Config{
 		Listen: *listen, DatabaseURL: c.databaseURL, DataDir: c.dataDir, LeaseTTL: *ttl, MaxConns: int32(*maxConns), RetentionMonths: *retention,
-		TLS: tlsCfg, Logger: log,
+		TLS: tlsCfg, Roles: roles, Logger: log,
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("controller failed", "error", err)
