@@ -156,6 +156,7 @@ func TestBinariesNameTheBadFlag(t *testing.T) {
 		{"scanorama-controller", []string{"serve", "--listen", "nowhere"}, "--listen"},
 		{"scanorama-controller", []string{"serve", "--lease-ttl", "1ms"}, "--lease-ttl"},
 		{"scanorama-controller", []string{"serve", "--log-level", "loud"}, "--log-level"},
+		{"scanorama-controller", []string{"serve", "--debug-listen", "0.0.0.0:6060"}, "--debug-listen"},
 		{"scanorama-agent", []string{"--controller", "127.0.0.1:1", "--site", "lab", "--tls-ca", "/nonexistent/ca.pem"}, "--tls-ca"},
 		{"scanorama-agent", []string{"--controller", "127.0.0.1:1", "--site", "lab", "--tls-cert", "/nonexistent/agent.pem"}, "--tls-key"},
 		{"scanorama-controller", []string{"serve", "--tls-key", "/nonexistent/key.pem"}, "--tls-cert"},

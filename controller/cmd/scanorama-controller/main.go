@@ -96,6 +96,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	var c common
 	c.register(fs)
 	listen := fs.String("listen", env("SCANORAMA_LISTEN", "127.0.0.1:7443"), "gRPC listen address (env SCANORAMA_LISTEN)")
+	debugListen := fs.String("debug-listen", env("SCANORAMA_DEBUG_LISTEN", ""), "serve Go profiling endpoints (/debug/pprof/) on this loopback address; empty: off (env SCANORAMA_DEBUG_LISTEN)")
 	maxConns := fs.Int("db-max-conns", envInt("SCANORAMA_DB_MAX_CONNS", 40), "database connections this controller may open (env SCANORAMA_DB_MAX_CONNS)")
 	retention := fs.Int("retention-months", envInt("SCANORAMA_RETENTION_MONTHS", 13), "months of port_scans history kept live; older months move to the archive schema, 0 keeps all (env SCANORAMA_RETENTION_MONTHS)")
 	ttl := fs.Duration("lease-ttl", envDuration("SCANORAMA_LEASE_TTL", 30*time.Second), "lease lifetime without a heartbeat (env SCANORAMA_LEASE_TTL)")
@@ -130,9 +131,20 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 			return fail(stderr, err)
 		}
 	}
+	if *debugListen != "" {
+		host, _, err := net.SplitHostPort(*debugListen)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			return fail(stderr, fmt.Errorf("--debug-listen: %q is not a loopback host:port", *debugListen))
+		}
+	}
 	log, err := c.logger()
 	if err != nil {
 		return fail(stderr, err)
+	}
+	if *debugListen != "" {
+		if err := serveDebug(ctx, *debugListen, log.Named("debug")); err != nil {
+			return fail(stderr, fmt.Errorf("--debug-listen: %w", err))
+		}
 	}
 	err = server.Run(ctx, server.Config{
 		Listen: *listen, DatabaseURL: c.databaseURL, DataDir: c.dataDir, LeaseTTL: *ttl, MaxConns: int32(*maxConns), RetentionMonths: *retention,
