@@ -59,7 +59,9 @@ func (p *Publisher) Run(ctx context.Context) {
 		select {
 		case first := <-p.ch:
 			batch = p.fill(append(batch[:0], first))
-			p.send(ctx, batch)
+			// Not cut short by shutdown: a NOTIFY that ran but whose
+			// answer was abandoned would count as dropped.
+			p.send(context.WithoutCancel(ctx), batch)
 		case <-ctx.Done():
 			flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 			for batch = p.fill(batch[:0]); len(batch) > 0; batch = p.fill(batch[:0]) {
