@@ -24,24 +24,24 @@ func TestArgs(t *testing.T) {
 		{"default connect", def, []string{"127.0.0.1"}, nil,
 			common + " -sT --top-ports 1000 -- 127.0.0.1"},
 		{"ports and cidr", with(def, func(o *Options) { o.TopPorts, o.Ports = 0, mustPorts(t, "80,22,8000-8100") }),
-			[]string{"10.0.0.0/24", "10.0.1.9"}, nil,
-			common + " -sT -p 22,80,8000-8100 -- 10.0.0.0/24 10.0.1.9"},
-		{"unmasked target is masked", def, []string{"10.0.0.77/24"}, nil,
-			common + " -sT --top-ports 1000 -- 10.0.0.0/24"},
+			[]string{"10.99.0.0/24", "10.99.1.9"}, nil,
+			common + " -sT -p 22,80,8000-8100 -- 10.99.0.0/24 10.99.1.9"},
+		{"unmasked target is masked", def, []string{"10.99.0.77/24"}, nil,
+			common + " -sT --top-ports 1000 -- 10.99.0.0/24"},
 		{"syn with exclusions", with(def, func(o *Options) { o.ScanType, o.TopPorts = ScanSYN, 100 }),
-			[]string{"10.0.0.0/24"}, []string{"10.0.0.1", "10.0.0.128/25"},
-			common + " -sS --top-ports 100 --exclude 10.0.0.1,10.0.0.128/25 -- 10.0.0.0/24"},
+			[]string{"10.99.0.0/24"}, []string{"10.99.0.1", "10.99.0.128/25"},
+			common + " -sS --top-ports 100 --exclude 10.99.0.1,10.99.0.128/25 -- 10.99.0.0/24"},
 		{"udp plain ports", with(def, func(o *Options) {
 			o.ScanType, o.TopPorts = ScanUDP, 0
 			o.Ports, _ = ParsePortsFor(ScanUDP, "53,161")
 		}), []string{"127.0.0.1"}, nil,
 			common + " -sU -p U:53,161 -- 127.0.0.1"},
-		{"ping", ping, []string{"192.168.1.0/24"}, nil,
-			common + " -sn -- 192.168.1.0/24"},
+		{"ping", ping, []string{"198.18.1.0/24"}, nil,
+			common + " -sn -- 198.18.1.0/24"},
 		{"ping methods", with(ping, func(o *Options) {
 			o.PingMethods = []PingMethod{PingARP, PingICMPEcho, PingTCPSYN, PingTCPACK, PingUDP}
-		}), []string{"192.168.1.0/24"}, nil,
-			common + " -sn -PR -PE -PS -PA -PU -- 192.168.1.0/24"},
+		}), []string{"198.18.1.0/24"}, nil,
+			common + " -sn -PR -PE -PS -PA -PU -- 198.18.1.0/24"},
 		{"ipv6", with(def, func(o *Options) { o.TopPorts, o.Ports = 0, mustPorts(t, "22") }),
 			[]string{"::1", "2001:db8::/120"}, []string{"2001:db8::1"},
 			common + " -6 -sT -p 22 --exclude 2001:db8::1 -- ::1 2001:db8::/120"},
@@ -51,9 +51,9 @@ func TestArgs(t *testing.T) {
 			o.Timing, o.HostTimeout, o.MinRate, o.MaxRate, o.MaxRetries = 4, 90*time.Second, 100, 1000, 2
 			o.Scripts = []string{"ssl-cert", "banner"}
 			o.SkipHostDiscovery = true
-		}), []string{"10.1.2.3"}, nil,
+		}), []string{"10.99.2.3"}, nil,
 			common + " -sS -p 1-1024 -sV --version-intensity 7 -O -T4 --host-timeout 90s" +
-				" --min-rate 100 --max-rate 1000 --max-retries 2 --script ssl-cert,banner -Pn -- 10.1.2.3"},
+				" --min-rate 100 --max-rate 1000 --max-retries 2 --script ssl-cert,banner -Pn -- 10.99.2.3"},
 		{"version light, T0, zero retries, ms timeout", with(def, func(o *Options) {
 			o.ServiceDetection, o.VersionLight = true, true
 			o.Timing, o.MaxRetries, o.HostTimeout = 0, 0, 1500*time.Millisecond

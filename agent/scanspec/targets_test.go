@@ -29,14 +29,14 @@ func TestHostCount(t *testing.T) {
 		want             uint64
 	}{
 		{"single", []string{"127.0.0.1"}, nil, 1},
-		{"slash24", []string{"10.0.0.0/24"}, nil, 256},
-		{"unmasked", []string{"10.0.0.77/24"}, nil, 256},
-		{"duplicates", []string{"10.0.0.0/24", "10.0.0.0/24", "10.0.0.5"}, nil, 256},
-		{"nested", []string{"10.0.0.0/25", "10.0.0.0/24", "10.0.1.0/24"}, nil, 512},
-		{"exclude inside", []string{"10.0.0.0/24"}, []string{"10.0.0.0/26", "10.0.0.1", "10.0.0.200"}, 191},
-		{"exclude covering", []string{"10.0.0.0/24", "10.0.1.0/30"}, []string{"10.0.0.0/16"}, 0},
-		{"exclude elsewhere", []string{"10.0.0.0/30"}, []string{"192.168.0.0/16"}, 4},
-		{"exclude across two", []string{"10.0.0.0/30", "10.0.0.4/30"}, []string{"10.0.0.0/29"}, 0},
+		{"slash24", []string{"10.99.0.0/24"}, nil, 256},
+		{"unmasked", []string{"10.99.0.77/24"}, nil, 256},
+		{"duplicates", []string{"10.99.0.0/24", "10.99.0.0/24", "10.99.0.5"}, nil, 256},
+		{"nested", []string{"10.99.0.0/25", "10.99.0.0/24", "10.99.1.0/24"}, nil, 512},
+		{"exclude inside", []string{"10.99.0.0/24"}, []string{"10.99.0.0/26", "10.99.0.1", "10.99.0.200"}, 191},
+		{"exclude covering", []string{"10.99.0.0/24", "10.99.1.0/30"}, []string{"10.99.0.0/16"}, 0},
+		{"exclude elsewhere", []string{"10.99.0.0/30"}, []string{"198.18.0.0/16"}, 4},
+		{"exclude across two", []string{"10.99.0.0/30", "10.99.0.4/30"}, []string{"10.99.0.0/29"}, 0},
 		{"ipv6", []string{"::1", "2001:db8::/120"}, []string{"2001:db8::/124"}, 1 + 256 - 16},
 		{"ipv6 huge saturates", []string{"2001:db8::/32", "2001:db9::/32"}, nil, math.MaxUint64},
 		{"ipv4 all", []string{"0.0.0.0/0"}, nil, 1 << 32},
@@ -62,8 +62,8 @@ func TestValidateTargets(t *testing.T) {
 		targets, exclude []netip.Prefix
 		wantErr          string
 	}{
-		{"ok", prefixes(t, "127.0.0.1", "10.0.0.0/9"), nil, ""},
-		{"at limit", prefixes(t, "10.0.0.0/8"), nil, ""},
+		{"ok", prefixes(t, "127.0.0.1", "10.99.0.0/9"), nil, ""},
+		{"at limit", prefixes(t, "10.99.0.0/8"), nil, ""},
 		{"ok v6", prefixes(t, "::1", "fd00::/104"), prefixes(t, "fd00::1"), ""},
 		{"none", nil, nil, "at least one target"},
 		{"zero prefix", []netip.Prefix{{}}, nil, "invalid prefix"},
@@ -71,10 +71,10 @@ func TestValidateTargets(t *testing.T) {
 		{"mixed exclude", prefixes(t, "127.0.0.1"), prefixes(t, "::1"), "exclude: ::1/128 mixes"},
 		{"mapped", prefixes(t, "::ffff:127.0.0.1"), nil, "IPv4-mapped"},
 		{"all excluded", prefixes(t, "127.0.0.1"), prefixes(t, "127.0.0.0/8"), "every address is excluded"},
-		{"too large v4", prefixes(t, "10.0.0.0/7"), nil, "exceed the limit"},
+		{"too large v4", prefixes(t, "10.99.0.0/7"), nil, "exceed the limit"},
 		{"too large v6", prefixes(t, "fd00::/64"), nil, "exceed the limit"},
 		{"too many entries", prefixes(t, many...), nil, "entries exceed the limit"},
-		{"too many excludes", prefixes(t, "10.0.0.0/8"), prefixes(t, many...), "exclude: 4097 entries"},
+		{"too many excludes", prefixes(t, "10.99.0.0/8"), prefixes(t, many...), "exclude: 4097 entries"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

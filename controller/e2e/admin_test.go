@@ -32,7 +32,7 @@ func TestExclusionsAndIgnoredHostsReachJobs(t *testing.T) {
 	if _, err := s.admin.UpdateHost(ctx, &pb.UpdateHostRequest{Site: "lab", IpAddress: "10.99.6.10", IgnoreScanning: true}); err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range []*pb.CreateExclusionRequest{{Network: "10.99.6.254/32"}, {Site: "lab", Network: "10.99.6.128/25"}, {Network: "10.98.0.0/16"}} {
+	for _, e := range []*pb.CreateExclusionRequest{{Network: "10.99.6.254/32"}, {Site: "lab", Network: "10.99.6.128/25"}, {Network: "198.18.0.0/16"}} {
 		if _, err := s.admin.CreateExclusion(ctx, e); err != nil {
 			t.Fatal(err)
 		}
@@ -48,7 +48,7 @@ func TestExclusionsAndIgnoredHostsReachJobs(t *testing.T) {
 	want := []string{"10.99.6.1/32", "10.99.6.10/32", "10.99.6.128/25", "10.99.6.254/32"}
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
-		t.Fatalf("job exclusions %v, want %v (target, ignored host, site, global; not the unrelated 10.98/16)", got, want)
+		t.Fatalf("job exclusions %v, want %v (target, ignored host, site, global; not the unrelated 198.18/16)", got, want)
 	}
 	l2 := a.acquire(5 * time.Second)
 	_, err = a.send(ctx, l2, [][]*pb.HostResult{{host("10.99.6.200", 22)}}, false)

@@ -122,7 +122,7 @@ func TestCreateTargetRejectsBadInput(t *testing.T) {
 		{"unknown profile", valid(func(r *pb.CreateTargetRequest) { r.Profile = "nmap -A" }), codes.NotFound, "profile"},
 		{"exclusion outside network", valid(func(r *pb.CreateTargetRequest) { r.Exclusions = []string{"10.99.9.0/24"} }), codes.InvalidArgument, "exclusions[0]"},
 		{"interval too short", valid(func(r *pb.CreateTargetRequest) { r.Interval = durationpb.New(time.Second) }), codes.InvalidArgument, "interval"},
-		{"network too large", valid(func(r *pb.CreateTargetRequest) { r.Network = "10.0.0.0/8" }), codes.InvalidArgument, "network"},
+		{"network too large", valid(func(r *pb.CreateTargetRequest) { r.Network = "2001:db8::/32" }), codes.InvalidArgument, "network"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

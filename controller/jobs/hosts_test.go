@@ -35,15 +35,15 @@ func TestHostJob(t *testing.T) {
 		ex      []netip.Prefix
 		none    bool
 	}{
-		{"one host", "10.0.0.0/24", addrs("10.0.0.7"), nil, "10.0.0.7/32", []netip.Prefix{}, false},
-		{"two neighbours", "10.0.0.0/24", addrs("10.0.0.6", "10.0.0.7"), nil, "10.0.0.6/31", []netip.Prefix{}, false},
-		{"spread", "10.0.0.0/24", addrs("10.0.0.10", "10.0.0.20"), nil, "10.0.0.0/27",
-			prefixes("10.0.0.0/29", "10.0.0.8/31", "10.0.0.11/32", "10.0.0.12/30", "10.0.0.16/30", "10.0.0.21/32", "10.0.0.22/31", "10.0.0.24/29"), false},
-		{"ends of the shard", "10.0.0.0/24", addrs("10.0.0.0", "10.0.0.255"), nil, "10.0.0.0/24",
-			prefixes("10.0.0.1/32", "10.0.0.2/31", "10.0.0.4/30", "10.0.0.8/29", "10.0.0.16/28", "10.0.0.32/27", "10.0.0.64/26",
-				"10.0.0.128/26", "10.0.0.192/27", "10.0.0.224/28", "10.0.0.240/29", "10.0.0.248/30", "10.0.0.252/31", "10.0.0.254/32"), false},
-		{"excluded host dropped", "10.0.0.0/24", addrs("10.0.0.7", "10.0.0.9"), prefixes("10.0.0.8/30"), "10.0.0.7/32", []netip.Prefix{}, false},
-		{"all excluded", "10.0.0.0/24", addrs("10.0.0.7"), prefixes("10.0.0.0/24"), "", nil, true},
+		{"one host", "10.99.0.0/24", addrs("10.99.0.7"), nil, "10.99.0.7/32", []netip.Prefix{}, false},
+		{"two neighbours", "10.99.0.0/24", addrs("10.99.0.6", "10.99.0.7"), nil, "10.99.0.6/31", []netip.Prefix{}, false},
+		{"spread", "10.99.0.0/24", addrs("10.99.0.10", "10.99.0.20"), nil, "10.99.0.0/27",
+			prefixes("10.99.0.0/29", "10.99.0.8/31", "10.99.0.11/32", "10.99.0.12/30", "10.99.0.16/30", "10.99.0.21/32", "10.99.0.22/31", "10.99.0.24/29"), false},
+		{"ends of the shard", "10.99.0.0/24", addrs("10.99.0.0", "10.99.0.255"), nil, "10.99.0.0/24",
+			prefixes("10.99.0.1/32", "10.99.0.2/31", "10.99.0.4/30", "10.99.0.8/29", "10.99.0.16/28", "10.99.0.32/27", "10.99.0.64/26",
+				"10.99.0.128/26", "10.99.0.192/27", "10.99.0.224/28", "10.99.0.240/29", "10.99.0.248/30", "10.99.0.252/31", "10.99.0.254/32"), false},
+		{"excluded host dropped", "10.99.0.0/24", addrs("10.99.0.7", "10.99.0.9"), prefixes("10.99.0.8/30"), "10.99.0.7/32", []netip.Prefix{}, false},
+		{"all excluded", "10.99.0.0/24", addrs("10.99.0.7"), prefixes("10.99.0.0/24"), "", nil, true},
 		{"IPv6", "2001:db8::/120", addrs("2001:db8::1", "2001:db8::3"), nil, "2001:db8::/126", prefixes("2001:db8::/128", "2001:db8::2/128"), false},
 	}
 	for _, tc := range cases {
@@ -73,12 +73,12 @@ func TestHostJob(t *testing.T) {
 
 func TestHostsIn(t *testing.T) {
 	t.Parallel()
-	hosts := addrs("10.0.0.1", "10.0.0.255", "10.0.1.0", "10.0.1.9", "10.0.2.1")
-	got := hostsIn(hosts, netip.MustParsePrefix("10.0.1.0/24"))
-	if !slices.Equal(got, addrs("10.0.1.0", "10.0.1.9")) {
+	hosts := addrs("10.99.0.1", "10.99.0.255", "10.99.1.0", "10.99.1.9", "10.99.2.1")
+	got := hostsIn(hosts, netip.MustParsePrefix("10.99.1.0/24"))
+	if !slices.Equal(got, addrs("10.99.1.0", "10.99.1.9")) {
 		t.Fatalf("hostsIn = %v", got)
 	}
-	if got := hostsIn(hosts, netip.MustParsePrefix("10.0.3.0/24")); len(got) != 0 {
+	if got := hostsIn(hosts, netip.MustParsePrefix("10.99.3.0/24")); len(got) != 0 {
 		t.Fatalf("hostsIn of an empty shard = %v", got)
 	}
 }

@@ -366,7 +366,7 @@ func TestDiscoveryFirstPortScansOnlyHostsUp(t *testing.T) {
 	// Known hosts before the run: one ignored, one in another network.
 	if _, err := pool.Exec(ctx, `INSERT INTO hosts (site_id, ip_address, status, ignore_scanning)
 		SELECT id, inet '10.99.1.5', 'up', true FROM sites WHERE name = 'lab'
-		UNION ALL SELECT id, inet '10.98.0.1', 'up', false FROM sites WHERE name = 'lab'`); err != nil {
+		UNION ALL SELECT id, inet '198.18.0.1', 'up', false FROM sites WHERE name = 'lab'`); err != nil {
 		t.Fatal(err)
 	}
 	c := &clock{}
