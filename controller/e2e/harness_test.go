@@ -27,8 +27,6 @@ import (
 	"github.com/scanorama/scanorama/controller/migrate"
 	"github.com/scanorama/scanorama/controller/pgtest"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
-
-	"github.com/hashicorp/go-hclog"
 )
 
 var binDir string
@@ -52,10 +50,7 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
-	pgtest.SetTemplate(func(ctx context.Context, url string) error {
-		_, err := migrate.UpURL(ctx, url, hclog.NewNullLogger())
-		return err
-	})
+	pgtest.SetTemplate(migrate.Template)
 	defer os.RemoveAll(dir)
 	pgtest.Main(m)
 }

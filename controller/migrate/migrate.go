@@ -142,6 +142,13 @@ func Version(ctx context.Context, conn *pgx.Conn) (int, error) {
 	return v, nil
 }
 
+// Template migrates the database at url quietly: the shape of
+// pgtest.TemplateFunc, so test binaries clone one migrated database.
+func Template(ctx context.Context, url string) error {
+	_, err := UpURL(ctx, url, hclog.NewNullLogger())
+	return err
+}
+
 // UpURL connects to url and applies every pending migration.
 func UpURL(ctx context.Context, url string, log hclog.Logger) ([]int, error) {
 	conn, err := pgx.Connect(ctx, url)

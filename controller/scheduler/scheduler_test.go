@@ -18,10 +18,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	pgtest.SetTemplate(func(ctx context.Context, url string) error {
-		_, err := migrate.UpURL(ctx, url, hclog.NewNullLogger())
-		return err
-	})
+	pgtest.SetTemplate(migrate.Template)
 	pgtest.Main(m)
 }
 
