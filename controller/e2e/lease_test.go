@@ -191,28 +191,7 @@ func TestResultsStreamIsAtomicAndIdempotent(t *testing.T) {
 		t.Fatalf("rejected results wrote %d rows", n)
 	}
 
-	resp, err := a.send(context.Background(), l, batches, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.GetHosts() != 3 || resp.GetPortRows() != 3 || resp.GetAlreadyCommitted() {
-		t.Fatalf("commit: %+v", resp)
-	}
-	before := rows()
-	// The agent never got the ack and sends again: acknowledged, nothing new written.
-	again, err := a.send(context.Background(), l, batches, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !again.GetAlreadyCommitted() {
-		t.Fatalf("resend: %+v; want already_committed", again)
-	}
-	if after := rows(); after != before {
-		t.Fatalf("resend changed row count %d -> %d", before, after)
-	}
-	if j := s.waitJob(jobs[0].GetId(), time.Second); j.GetStatus() != pb.JobStatus_JOB_STATUS_COMPLETED {
-		t.Fatalf("job %s", j.GetStatus())
-	}
+	s.commitThenResend(a, l, jobs[0].GetId(), batches, 3, 3, nil)
 }
 
 // A job larger than the controller's in-memory buffer is COPYed into the
@@ -253,35 +232,43 @@ func TestLargeStreamIsStagedAndCommittedOnce(t *testing.T) {
 	if n := rows(); n != 0 {
 		t.Fatalf("broken and rejected streams wrote %d rows", n)
 	}
-	resp, err := a.send(context.Background(), l, batches, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.GetHosts() != 40 || resp.GetPortRows() != 4000 || resp.GetAlreadyCommitted() {
-		t.Fatalf("commit: %+v", resp)
-	}
-	for q, want := range map[string]int{
+	s.commitThenResend(a, l, jobs[0].GetId(), batches, 40, 4000, map[string]int{
 		`SELECT count(*) FROM port_scans`:                                   4000,
 		`SELECT count(DISTINCT (host_id, port)) FROM port_scans`:            4000,
 		`SELECT count(*) FROM hosts`:                                        40,
 		`SELECT count(*) FROM services WHERE state = 'open'`:                4000,
 		`SELECT count(*) FROM host_history WHERE event = 'host_discovered'`: 40,
 		`SELECT count(*) FROM host_history WHERE event = 'port_opened'`:     4000,
-	} {
+	})
+}
+
+// commitThenResend commits batches under lease l and checks the ack and the
+// counts, then sends the same again, as an agent that lost the ack would:
+// acknowledged as already committed, nothing new written, the job completed.
+func (s *stack) commitThenResend(a *simAgent, l *pb.Lease, jobID string, batches [][]*pb.HostResult, hosts, portRows int64, counts map[string]int) {
+	t := s.t
+	t.Helper()
+	resp, err := a.send(context.Background(), l, batches, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetHosts() != hosts || resp.GetPortRows() != portRows || resp.GetAlreadyCommitted() {
+		t.Fatalf("commit: %+v; want %d hosts, %d port rows", resp, hosts, portRows)
+	}
+	for q, want := range counts {
 		if got := s.count(q); got != want {
 			t.Errorf("%s = %d, want %d", q, got, want)
 		}
 	}
-	before := rows()
+	before := s.resultRows()
 	again, err := a.send(context.Background(), l, batches, false)
 	if err != nil || !again.GetAlreadyCommitted() {
 		t.Fatalf("resend: %+v, %v; want already_committed", again, err)
 	}
-	if after := rows(); after != before {
+	if after := s.resultRows(); after != before {
 		t.Fatalf("resend changed row count %d -> %d", before, after)
 	}
-	j := s.waitJob(jobs[0].GetId(), time.Second)
-	if j.GetStatus() != pb.JobStatus_JOB_STATUS_COMPLETED {
+	if j := s.waitJob(jobID, time.Second); j.GetStatus() != pb.JobStatus_JOB_STATUS_COMPLETED {
 		t.Fatalf("job %s", j.GetStatus())
 	}
 }
