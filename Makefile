@@ -76,7 +76,7 @@ lint: tools ## go vet, gofmt, buf lint and buf format
 
 .PHONY: test
 test: deps check-gen lint ## Everything CI runs: generated-code check, lint, all tests with -race
-	go test $(GO_TEST_FLAGS) ./...
+	deploy/scripts/with-test-db.sh go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-short
 test-short: ## Unit tests only (no PostgreSQL, no nmap)

@@ -1,4 +1,4 @@
-// Package bench implements Scanorama's benchmark cases (see DESIGN.md,
+// Package bench implements Scanorama's benchmark cases (see docs/DESIGN.md,
 // § Benchmarks), run by cmd/scanorama-bench and `make bench`.
 //
 // Every case runs the real scanorama-controller binary (built by the bench)

@@ -1,7 +1,8 @@
 // Package maintenance owns the controller's housekeeping loops: keeping
 // monthly port_scans partitions ahead of time, refreshing the host_summary
-// materialized view after results commit, and running interval schedules.
-// Every loop is safe to run on several controllers at once.
+// materialized view after results commit, and archiving months of port_scans
+// past retention. Schedules are the scheduler package's. Every loop is safe to
+// run on several controllers at once.
 package maintenance
 
 import (

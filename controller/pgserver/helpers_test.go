@@ -195,3 +195,12 @@ func killPostmaster(t *testing.T, pid int) {
 		t.Fatalf("kill -9 %d: %v", pid, err)
 	}
 }
+
+// skipShort skips tests that start a real cluster under -short, so
+// `make test-short` passes where PostgreSQL is not installed.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts PostgreSQL: skipped under -short")
+	}
+}

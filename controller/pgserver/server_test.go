@@ -18,6 +18,7 @@ import (
 )
 
 func TestLifecycle(t *testing.T) {
+	skipShort(t)
 	t.Parallel()
 	dir := reachableTempDir(t)
 
@@ -201,6 +202,7 @@ func TestLifecycle(t *testing.T) {
 }
 
 func TestStartTakesOverOrphanedServer(t *testing.T) {
+	skipShort(t)
 	t.Parallel()
 	dir := reachableTempDir(t)
 	orphan := runHelperProcess(t, "orphan", dir)
@@ -221,6 +223,7 @@ func TestStartTakesOverOrphanedServer(t *testing.T) {
 }
 
 func TestEphemeralCleanupWhenProcessIsKilled(t *testing.T) {
+	skipShort(t)
 	t.Parallel()
 	dir := reachableTempDir(t)
 	pid := runHelperProcess(t, "ephemeral-kill", dir)
@@ -235,6 +238,7 @@ func TestEphemeralCleanupWhenProcessIsKilled(t *testing.T) {
 }
 
 func TestRelocatesUnreachableDataDir(t *testing.T) {
+	skipShort(t)
 	if os.Geteuid() != 0 {
 		t.Skip("relocation only happens when running as root")
 	}
@@ -274,6 +278,7 @@ func TestRelocatesUnreachableDataDir(t *testing.T) {
 }
 
 func TestStartRejectsBadOptions(t *testing.T) {
+	skipShort(t)
 	t.Parallel()
 	tests := []struct {
 		name string
@@ -310,6 +315,7 @@ func TestStartRejectsBadOptions(t *testing.T) {
 }
 
 func TestDestroyAfterKillRemovesSharedMemory(t *testing.T) {
+	skipShort(t)
 	if _, err := os.Stat("/proc/sysvipc/shm"); err != nil {
 		t.Skip("no /proc/sysvipc/shm")
 	}

@@ -15,12 +15,16 @@
 //
 // When SCANORAMA_TEST_DATABASE_URL is set (a URL to a running server whose
 // role may create databases, normally a superuser), every test binary uses
-// that server. `make test` starts one with
+// that server. `make test` runs the tests under deploy/scripts/with-test-db.sh,
+// which starts one for the whole run with
 //
-//	go run ./controller/pgserver/cmd/pgserver-dev start -data-dir DIR
+//	go run ./controller/pgserver/cmd/pgserver-dev start -data-dir DIR -export
 //
-// which prints SCANORAMA_TEST_DATABASE_URL=..., and stops it with
-// `pgserver-dev stop -data-dir DIR`.
+// (it prints `export SCANORAMA_TEST_DATABASE_URL=...`) and removes it
+// afterwards with `pgserver-dev stop -data-dir DIR -remove`.
+//
+// Under -short (make test-short) NewDatabase, NewPool and NewPrivateCluster
+// skip the test, so unit tests run where PostgreSQL is not installed.
 //
 // Otherwise the first test that asks for a database starts one throwaway
 // cluster for the whole test binary (pgserver, Ephemeral, fsync off) in a

@@ -47,6 +47,7 @@ func shutdown() error {
 // and returns a superuser URL to it. Safe for parallel tests.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
+	SkipShort(t)
 	b, err := sharedBackend()
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +97,7 @@ func NewPool(t testing.TB) *pgxpool.Pool {
 // srv.URL("scanorama").
 func NewPrivateCluster(t testing.TB) *pgserver.Server {
 	t.Helper()
+	SkipShort(t)
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	srv, err := startCluster(ctx, "scanorama-pgtest-private-", nil)
@@ -110,6 +112,15 @@ func NewPrivateCluster(t testing.TB) *pgserver.Server {
 		}
 	})
 	return srv
+}
+
+// SkipShort skips a test that needs PostgreSQL when tests run with -short,
+// so `make test-short` passes on a machine without PostgreSQL installed.
+func SkipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs PostgreSQL: skipped under -short")
+	}
 }
 
 var (

@@ -187,6 +187,7 @@ func TestPrivateClusterSurvivesFaults(t *testing.T) {
 // clean up. The pgserver watchdog must stop the postmaster and delete the
 // cluster directory anyway.
 func TestSharedClusterStoppedWhenTestPanics(t *testing.T) {
+	SkipShort(t)
 	t.Parallel()
 	out := runSelf(t, "^TestHelperPanics$", helperPanic, "", true)
 	vals := parseKV(out)

@@ -1,4 +1,4 @@
-// Command scanorama-bench runs Scanorama's benchmark cases (DESIGN.md,
+// Command scanorama-bench runs Scanorama's benchmark cases (docs/DESIGN.md,
 // § Benchmarks) and writes bench/results.json.
 //
 //	scanorama-bench [--case NAME[,NAME...]] [--out bench/results.json] [--keep] [-v]

@@ -83,6 +83,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		if !*durable {
 			opts.Settings = pgserver.UnsafeTestSettings()
+			// Every test binary of a `make test` run shares this cluster
+			// (two run at a time, each starting controllers with pools of
+			// their own), so it gets more connections than one binary's.
+			opts.Settings["max_connections"] = "500"
 		}
 		srv, err := pgserver.Start(ctx, opts)
 		if err != nil {

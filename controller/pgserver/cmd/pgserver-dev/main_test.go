@@ -15,6 +15,9 @@ import (
 )
 
 func TestStartStop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL: skipped under -short")
+	}
 	parent, err := os.MkdirTemp("", "pgserver-dev-test-")
 	if err != nil {
 		t.Fatal(err)
