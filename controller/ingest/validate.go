@@ -23,7 +23,10 @@ const (
 )
 
 var (
-	knownProtocols = map[string]bool{"tcp": true, "udp": true, "sctp": true}
+	// Only what scan profiles scan: ingest_commit closes ports by the job's
+	// scanned tcp and udp sets (port_in_scanned_set), and an open sctp port
+	// would stay open forever for want of a scanned set that closes it.
+	knownProtocols = map[string]bool{"tcp": true, "udp": true}
 	knownStates    = map[string]bool{
 		"open": true, "closed": true, "filtered": true, "unfiltered": true,
 		"open|filtered": true, "closed|filtered": true,
@@ -128,7 +131,7 @@ func validateHost(idx int, h *pb.HostResult, sc scope) (hostRow, []portRow, *api
 	for j, p := range h.GetPorts() {
 		pf := func(name string) string { return fmt.Sprintf("hosts[%d].ports[%d].%s", idx, j, name) }
 		if !knownProtocols[p.GetProtocol()] {
-			return hostRow{}, nil, apierr.Field(pf("protocol"), "unknown protocol %q", p.GetProtocol())
+			return hostRow{}, nil, apierr.Field(pf("protocol"), "unknown protocol %q (tcp or udp)", p.GetProtocol())
 		}
 		if p.GetPort() < 1 || p.GetPort() > 65535 {
 			return hostRow{}, nil, apierr.Field(pf("port"), "must be 1..65535, got %d", p.GetPort())

@@ -13,7 +13,7 @@ CREATE TEMP TABLE IF NOT EXISTS ingest_hosts (
     os_name       text     NOT NULL,
     os_family     text     NOT NULL,
     os_confidence smallint NOT NULL,
-    -- Filled by MapStagedHosts once hosts are merged, so every later merge
+    -- Filled by ingest_commit once hosts are merged, so every later merge
     -- step joins the staging tables with each other and reaches the big
     -- tables only through index lookups by host id.
     host_id       uuid,
