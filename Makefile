@@ -68,18 +68,19 @@ build: ## Build the controller and agent into ./bin
 	go build -o $(BIN)/scanorama-agent ./agent/cmd/scanorama-agent
 
 .PHONY: lint
-lint: tools ## go vet, gofmt, buf lint and buf format
+lint: tools ## go vet, gofmt, buf lint, buf format and buf breaking (against main)
 	go vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(BIN)/buf lint
 	$(BIN)/buf format -d --exit-code
+	$(BIN)/buf breaking --against '.git#branch=main'
 
 .PHONY: test
 test: deps check-gen lint ## Everything CI runs: generated-code check, lint, all tests with -race
 	deploy/scripts/with-test-db.sh go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-short
-test-short: ## Unit tests only (no PostgreSQL, no nmap)
+test-short: ## Unit tests only: runs without PostgreSQL or nmap installed
 	go test -short -count=1 ./...
 
 .PHONY: demo
