@@ -24,6 +24,11 @@ func (s *Server) WatchEvents(req *pb.WatchEventsRequest, stream pb.AdminService_
 	}
 	ch, unsubscribe := s.events.SubscribeEvents(256)
 	defer unsubscribe()
+	// Headers go out once the subscription exists: a client that waits for
+	// them (stream.Header()) knows every later event reaches it.
+	if err := stream.SendHeader(nil); err != nil {
+		return err
+	}
 	for {
 		select {
 		case <-ctx.Done():

@@ -21,8 +21,11 @@ func TestWatchEventsShowsAJobLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The server subscribes before it sends anything; give the stream a moment to open.
-	time.Sleep(500 * time.Millisecond)
+	// The server sends headers once it has subscribed: from then on nothing
+	// is missed.
+	if _, err := watch.Header(); err != nil {
+		t.Fatal(err)
+	}
 	a := register(t, s.agentc, "lab", "a", "10.99.0.0/16")
 	l := a.acquire(5 * time.Second)
 	if l == nil || l.GetJobId() != jobs[0].GetId() {
