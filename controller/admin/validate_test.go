@@ -48,7 +48,7 @@ func TestValidateTarget(t *testing.T) {
 		{name: "name missing", profile: connectProfile, network: "10.99.0.0/24", ports: "22", want: []string{"name"}},
 		{name: "name too long", target: strings.Repeat("n", 129), profile: connectProfile, network: "10.99.0.0/24", ports: "22", want: []string{"name"}},
 		{name: "network not a CIDR", target: "lab", profile: connectProfile, network: "10.99.0.0/33", ports: "22", want: []string{"network"}},
-		{name: "network too large to shard", target: "lab", profile: connectProfile, network: "10.0.0.0/8", ports: "22", want: []string{"network"}},
+		{name: "network too large to shard", target: "lab", profile: connectProfile, network: "2001:db8::/100", ports: "22", want: []string{"network"}},
 		{name: "port 0", target: "lab", profile: connectProfile, network: "10.99.0.0/24", ports: "0", want: []string{"ports"}},
 		{name: "no ports anywhere", target: "lab", profile: connectProfile, network: "10.99.0.0/24", want: []string{"ports"}},
 		{name: "interval under a minute", target: "lab", profile: connectProfile, network: "10.99.0.0/24", ports: "22",
