@@ -218,10 +218,10 @@ func TestRetentionPass(t *testing.T) {
 		want int
 	}{
 		{`SELECT count(*) FROM scan_jobs WHERE completed_at < '2026-09-16'`, 0},
-		{`SELECT count(*) FROM scan_jobs`, 9},                         // November: 2 per target with rows, 1 without
+		{`SELECT count(*) FROM scan_jobs`, 9}, // November: 2 per target with rows, 1 without
 		{`SELECT count(*) FROM scan_job_leases WHERE job_id NOT IN (SELECT id FROM scan_jobs)`, 0},
 		{`SELECT count(*) FROM scan_job_leases`, 9},
-		{`SELECT count(*) FROM scan_runs`, 3},                         // the old skipped runs went; the November ones have jobs
+		{`SELECT count(*) FROM scan_runs`, 3}, // the old skipped runs went; the November ones have jobs
 		{`SELECT count(*) FROM host_history WHERE changed_at < '2026-08-17'`, 0},
 		{`SELECT count(*) FROM host_history`, recentHistory},
 		{`SELECT count(*) FROM port_scans`, liveRows},
