@@ -393,3 +393,31 @@ func TestBackupRestoreIntoFreshCluster(t *testing.T) {
 		t.Fatalf("restored copy has %d hosts, want 3", n)
 	}
 }
+
+// backup and restore of the managed PostgreSQL (--data-dir): the copy in a
+// new data directory is a complete, current schema (migrate has nothing to
+// do and every checksum matches).
+func TestBackupRestoreManagedDataDir(t *testing.T) {
+	t.Parallel()
+	ctl := filepath.Join(binDir, "scanorama-controller")
+	src, dst := filepath.Join(t.TempDir(), "src"), filepath.Join(t.TempDir(), "dst")
+	dump := filepath.Join(t.TempDir(), "managed.dump")
+	run := func(want bool, args ...string) string {
+		t.Helper()
+		out, err := exec.Command(ctl, args...).CombinedOutput()
+		if (err == nil) != want {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	run(true, "migrate", "--data-dir", src)
+	run(true, "backup", "--data-dir", src, "--out", dump)
+	run(true, "restore", "--data-dir", dst, "--in", dump)
+	if out := run(false, "restore", "--data-dir", dst, "--in", dump); !strings.Contains(out, "empty database") {
+		t.Fatalf("second restore into %s: %s; want a refusal", dst, out)
+	}
+	all, _ := migrate.All()
+	if out := run(true, "migrate", "--data-dir", dst); !strings.Contains(out, fmt.Sprintf("version=%d applied_now=0", len(all))) {
+		t.Fatalf("migrate on the restored data dir:\n%s", out)
+	}
+}
