@@ -30,11 +30,14 @@ func (s *Server) ScanNow(ctx context.Context, req *pb.ScanNowRequest) (*pb.ScanN
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		t, err := q.GetTargetForUpdate(ctx, id)
-		if errors.Is(err, pgx.ErrNoRows) {
+		if errors.Is(err, pgx.ErrNoRows) || (err == nil && t.PurgeRequestedAt.Valid) {
 			return apierr.NotFound("target_id", "no target %s", id)
 		}
 		if err != nil {
 			return err
+		}
+		if t.ArchivedAt.Valid {
+			return apierr.FailedPrecondition("target_id", "target %q is archived and no longer scans", t.Name)
 		}
 		p, err := q.GetProfileByID(ctx, t.ProfileID)
 		if err != nil {

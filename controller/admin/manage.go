@@ -16,18 +16,6 @@ import (
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
 
-// DeleteSite implements AdminService.DeleteSite.
-func (s *Server) DeleteSite(ctx context.Context, req *pb.DeleteSiteRequest) (*pb.DeleteSiteResponse, error) {
-	if _, err := s.siteByName(ctx, s.q, "name", req.GetName()); err != nil {
-		return nil, err
-	}
-	if _, err := s.q.DeleteSite(ctx, req.GetName()); err != nil {
-		return nil, s.internal("delete site "+req.GetName()+" (delete its targets first)", err)
-	}
-	s.log.Info("site deleted", "site", req.GetName(), "by", actor(ctx))
-	return &pb.DeleteSiteResponse{}, nil
-}
-
 // CreateExclusion implements AdminService.CreateExclusion.
 func (s *Server) CreateExclusion(ctx context.Context, req *pb.CreateExclusionRequest) (*pb.CreateExclusionResponse, error) {
 	n, fe := parseCIDR("network", req.GetNetwork())
@@ -102,21 +90,6 @@ func (s *Server) GetProfile(ctx context.Context, req *pb.GetProfileRequest) (*pb
 		return nil, s.internal("read profile", err)
 	}
 	return &pb.GetProfileResponse{Profile: profilePB(p)}, nil
-}
-
-// DeleteProfile implements AdminService.DeleteProfile.
-func (s *Server) DeleteProfile(ctx context.Context, req *pb.DeleteProfileRequest) (*pb.DeleteProfileResponse, error) {
-	p, err := s.GetProfile(ctx, &pb.GetProfileRequest{Name: req.GetName()})
-	if err != nil {
-		return nil, err
-	}
-	if p.GetProfile().GetBuiltin() {
-		return nil, apierr.FailedPrecondition("name", "%q is built in and cannot be deleted", req.GetName())
-	}
-	if _, err := s.q.DeleteProfile(ctx, req.GetName()); err != nil {
-		return nil, s.internal("delete profile "+req.GetName()+" (targets or jobs still use it)", err)
-	}
-	return &pb.DeleteProfileResponse{}, nil
 }
 
 // DrainAgent implements AdminService.DrainAgent.

@@ -37,7 +37,7 @@ func (s *Server) CreateSite(ctx context.Context, req *pb.CreateSiteRequest) (*pb
 func (s *Server) ListSites(ctx context.Context, req *pb.ListSitesRequest) (*pb.ListSitesResponse, error) {
 	var cur nameCursor
 	rows, next, err := paginate(req, &cur, func(limit int32) ([]db.Site, error) {
-		return s.q.ListSites(ctx, db.ListSitesParams{AfterName: cur.Name, RowLimit: limit})
+		return s.q.ListSites(ctx, db.ListSitesParams{AfterName: cur.Name, RowLimit: limit, IncludeArchived: req.GetIncludeArchived()})
 	}, func(r db.Site) nameCursor { return nameCursor{r.Name} })
 	if err != nil {
 		return nil, s.internal("list sites", err)
@@ -50,5 +50,9 @@ func (s *Server) ListSites(ctx context.Context, req *pb.ListSitesRequest) (*pb.L
 }
 
 func sitePB(s db.Site) *pb.Site {
-	return &pb.Site{Id: s.ID.String(), Name: s.Name, Description: s.Description, CreatedAt: timestamppb.New(s.CreatedAt)}
+	out := &pb.Site{Id: s.ID.String(), Name: s.Name, Description: s.Description, CreatedAt: timestamppb.New(s.CreatedAt)}
+	if s.ArchivedAt.Valid {
+		out.ArchivedAt = timestamppb.New(s.ArchivedAt.Time)
+	}
+	return out
 }

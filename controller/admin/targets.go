@@ -240,6 +240,9 @@ func (s *Server) CreateTarget(ctx context.Context, req *pb.CreateTargetRequest) 
 	if err != nil {
 		return nil, err
 	}
+	if site.ArchivedAt.Valid {
+		return nil, apierr.FailedPrecondition("site", "site %q is archived; it takes no new targets", site.Name)
+	}
 	t := &targetSpec{name: req.GetName(), profile: profile, enabled: !req.GetDisabled()}
 	bad := validateTarget(t, req.GetNetwork(), req.GetPorts(), req.GetInterval(), req.GetExclusions())
 	in := scheduleInput{
@@ -316,7 +319,7 @@ func writeTargetChildren(ctx context.Context, q *db.Queries, id uuid.UUID, t *ta
 
 func (s *Server) target(ctx context.Context, id uuid.UUID) (*pb.Target, error) {
 	row, err := s.q.GetTarget(ctx, id)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && row.ScanTarget.PurgeRequestedAt.Valid) {
 		return nil, apierr.NotFound("id", "no target %s", id)
 	}
 	if err != nil {
@@ -353,6 +356,9 @@ func (s *Server) targetPB(ctx context.Context, t db.ScanTarget, site, profile st
 	if t.NextRunAt.Valid {
 		out.NextRunAt = timestamppb.New(t.NextRunAt.Time)
 	}
+	if t.ArchivedAt.Valid {
+		out.ArchivedAt = timestamppb.New(t.ArchivedAt.Time)
+	}
 	for _, e := range ex {
 		out.Exclusions = append(out.Exclusions, e.String())
 	}
@@ -380,7 +386,8 @@ func (s *Server) ListTargets(ctx context.Context, req *pb.ListTargetsRequest) (*
 	}
 	var cur timeCursor
 	rows, next, err := paginate(req, &cur, func(limit int32) ([]db.ListTargetsRow, error) {
-		return s.q.ListTargets(ctx, db.ListTargetsParams{SiteID: site, AfterCreated: cur.Created, AfterID: cur.ID, RowLimit: limit})
+		return s.q.ListTargets(ctx, db.ListTargetsParams{SiteID: site, AfterCreated: cur.Created, AfterID: cur.ID, RowLimit: limit,
+			IncludeArchived: req.GetIncludeArchived()})
 	}, func(r db.ListTargetsRow) timeCursor { return timeCursor{r.ScanTarget.CreatedAt, r.ScanTarget.ID} })
 	if err != nil {
 		return nil, s.internal("list targets", err)
@@ -405,11 +412,14 @@ func (s *Server) UpdateTarget(ctx context.Context, req *pb.UpdateTargetRequest) 
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		cur, err := q.GetTargetForUpdate(ctx, id)
-		if errors.Is(err, pgx.ErrNoRows) {
+		if errors.Is(err, pgx.ErrNoRows) || (err == nil && cur.PurgeRequestedAt.Valid) {
 			return apierr.NotFound("id", "no target %s", id)
 		}
 		if err != nil {
 			return err
+		}
+		if cur.ArchivedAt.Valid {
+			return apierr.FailedPrecondition("id", "target %q is archived; archived targets keep their history and do not change", cur.Name)
 		}
 		profile, err := q.GetProfileByID(ctx, cur.ProfileID)
 		if err != nil {
@@ -506,22 +516,4 @@ func scheduleKey(t *targetSpec) string {
 		tz = ""
 	}
 	return fmt.Sprint(t.enabled, t.interval, cron, tz, days, start, end)
-}
-
-// DeleteTarget implements AdminService.DeleteTarget. Its jobs and their
-// results go with it (ON DELETE CASCADE); hosts stay, they belong to the site.
-func (s *Server) DeleteTarget(ctx context.Context, req *pb.DeleteTargetRequest) (*pb.DeleteTargetResponse, error) {
-	id, err := parseID("id", req.GetId())
-	if err != nil {
-		return nil, err
-	}
-	n, err := s.q.DeleteTarget(ctx, id)
-	if err != nil {
-		return nil, s.internal("delete target", err)
-	}
-	if n == 0 {
-		return nil, apierr.NotFound("id", "no target %s", id)
-	}
-	s.log.Info("target deleted", "target_id", id, "by", actor(ctx))
-	return &pb.DeleteTargetResponse{}, nil
 }

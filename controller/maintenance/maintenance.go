@@ -1,8 +1,9 @@
 // Package maintenance owns the controller's housekeeping loops: keeping
 // monthly port_scans partitions ahead of time, refreshing the host_summary
-// materialized view after results commit, and archiving months of port_scans
-// past retention. Schedules are the scheduler package's. Every loop is safe to
-// run on several controllers at once.
+// materialized view after results commit, archiving old months of
+// port_scans, retention of everything that grows, and the background purge of
+// deleted targets and sites. Schedules are the scheduler package's. Every loop
+// is safe to run on several controllers at once.
 package maintenance
 
 import (
@@ -31,13 +32,23 @@ type Maintainer struct {
 	// (plus the current one); older months move to the archive schema.
 	// Zero keeps everything.
 	RetentionMonths int
+	// Retention bounds host_history, finished jobs and runs, and archived
+	// months (see RetentionPass).
+	Retention Retention
+	// RetentionEvery is how often RetentionPass runs; PurgeEvery how often
+	// the purge queue is looked at.
+	RetentionEvery time.Duration
+	PurgeEvery     time.Duration
+	// Batch bounds each purge and retention step (rows); 0 is DefaultBatch.
+	Batch int
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 }
 
 // New returns a Maintainer.
 func New(pool *pgxpool.Pool, log hclog.Logger) *Maintainer {
-	return &Maintainer{pool: pool, q: db.New(pool), log: log.Named("maintenance"), SummaryEvery: 15 * time.Second, Now: time.Now}
+	return &Maintainer{pool: pool, q: db.New(pool), log: log.Named("maintenance"), SummaryEvery: 15 * time.Second,
+		RetentionEvery: time.Hour, PurgeEvery: 2 * time.Second, Now: time.Now}
 }
 
 // EnsurePartitions creates the partitions for last month through
@@ -64,10 +75,22 @@ func (m *Maintainer) Run(ctx context.Context) {
 	defer summary.Stop()
 	partitions := time.NewTicker(6 * time.Hour)
 	defer partitions.Stop()
+	retention := time.NewTicker(m.RetentionEvery)
+	defer retention.Stop()
+	purge := time.NewTicker(m.PurgeEvery)
+	defer purge.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-purge.C:
+			if _, err := m.Purge(ctx); err != nil && ctx.Err() == nil {
+				m.log.Error("purge failed; will retry", "error", err)
+			}
+		case <-retention.C:
+			if _, err := m.RetentionPass(ctx); err != nil && ctx.Err() == nil {
+				m.log.Error("retention pass failed; will retry", "error", err)
+			}
 		case <-summary.C:
 			if m.dirty.Swap(false) {
 				if err := m.q.RefreshHostSummary(ctx); err != nil && ctx.Err() == nil {

@@ -51,7 +51,10 @@ type Config struct {
 	MaxConns int32
 	// RetentionMonths of port_scans stay live; older months are archived (0 keeps all).
 	RetentionMonths int
-	Logger          hclog.Logger
+	// Retention of host_history, finished jobs and archived months (zero
+	// values keep them forever).
+	Retention maintenance.Retention
+	Logger    hclog.Logger
 	// TLS, when set, secures the gRPC API (see TLSFiles); nil serves
 	// plaintext.
 	TLS *tls.Config
@@ -132,6 +135,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	maint := maintenance.New(pool, log)
 	maint.RetentionMonths = cfg.RetentionMonths
+	maint.Retention = cfg.Retention
 	if err := maint.EnsurePartitions(ctx); err != nil {
 		return fmt.Errorf("create port_scans partitions: %w", err)
 	}

@@ -235,6 +235,8 @@ type ScanTarget struct {
 	WindowEndMinute     pgtype.Int2
 	MaxDurationSeconds  pgtype.Int4
 	DiscoveryFirst      bool
+	ArchivedAt          pgtype.Timestamptz
+	PurgeRequestedAt    pgtype.Timestamptz
 }
 
 type ScanTargetPort struct {
@@ -259,9 +261,11 @@ type Service struct {
 }
 
 type Site struct {
-	ID          uuid.UUID
-	Name        string
-	Description string
-	CreatedAt   time.Time
-	CreatedBy   string
+	ID               uuid.UUID
+	Name             string
+	Description      string
+	CreatedAt        time.Time
+	CreatedBy        string
+	ArchivedAt       pgtype.Timestamptz
+	PurgeRequestedAt pgtype.Timestamptz
 }

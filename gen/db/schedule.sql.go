@@ -268,7 +268,7 @@ func (q *Queries) ListRuns(ctx context.Context, arg ListRunsParams) ([]ScanRun, 
 }
 
 const lockDueTargets = `-- name: LockDueTargets :many
-SELECT id, site_id, name, network, profile_id, scan_interval_seconds, enabled, next_run_at, created_at, updated_at, created_by, modified_by, cron_expr, time_zone, window_days, window_start_minute, window_end_minute, max_duration_seconds, discovery_first FROM scan_targets
+SELECT id, site_id, name, network, profile_id, scan_interval_seconds, enabled, next_run_at, created_at, updated_at, created_by, modified_by, cron_expr, time_zone, window_days, window_start_minute, window_end_minute, max_duration_seconds, discovery_first, archived_at, purge_requested_at FROM scan_targets
 WHERE enabled AND (scan_interval_seconds IS NOT NULL OR cron_expr IS NOT NULL) AND next_run_at <= $1::timestamptz
 ORDER BY next_run_at
 LIMIT $2
@@ -311,6 +311,8 @@ func (q *Queries) LockDueTargets(ctx context.Context, arg LockDueTargetsParams) 
 			&i.WindowEndMinute,
 			&i.MaxDurationSeconds,
 			&i.DiscoveryFirst,
+			&i.ArchivedAt,
+			&i.PurgeRequestedAt,
 		); err != nil {
 			return nil, err
 		}

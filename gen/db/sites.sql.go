@@ -14,7 +14,7 @@ import (
 const createSite = `-- name: CreateSite :one
 INSERT INTO sites (name, description, created_by)
 VALUES ($1, $2, $3)
-RETURNING id, name, description, created_at, created_by
+RETURNING id, name, description, created_at, created_by, archived_at, purge_requested_at
 `
 
 type CreateSiteParams struct {
@@ -32,6 +32,8 @@ func (q *Queries) CreateSite(ctx context.Context, arg CreateSiteParams) (Site, e
 		&i.Description,
 		&i.CreatedAt,
 		&i.CreatedBy,
+		&i.ArchivedAt,
+		&i.PurgeRequestedAt,
 	)
 	return i, err
 }
@@ -49,7 +51,7 @@ func (q *Queries) DeleteSite(ctx context.Context, name string) (int64, error) {
 }
 
 const getSiteByID = `-- name: GetSiteByID :one
-SELECT id, name, description, created_at, created_by FROM sites WHERE id = $1
+SELECT id, name, description, created_at, created_by, archived_at, purge_requested_at FROM sites WHERE id = $1
 `
 
 func (q *Queries) GetSiteByID(ctx context.Context, id uuid.UUID) (Site, error) {
@@ -61,12 +63,14 @@ func (q *Queries) GetSiteByID(ctx context.Context, id uuid.UUID) (Site, error) {
 		&i.Description,
 		&i.CreatedAt,
 		&i.CreatedBy,
+		&i.ArchivedAt,
+		&i.PurgeRequestedAt,
 	)
 	return i, err
 }
 
 const getSiteByName = `-- name: GetSiteByName :one
-SELECT id, name, description, created_at, created_by FROM sites WHERE name = $1
+SELECT id, name, description, created_at, created_by, archived_at, purge_requested_at FROM sites WHERE name = $1 AND purge_requested_at IS NULL
 `
 
 func (q *Queries) GetSiteByName(ctx context.Context, name string) (Site, error) {
@@ -78,24 +82,29 @@ func (q *Queries) GetSiteByName(ctx context.Context, name string) (Site, error) 
 		&i.Description,
 		&i.CreatedAt,
 		&i.CreatedBy,
+		&i.ArchivedAt,
+		&i.PurgeRequestedAt,
 	)
 	return i, err
 }
 
 const listSites = `-- name: ListSites :many
-SELECT id, name, description, created_at, created_by FROM sites
+SELECT id, name, description, created_at, created_by, archived_at, purge_requested_at FROM sites
 WHERE name > $1
+  AND purge_requested_at IS NULL
+  AND ($2::boolean OR archived_at IS NULL)
 ORDER BY name
-LIMIT $2
+LIMIT $3
 `
 
 type ListSitesParams struct {
-	AfterName string
-	RowLimit  int32
+	AfterName       string
+	IncludeArchived bool
+	RowLimit        int32
 }
 
 func (q *Queries) ListSites(ctx context.Context, arg ListSitesParams) ([]Site, error) {
-	rows, err := q.db.Query(ctx, listSites, arg.AfterName, arg.RowLimit)
+	rows, err := q.db.Query(ctx, listSites, arg.AfterName, arg.IncludeArchived, arg.RowLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -109,6 +118,8 @@ func (q *Queries) ListSites(ctx context.Context, arg ListSitesParams) ([]Site, e
 			&i.Description,
 			&i.CreatedAt,
 			&i.CreatedBy,
+			&i.ArchivedAt,
+			&i.PurgeRequestedAt,
 		); err != nil {
 			return nil, err
 		}

@@ -21,7 +21,7 @@ INSERT INTO scan_targets (site_id, name, network, profile_id, scan_interval_seco
 VALUES ($1, $2, $3, $4, $5, $6, COALESCE(NULLIF($7::text, ''), 'UTC'),
         $8, $9, $10, $11,
         $12, $13, $14, $15, $15)
-RETURNING id, site_id, name, network, profile_id, scan_interval_seconds, enabled, next_run_at, created_at, updated_at, created_by, modified_by, cron_expr, time_zone, window_days, window_start_minute, window_end_minute, max_duration_seconds, discovery_first
+RETURNING id, site_id, name, network, profile_id, scan_interval_seconds, enabled, next_run_at, created_at, updated_at, created_by, modified_by, cron_expr, time_zone, window_days, window_start_minute, window_end_minute, max_duration_seconds, discovery_first, archived_at, purge_requested_at
 `
 
 type CreateTargetParams struct {
@@ -82,6 +82,8 @@ func (q *Queries) CreateTarget(ctx context.Context, arg CreateTargetParams) (Sca
 		&i.WindowEndMinute,
 		&i.MaxDurationSeconds,
 		&i.DiscoveryFirst,
+		&i.ArchivedAt,
+		&i.PurgeRequestedAt,
 	)
 	return i, err
 }
@@ -153,7 +155,7 @@ func (q *Queries) EffectiveExclusions(ctx context.Context, arg EffectiveExclusio
 }
 
 const getTarget = `-- name: GetTarget :one
-SELECT t.id, t.site_id, t.name, t.network, t.profile_id, t.scan_interval_seconds, t.enabled, t.next_run_at, t.created_at, t.updated_at, t.created_by, t.modified_by, t.cron_expr, t.time_zone, t.window_days, t.window_start_minute, t.window_end_minute, t.max_duration_seconds, t.discovery_first, s.name AS site_name, p.name AS profile_name
+SELECT t.id, t.site_id, t.name, t.network, t.profile_id, t.scan_interval_seconds, t.enabled, t.next_run_at, t.created_at, t.updated_at, t.created_by, t.modified_by, t.cron_expr, t.time_zone, t.window_days, t.window_start_minute, t.window_end_minute, t.max_duration_seconds, t.discovery_first, t.archived_at, t.purge_requested_at, s.name AS site_name, p.name AS profile_name
 FROM scan_targets t
 JOIN sites s ON s.id = t.site_id
 JOIN scan_profiles p ON p.id = t.profile_id
@@ -189,6 +191,8 @@ func (q *Queries) GetTarget(ctx context.Context, id uuid.UUID) (GetTargetRow, er
 		&i.ScanTarget.WindowEndMinute,
 		&i.ScanTarget.MaxDurationSeconds,
 		&i.ScanTarget.DiscoveryFirst,
+		&i.ScanTarget.ArchivedAt,
+		&i.ScanTarget.PurgeRequestedAt,
 		&i.SiteName,
 		&i.ProfileName,
 	)
@@ -196,7 +200,7 @@ func (q *Queries) GetTarget(ctx context.Context, id uuid.UUID) (GetTargetRow, er
 }
 
 const getTargetForUpdate = `-- name: GetTargetForUpdate :one
-SELECT id, site_id, name, network, profile_id, scan_interval_seconds, enabled, next_run_at, created_at, updated_at, created_by, modified_by, cron_expr, time_zone, window_days, window_start_minute, window_end_minute, max_duration_seconds, discovery_first FROM scan_targets WHERE id = $1 FOR UPDATE
+SELECT id, site_id, name, network, profile_id, scan_interval_seconds, enabled, next_run_at, created_at, updated_at, created_by, modified_by, cron_expr, time_zone, window_days, window_start_minute, window_end_minute, max_duration_seconds, discovery_first, archived_at, purge_requested_at FROM scan_targets WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) GetTargetForUpdate(ctx context.Context, id uuid.UUID) (ScanTarget, error) {
@@ -222,6 +226,8 @@ func (q *Queries) GetTargetForUpdate(ctx context.Context, id uuid.UUID) (ScanTar
 		&i.WindowEndMinute,
 		&i.MaxDurationSeconds,
 		&i.DiscoveryFirst,
+		&i.ArchivedAt,
+		&i.PurgeRequestedAt,
 	)
 	return i, err
 }
@@ -352,21 +358,24 @@ func (q *Queries) ListTargetPorts(ctx context.Context, targetID uuid.UUID) ([]Li
 }
 
 const listTargets = `-- name: ListTargets :many
-SELECT t.id, t.site_id, t.name, t.network, t.profile_id, t.scan_interval_seconds, t.enabled, t.next_run_at, t.created_at, t.updated_at, t.created_by, t.modified_by, t.cron_expr, t.time_zone, t.window_days, t.window_start_minute, t.window_end_minute, t.max_duration_seconds, t.discovery_first, s.name AS site_name, p.name AS profile_name
+SELECT t.id, t.site_id, t.name, t.network, t.profile_id, t.scan_interval_seconds, t.enabled, t.next_run_at, t.created_at, t.updated_at, t.created_by, t.modified_by, t.cron_expr, t.time_zone, t.window_days, t.window_start_minute, t.window_end_minute, t.max_duration_seconds, t.discovery_first, t.archived_at, t.purge_requested_at, s.name AS site_name, p.name AS profile_name
 FROM scan_targets t
 JOIN sites s ON s.id = t.site_id
 JOIN scan_profiles p ON p.id = t.profile_id
 WHERE ($1::uuid IS NULL OR t.site_id = $1)
   AND (t.created_at, t.id) > ($2::timestamptz, $3::uuid)
+  AND t.purge_requested_at IS NULL
+  AND ($4::boolean OR t.archived_at IS NULL)
 ORDER BY t.created_at, t.id
-LIMIT $4
+LIMIT $5
 `
 
 type ListTargetsParams struct {
-	SiteID       uuid.NullUUID
-	AfterCreated time.Time
-	AfterID      uuid.UUID
-	RowLimit     int32
+	SiteID          uuid.NullUUID
+	AfterCreated    time.Time
+	AfterID         uuid.UUID
+	IncludeArchived bool
+	RowLimit        int32
 }
 
 type ListTargetsRow struct {
@@ -380,6 +389,7 @@ func (q *Queries) ListTargets(ctx context.Context, arg ListTargetsParams) ([]Lis
 		arg.SiteID,
 		arg.AfterCreated,
 		arg.AfterID,
+		arg.IncludeArchived,
 		arg.RowLimit,
 	)
 	if err != nil {
@@ -409,6 +419,8 @@ func (q *Queries) ListTargets(ctx context.Context, arg ListTargetsParams) ([]Lis
 			&i.ScanTarget.WindowEndMinute,
 			&i.ScanTarget.MaxDurationSeconds,
 			&i.ScanTarget.DiscoveryFirst,
+			&i.ScanTarget.ArchivedAt,
+			&i.ScanTarget.PurgeRequestedAt,
 			&i.SiteName,
 			&i.ProfileName,
 		); err != nil {
@@ -430,7 +442,7 @@ SET name = $1, network = $2, profile_id = $3, scan_interval_seconds = $4,
     max_duration_seconds = $10, discovery_first = $11,
     enabled = $12, next_run_at = $13, updated_at = now(), modified_by = $14
 WHERE id = $15
-RETURNING id, site_id, name, network, profile_id, scan_interval_seconds, enabled, next_run_at, created_at, updated_at, created_by, modified_by, cron_expr, time_zone, window_days, window_start_minute, window_end_minute, max_duration_seconds, discovery_first
+RETURNING id, site_id, name, network, profile_id, scan_interval_seconds, enabled, next_run_at, created_at, updated_at, created_by, modified_by, cron_expr, time_zone, window_days, window_start_minute, window_end_minute, max_duration_seconds, discovery_first, archived_at, purge_requested_at
 `
 
 type UpdateTargetParams struct {
@@ -490,6 +502,8 @@ func (q *Queries) UpdateTarget(ctx context.Context, arg UpdateTargetParams) (Sca
 		&i.WindowEndMinute,
 		&i.MaxDurationSeconds,
 		&i.DiscoveryFirst,
+		&i.ArchivedAt,
+		&i.PurgeRequestedAt,
 	)
 	return i, err
 }

@@ -4,7 +4,7 @@ VALUES (@name, @description, @created_by)
 RETURNING *;
 
 -- name: GetSiteByName :one
-SELECT * FROM sites WHERE name = @name;
+SELECT * FROM sites WHERE name = @name AND purge_requested_at IS NULL;
 
 -- name: GetSiteByID :one
 SELECT * FROM sites WHERE id = @id;
@@ -12,6 +12,8 @@ SELECT * FROM sites WHERE id = @id;
 -- name: ListSites :many
 SELECT * FROM sites
 WHERE name > @after_name
+  AND purge_requested_at IS NULL
+  AND (@include_archived::boolean OR archived_at IS NULL)
 ORDER BY name
 LIMIT @row_limit;
 

@@ -35,6 +35,8 @@ JOIN sites s ON s.id = t.site_id
 JOIN scan_profiles p ON p.id = t.profile_id
 WHERE (sqlc.narg(site_id)::uuid IS NULL OR t.site_id = sqlc.narg(site_id))
   AND (t.created_at, t.id) > (@after_created::timestamptz, @after_id::uuid)
+  AND t.purge_requested_at IS NULL
+  AND (@include_archived::boolean OR t.archived_at IS NULL)
 ORDER BY t.created_at, t.id
 LIMIT @row_limit;
 

@@ -3,6 +3,8 @@
 //
 //	scanorama-controller serve   [--listen ADDR] [--database-url URL] [--data-dir DIR] ...
 //	scanorama-controller migrate [--database-url URL] [--data-dir DIR]
+//	scanorama-controller backup  --out FILE [--database-url URL] [--data-dir DIR]
+//	scanorama-controller restore --in FILE [--database-url URL] [--data-dir DIR]
 //
 // Every flag has an environment twin: --database-url is SCANORAMA_DATABASE_URL, and so on.
 package main
@@ -36,6 +38,8 @@ const usage = `usage: scanorama-controller <command> [flags]
 commands:
   serve     run the controller (gRPC AgentService + AdminService)
   migrate   apply schema migrations and exit
+  backup    dump the database to a file (pg_dump custom format)
+  restore   load a backup into an empty database
   version   print the version
 
 Run "scanorama-controller <command> -h" for the command's flags.
@@ -57,6 +61,10 @@ func run(args []string, stderr io.Writer) int {
 		return serve(ctx, args[1:], stderr)
 	case "migrate":
 		return migrateCmd(ctx, args[1:], stderr)
+	case "backup":
+		return backupCmd(ctx, args[1:], stderr)
+	case "restore":
+		return restoreCmd(ctx, args[1:], stderr)
 	case "version", "--version":
 		fmt.Fprintln(os.Stdout, version)
 		return 0
@@ -99,6 +107,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	debugListen := fs.String("debug-listen", env("SCANORAMA_DEBUG_LISTEN", ""), "serve Go profiling endpoints (/debug/pprof/) on this loopback address; empty: off (env SCANORAMA_DEBUG_LISTEN)")
 	maxConns := fs.Int("db-max-conns", envInt("SCANORAMA_DB_MAX_CONNS", 40), "database connections this controller may open (env SCANORAMA_DB_MAX_CONNS)")
 	retention := fs.Int("retention-months", envInt("SCANORAMA_RETENTION_MONTHS", 13), "months of port_scans history kept live; older months move to the archive schema, 0 keeps all (env SCANORAMA_RETENTION_MONTHS)")
+	keep := registerRetention(fs)
 	ttl := fs.Duration("lease-ttl", envDuration("SCANORAMA_LEASE_TTL", 30*time.Second), "lease lifetime without a heartbeat (env SCANORAMA_LEASE_TTL)")
 	var tlsFiles server.TLSFiles
 	fs.StringVar(&tlsFiles.CertFile, "tls-cert", env("SCANORAMA_TLS_CERT", ""), "PEM certificate (chain) the gRPC API presents; with --tls-key it serves TLS, reloaded when the files change (env SCANORAMA_TLS_CERT)")
@@ -116,6 +125,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	if *ttl < time.Second || *ttl > time.Hour {
 		return fail(stderr, fmt.Errorf("--lease-ttl: %s is outside 1s..1h", *ttl))
+	}
+	if err := keep.check(); err != nil {
+		return fail(stderr, err)
 	}
 	if *retention < 0 || *retention > 1200 {
 		return fail(stderr, fmt.Errorf("--retention-months: %d is outside 0..1200", *retention))
@@ -148,7 +160,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	err = server.Run(ctx, server.Config{
 		Listen: *listen, DatabaseURL: c.databaseURL, DataDir: c.dataDir, LeaseTTL: *ttl, MaxConns: int32(*maxConns), RetentionMonths: *retention,
-		TLS: tlsCfg, Roles: roles, Logger: log,
+		Retention: keep.Retention(),
+		TLS:       tlsCfg, Roles: roles, Logger: log,
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("controller failed", "error", err)

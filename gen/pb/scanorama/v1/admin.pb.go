@@ -176,11 +176,13 @@ func (x *CreateSiteResponse) GetSite() *Site {
 }
 
 type ListSitesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PageSize      int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	PageSize  int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Also list archived sites (hidden by default).
+	IncludeArchived bool `protobuf:"varint,50,opt,name=include_archived,json=includeArchived,proto3" json:"include_archived,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ListSitesRequest) Reset() {
@@ -225,6 +227,13 @@ func (x *ListSitesRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListSitesRequest) GetIncludeArchived() bool {
+	if x != nil {
+		return x.IncludeArchived
+	}
+	return false
 }
 
 type ListSitesResponse struct {
@@ -566,11 +575,13 @@ func (x *GetTargetResponse) GetTarget() *Target {
 type ListTargetsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Filter by site name.
-	Site          string `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
-	PageSize      int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Site      string `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	PageSize  int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Also list archived targets (hidden by default).
+	IncludeArchived bool `protobuf:"varint,50,opt,name=include_archived,json=includeArchived,proto3" json:"include_archived,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ListTargetsRequest) Reset() {
@@ -622,6 +633,13 @@ func (x *ListTargetsRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListTargetsRequest) GetIncludeArchived() bool {
+	if x != nil {
+		return x.IncludeArchived
+	}
+	return false
 }
 
 type ListTargetsResponse struct {
@@ -873,9 +891,20 @@ func (x *UpdateTargetResponse) GetTarget() *Target {
 	return nil
 }
 
+// A target that has jobs is only deleted with archive or purge (not both);
+// without either the call fails with FAILED_PRECONDITION saying how many
+// jobs and result rows it has.
 type DeleteTargetRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Keep the target, its jobs, results and history; stop scanning it
+	// (queued jobs are cancelled, no new runs) and hide it from ListTargets
+	// unless include_archived.
+	Archive bool `protobuf:"varint,50,opt,name=archive,proto3" json:"archive,omitempty"`
+	// Delete the target with its jobs, runs, port_scans rows (live and
+	// archived) and host changes: it disappears from the API at once, and
+	// the controllers' maintenance loop removes the rows in small batches.
+	Purge         bool `protobuf:"varint,51,opt,name=purge,proto3" json:"purge,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -915,6 +944,20 @@ func (x *DeleteTargetRequest) GetId() string {
 		return x.Id
 	}
 	return ""
+}
+
+func (x *DeleteTargetRequest) GetArchive() bool {
+	if x != nil {
+		return x.Archive
+	}
+	return false
+}
+
+func (x *DeleteTargetRequest) GetPurge() bool {
+	if x != nil {
+		return x.Purge
+	}
+	return false
 }
 
 type DeleteTargetResponse struct {
@@ -2297,9 +2340,20 @@ func (*WatchEventsResponse_Job) isWatchEventsResponse_Event() {}
 
 func (*WatchEventsResponse_HostChange) isWatchEventsResponse_Event() {}
 
+// A site with jobs or hosts is only deleted with archive or purge (not
+// both); without either the call fails with FAILED_PRECONDITION saying how
+// many jobs, result rows and hosts it has.
 type DeleteSiteRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Keep the site and everything in it; archive every target (see
+	// DeleteTargetRequest.archive) and hide the site from ListSites unless
+	// include_archived.
+	Archive bool `protobuf:"varint,50,opt,name=archive,proto3" json:"archive,omitempty"`
+	// Delete the site with its targets, jobs, results, hosts, history and
+	// agents: gone from the API at once, rows removed in small batches in
+	// the background. The name is free again at once.
+	Purge         bool `protobuf:"varint,51,opt,name=purge,proto3" json:"purge,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2339,6 +2393,20 @@ func (x *DeleteSiteRequest) GetName() string {
 		return x.Name
 	}
 	return ""
+}
+
+func (x *DeleteSiteRequest) GetArchive() bool {
+	if x != nil {
+		return x.Archive
+	}
+	return false
+}
+
+func (x *DeleteSiteRequest) GetPurge() bool {
+	if x != nil {
+		return x.Purge
+	}
+	return false
 }
 
 type DeleteSiteResponse struct {
@@ -3483,11 +3551,12 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\"<\n" +
 	"\x12CreateSiteResponse\x12&\n" +
-	"\x04site\x18\x01 \x01(\v2\x12.scanorama.v1.SiteR\x04site\"N\n" +
+	"\x04site\x18\x01 \x01(\v2\x12.scanorama.v1.SiteR\x04site\"y\n" +
 	"\x10ListSitesRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\"e\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12)\n" +
+	"\x10include_archived\x182 \x01(\bR\x0fincludeArchived\"e\n" +
 	"\x11ListSitesResponse\x12(\n" +
 	"\x05sites\x18\x01 \x03(\v2\x12.scanorama.v1.SiteR\x05sites\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc4\x03\n" +
@@ -3513,12 +3582,13 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\x10GetTargetRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"A\n" +
 	"\x11GetTargetResponse\x12,\n" +
-	"\x06target\x18\x01 \x01(\v2\x14.scanorama.v1.TargetR\x06target\"d\n" +
+	"\x06target\x18\x01 \x01(\v2\x14.scanorama.v1.TargetR\x06target\"\x8f\x01\n" +
 	"\x12ListTargetsRequest\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"m\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x12)\n" +
+	"\x10include_archived\x182 \x01(\bR\x0fincludeArchived\"m\n" +
 	"\x13ListTargetsResponse\x12.\n" +
 	"\atargets\x18\x01 \x03(\v2\x14.scanorama.v1.TargetR\atargets\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf5\x04\n" +
@@ -3553,9 +3623,11 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"_time_zoneB\x12\n" +
 	"\x10_discovery_first\"D\n" +
 	"\x14UpdateTargetResponse\x12,\n" +
-	"\x06target\x18\x01 \x01(\v2\x14.scanorama.v1.TargetR\x06target\"%\n" +
+	"\x06target\x18\x01 \x01(\v2\x14.scanorama.v1.TargetR\x06target\"U\n" +
 	"\x13DeleteTargetRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x16\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aarchive\x182 \x01(\bR\aarchive\x12\x14\n" +
+	"\x05purge\x183 \x01(\bR\x05purge\"\x16\n" +
 	"\x14DeleteTargetResponse\"\x81\x01\n" +
 	"\x14CreateProfileRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
@@ -3651,9 +3723,11 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\x03job\x18\x02 \x01(\v2\x16.scanorama.v1.JobEventH\x00R\x03job\x12;\n" +
 	"\vhost_change\x18\x03 \x01(\v2\x18.scanorama.v1.HostChangeH\x00R\n" +
 	"hostChangeB\a\n" +
-	"\x05event\"'\n" +
+	"\x05event\"W\n" +
 	"\x11DeleteSiteRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\x14\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aarchive\x182 \x01(\bR\aarchive\x12\x14\n" +
+	"\x05purge\x183 \x01(\bR\x05purge\"\x14\n" +
 	"\x12DeleteSiteResponse\"\xbb\x01\n" +
 	"\tExclusion\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +

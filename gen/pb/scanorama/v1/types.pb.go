@@ -369,11 +369,13 @@ func (x *ScanOptions) GetPingMethods() []PingMethod {
 // Site is a network segment served by one or more agents. Address ranges of
 // different sites may overlap.
 type Site struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Description   string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name        string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Description string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	CreatedAt   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Set when the site was archived (DeleteSite with archive).
+	ArchivedAt    *timestamppb.Timestamp `protobuf:"bytes,50,opt,name=archived_at,json=archivedAt,proto3" json:"archived_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -436,6 +438,13 @@ func (x *Site) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Site) GetArchivedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ArchivedAt
+	}
+	return nil
+}
+
 // Target is a network to scan on a schedule or on demand.
 type Target struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -472,7 +481,10 @@ type Target struct {
 	// target's profile skips host discovery).
 	DiscoveryFirst bool `protobuf:"varint,17,opt,name=discovery_first,json=discoveryFirst,proto3" json:"discovery_first,omitempty"`
 	// When the next scheduled run is due; unset when nothing is scheduled.
-	NextRunAt     *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=next_run_at,json=nextRunAt,proto3" json:"next_run_at,omitempty"`
+	NextRunAt *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=next_run_at,json=nextRunAt,proto3" json:"next_run_at,omitempty"`
+	// Set when the target was archived (DeleteTarget with archive): it no
+	// longer scans; its jobs and results stay.
+	ArchivedAt    *timestamppb.Timestamp `protobuf:"bytes,50,opt,name=archived_at,json=archivedAt,proto3" json:"archived_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -629,6 +641,13 @@ func (x *Target) GetDiscoveryFirst() bool {
 func (x *Target) GetNextRunAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.NextRunAt
+	}
+	return nil
+}
+
+func (x *Target) GetArchivedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ArchivedAt
 	}
 	return nil
 }
@@ -1691,13 +1710,15 @@ const file_scanorama_v1_types_proto_rawDesc = "" +
 	"\fping_methods\x18\x0f \x03(\x0e2\x18.scanorama.v1.PingMethodR\vpingMethodsB\x14\n" +
 	"\x12_version_intensityB\t\n" +
 	"\a_timingB\x0e\n" +
-	"\f_max_retries\"\x87\x01\n" +
+	"\f_max_retries\"\xc4\x01\n" +
 	"\x04Site\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x03 \x01(\tR\vdescription\x129\n" +
 	"\n" +
-	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x96\x05\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12;\n" +
+	"\varchived_at\x182 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"archivedAt\"\xd3\x05\n" +
 	"\x06Target\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04site\x18\x02 \x01(\tR\x04site\x12\x12\n" +
@@ -1722,7 +1743,9 @@ const file_scanorama_v1_types_proto_rawDesc = "" +
 	"\x06window\x18\x0f \x01(\v2\x18.scanorama.v1.ScanWindowR\x06window\x12<\n" +
 	"\fmax_duration\x18\x10 \x01(\v2\x19.google.protobuf.DurationR\vmaxDuration\x12'\n" +
 	"\x0fdiscovery_first\x18\x11 \x01(\bR\x0ediscoveryFirst\x12:\n" +
-	"\vnext_run_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\tnextRunAt\"H\n" +
+	"\vnext_run_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\tnextRunAt\x12;\n" +
+	"\varchived_at\x182 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"archivedAt\"H\n" +
 	"\n" +
 	"ScanWindow\x12\x12\n" +
 	"\x04days\x18\x01 \x01(\tR\x04days\x12\x14\n" +
@@ -1903,36 +1926,38 @@ var file_scanorama_v1_types_proto_depIdxs = []int32{
 	15, // 1: scanorama.v1.ScanOptions.host_timeout:type_name -> google.protobuf.Duration
 	2,  // 2: scanorama.v1.ScanOptions.ping_methods:type_name -> scanorama.v1.PingMethod
 	16, // 3: scanorama.v1.Site.created_at:type_name -> google.protobuf.Timestamp
-	15, // 4: scanorama.v1.Target.interval:type_name -> google.protobuf.Duration
-	16, // 5: scanorama.v1.Target.created_at:type_name -> google.protobuf.Timestamp
-	16, // 6: scanorama.v1.Target.updated_at:type_name -> google.protobuf.Timestamp
-	6,  // 7: scanorama.v1.Target.window:type_name -> scanorama.v1.ScanWindow
-	15, // 8: scanorama.v1.Target.max_duration:type_name -> google.protobuf.Duration
-	16, // 9: scanorama.v1.Target.next_run_at:type_name -> google.protobuf.Timestamp
-	3,  // 10: scanorama.v1.Profile.options:type_name -> scanorama.v1.ScanOptions
-	16, // 11: scanorama.v1.Profile.created_at:type_name -> google.protobuf.Timestamp
-	15, // 12: scanorama.v1.JobStats.elapsed:type_name -> google.protobuf.Duration
-	0,  // 13: scanorama.v1.Job.status:type_name -> scanorama.v1.JobStatus
-	16, // 14: scanorama.v1.Job.timeout_at:type_name -> google.protobuf.Timestamp
-	16, // 15: scanorama.v1.Job.created_at:type_name -> google.protobuf.Timestamp
-	16, // 16: scanorama.v1.Job.started_at:type_name -> google.protobuf.Timestamp
-	16, // 17: scanorama.v1.Job.completed_at:type_name -> google.protobuf.Timestamp
-	8,  // 18: scanorama.v1.Job.stats:type_name -> scanorama.v1.JobStats
-	10, // 19: scanorama.v1.Agent.capabilities:type_name -> scanorama.v1.AgentCapabilities
-	16, // 20: scanorama.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
-	16, // 21: scanorama.v1.Agent.last_seen:type_name -> google.protobuf.Timestamp
-	16, // 22: scanorama.v1.HostPort.first_seen:type_name -> google.protobuf.Timestamp
-	16, // 23: scanorama.v1.HostPort.last_seen:type_name -> google.protobuf.Timestamp
-	16, // 24: scanorama.v1.HostChange.changed_at:type_name -> google.protobuf.Timestamp
-	16, // 25: scanorama.v1.Host.first_seen:type_name -> google.protobuf.Timestamp
-	16, // 26: scanorama.v1.Host.last_seen:type_name -> google.protobuf.Timestamp
-	12, // 27: scanorama.v1.Host.ports:type_name -> scanorama.v1.HostPort
-	13, // 28: scanorama.v1.Host.recent_changes:type_name -> scanorama.v1.HostChange
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	16, // 4: scanorama.v1.Site.archived_at:type_name -> google.protobuf.Timestamp
+	15, // 5: scanorama.v1.Target.interval:type_name -> google.protobuf.Duration
+	16, // 6: scanorama.v1.Target.created_at:type_name -> google.protobuf.Timestamp
+	16, // 7: scanorama.v1.Target.updated_at:type_name -> google.protobuf.Timestamp
+	6,  // 8: scanorama.v1.Target.window:type_name -> scanorama.v1.ScanWindow
+	15, // 9: scanorama.v1.Target.max_duration:type_name -> google.protobuf.Duration
+	16, // 10: scanorama.v1.Target.next_run_at:type_name -> google.protobuf.Timestamp
+	16, // 11: scanorama.v1.Target.archived_at:type_name -> google.protobuf.Timestamp
+	3,  // 12: scanorama.v1.Profile.options:type_name -> scanorama.v1.ScanOptions
+	16, // 13: scanorama.v1.Profile.created_at:type_name -> google.protobuf.Timestamp
+	15, // 14: scanorama.v1.JobStats.elapsed:type_name -> google.protobuf.Duration
+	0,  // 15: scanorama.v1.Job.status:type_name -> scanorama.v1.JobStatus
+	16, // 16: scanorama.v1.Job.timeout_at:type_name -> google.protobuf.Timestamp
+	16, // 17: scanorama.v1.Job.created_at:type_name -> google.protobuf.Timestamp
+	16, // 18: scanorama.v1.Job.started_at:type_name -> google.protobuf.Timestamp
+	16, // 19: scanorama.v1.Job.completed_at:type_name -> google.protobuf.Timestamp
+	8,  // 20: scanorama.v1.Job.stats:type_name -> scanorama.v1.JobStats
+	10, // 21: scanorama.v1.Agent.capabilities:type_name -> scanorama.v1.AgentCapabilities
+	16, // 22: scanorama.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
+	16, // 23: scanorama.v1.Agent.last_seen:type_name -> google.protobuf.Timestamp
+	16, // 24: scanorama.v1.HostPort.first_seen:type_name -> google.protobuf.Timestamp
+	16, // 25: scanorama.v1.HostPort.last_seen:type_name -> google.protobuf.Timestamp
+	16, // 26: scanorama.v1.HostChange.changed_at:type_name -> google.protobuf.Timestamp
+	16, // 27: scanorama.v1.Host.first_seen:type_name -> google.protobuf.Timestamp
+	16, // 28: scanorama.v1.Host.last_seen:type_name -> google.protobuf.Timestamp
+	12, // 29: scanorama.v1.Host.ports:type_name -> scanorama.v1.HostPort
+	13, // 30: scanorama.v1.Host.recent_changes:type_name -> scanorama.v1.HostChange
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_scanorama_v1_types_proto_init() }
