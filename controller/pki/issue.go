@@ -66,7 +66,9 @@ func (ca *CA) IssueAgent(csrDER []byte, id Identity, ttl time.Duration) (*x509.C
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: id.AgentID.String(), OrganizationalUnit: []string{id.Site}, Organization: []string{"Scanorama agents"}},
-		NotBefore:    now.Add(-clockSkew),
+		// Backdated a little for clock skew, but not so much that the
+		// agent's renewal point (2/3 from NotBefore) moves past expiry.
+		NotBefore:    now.Add(-min(clockSkew, ttl/10)),
 		NotAfter:     now.Add(ttl),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},

@@ -232,3 +232,20 @@ func TestFingerprintIsSPKI(t *testing.T) {
 		t.Error("two CAs share a pin")
 	}
 }
+
+// The renewal point (2/3 of NotBefore..NotAfter) of a short certificate
+// must lie well before its end, backdating or not.
+func TestShortCertificateRenewalPoint(t *testing.T) {
+	t.Parallel()
+	ca := newCA(t)
+	key, _ := NewKey()
+	csr, _ := NewCSR(key, "a")
+	cert, err := ca.IssueAgent(csr, Identity{AgentID: uuid.New(), Site: "lab"}, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renew := cert.NotBefore.Add(cert.NotAfter.Sub(cert.NotBefore) * 2 / 3)
+	if left := cert.NotAfter.Sub(renew); left < 5*time.Second {
+		t.Errorf("renewal point leaves %s before expiry, want a third of 20s", left)
+	}
+}

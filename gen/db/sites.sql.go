@@ -7,24 +7,31 @@ package db
 
 import (
 	"context"
+	"net/netip"
 
 	"github.com/google/uuid"
 )
 
 const createSite = `-- name: CreateSite :one
-INSERT INTO sites (name, description, created_by)
-VALUES ($1, $2, $3)
-RETURNING id, name, description, created_at, created_by
+INSERT INTO sites (name, description, created_by, scopes)
+VALUES ($1, $2, $3, COALESCE($4::cidr[], '{}'))
+RETURNING id, name, description, created_at, created_by, scopes
 `
 
 type CreateSiteParams struct {
 	Name        string
 	Description string
 	CreatedBy   string
+	Scopes      []netip.Prefix
 }
 
 func (q *Queries) CreateSite(ctx context.Context, arg CreateSiteParams) (Site, error) {
-	row := q.db.QueryRow(ctx, createSite, arg.Name, arg.Description, arg.CreatedBy)
+	row := q.db.QueryRow(ctx, createSite,
+		arg.Name,
+		arg.Description,
+		arg.CreatedBy,
+		arg.Scopes,
+	)
 	var i Site
 	err := row.Scan(
 		&i.ID,
@@ -32,6 +39,7 @@ func (q *Queries) CreateSite(ctx context.Context, arg CreateSiteParams) (Site, e
 		&i.Description,
 		&i.CreatedAt,
 		&i.CreatedBy,
+		&i.Scopes,
 	)
 	return i, err
 }
@@ -49,7 +57,7 @@ func (q *Queries) DeleteSite(ctx context.Context, name string) (int64, error) {
 }
 
 const getSiteByID = `-- name: GetSiteByID :one
-SELECT id, name, description, created_at, created_by FROM sites WHERE id = $1
+SELECT id, name, description, created_at, created_by, scopes FROM sites WHERE id = $1
 `
 
 func (q *Queries) GetSiteByID(ctx context.Context, id uuid.UUID) (Site, error) {
@@ -61,12 +69,13 @@ func (q *Queries) GetSiteByID(ctx context.Context, id uuid.UUID) (Site, error) {
 		&i.Description,
 		&i.CreatedAt,
 		&i.CreatedBy,
+		&i.Scopes,
 	)
 	return i, err
 }
 
 const getSiteByName = `-- name: GetSiteByName :one
-SELECT id, name, description, created_at, created_by FROM sites WHERE name = $1
+SELECT id, name, description, created_at, created_by, scopes FROM sites WHERE name = $1
 `
 
 func (q *Queries) GetSiteByName(ctx context.Context, name string) (Site, error) {
@@ -78,12 +87,13 @@ func (q *Queries) GetSiteByName(ctx context.Context, name string) (Site, error) 
 		&i.Description,
 		&i.CreatedAt,
 		&i.CreatedBy,
+		&i.Scopes,
 	)
 	return i, err
 }
 
 const listSites = `-- name: ListSites :many
-SELECT id, name, description, created_at, created_by FROM sites
+SELECT id, name, description, created_at, created_by, scopes FROM sites
 WHERE name > $1
 ORDER BY name
 LIMIT $2
@@ -109,6 +119,7 @@ func (q *Queries) ListSites(ctx context.Context, arg ListSitesParams) ([]Site, e
 			&i.Description,
 			&i.CreatedAt,
 			&i.CreatedBy,
+			&i.Scopes,
 		); err != nil {
 			return nil, err
 		}

@@ -40,6 +40,9 @@ const (
 	AdminService_CancelJob_FullMethodName       = "/scanorama.v1.AdminService/CancelJob"
 	AdminService_ListAgents_FullMethodName      = "/scanorama.v1.AdminService/ListAgents"
 	AdminService_DrainAgent_FullMethodName      = "/scanorama.v1.AdminService/DrainAgent"
+	AdminService_RevokeAgent_FullMethodName     = "/scanorama.v1.AdminService/RevokeAgent"
+	AdminService_ApproveAgent_FullMethodName    = "/scanorama.v1.AdminService/ApproveAgent"
+	AdminService_UpdateSite_FullMethodName      = "/scanorama.v1.AdminService/UpdateSite"
 	AdminService_ListHosts_FullMethodName       = "/scanorama.v1.AdminService/ListHosts"
 	AdminService_GetHost_FullMethodName         = "/scanorama.v1.AdminService/GetHost"
 	AdminService_ListHostChanges_FullMethodName = "/scanorama.v1.AdminService/ListHostChanges"
@@ -85,6 +88,12 @@ type AdminServiceClient interface {
 	ListAgents(ctx context.Context, in *ListAgentsRequest, opts ...grpc.CallOption) (*ListAgentsResponse, error)
 	// DrainAgent stops giving an agent new work; its current jobs finish.
 	DrainAgent(ctx context.Context, in *DrainAgentRequest, opts ...grpc.CallOption) (*DrainAgentResponse, error)
+	// RevokeAgent cuts an enrolled agent off on every controller and returns its leases to pending.
+	RevokeAgent(ctx context.Context, in *RevokeAgentRequest, opts ...grpc.CallOption) (*RevokeAgentResponse, error)
+	// ApproveAgent lets an agent enrolled under --require-agent-approval take work.
+	ApproveAgent(ctx context.Context, in *ApproveAgentRequest, opts ...grpc.CallOption) (*ApproveAgentResponse, error)
+	// UpdateSite sets a site's allowed scopes and description.
+	UpdateSite(ctx context.Context, in *UpdateSiteRequest, opts ...grpc.CallOption) (*UpdateSiteResponse, error)
 	ListHosts(ctx context.Context, in *ListHostsRequest, opts ...grpc.CallOption) (*ListHostsResponse, error)
 	GetHost(ctx context.Context, in *GetHostRequest, opts ...grpc.CallOption) (*GetHostResponse, error)
 	ListHostChanges(ctx context.Context, in *ListHostChangesRequest, opts ...grpc.CallOption) (*ListHostChangesResponse, error)
@@ -319,6 +328,36 @@ func (c *adminServiceClient) DrainAgent(ctx context.Context, in *DrainAgentReque
 	return out, nil
 }
 
+func (c *adminServiceClient) RevokeAgent(ctx context.Context, in *RevokeAgentRequest, opts ...grpc.CallOption) (*RevokeAgentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeAgentResponse)
+	err := c.cc.Invoke(ctx, AdminService_RevokeAgent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ApproveAgent(ctx context.Context, in *ApproveAgentRequest, opts ...grpc.CallOption) (*ApproveAgentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApproveAgentResponse)
+	err := c.cc.Invoke(ctx, AdminService_ApproveAgent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) UpdateSite(ctx context.Context, in *UpdateSiteRequest, opts ...grpc.CallOption) (*UpdateSiteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateSiteResponse)
+	err := c.cc.Invoke(ctx, AdminService_UpdateSite_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) ListHosts(ctx context.Context, in *ListHostsRequest, opts ...grpc.CallOption) (*ListHostsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListHostsResponse)
@@ -443,6 +482,12 @@ type AdminServiceServer interface {
 	ListAgents(context.Context, *ListAgentsRequest) (*ListAgentsResponse, error)
 	// DrainAgent stops giving an agent new work; its current jobs finish.
 	DrainAgent(context.Context, *DrainAgentRequest) (*DrainAgentResponse, error)
+	// RevokeAgent cuts an enrolled agent off on every controller and returns its leases to pending.
+	RevokeAgent(context.Context, *RevokeAgentRequest) (*RevokeAgentResponse, error)
+	// ApproveAgent lets an agent enrolled under --require-agent-approval take work.
+	ApproveAgent(context.Context, *ApproveAgentRequest) (*ApproveAgentResponse, error)
+	// UpdateSite sets a site's allowed scopes and description.
+	UpdateSite(context.Context, *UpdateSiteRequest) (*UpdateSiteResponse, error)
 	ListHosts(context.Context, *ListHostsRequest) (*ListHostsResponse, error)
 	GetHost(context.Context, *GetHostRequest) (*GetHostResponse, error)
 	ListHostChanges(context.Context, *ListHostChangesRequest) (*ListHostChangesResponse, error)
@@ -529,6 +574,15 @@ func (UnimplementedAdminServiceServer) ListAgents(context.Context, *ListAgentsRe
 }
 func (UnimplementedAdminServiceServer) DrainAgent(context.Context, *DrainAgentRequest) (*DrainAgentResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DrainAgent not implemented")
+}
+func (UnimplementedAdminServiceServer) RevokeAgent(context.Context, *RevokeAgentRequest) (*RevokeAgentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeAgent not implemented")
+}
+func (UnimplementedAdminServiceServer) ApproveAgent(context.Context, *ApproveAgentRequest) (*ApproveAgentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApproveAgent not implemented")
+}
+func (UnimplementedAdminServiceServer) UpdateSite(context.Context, *UpdateSiteRequest) (*UpdateSiteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateSite not implemented")
 }
 func (UnimplementedAdminServiceServer) ListHosts(context.Context, *ListHostsRequest) (*ListHostsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListHosts not implemented")
@@ -950,6 +1004,60 @@ func _AdminService_DrainAgent_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_RevokeAgent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeAgentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RevokeAgent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RevokeAgent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RevokeAgent(ctx, req.(*RevokeAgentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ApproveAgent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApproveAgentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ApproveAgent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ApproveAgent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ApproveAgent(ctx, req.(*ApproveAgentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_UpdateSite_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateSiteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).UpdateSite(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_UpdateSite_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).UpdateSite(ctx, req.(*UpdateSiteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_ListHosts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListHostsRequest)
 	if err := dec(in); err != nil {
@@ -1152,6 +1260,18 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DrainAgent",
 			Handler:    _AdminService_DrainAgent_Handler,
+		},
+		{
+			MethodName: "RevokeAgent",
+			Handler:    _AdminService_RevokeAgent_Handler,
+		},
+		{
+			MethodName: "ApproveAgent",
+			Handler:    _AdminService_ApproveAgent_Handler,
+		},
+		{
+			MethodName: "UpdateSite",
+			Handler:    _AdminService_UpdateSite_Handler,
 		},
 		{
 			MethodName: "ListHosts",
