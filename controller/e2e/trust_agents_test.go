@@ -210,7 +210,7 @@ func TestEnrolledAgentIsBoundToItsSite(t *testing.T) {
 	if resp, err := c.AcquireJob(ctx, &pb.AcquireJobRequest{Wait: durationpb.New(5 * time.Second)}); err != nil || resp.GetLease() == nil {
 		t.Errorf("acquire after UpdateSite{scopes}: %v %v", resp.GetLease(), err)
 	}
-	if _, err := s.admin.UpdateSite(ctx, &pb.UpdateSiteRequest{Name: "site-c", Scopes: []string{"127.0.0.1"+"/8"}}); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "scopes[0]") {
+	if _, err := s.admin.UpdateSite(ctx, &pb.UpdateSiteRequest{Name: "site-c", Scopes: []string{"127.0.0.1" + "/8"}}); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "scopes[0]") {
 		t.Errorf("UpdateSite with host bits: %v; want InvalidArgument naming scopes[0]", err)
 	}
 

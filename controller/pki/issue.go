@@ -68,11 +68,11 @@ func (ca *CA) IssueAgent(csrDER []byte, id Identity, ttl time.Duration) (*x509.C
 		Subject:      pkix.Name{CommonName: id.AgentID.String(), OrganizationalUnit: []string{id.Site}, Organization: []string{"Scanorama agents"}},
 		// Backdated a little for clock skew, but not so much that the
 		// agent's renewal point (2/3 from NotBefore) moves past expiry.
-		NotBefore:    now.Add(-min(clockSkew, ttl/10)),
-		NotAfter:     now.Add(ttl),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		URIs:         []*url.URL{id.URI()},
+		NotBefore:   now.Add(-min(clockSkew, ttl/10)),
+		NotAfter:    now.Add(ttl),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		URIs:        []*url.URL{id.URI()},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, csr.PublicKey, ca.Key)
 	if err != nil {
