@@ -1,8 +1,10 @@
 package e2e_test
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -439,5 +441,64 @@ func TestAgentApproval(t *testing.T) {
 	})
 	if _, err := s.admin.ApproveAgent(ctx, &pb.ApproveAgentRequest{Id: creds.Identity().AgentID.String()}); status.Code(err) != codes.FailedPrecondition {
 		t.Errorf("approving twice: %v; want FailedPrecondition", err)
+	}
+}
+
+func TestTrustFlagsNameTheBadFlag(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cases := []struct {
+		bin  string
+		args []string
+		flag string
+	}{
+		{"scanorama-controller", []string{"serve", "--agent-cert-ttl", "1s"}, "--agent-cert-ttl"},
+		{"scanorama-controller", []string{"serve", "--advertise", "a b"}, "--advertise"},
+		{"scanorama-controller", []string{"agent", "enroll"}, "--site"},
+		{"scanorama-controller", []string{"agent", "enroll", "--site", "lab", "--uses", "0"}, "--uses"},
+		{"scanorama-controller", []string{"agent", "enroll", "--site", "lab", "--ttl", "0s"}, "--ttl"},
+		{"scanorama-controller", []string{"agent", "revoke-token"}, "--id"},
+		{"scanorama-agent", []string{"--controller", "127.0.0.1:1", "--data-dir", dir, "--enroll-token", "garbage"}, "--enroll-token"},
+		{"scanorama-agent", []string{"--controller", "127.0.0.1:1", "--site", "lab", "--enroll-token", "x", "--tls-cert", "a.pem", "--tls-key", "b.pem"}, "--enroll-token"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.bin+" "+strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Parallel()
+			out, err := exec.Command(filepath.Join(binDir, tc.bin), tc.args...).CombinedOutput()
+			if err == nil {
+				t.Fatalf("exit 0; want an error naming %s", tc.flag)
+			}
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], tc.flag) {
+				t.Fatalf("output %q: want one line naming %s", out, tc.flag)
+			}
+		})
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("a refused token wrote %d files into --data-dir", len(entries))
+	}
+}
+
+// A revoked enrollment token is refused, saying so.
+func TestRevokedEnrollmentToken(t *testing.T) {
+	t.Parallel()
+	s := newCAStack(t)
+	s.createSite("lab", "127.0.0.1/32")
+	tok := s.token("lab", "--uses", "5")
+	id := strings.Split(tok, ".")[1]
+	if out, err := runCLI(t, "agent", "revoke-token", "--id", id, "--database-url", s.dbURL); err != nil || !strings.Contains(out, id) {
+		t.Fatalf("agent revoke-token: %v %s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := enroll.Enroll(ctx, enroll.Request{Controllers: []string{s.addr}, Token: tok, Name: "x", Dir: t.TempDir()}, nil)
+	if err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("enroll with a revoked token: %v", err)
+	}
+	if n := s.count(`SELECT count(*) FROM agents`); n != 0 {
+		t.Errorf("a refused enrollment created %d agents", n)
+	}
+	if n := s.count(`SELECT uses FROM enrollment_tokens WHERE id = $1`, id); n != 0 {
+		t.Errorf("a refused enrollment used the token (%d uses)", n)
 	}
 }
