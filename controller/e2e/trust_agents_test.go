@@ -502,3 +502,55 @@ func TestRevokedEnrollmentToken(t *testing.T) {
 		t.Errorf("a refused enrollment used the token (%d uses)", n)
 	}
 }
+
+// Enrollment tokens through AdminService: made, used, listed, revoked; bad
+// input names the field and writes nothing.
+func TestEnrollmentTokenRPCs(t *testing.T) {
+	t.Parallel()
+	s := newCAStack(t)
+	ctx := s.ctx()
+	s.createSite("lab", "127.0.0.1/32")
+	for _, tc := range []struct {
+		req   *pb.CreateEnrollmentTokenRequest
+		field string
+	}{
+		{&pb.CreateEnrollmentTokenRequest{}, "site"},
+		{&pb.CreateEnrollmentTokenRequest{Site: "lab", Uses: -1}, "uses"},
+		{&pb.CreateEnrollmentTokenRequest{Site: "lab", Ttl: durationpb.New(time.Millisecond)}, "ttl"},
+	} {
+		if _, err := s.admin.CreateEnrollmentToken(ctx, tc.req); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("CreateEnrollmentToken(%v): %v; want InvalidArgument naming %s", tc.req, err, tc.field)
+		}
+	}
+	if _, err := s.admin.CreateEnrollmentToken(ctx, &pb.CreateEnrollmentTokenRequest{Site: "nowhere"}); status.Code(err) != codes.NotFound {
+		t.Errorf("CreateEnrollmentToken for a missing site: %v; want NotFound", err)
+	}
+	if n := s.count(`SELECT count(*) FROM enrollment_tokens`); n != 0 {
+		t.Fatalf("refused calls wrote %d tokens", n)
+	}
+	made, err := s.admin.CreateEnrollmentToken(ctx, &pb.CreateEnrollmentTokenRequest{Site: "lab", Uses: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, c := s.enrollClient("agent-1", made.GetToken()); c.Identity().Site != "lab" {
+		t.Errorf("enrolled with an AdminService token: %v", c.Identity())
+	}
+	list, err := s.admin.ListEnrollmentTokens(ctx, &pb.ListEnrollmentTokensRequest{})
+	if err != nil || len(list.GetTokens()) != 1 || list.GetTokens()[0].GetUses() != 1 || list.GetTokens()[0].GetMaxUses() != 2 {
+		t.Fatalf("ListEnrollmentTokens: %v %v", list, err)
+	}
+	if strings.Contains(list.String(), strings.Split(made.GetToken(), ".")[2]) {
+		t.Error("ListEnrollmentTokens shows the secret")
+	}
+	id := made.GetEnrollmentToken().GetId()
+	if _, err := s.admin.RevokeEnrollmentToken(ctx, &pb.RevokeEnrollmentTokenRequest{Id: id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.admin.RevokeEnrollmentToken(ctx, &pb.RevokeEnrollmentTokenRequest{Id: "x"}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("RevokeEnrollmentToken with a bad id: %v", err)
+	}
+	_, err = enroll.Enroll(ctx, enroll.Request{Controllers: []string{s.addr}, Token: made.GetToken(), Name: "agent-2", Dir: t.TempDir()}, nil)
+	if err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Errorf("enroll with the revoked token's second use: %v", err)
+	}
+}

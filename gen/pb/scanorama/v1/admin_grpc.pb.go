@@ -19,37 +19,40 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_CreateSite_FullMethodName      = "/scanorama.v1.AdminService/CreateSite"
-	AdminService_ListSites_FullMethodName       = "/scanorama.v1.AdminService/ListSites"
-	AdminService_DeleteSite_FullMethodName      = "/scanorama.v1.AdminService/DeleteSite"
-	AdminService_CreateExclusion_FullMethodName = "/scanorama.v1.AdminService/CreateExclusion"
-	AdminService_ListExclusions_FullMethodName  = "/scanorama.v1.AdminService/ListExclusions"
-	AdminService_DeleteExclusion_FullMethodName = "/scanorama.v1.AdminService/DeleteExclusion"
-	AdminService_CreateTarget_FullMethodName    = "/scanorama.v1.AdminService/CreateTarget"
-	AdminService_GetTarget_FullMethodName       = "/scanorama.v1.AdminService/GetTarget"
-	AdminService_ListTargets_FullMethodName     = "/scanorama.v1.AdminService/ListTargets"
-	AdminService_UpdateTarget_FullMethodName    = "/scanorama.v1.AdminService/UpdateTarget"
-	AdminService_DeleteTarget_FullMethodName    = "/scanorama.v1.AdminService/DeleteTarget"
-	AdminService_CreateProfile_FullMethodName   = "/scanorama.v1.AdminService/CreateProfile"
-	AdminService_GetProfile_FullMethodName      = "/scanorama.v1.AdminService/GetProfile"
-	AdminService_ListProfiles_FullMethodName    = "/scanorama.v1.AdminService/ListProfiles"
-	AdminService_DeleteProfile_FullMethodName   = "/scanorama.v1.AdminService/DeleteProfile"
-	AdminService_ScanNow_FullMethodName         = "/scanorama.v1.AdminService/ScanNow"
-	AdminService_GetJob_FullMethodName          = "/scanorama.v1.AdminService/GetJob"
-	AdminService_ListJobs_FullMethodName        = "/scanorama.v1.AdminService/ListJobs"
-	AdminService_CancelJob_FullMethodName       = "/scanorama.v1.AdminService/CancelJob"
-	AdminService_ListAgents_FullMethodName      = "/scanorama.v1.AdminService/ListAgents"
-	AdminService_DrainAgent_FullMethodName      = "/scanorama.v1.AdminService/DrainAgent"
-	AdminService_RevokeAgent_FullMethodName     = "/scanorama.v1.AdminService/RevokeAgent"
-	AdminService_ApproveAgent_FullMethodName    = "/scanorama.v1.AdminService/ApproveAgent"
-	AdminService_UpdateSite_FullMethodName      = "/scanorama.v1.AdminService/UpdateSite"
-	AdminService_ListHosts_FullMethodName       = "/scanorama.v1.AdminService/ListHosts"
-	AdminService_GetHost_FullMethodName         = "/scanorama.v1.AdminService/GetHost"
-	AdminService_ListHostChanges_FullMethodName = "/scanorama.v1.AdminService/ListHostChanges"
-	AdminService_UpdateHost_FullMethodName      = "/scanorama.v1.AdminService/UpdateHost"
-	AdminService_ExportResults_FullMethodName   = "/scanorama.v1.AdminService/ExportResults"
-	AdminService_WatchEvents_FullMethodName     = "/scanorama.v1.AdminService/WatchEvents"
-	AdminService_GetStats_FullMethodName        = "/scanorama.v1.AdminService/GetStats"
+	AdminService_CreateSite_FullMethodName            = "/scanorama.v1.AdminService/CreateSite"
+	AdminService_ListSites_FullMethodName             = "/scanorama.v1.AdminService/ListSites"
+	AdminService_DeleteSite_FullMethodName            = "/scanorama.v1.AdminService/DeleteSite"
+	AdminService_CreateExclusion_FullMethodName       = "/scanorama.v1.AdminService/CreateExclusion"
+	AdminService_ListExclusions_FullMethodName        = "/scanorama.v1.AdminService/ListExclusions"
+	AdminService_DeleteExclusion_FullMethodName       = "/scanorama.v1.AdminService/DeleteExclusion"
+	AdminService_CreateTarget_FullMethodName          = "/scanorama.v1.AdminService/CreateTarget"
+	AdminService_GetTarget_FullMethodName             = "/scanorama.v1.AdminService/GetTarget"
+	AdminService_ListTargets_FullMethodName           = "/scanorama.v1.AdminService/ListTargets"
+	AdminService_UpdateTarget_FullMethodName          = "/scanorama.v1.AdminService/UpdateTarget"
+	AdminService_DeleteTarget_FullMethodName          = "/scanorama.v1.AdminService/DeleteTarget"
+	AdminService_CreateProfile_FullMethodName         = "/scanorama.v1.AdminService/CreateProfile"
+	AdminService_GetProfile_FullMethodName            = "/scanorama.v1.AdminService/GetProfile"
+	AdminService_ListProfiles_FullMethodName          = "/scanorama.v1.AdminService/ListProfiles"
+	AdminService_DeleteProfile_FullMethodName         = "/scanorama.v1.AdminService/DeleteProfile"
+	AdminService_ScanNow_FullMethodName               = "/scanorama.v1.AdminService/ScanNow"
+	AdminService_GetJob_FullMethodName                = "/scanorama.v1.AdminService/GetJob"
+	AdminService_ListJobs_FullMethodName              = "/scanorama.v1.AdminService/ListJobs"
+	AdminService_CancelJob_FullMethodName             = "/scanorama.v1.AdminService/CancelJob"
+	AdminService_ListAgents_FullMethodName            = "/scanorama.v1.AdminService/ListAgents"
+	AdminService_DrainAgent_FullMethodName            = "/scanorama.v1.AdminService/DrainAgent"
+	AdminService_RevokeAgent_FullMethodName           = "/scanorama.v1.AdminService/RevokeAgent"
+	AdminService_ApproveAgent_FullMethodName          = "/scanorama.v1.AdminService/ApproveAgent"
+	AdminService_UpdateSite_FullMethodName            = "/scanorama.v1.AdminService/UpdateSite"
+	AdminService_CreateEnrollmentToken_FullMethodName = "/scanorama.v1.AdminService/CreateEnrollmentToken"
+	AdminService_ListEnrollmentTokens_FullMethodName  = "/scanorama.v1.AdminService/ListEnrollmentTokens"
+	AdminService_RevokeEnrollmentToken_FullMethodName = "/scanorama.v1.AdminService/RevokeEnrollmentToken"
+	AdminService_ListHosts_FullMethodName             = "/scanorama.v1.AdminService/ListHosts"
+	AdminService_GetHost_FullMethodName               = "/scanorama.v1.AdminService/GetHost"
+	AdminService_ListHostChanges_FullMethodName       = "/scanorama.v1.AdminService/ListHostChanges"
+	AdminService_UpdateHost_FullMethodName            = "/scanorama.v1.AdminService/UpdateHost"
+	AdminService_ExportResults_FullMethodName         = "/scanorama.v1.AdminService/ExportResults"
+	AdminService_WatchEvents_FullMethodName           = "/scanorama.v1.AdminService/WatchEvents"
+	AdminService_GetStats_FullMethodName              = "/scanorama.v1.AdminService/GetStats"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -94,6 +97,10 @@ type AdminServiceClient interface {
 	ApproveAgent(ctx context.Context, in *ApproveAgentRequest, opts ...grpc.CallOption) (*ApproveAgentResponse, error)
 	// UpdateSite sets a site's allowed scopes and description.
 	UpdateSite(ctx context.Context, in *UpdateSiteRequest, opts ...grpc.CallOption) (*UpdateSiteResponse, error)
+	// CreateEnrollmentToken makes a one-time agent enrollment token (shown once).
+	CreateEnrollmentToken(ctx context.Context, in *CreateEnrollmentTokenRequest, opts ...grpc.CallOption) (*CreateEnrollmentTokenResponse, error)
+	ListEnrollmentTokens(ctx context.Context, in *ListEnrollmentTokensRequest, opts ...grpc.CallOption) (*ListEnrollmentTokensResponse, error)
+	RevokeEnrollmentToken(ctx context.Context, in *RevokeEnrollmentTokenRequest, opts ...grpc.CallOption) (*RevokeEnrollmentTokenResponse, error)
 	ListHosts(ctx context.Context, in *ListHostsRequest, opts ...grpc.CallOption) (*ListHostsResponse, error)
 	GetHost(ctx context.Context, in *GetHostRequest, opts ...grpc.CallOption) (*GetHostResponse, error)
 	ListHostChanges(ctx context.Context, in *ListHostChangesRequest, opts ...grpc.CallOption) (*ListHostChangesResponse, error)
@@ -358,6 +365,36 @@ func (c *adminServiceClient) UpdateSite(ctx context.Context, in *UpdateSiteReque
 	return out, nil
 }
 
+func (c *adminServiceClient) CreateEnrollmentToken(ctx context.Context, in *CreateEnrollmentTokenRequest, opts ...grpc.CallOption) (*CreateEnrollmentTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateEnrollmentTokenResponse)
+	err := c.cc.Invoke(ctx, AdminService_CreateEnrollmentToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListEnrollmentTokens(ctx context.Context, in *ListEnrollmentTokensRequest, opts ...grpc.CallOption) (*ListEnrollmentTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListEnrollmentTokensResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListEnrollmentTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RevokeEnrollmentToken(ctx context.Context, in *RevokeEnrollmentTokenRequest, opts ...grpc.CallOption) (*RevokeEnrollmentTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeEnrollmentTokenResponse)
+	err := c.cc.Invoke(ctx, AdminService_RevokeEnrollmentToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) ListHosts(ctx context.Context, in *ListHostsRequest, opts ...grpc.CallOption) (*ListHostsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListHostsResponse)
@@ -488,6 +525,10 @@ type AdminServiceServer interface {
 	ApproveAgent(context.Context, *ApproveAgentRequest) (*ApproveAgentResponse, error)
 	// UpdateSite sets a site's allowed scopes and description.
 	UpdateSite(context.Context, *UpdateSiteRequest) (*UpdateSiteResponse, error)
+	// CreateEnrollmentToken makes a one-time agent enrollment token (shown once).
+	CreateEnrollmentToken(context.Context, *CreateEnrollmentTokenRequest) (*CreateEnrollmentTokenResponse, error)
+	ListEnrollmentTokens(context.Context, *ListEnrollmentTokensRequest) (*ListEnrollmentTokensResponse, error)
+	RevokeEnrollmentToken(context.Context, *RevokeEnrollmentTokenRequest) (*RevokeEnrollmentTokenResponse, error)
 	ListHosts(context.Context, *ListHostsRequest) (*ListHostsResponse, error)
 	GetHost(context.Context, *GetHostRequest) (*GetHostResponse, error)
 	ListHostChanges(context.Context, *ListHostChangesRequest) (*ListHostChangesResponse, error)
@@ -583,6 +624,15 @@ func (UnimplementedAdminServiceServer) ApproveAgent(context.Context, *ApproveAge
 }
 func (UnimplementedAdminServiceServer) UpdateSite(context.Context, *UpdateSiteRequest) (*UpdateSiteResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateSite not implemented")
+}
+func (UnimplementedAdminServiceServer) CreateEnrollmentToken(context.Context, *CreateEnrollmentTokenRequest) (*CreateEnrollmentTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateEnrollmentToken not implemented")
+}
+func (UnimplementedAdminServiceServer) ListEnrollmentTokens(context.Context, *ListEnrollmentTokensRequest) (*ListEnrollmentTokensResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListEnrollmentTokens not implemented")
+}
+func (UnimplementedAdminServiceServer) RevokeEnrollmentToken(context.Context, *RevokeEnrollmentTokenRequest) (*RevokeEnrollmentTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeEnrollmentToken not implemented")
 }
 func (UnimplementedAdminServiceServer) ListHosts(context.Context, *ListHostsRequest) (*ListHostsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListHosts not implemented")
@@ -1058,6 +1108,60 @@ func _AdminService_UpdateSite_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_CreateEnrollmentToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateEnrollmentTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CreateEnrollmentToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CreateEnrollmentToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CreateEnrollmentToken(ctx, req.(*CreateEnrollmentTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListEnrollmentTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListEnrollmentTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListEnrollmentTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListEnrollmentTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListEnrollmentTokens(ctx, req.(*ListEnrollmentTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RevokeEnrollmentToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeEnrollmentTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RevokeEnrollmentToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RevokeEnrollmentToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RevokeEnrollmentToken(ctx, req.(*RevokeEnrollmentTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_ListHosts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListHostsRequest)
 	if err := dec(in); err != nil {
@@ -1272,6 +1376,18 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpdateSite",
 			Handler:    _AdminService_UpdateSite_Handler,
+		},
+		{
+			MethodName: "CreateEnrollmentToken",
+			Handler:    _AdminService_CreateEnrollmentToken_Handler,
+		},
+		{
+			MethodName: "ListEnrollmentTokens",
+			Handler:    _AdminService_ListEnrollmentTokens_Handler,
+		},
+		{
+			MethodName: "RevokeEnrollmentToken",
+			Handler:    _AdminService_RevokeEnrollmentToken_Handler,
 		},
 		{
 			MethodName: "ListHosts",

@@ -9,6 +9,7 @@ package scanoramav1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -682,11 +683,287 @@ func (x *EnrollmentToken) GetExpired() bool {
 	return false
 }
 
+type CreateEnrollmentTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Site the enrolled agents will serve.
+	Site string `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	// How long the token stays valid; unset means 24h (1s..8760h).
+	Ttl *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// How many agents may enroll with it; 0 means 1 (1..10000).
+	Uses          int32 `protobuf:"varint,3,opt,name=uses,proto3" json:"uses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateEnrollmentTokenRequest) Reset() {
+	*x = CreateEnrollmentTokenRequest{}
+	mi := &file_scanorama_v1_enrollment_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateEnrollmentTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateEnrollmentTokenRequest) ProtoMessage() {}
+
+func (x *CreateEnrollmentTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_enrollment_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateEnrollmentTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateEnrollmentTokenRequest) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_enrollment_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *CreateEnrollmentTokenRequest) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *CreateEnrollmentTokenRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+func (x *CreateEnrollmentTokenRequest) GetUses() int32 {
+	if x != nil {
+		return x.Uses
+	}
+	return 0
+}
+
+type CreateEnrollmentTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token, shown this once: scn1.<id>.<secret>.<CA fingerprint>.
+	Token           string           `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	EnrollmentToken *EnrollmentToken `protobuf:"bytes,2,opt,name=enrollment_token,json=enrollmentToken,proto3" json:"enrollment_token,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *CreateEnrollmentTokenResponse) Reset() {
+	*x = CreateEnrollmentTokenResponse{}
+	mi := &file_scanorama_v1_enrollment_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateEnrollmentTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateEnrollmentTokenResponse) ProtoMessage() {}
+
+func (x *CreateEnrollmentTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_enrollment_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateEnrollmentTokenResponse.ProtoReflect.Descriptor instead.
+func (*CreateEnrollmentTokenResponse) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_enrollment_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CreateEnrollmentTokenResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *CreateEnrollmentTokenResponse) GetEnrollmentToken() *EnrollmentToken {
+	if x != nil {
+		return x.EnrollmentToken
+	}
+	return nil
+}
+
+type ListEnrollmentTokensRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEnrollmentTokensRequest) Reset() {
+	*x = ListEnrollmentTokensRequest{}
+	mi := &file_scanorama_v1_enrollment_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEnrollmentTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEnrollmentTokensRequest) ProtoMessage() {}
+
+func (x *ListEnrollmentTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_enrollment_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEnrollmentTokensRequest.ProtoReflect.Descriptor instead.
+func (*ListEnrollmentTokensRequest) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_enrollment_proto_rawDescGZIP(), []int{13}
+}
+
+type ListEnrollmentTokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tokens        []*EnrollmentToken     `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEnrollmentTokensResponse) Reset() {
+	*x = ListEnrollmentTokensResponse{}
+	mi := &file_scanorama_v1_enrollment_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEnrollmentTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEnrollmentTokensResponse) ProtoMessage() {}
+
+func (x *ListEnrollmentTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_enrollment_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEnrollmentTokensResponse.ProtoReflect.Descriptor instead.
+func (*ListEnrollmentTokensResponse) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_enrollment_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListEnrollmentTokensResponse) GetTokens() []*EnrollmentToken {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+type RevokeEnrollmentTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeEnrollmentTokenRequest) Reset() {
+	*x = RevokeEnrollmentTokenRequest{}
+	mi := &file_scanorama_v1_enrollment_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeEnrollmentTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeEnrollmentTokenRequest) ProtoMessage() {}
+
+func (x *RevokeEnrollmentTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_enrollment_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeEnrollmentTokenRequest.ProtoReflect.Descriptor instead.
+func (*RevokeEnrollmentTokenRequest) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_enrollment_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RevokeEnrollmentTokenRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RevokeEnrollmentTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeEnrollmentTokenResponse) Reset() {
+	*x = RevokeEnrollmentTokenResponse{}
+	mi := &file_scanorama_v1_enrollment_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeEnrollmentTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeEnrollmentTokenResponse) ProtoMessage() {}
+
+func (x *RevokeEnrollmentTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_scanorama_v1_enrollment_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeEnrollmentTokenResponse.ProtoReflect.Descriptor instead.
+func (*RevokeEnrollmentTokenResponse) Descriptor() ([]byte, []int) {
+	return file_scanorama_v1_enrollment_proto_rawDescGZIP(), []int{16}
+}
+
 var File_scanorama_v1_enrollment_proto protoreflect.FileDescriptor
 
 const file_scanorama_v1_enrollment_proto_rawDesc = "" +
 	"\n" +
-	"\x1dscanorama/v1/enrollment.proto\x12\fscanorama.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18scanorama/v1/types.proto\"\x88\x01\n" +
+	"\x1dscanorama/v1/enrollment.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18scanorama/v1/types.proto\"\x88\x01\n" +
 	"\rEnrollRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x17\n" +
 	"\acsr_der\x18\x02 \x01(\fR\x06csrDer\x12\x12\n" +
@@ -733,7 +1010,20 @@ const file_scanorama_v1_enrollment_proto_rawDesc = "" +
 	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1d\n" +
 	"\n" +
 	"created_by\x18\b \x01(\tR\tcreatedBy\x12\x18\n" +
-	"\aexpired\x18\t \x01(\bR\aexpiredB@Z>github.com/scanorama/scanorama/gen/pb/scanorama/v1;scanoramav1b\x06proto3"
+	"\aexpired\x18\t \x01(\bR\aexpired\"s\n" +
+	"\x1cCreateEnrollmentTokenRequest\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\x12+\n" +
+	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x12\n" +
+	"\x04uses\x18\x03 \x01(\x05R\x04uses\"\x7f\n" +
+	"\x1dCreateEnrollmentTokenResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12H\n" +
+	"\x10enrollment_token\x18\x02 \x01(\v2\x1d.scanorama.v1.EnrollmentTokenR\x0fenrollmentToken\"\x1d\n" +
+	"\x1bListEnrollmentTokensRequest\"U\n" +
+	"\x1cListEnrollmentTokensResponse\x125\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x1d.scanorama.v1.EnrollmentTokenR\x06tokens\".\n" +
+	"\x1cRevokeEnrollmentTokenRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x1f\n" +
+	"\x1dRevokeEnrollmentTokenResponseB@Z>github.com/scanorama/scanorama/gen/pb/scanorama/v1;scanoramav1b\x06proto3"
 
 var (
 	file_scanorama_v1_enrollment_proto_rawDescOnce sync.Once
@@ -747,35 +1037,45 @@ func file_scanorama_v1_enrollment_proto_rawDescGZIP() []byte {
 	return file_scanorama_v1_enrollment_proto_rawDescData
 }
 
-var file_scanorama_v1_enrollment_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_scanorama_v1_enrollment_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_scanorama_v1_enrollment_proto_goTypes = []any{
-	(*EnrollRequest)(nil),         // 0: scanorama.v1.EnrollRequest
-	(*EnrollResponse)(nil),        // 1: scanorama.v1.EnrollResponse
-	(*RenewRequest)(nil),          // 2: scanorama.v1.RenewRequest
-	(*RenewResponse)(nil),         // 3: scanorama.v1.RenewResponse
-	(*RevokeAgentRequest)(nil),    // 4: scanorama.v1.RevokeAgentRequest
-	(*RevokeAgentResponse)(nil),   // 5: scanorama.v1.RevokeAgentResponse
-	(*ApproveAgentRequest)(nil),   // 6: scanorama.v1.ApproveAgentRequest
-	(*ApproveAgentResponse)(nil),  // 7: scanorama.v1.ApproveAgentResponse
-	(*UpdateSiteRequest)(nil),     // 8: scanorama.v1.UpdateSiteRequest
-	(*UpdateSiteResponse)(nil),    // 9: scanorama.v1.UpdateSiteResponse
-	(*EnrollmentToken)(nil),       // 10: scanorama.v1.EnrollmentToken
-	(*Agent)(nil),                 // 11: scanorama.v1.Agent
-	(*Site)(nil),                  // 12: scanorama.v1.Site
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*EnrollRequest)(nil),                 // 0: scanorama.v1.EnrollRequest
+	(*EnrollResponse)(nil),                // 1: scanorama.v1.EnrollResponse
+	(*RenewRequest)(nil),                  // 2: scanorama.v1.RenewRequest
+	(*RenewResponse)(nil),                 // 3: scanorama.v1.RenewResponse
+	(*RevokeAgentRequest)(nil),            // 4: scanorama.v1.RevokeAgentRequest
+	(*RevokeAgentResponse)(nil),           // 5: scanorama.v1.RevokeAgentResponse
+	(*ApproveAgentRequest)(nil),           // 6: scanorama.v1.ApproveAgentRequest
+	(*ApproveAgentResponse)(nil),          // 7: scanorama.v1.ApproveAgentResponse
+	(*UpdateSiteRequest)(nil),             // 8: scanorama.v1.UpdateSiteRequest
+	(*UpdateSiteResponse)(nil),            // 9: scanorama.v1.UpdateSiteResponse
+	(*EnrollmentToken)(nil),               // 10: scanorama.v1.EnrollmentToken
+	(*CreateEnrollmentTokenRequest)(nil),  // 11: scanorama.v1.CreateEnrollmentTokenRequest
+	(*CreateEnrollmentTokenResponse)(nil), // 12: scanorama.v1.CreateEnrollmentTokenResponse
+	(*ListEnrollmentTokensRequest)(nil),   // 13: scanorama.v1.ListEnrollmentTokensRequest
+	(*ListEnrollmentTokensResponse)(nil),  // 14: scanorama.v1.ListEnrollmentTokensResponse
+	(*RevokeEnrollmentTokenRequest)(nil),  // 15: scanorama.v1.RevokeEnrollmentTokenRequest
+	(*RevokeEnrollmentTokenResponse)(nil), // 16: scanorama.v1.RevokeEnrollmentTokenResponse
+	(*Agent)(nil),                         // 17: scanorama.v1.Agent
+	(*Site)(nil),                          // 18: scanorama.v1.Site
+	(*timestamppb.Timestamp)(nil),         // 19: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),           // 20: google.protobuf.Duration
 }
 var file_scanorama_v1_enrollment_proto_depIdxs = []int32{
-	11, // 0: scanorama.v1.RevokeAgentResponse.agent:type_name -> scanorama.v1.Agent
-	11, // 1: scanorama.v1.ApproveAgentResponse.agent:type_name -> scanorama.v1.Agent
-	12, // 2: scanorama.v1.UpdateSiteResponse.site:type_name -> scanorama.v1.Site
-	13, // 3: scanorama.v1.EnrollmentToken.expires_at:type_name -> google.protobuf.Timestamp
-	13, // 4: scanorama.v1.EnrollmentToken.revoked_at:type_name -> google.protobuf.Timestamp
-	13, // 5: scanorama.v1.EnrollmentToken.created_at:type_name -> google.protobuf.Timestamp
-	6,  // [6:6] is the sub-list for method output_type
-	6,  // [6:6] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	17, // 0: scanorama.v1.RevokeAgentResponse.agent:type_name -> scanorama.v1.Agent
+	17, // 1: scanorama.v1.ApproveAgentResponse.agent:type_name -> scanorama.v1.Agent
+	18, // 2: scanorama.v1.UpdateSiteResponse.site:type_name -> scanorama.v1.Site
+	19, // 3: scanorama.v1.EnrollmentToken.expires_at:type_name -> google.protobuf.Timestamp
+	19, // 4: scanorama.v1.EnrollmentToken.revoked_at:type_name -> google.protobuf.Timestamp
+	19, // 5: scanorama.v1.EnrollmentToken.created_at:type_name -> google.protobuf.Timestamp
+	20, // 6: scanorama.v1.CreateEnrollmentTokenRequest.ttl:type_name -> google.protobuf.Duration
+	10, // 7: scanorama.v1.CreateEnrollmentTokenResponse.enrollment_token:type_name -> scanorama.v1.EnrollmentToken
+	10, // 8: scanorama.v1.ListEnrollmentTokensResponse.tokens:type_name -> scanorama.v1.EnrollmentToken
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_scanorama_v1_enrollment_proto_init() }
@@ -791,7 +1091,7 @@ func file_scanorama_v1_enrollment_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_scanorama_v1_enrollment_proto_rawDesc), len(file_scanorama_v1_enrollment_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
