@@ -66,23 +66,31 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	r := manual.NewBuilderWithScheme("scanorama")
 	r.InitialState(resolver.State{Addresses: addrs})
-	conn, err := grpc.NewClient(r.Scheme()+":///controllers",
+	dialOpts := []grpc.DialOption{}
+	if cfg.Dialer != nil {
+		dialOpts = append(dialOpts, grpc.WithContextDialer(cfg.Dialer))
+	}
+	conn, err := grpc.NewClient(r.Scheme()+":///controllers", append(dialOpts,
 		grpc.WithResolvers(r),
 		grpc.WithTransportCredentials(creds),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(16<<20)),
-	)
+	)...)
 	if err != nil {
 		sp.Close()
 		return nil, fmt.Errorf("--controller: %w", err)
 	}
-	log.Info("agent starting", "controllers", cfg.Controllers, "tls", cfg.TLS.Enabled, "scope", cfg.Scope, "nmap", caps.NmapVersion,
+	log.Info("agent starting", "controllers", cfg.Controllers, "tls", cfg.TLS.Enabled || cfg.TLS.Config != nil, "scope", cfg.Scope, "nmap", caps.NmapVersion,
 		"raw_sockets", caps.RawSockets, "spool", cfg.SpoolDir)
 	return &Agent{
 		cfg: cfg, log: log, conn: conn, client: pb.NewAgentServiceClient(conn), spool: sp, caps: caps,
 		runner: &nmaprun.Runner{NmapPath: cfg.NmapPath, Logger: log.Named("nmap")},
 	}, nil
 }
+
+// Client is the agent's AgentService client (for certificate renewal over
+// the same connections).
+func (a *Agent) Client() pb.AgentServiceClient { return a.client }
 
 // Close releases the connection and the spool.
 func (a *Agent) Close() error {

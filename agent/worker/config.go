@@ -6,7 +6,9 @@
 package worker
 
 import (
+	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"time"
 
@@ -34,6 +36,8 @@ type Config struct {
 	Concurrency int
 	// RetryMin and RetryMax bound the reconnect/redelivery backoff.
 	RetryMin, RetryMax time.Duration
+	// Dialer, when set, opens the TCP connections to controllers.
+	Dialer func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 func (c *Config) validate() error {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/scanorama/scanorama/agent/nmaprun"
@@ -192,6 +194,13 @@ func (j *job) heartbeats(ctx context.Context) {
 		}}})
 		cancel()
 		if err != nil {
+			if status.Code(err) == codes.PermissionDenied {
+				// Revoked (or not this agent's lease to renew): the lease
+				// is gone, and so is the point of scanning on.
+				j.log.Error("controller refused the heartbeat; stopping the scan", "error", err)
+				j.cancel(errLeaseLost)
+				continue
+			}
 			if ctx.Err() == nil {
 				j.log.Warn("heartbeat failed; scan continues", "error", err)
 			}

@@ -26,11 +26,17 @@ type TLS struct {
 	// ServerName overrides the name checked against the controller's
 	// certificate (default: the host of --controller).
 	ServerName string
+	// Config, when set, is used as is (an enrolled agent's identity, see
+	// agent/enroll); the file fields are ignored.
+	Config *tls.Config
 }
 
 // Credentials builds the transport credentials, reading every file now so
 // a bad one stops the agent at start with its flag named.
 func (t TLS) Credentials() (credentials.TransportCredentials, error) {
+	if t.Config != nil {
+		return credentials.NewTLS(t.Config), nil
+	}
 	if !t.Enabled {
 		return insecure.NewCredentials(), nil
 	}

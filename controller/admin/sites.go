@@ -22,10 +22,12 @@ func (s *Server) CreateSite(ctx context.Context, req *pb.CreateSiteRequest) (*pb
 	if len(req.GetDescription()) > 1024 {
 		bad = append(bad, apierr.Field("description", "at most 1024 bytes"))
 	}
+	scopes, fes := parseScopes(req.GetScopes())
+	bad = append(bad, fes...)
 	if len(bad) > 0 {
 		return nil, apierr.Invalid(bad...)
 	}
-	site, err := s.q.CreateSite(ctx, db.CreateSiteParams{Name: req.GetName(), Description: req.GetDescription(), CreatedBy: actor(ctx)})
+	site, err := s.q.CreateSite(ctx, db.CreateSiteParams{Name: req.GetName(), Description: req.GetDescription(), CreatedBy: actor(ctx), Scopes: scopes})
 	if err != nil {
 		return nil, s.internal("create site "+req.GetName(), err)
 	}
@@ -50,7 +52,11 @@ func (s *Server) ListSites(ctx context.Context, req *pb.ListSitesRequest) (*pb.L
 }
 
 func sitePB(s db.Site) *pb.Site {
-	out := &pb.Site{Id: s.ID.String(), Name: s.Name, Description: s.Description, CreatedAt: timestamppb.New(s.CreatedAt)}
+	scopes := make([]string, len(s.Scopes))
+	for i, p := range s.Scopes {
+		scopes[i] = p.String()
+	}
+	out := &pb.Site{Id: s.ID.String(), Name: s.Name, Description: s.Description, CreatedAt: timestamppb.New(s.CreatedAt), Scopes: scopes}
 	if s.ArchivedAt.Valid {
 		out.ArchivedAt = timestamppb.New(s.ArchivedAt.Time)
 	}

@@ -38,11 +38,14 @@ type Server struct {
 	ingest *ingest.Ingester
 	log    hclog.Logger
 	agents *agentCache
+	trust  *Trust // nil: agents are not enrolled (see Trust)
 }
 
 // New returns an AgentService implementation.
 func New(pool *pgxpool.Pool, leaser *leasing.Leaser, in *ingest.Ingester, log hclog.Logger) *Server {
-	return &Server{pool: pool, q: db.New(pool), leaser: leaser, ingest: in, log: log.Named("agentapi"), agents: newAgentCache(agentCacheTTL)}
+	return &Server{pool: pool, q: db.New(pool), leaser: leaser, ingest: in, log: log.Named("agentapi"),
+		// A revocation reaches every controller within half a heartbeat (TTL/3).
+		agents: newAgentCache(min(agentCacheTTL, leaser.TTL()/6))}
 }
 
 // touchEvery bounds how stale an agent's last_seen may get while it is active.
@@ -52,6 +55,9 @@ var allAddresses = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.Must
 
 // Register implements AgentService.Register.
 func (s *Server) Register(ctx context.Context, req *pb.RegisterRequest) (*pb.RegisterResponse, error) {
+	if id, ok := IdentityFrom(ctx); ok {
+		return s.registerEnrolled(ctx, id, req)
+	}
 	var bad []*apierr.FieldError
 	if req.GetSite() == "" {
 		bad = append(bad, apierr.Field("site", "required"))
@@ -100,7 +106,25 @@ func (s *Server) Register(ctx context.Context, req *pb.RegisterRequest) (*pb.Reg
 	}, nil
 }
 
-func (s *Server) agent(ctx context.Context, id string) (db.Agent, error) {
+func (s *Server) agent(ctx context.Context, requested string) (db.Agent, error) {
+	id, err := checkAgentID(ctx, requested)
+	if err != nil {
+		return db.Agent{}, err
+	}
+	a, err := s.cachedAgent(ctx, id)
+	if err != nil {
+		return a, err
+	}
+	if a.State == "revoked" {
+		return db.Agent{}, status.Errorf(codes.PermissionDenied, "agent %s (%s) is revoked", a.ID, a.Name)
+	}
+	if _, ok := IdentityFrom(ctx); a.Enrolled && !ok {
+		return db.Agent{}, status.Errorf(codes.PermissionDenied, "agent %s is enrolled: it calls with its own certificate only", a.ID)
+	}
+	return a, nil
+}
+
+func (s *Server) cachedAgent(ctx context.Context, id string) (db.Agent, error) {
 	aid, err := uuid.Parse(id)
 	if err != nil {
 		return db.Agent{}, apierr.InvalidField("agent_id", "not a UUID: %q", id)
@@ -132,6 +156,9 @@ func (s *Server) AcquireJob(ctx context.Context, req *pb.AcquireJobRequest) (*pb
 	}
 	if a.State == "draining" {
 		return &pb.AcquireJobResponse{}, nil
+	}
+	if a, err = s.enrolledScope(ctx, a); err != nil {
+		return nil, err
 	}
 	job, err := s.leaser.Acquire(ctx, a, req.GetWait().AsDuration())
 	if err != nil {

@@ -18,8 +18,8 @@ import (
 // certificate (see TLSFiles.AdminCAFile). Health and reflection stay open to
 // any verified client.
 type Roles struct {
-	agentCAs []*x509.Certificate
-	adminCAs []*x509.Certificate
+	agentCAs *caBundle
+	adminCAs *caBundle
 }
 
 var (
@@ -34,9 +34,9 @@ func (r *Roles) authorize(ctx context.Context, method string) error {
 	role := ""
 	switch {
 	case strings.HasPrefix(method, adminPrefix):
-		want, role = r.adminCAs, "admin (--tls-admin-ca)"
+		want, role = r.adminCAs.get(), "admin (--tls-admin-ca)"
 	case strings.HasPrefix(method, agentPrefix):
-		want, role = r.agentCAs, "agent (--tls-client-ca)"
+		want, role = r.agentCAs.get(), "agent (--tls-client-ca)"
 	default:
 		return nil
 	}

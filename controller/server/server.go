@@ -32,7 +32,9 @@ import (
 	"github.com/scanorama/scanorama/controller/maintenance"
 	"github.com/scanorama/scanorama/controller/migrate"
 	"github.com/scanorama/scanorama/controller/pgserver"
+	"github.com/scanorama/scanorama/controller/pki"
 	"github.com/scanorama/scanorama/controller/scheduler"
+	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
 
@@ -63,6 +65,13 @@ type Config struct {
 	Roles *Roles
 	// Ready, when set, receives the bound address once the server accepts calls.
 	Ready func(addr net.Addr)
+	// CA, when set and TLS is nil, is the built-in controller CA: the
+	// controller serves TLS with a certificate it issues itself for
+	// Advertise and the listen host, and agents enroll (see agentapi.Trust).
+	CA                   *pki.CA
+	Advertise            []string
+	AgentCertTTL         time.Duration
+	RequireAgentApproval bool
 }
 
 // Run serves until ctx is cancelled, then stops gracefully.
@@ -158,6 +167,13 @@ func Run(ctx context.Context, cfg Config) error {
 	in := ingest.New(pubCtx, pool, pub, log)
 	in.OnCommit = func(uuid.UUID) { maint.MarkDirty() }
 
+	agentSrv := agentapi.New(pool, leaser, in, log)
+	var trust *agentapi.Trust
+	if cfg.TLS == nil {
+		if cfg.TLS, trust, err = builtinCA(ctx, db.New(pool), cfg); err != nil {
+			return err
+		}
+	}
 	opts := []grpc.ServerOption{
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
@@ -175,12 +191,18 @@ func Run(ctx context.Context, cfg Config) error {
 				grpc.ChainStreamInterceptor(cfg.Roles.StreamInterceptor()))
 			security = "mtls with agent and admin roles"
 		}
+		if trust != nil {
+			agentSrv.EnableTrust(*trust)
+			opts = append(opts, grpc.ChainUnaryInterceptor(agentSrv.UnaryInterceptor()),
+				grpc.ChainStreamInterceptor(agentSrv.StreamInterceptor()))
+			security = "tls with the built-in CA (enrolled agents, CA " + cfg.CA.Fingerprint() + ")"
+		}
 	} else if host, _, _ := net.SplitHostPort(lis.Addr().String()); !isLoopback(host) {
 		log.Warn("serving plaintext gRPC on a non-loopback address: agents and admins are not authenticated; "+
 			"use --tls-cert, --tls-key and --tls-client-ca", "listen", lis.Addr().String())
 	}
 	gs := grpc.NewServer(opts...)
-	pb.RegisterAgentServiceServer(gs, agentapi.New(pool, leaser, in, log))
+	pb.RegisterAgentServiceServer(gs, agentSrv)
 	pb.RegisterAdminServiceServer(gs, admin.New(pool, hub, log))
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)

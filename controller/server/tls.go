@@ -59,26 +59,82 @@ func (f TLSFiles) Config() (*tls.Config, *Roles, error) {
 	if f.ClientCAFile == "" {
 		return cfg, nil, nil
 	}
-	agentCAs, err := loadCAs(f.ClientCAFile)
-	if err != nil {
+	// The CA bundles are re-read when their files change, like the key
+	// pair: adding or rotating a client CA needs no restart.
+	agentCAs := &caBundle{file: f.ClientCAFile}
+	if err := agentCAs.load(); err != nil {
 		return nil, nil, fmt.Errorf("--tls-client-ca: %w", err)
 	}
-	cfg.ClientCAs = x509.NewCertPool()
-	for _, c := range agentCAs {
-		cfg.ClientCAs.AddCert(c)
+	var adminCAs *caBundle
+	if f.AdminCAFile != "" {
+		adminCAs = &caBundle{file: f.AdminCAFile}
+		if err := adminCAs.load(); err != nil {
+			return nil, nil, fmt.Errorf("--tls-admin-ca: %w", err)
+		}
 	}
 	cfg.ClientAuth = tls.RequireAndVerifyClientCert
-	if f.AdminCAFile == "" {
+	cfg.ClientCAs = clientPool(agentCAs, adminCAs)
+	base := cfg.Clone()
+	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		c := base.Clone()
+		c.ClientCAs = clientPool(agentCAs, adminCAs)
+		return c, nil
+	}
+	if adminCAs == nil {
 		return cfg, nil, nil
 	}
-	adminCAs, err := loadCAs(f.AdminCAFile)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--tls-admin-ca: %w", err)
-	}
-	for _, c := range adminCAs {
-		cfg.ClientCAs.AddCert(c)
-	}
 	return cfg, &Roles{agentCAs: agentCAs, adminCAs: adminCAs}, nil
+}
+
+func clientPool(bundles ...*caBundle) *x509.CertPool {
+	pool := x509.NewCertPool()
+	for _, b := range bundles {
+		if b == nil {
+			continue
+		}
+		for _, c := range b.get() {
+			pool.AddCert(c)
+		}
+	}
+	return pool
+}
+
+// caBundle is a PEM CA file re-read when it changes (checked at most every
+// reloadEvery). A bad new version keeps the previous CAs.
+type caBundle struct {
+	file string
+
+	mu      sync.Mutex
+	certs   []*x509.Certificate
+	modTime time.Time
+	checked time.Time
+}
+
+func (b *caBundle) load() error {
+	certs, err := loadCAs(b.file)
+	if err != nil {
+		return err
+	}
+	b.certs, b.checked = certs, time.Now()
+	if st, err := os.Stat(b.file); err == nil {
+		b.modTime = st.ModTime()
+	}
+	return nil
+}
+
+func (b *caBundle) get() []*x509.Certificate {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if time.Since(b.checked) < reloadEvery {
+		return b.certs
+	}
+	b.checked = time.Now()
+	if st, err := os.Stat(b.file); err == nil && st.ModTime().After(b.modTime) {
+		if certs, err := loadCAs(b.file); err == nil {
+			b.certs, b.modTime = certs, st.ModTime()
+		}
+	}
+	return b.certs
 }
 
 // reloadEvery bounds how often the key pair's files are checked for changes.

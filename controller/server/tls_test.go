@@ -109,3 +109,48 @@ func TestTLSFilesNameTheFlag(t *testing.T) {
 		}
 	}
 }
+
+func TestTLSClientCAReloadsWhenChanged(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	selfSigned(t, cert, key, "server")
+	ca, caKey := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
+	selfSigned(t, ca, caKey, "first CA")
+	_, _, err := TLSFiles{CertFile: cert, KeyFile: key, ClientCAFile: ca}.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &caBundle{file: ca}
+	if err := b.load(); err != nil {
+		t.Fatal(err)
+	}
+	selfSigned(t, ca, caKey, "second CA")
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(ca, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.get()[0].Subject.CommonName; got != "first CA" {
+		t.Fatalf("reloaded within reloadEvery: %q", got)
+	}
+	b.mu.Lock()
+	b.checked = time.Now().Add(-reloadEvery)
+	b.mu.Unlock()
+	if got := b.get()[0].Subject.CommonName; got != "second CA" {
+		t.Fatalf("after the change: %q, want second CA", got)
+	}
+	// A broken file keeps the CAs in use.
+	if err := os.WriteFile(ca, []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	evenLater := later.Add(time.Minute)
+	if err := os.Chtimes(ca, evenLater, evenLater); err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	b.checked = time.Now().Add(-reloadEvery)
+	b.mu.Unlock()
+	if got := b.get()[0].Subject.CommonName; got != "second CA" {
+		t.Fatalf("after a broken write: %q, want second CA kept", got)
+	}
+}

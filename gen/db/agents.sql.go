@@ -13,7 +13,7 @@ import (
 )
 
 const getAgent = `-- name: GetAgent :one
-SELECT id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen FROM agents WHERE id = $1
+SELECT id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at FROM agents WHERE id = $1
 `
 
 func (q *Queries) GetAgent(ctx context.Context, id uuid.UUID) (Agent, error) {
@@ -31,12 +31,14 @@ func (q *Queries) GetAgent(ctx context.Context, id uuid.UUID) (Agent, error) {
 		&i.State,
 		&i.RegisteredAt,
 		&i.LastSeen,
+		&i.Enrolled,
+		&i.RevokedAt,
 	)
 	return i, err
 }
 
 const listAgents = `-- name: ListAgents :many
-SELECT a.id, a.site_id, a.name, a.scope, a.nmap_version, a.raw_sockets, a.version, a.hostname, a.state, a.registered_at, a.last_seen, s.name AS site_name,
+SELECT a.id, a.site_id, a.name, a.scope, a.nmap_version, a.raw_sockets, a.version, a.hostname, a.state, a.registered_at, a.last_seen, a.enrolled, a.revoked_at, s.name AS site_name,
        (SELECT count(*) FROM scan_jobs j
          WHERE j.worker_id = a.id::text AND j.status IN ('leased', 'running'))::int AS active_leases
 FROM agents a
@@ -86,6 +88,8 @@ func (q *Queries) ListAgents(ctx context.Context, arg ListAgentsParams) ([]ListA
 			&i.Agent.State,
 			&i.Agent.RegisteredAt,
 			&i.Agent.LastSeen,
+			&i.Agent.Enrolled,
+			&i.Agent.RevokedAt,
 			&i.SiteName,
 			&i.ActiveLeases,
 		); err != nil {
@@ -100,7 +104,7 @@ func (q *Queries) ListAgents(ctx context.Context, arg ListAgentsParams) ([]ListA
 }
 
 const markAgentOffline = `-- name: MarkAgentOffline :exec
-UPDATE agents SET state = 'offline', last_seen = now() WHERE id = $1
+UPDATE agents SET state = 'offline', last_seen = now() WHERE id = $1 AND state NOT IN ('revoked', 'pending_approval')
 `
 
 func (q *Queries) MarkAgentOffline(ctx context.Context, id uuid.UUID) error {
@@ -142,9 +146,10 @@ func (q *Queries) MarkLostAgents(ctx context.Context, silenceSeconds float64) ([
 
 const setAgentDraining = `-- name: SetAgentDraining :one
 UPDATE agents
-SET state = CASE WHEN $1::boolean THEN 'draining' ELSE 'active' END
+SET state = CASE WHEN state IN ('revoked', 'pending_approval') THEN state
+                 WHEN $1::boolean THEN 'draining' ELSE 'active' END
 WHERE site_id = $2 AND name = $3
-RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen
+RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at
 `
 
 type SetAgentDrainingParams struct {
@@ -168,6 +173,8 @@ func (q *Queries) SetAgentDraining(ctx context.Context, arg SetAgentDrainingPara
 		&i.State,
 		&i.RegisteredAt,
 		&i.LastSeen,
+		&i.Enrolled,
+		&i.RevokedAt,
 	)
 	return i, err
 }
@@ -175,7 +182,7 @@ func (q *Queries) SetAgentDraining(ctx context.Context, arg SetAgentDrainingPara
 const touchAgent = `-- name: TouchAgent :one
 UPDATE agents SET last_seen = now(), state = CASE WHEN state = 'lost' THEN 'active' ELSE state END
 WHERE id = $1
-RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen
+RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at
 `
 
 func (q *Queries) TouchAgent(ctx context.Context, id uuid.UUID) (Agent, error) {
@@ -193,6 +200,8 @@ func (q *Queries) TouchAgent(ctx context.Context, id uuid.UUID) (Agent, error) {
 		&i.State,
 		&i.RegisteredAt,
 		&i.LastSeen,
+		&i.Enrolled,
+		&i.RevokedAt,
 	)
 	return i, err
 }
@@ -203,9 +212,9 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', now())
 ON CONFLICT (site_id, name) DO UPDATE
 SET scope = EXCLUDED.scope, nmap_version = EXCLUDED.nmap_version, raw_sockets = EXCLUDED.raw_sockets,
     version = EXCLUDED.version, hostname = EXCLUDED.hostname,
-    state = CASE WHEN agents.state = 'draining' THEN 'draining' ELSE 'active' END,
+    state = CASE WHEN agents.state IN ('draining', 'revoked', 'pending_approval') THEN agents.state ELSE 'active' END,
     last_seen = now()
-RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen
+RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at
 `
 
 type UpsertAgentParams struct {
@@ -241,6 +250,8 @@ func (q *Queries) UpsertAgent(ctx context.Context, arg UpsertAgentParams) (Agent
 		&i.State,
 		&i.RegisteredAt,
 		&i.LastSeen,
+		&i.Enrolled,
+		&i.RevokedAt,
 	)
 	return i, err
 }

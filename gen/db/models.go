@@ -25,6 +25,28 @@ type Agent struct {
 	State        string
 	RegisteredAt time.Time
 	LastSeen     time.Time
+	Enrolled     bool
+	RevokedAt    pgtype.Timestamptz
+}
+
+type ControllerCa struct {
+	ID          int16
+	CertDer     []byte
+	Fingerprint string
+	CreatedAt   time.Time
+}
+
+type EnrollmentToken struct {
+	ID         string
+	SecretHash []byte
+	SiteID     uuid.UUID
+	MaxUses    int32
+	Uses       int32
+	ExpiresAt  time.Time
+	RevokedAt  pgtype.Timestamptz
+	LastUsedAt pgtype.Timestamptz
+	CreatedAt  time.Time
+	CreatedBy  string
 }
 
 type Host struct {
@@ -268,4 +290,5 @@ type Site struct {
 	CreatedBy        string
 	ArchivedAt       pgtype.Timestamptz
 	PurgeRequestedAt pgtype.Timestamptz
+	Scopes           []netip.Prefix
 }

@@ -336,7 +336,7 @@ type TargetResultCountsRow struct {
 	Changes  int64
 }
 
-// Safe deletes (archive, purge) and retention; see migration 0007.
+// Safe deletes (archive, purge) and retention; see migration 0008.
 // What deleting a target would destroy: its jobs, their live port_scans
 // rows and the host changes they recorded.
 func (q *Queries) TargetResultCounts(ctx context.Context, targetID uuid.UUID) (TargetResultCountsRow, error) {

@@ -7,24 +7,31 @@ package db
 
 import (
 	"context"
+	"net/netip"
 
 	"github.com/google/uuid"
 )
 
 const createSite = `-- name: CreateSite :one
-INSERT INTO sites (name, description, created_by)
-VALUES ($1, $2, $3)
-RETURNING id, name, description, created_at, created_by, archived_at, purge_requested_at
+INSERT INTO sites (name, description, created_by, scopes)
+VALUES ($1, $2, $3, COALESCE($4::cidr[], '{}'))
+RETURNING id, name, description, created_at, created_by, archived_at, purge_requested_at, scopes
 `
 
 type CreateSiteParams struct {
 	Name        string
 	Description string
 	CreatedBy   string
+	Scopes      []netip.Prefix
 }
 
 func (q *Queries) CreateSite(ctx context.Context, arg CreateSiteParams) (Site, error) {
-	row := q.db.QueryRow(ctx, createSite, arg.Name, arg.Description, arg.CreatedBy)
+	row := q.db.QueryRow(ctx, createSite,
+		arg.Name,
+		arg.Description,
+		arg.CreatedBy,
+		arg.Scopes,
+	)
 	var i Site
 	err := row.Scan(
 		&i.ID,
@@ -34,6 +41,7 @@ func (q *Queries) CreateSite(ctx context.Context, arg CreateSiteParams) (Site, e
 		&i.CreatedBy,
 		&i.ArchivedAt,
 		&i.PurgeRequestedAt,
+		&i.Scopes,
 	)
 	return i, err
 }
@@ -51,7 +59,7 @@ func (q *Queries) DeleteSite(ctx context.Context, name string) (int64, error) {
 }
 
 const getSiteByID = `-- name: GetSiteByID :one
-SELECT id, name, description, created_at, created_by, archived_at, purge_requested_at FROM sites WHERE id = $1
+SELECT id, name, description, created_at, created_by, archived_at, purge_requested_at, scopes FROM sites WHERE id = $1
 `
 
 func (q *Queries) GetSiteByID(ctx context.Context, id uuid.UUID) (Site, error) {
@@ -65,12 +73,13 @@ func (q *Queries) GetSiteByID(ctx context.Context, id uuid.UUID) (Site, error) {
 		&i.CreatedBy,
 		&i.ArchivedAt,
 		&i.PurgeRequestedAt,
+		&i.Scopes,
 	)
 	return i, err
 }
 
 const getSiteByName = `-- name: GetSiteByName :one
-SELECT id, name, description, created_at, created_by, archived_at, purge_requested_at FROM sites WHERE name = $1 AND purge_requested_at IS NULL
+SELECT id, name, description, created_at, created_by, archived_at, purge_requested_at, scopes FROM sites WHERE name = $1 AND purge_requested_at IS NULL
 `
 
 func (q *Queries) GetSiteByName(ctx context.Context, name string) (Site, error) {
@@ -84,12 +93,13 @@ func (q *Queries) GetSiteByName(ctx context.Context, name string) (Site, error) 
 		&i.CreatedBy,
 		&i.ArchivedAt,
 		&i.PurgeRequestedAt,
+		&i.Scopes,
 	)
 	return i, err
 }
 
 const listSites = `-- name: ListSites :many
-SELECT id, name, description, created_at, created_by, archived_at, purge_requested_at FROM sites
+SELECT id, name, description, created_at, created_by, archived_at, purge_requested_at, scopes FROM sites
 WHERE name > $1
   AND purge_requested_at IS NULL
   AND ($2::boolean OR archived_at IS NULL)
@@ -120,6 +130,7 @@ func (q *Queries) ListSites(ctx context.Context, arg ListSitesParams) ([]Site, e
 			&i.CreatedBy,
 			&i.ArchivedAt,
 			&i.PurgeRequestedAt,
+			&i.Scopes,
 		); err != nil {
 			return nil, err
 		}

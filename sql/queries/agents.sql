@@ -4,7 +4,7 @@ VALUES (@site_id, @name, @scope, @nmap_version, @raw_sockets, @version, @hostnam
 ON CONFLICT (site_id, name) DO UPDATE
 SET scope = EXCLUDED.scope, nmap_version = EXCLUDED.nmap_version, raw_sockets = EXCLUDED.raw_sockets,
     version = EXCLUDED.version, hostname = EXCLUDED.hostname,
-    state = CASE WHEN agents.state = 'draining' THEN 'draining' ELSE 'active' END,
+    state = CASE WHEN agents.state IN ('draining', 'revoked', 'pending_approval') THEN agents.state ELSE 'active' END,
     last_seen = now()
 RETURNING *;
 
@@ -17,7 +17,7 @@ WHERE id = @id
 RETURNING *;
 
 -- name: MarkAgentOffline :exec
-UPDATE agents SET state = 'offline', last_seen = now() WHERE id = @id;
+UPDATE agents SET state = 'offline', last_seen = now() WHERE id = @id AND state NOT IN ('revoked', 'pending_approval');
 
 -- name: MarkLostAgents :many
 -- Agents that stopped heartbeating; their leases expire through the reaper.
@@ -38,6 +38,7 @@ LIMIT @row_limit;
 
 -- name: SetAgentDraining :one
 UPDATE agents
-SET state = CASE WHEN @drain::boolean THEN 'draining' ELSE 'active' END
+SET state = CASE WHEN state IN ('revoked', 'pending_approval') THEN state
+                 WHEN @drain::boolean THEN 'draining' ELSE 'active' END
 WHERE site_id = @site_id AND name = @name
 RETURNING *;

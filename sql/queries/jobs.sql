@@ -37,7 +37,7 @@ WITH candidate AS (
       AND c.network <<= ANY (@scope::cidr[])
       AND (NOT c.requires_raw OR @raw_sockets::boolean)
       -- Authoritative drain check: the caller's view of the agent may be cached.
-      AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.id = CAST(@worker_id::text AS uuid) AND a.state = 'draining')
+      AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.id = CAST(@worker_id::text AS uuid) AND a.state IN ('draining', 'revoked', 'pending_approval'))
     ORDER BY c.priority DESC, c.scheduled_at, c.id
     LIMIT 1
     FOR UPDATE SKIP LOCKED

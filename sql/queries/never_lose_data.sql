@@ -1,4 +1,4 @@
--- Safe deletes (archive, purge) and retention; see migration 0007.
+-- Safe deletes (archive, purge) and retention; see migration 0008.
 
 -- name: TargetResultCounts :one
 -- What deleting a target would destroy: its jobs, their live port_scans

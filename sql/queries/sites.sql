@@ -1,6 +1,6 @@
 -- name: CreateSite :one
-INSERT INTO sites (name, description, created_by)
-VALUES (@name, @description, @created_by)
+INSERT INTO sites (name, description, created_by, scopes)
+VALUES (@name, @description, @created_by, COALESCE(@scopes::cidr[], '{}'))
 RETURNING *;
 
 -- name: GetSiteByName :one

@@ -3,12 +3,14 @@
 // scope, runs nmap locally and streams the results back.
 //
 //	scanorama-agent --controller HOST:PORT[,HOST:PORT...] --site NAME [--name NAME] [--scope CIDR,...]
+//	scanorama-agent --controller HOST:PORT --enroll-token TOKEN --data-dir DIR [--name NAME] [--scope CIDR,...]
 //
 // Every flag has an environment twin: --controller is SCANORAMA_CONTROLLER, and so on.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/scanorama/scanorama/agent/enroll"
 	"github.com/scanorama/scanorama/agent/worker"
 )
 
@@ -37,10 +40,12 @@ func run(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	host, _ := os.Hostname()
 	controllers := fs.String("controller", env("SCANORAMA_CONTROLLER", ""), "controller address host:port; several separated by commas (env SCANORAMA_CONTROLLER)")
-	site := fs.String("site", env("SCANORAMA_SITE", ""), "site (network segment) this agent serves (env SCANORAMA_SITE)")
+	site := fs.String("site", env("SCANORAMA_SITE", ""), "site (network segment) this agent serves; an enrolled agent's comes from its certificate (env SCANORAMA_SITE)")
+	dataDir := fs.String("data-dir", env("SCANORAMA_DATA_DIR", ".scanorama-agent"), "directory of the agent's identity (key, certificate, CA; 0600) and, unless --spool-dir, its spool (env SCANORAMA_DATA_DIR)")
+	enrollToken := fs.String("enroll-token", env("SCANORAMA_ENROLL_TOKEN", ""), "one-time token from 'scanorama-controller agent enroll'; used only while --data-dir holds no identity (env SCANORAMA_ENROLL_TOKEN)")
 	name := fs.String("name", env("SCANORAMA_AGENT_NAME", host), "agent name, unique in its site (env SCANORAMA_AGENT_NAME)")
 	scope := fs.String("scope", env("SCANORAMA_SCOPE", ""), "CIDRs this agent may scan, comma separated; jobs outside are refused (env SCANORAMA_SCOPE)")
-	spoolDir := fs.String("spool-dir", env("SCANORAMA_SPOOL_DIR", filepath.Join(".scanorama-agent", "spool")), "directory for results not yet acknowledged (env SCANORAMA_SPOOL_DIR)")
+	spoolDir := fs.String("spool-dir", env("SCANORAMA_SPOOL_DIR", ""), "directory for results not yet acknowledged; default --data-dir/spool (env SCANORAMA_SPOOL_DIR)")
 	concurrency := fs.Int("concurrency", envInt("SCANORAMA_CONCURRENCY", 1), "jobs (nmap processes) to run at once, 1..64 (env SCANORAMA_CONCURRENCY)")
 	nmapPath := fs.String("nmap", env("SCANORAMA_NMAP", "nmap"), "nmap binary (env SCANORAMA_NMAP)")
 	logLevel := fs.String("log-level", env("SCANORAMA_LOG_LEVEL", "info"), "trace, debug, info, warn or error (env SCANORAMA_LOG_LEVEL)")
@@ -59,25 +64,56 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Println(version)
 		return 0
 	}
-	cfg, err := config(fs, *controllers, *site, *name, *scope, *spoolDir, *nmapPath)
-	if err != nil {
-		fmt.Fprintf(stderr, "scanorama-agent: %v\n", err)
-		return 2
+	if *spoolDir == "" {
+		*spoolDir = filepath.Join(*dataDir, "spool")
 	}
 	lvl := hclog.LevelFromString(*logLevel)
 	if lvl == hclog.NoLevel {
 		fmt.Fprintf(stderr, "scanorama-agent: --log-level: unknown level %q (trace, debug, info, warn, error)\n", *logLevel)
 		return 2
 	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "scanorama", Level: lvl, JSONFormat: *logJSON, Output: os.Stderr})
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// An enrolled agent (identity under --data-dir, or --enroll-token to get
+	// one) takes its site from its certificate and speaks mTLS with the
+	// controller CA; otherwise the --site/--tls flags apply as before.
+	var ident *enroll.Credentials
+	if tlsOpt.CertFile == "" && tlsOpt.KeyFile == "" {
+		var code int
+		if ident, code = identity(ctx, fs, stderr, logger, *controllers, *dataDir, *enrollToken, *name); code != 0 {
+			return code
+		}
+	} else if *enrollToken != "" {
+		fmt.Fprintln(stderr, "scanorama-agent: --enroll-token: not used with --tls-cert/--tls-key (an external PKI identity)")
+		return 2
+	}
+	if ident != nil {
+		certSite := ident.Identity().Site
+		if *site != "" && *site != certSite {
+			fmt.Fprintf(stderr, "scanorama-agent: --site: %q conflicts with this agent's enrolled site %q (from its certificate in --data-dir)\n", *site, certSite)
+			return 2
+		}
+		*site = certSite
+	}
+	cfg, err := config(fs, *controllers, *site, *name, *scope, *spoolDir, *nmapPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "scanorama-agent: %v\n", err)
+		return 2
+	}
 	if tlsOpt.CAFile != "" || tlsOpt.CertFile != "" || tlsOpt.KeyFile != "" || tlsOpt.ServerName != "" {
 		tlsOpt.Enabled = true
+	}
+	if ident != nil {
+		tlsOpt = worker.TLS{Config: ident.TLSConfig(tlsOpt.ServerName)}
+		cfg.Dialer = ident.Dialer()
 	}
 	cfg.TLS = tlsOpt
 	if _, err := tlsOpt.Credentials(); err != nil {
 		fmt.Fprintf(stderr, "scanorama-agent: %v\n", err)
 		return 2
 	}
-	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "scanorama", Level: lvl, JSONFormat: *logJSON, Output: os.Stderr})
+	cfg.Logger = logger
 	cfg.Version = version
 	cfg.Concurrency = *concurrency
 	if *concurrency < 1 || *concurrency > 64 {
@@ -85,14 +121,15 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	a, err := worker.New(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "scanorama-agent: %v\n", err)
 		return 1
 	}
 	defer a.Close()
+	if ident != nil {
+		go ident.Renewing(ctx, a.Client())
+	}
 	if err := a.Run(ctx); err != nil && ctx.Err() == nil {
 		cfg.Logger.Error("agent failed", "error", err)
 		return 1
@@ -115,7 +152,7 @@ func config(fs *flag.FlagSet, controllers, site, name, scope, spoolDir, nmapPath
 		return cfg, fmt.Errorf("--controller: required, e.g. --controller 127.0.0.1:7443")
 	}
 	if site == "" {
-		return cfg, fmt.Errorf("--site: required, e.g. --site lab")
+		return cfg, fmt.Errorf("--site: required, e.g. --site lab (or enroll with --enroll-token)")
 	}
 	for _, s := range splitList(scope) {
 		p, err := netip.ParsePrefix(s)
@@ -125,6 +162,38 @@ func config(fs *flag.FlagSet, controllers, site, name, scope, spoolDir, nmapPath
 		cfg.Scope = append(cfg.Scope, p.Masked())
 	}
 	return cfg, nil
+}
+
+// identity loads the agent's enrolled identity from dataDir, or enrolls
+// with token when there is none. It returns nil (and 0) for an agent that
+// is not enrolled and has no token, and a non-zero exit code on failure.
+func identity(ctx context.Context, fs *flag.FlagSet, stderr io.Writer, log hclog.Logger, controllers, dataDir, token, name string) (*enroll.Credentials, int) {
+	creds, err := enroll.Load(dataDir, log)
+	switch {
+	case errors.Is(err, enroll.ErrNotEnrolled) && token == "":
+		return nil, 0
+	case errors.Is(err, enroll.ErrNotEnrolled):
+		if _, err := config(fs, controllers, "-", name, "", "-", "-"); err != nil {
+			fmt.Fprintf(stderr, "scanorama-agent: %v\n", err)
+			return nil, 2
+		}
+		host, _ := os.Hostname()
+		creds, err = enroll.Enroll(ctx, enroll.Request{
+			Controllers: splitList(controllers), Token: token, Name: name, Hostname: host, Version: version, Dir: dataDir,
+		}, log.Named("enroll"))
+		if err != nil {
+			fmt.Fprintf(stderr, "scanorama-agent: %v\n", err)
+			return nil, 1
+		}
+		return creds, 0
+	case err != nil:
+		fmt.Fprintf(stderr, "scanorama-agent: --data-dir: %v\n", err)
+		return nil, 2
+	}
+	if token != "" {
+		log.Info("already enrolled; --enroll-token is not needed any more and is ignored", "agent_id", creds.Identity().AgentID, "site", creds.Identity().Site)
+	}
+	return creds, 0
 }
 
 func splitList(s string) []string {

@@ -5,6 +5,8 @@
 //	scanorama-controller migrate [--database-url URL] [--data-dir DIR]
 //	scanorama-controller backup  --out FILE [--database-url URL] [--data-dir DIR]
 //	scanorama-controller restore --in FILE [--database-url URL] [--data-dir DIR]
+//	scanorama-controller ca init --data-dir DIR [--database-url URL]
+//	scanorama-controller agent enroll --site S [--ttl 24h] [--uses 1] | agent tokens | agent revoke-token --id ID
 //
 // Every flag has an environment twin: --database-url is SCANORAMA_DATABASE_URL, and so on.
 package main
@@ -27,6 +29,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/scanorama/scanorama/controller/pgserver"
+	"github.com/scanorama/scanorama/controller/pki"
 	"github.com/scanorama/scanorama/controller/server"
 )
 
@@ -40,6 +43,8 @@ commands:
   migrate   apply schema migrations and exit
   backup    dump the database to a file (pg_dump custom format)
   restore   load a backup into an empty database
+  ca init   create the controller CA under --data-dir (once; never overwrites)
+  agent     enroll (print a one-time agent enrollment token), tokens, revoke-token
   version   print the version
 
 Run "scanorama-controller <command> -h" for the command's flags.
@@ -65,6 +70,10 @@ func run(args []string, stderr io.Writer) int {
 		return backupCmd(ctx, args[1:], stderr)
 	case "restore":
 		return restoreCmd(ctx, args[1:], stderr)
+	case "ca":
+		return caCmd(ctx, args[1:], os.Stdout, stderr)
+	case "agent":
+		return agentCmd(ctx, args[1:], os.Stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(os.Stdout, version)
 		return 0
@@ -114,11 +123,26 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&tlsFiles.KeyFile, "tls-key", env("SCANORAMA_TLS_KEY", ""), "PEM private key of --tls-cert (env SCANORAMA_TLS_KEY)")
 	fs.StringVar(&tlsFiles.ClientCAFile, "tls-client-ca", env("SCANORAMA_TLS_CLIENT_CA", ""), "PEM CA bundle; every agent (and, without --tls-admin-ca, every admin) must present a certificate it signed (env SCANORAMA_TLS_CLIENT_CA)")
 	fs.StringVar(&tlsFiles.AdminCAFile, "tls-admin-ca", env("SCANORAMA_TLS_ADMIN_CA", ""), "PEM CA bundle of the admins' certificates: only they may call AdminService, and only --tls-client-ca's may call AgentService (env SCANORAMA_TLS_ADMIN_CA)")
+	advertise := fs.String("advertise", env("SCANORAMA_ADVERTISE", ""), "names and addresses agents dial, comma separated; with the built-in CA they go into the controller's own certificate besides the --listen host (env SCANORAMA_ADVERTISE)")
+	agentCertTTL := fs.Duration("agent-cert-ttl", envDuration("SCANORAMA_AGENT_CERT_TTL", 12*time.Hour), "lifetime of enrolled agents' certificates; they renew at 2/3 of it (env SCANORAMA_AGENT_CERT_TTL)")
+	requireApproval := fs.Bool("require-agent-approval", envBool("SCANORAMA_REQUIRE_AGENT_APPROVAL"), "keep newly enrolled agents pending_approval (no work) until AdminService.ApproveAgent (env SCANORAMA_REQUIRE_AGENT_APPROVAL)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if err := checkArgs(fs); err != nil {
 		return fail(stderr, err)
+	}
+	if *agentCertTTL < 10*time.Second || *agentCertTTL > 90*24*time.Hour {
+		return fail(stderr, fmt.Errorf("--agent-cert-ttl: %s is outside 10s..2160h", *agentCertTTL))
+	}
+	var advertised []string
+	for _, h := range strings.Split(*advertise, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			if strings.ContainsAny(h, " /:") && net.ParseIP(h) == nil {
+				return fail(stderr, fmt.Errorf("--advertise: %q is not a host name or IP address", h))
+			}
+			advertised = append(advertised, h)
+		}
 	}
 	if _, _, err := net.SplitHostPort(*listen); err != nil {
 		return fail(stderr, fmt.Errorf("--listen: %q is not host:port", *listen))
@@ -137,10 +161,20 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	var tlsCfg *tls.Config
 	var roles *server.Roles
+	var ca *pki.CA
 	if tlsFiles.Enabled() {
 		var err error
 		if tlsCfg, roles, err = tlsFiles.Config(); err != nil {
 			return fail(stderr, err)
+		}
+	} else {
+		// The built-in CA (scanorama-controller ca init) turns on TLS and
+		// agent enrollment; without it the controller serves as before.
+		var err error
+		if ca, err = pki.LoadCA(c.dataDir); errors.Is(err, pki.ErrNoCA) {
+			ca = nil
+		} else if err != nil {
+			return fail(stderr, fmt.Errorf("--data-dir: %w", err))
 		}
 	}
 	if *debugListen != "" {
@@ -162,6 +196,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 		Listen: *listen, DatabaseURL: c.databaseURL, DataDir: c.dataDir, LeaseTTL: *ttl, MaxConns: int32(*maxConns), RetentionMonths: *retention,
 		Retention: keep.Retention(),
 		TLS:       tlsCfg, Roles: roles, Logger: log,
+		CA: ca, Advertise: advertised, AgentCertTTL: *agentCertTTL, RequireAgentApproval: *requireApproval,
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("controller failed", "error", err)

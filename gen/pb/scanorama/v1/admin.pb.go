@@ -81,8 +81,11 @@ func (ExportFormat) EnumDescriptor() ([]byte, []int) {
 type CreateSiteRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Lower-case letters, digits, '.', '_' and '-'; unique.
-	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Description   string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	Name        string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// CIDRs enrolled agents of this site may scan (intersected with each
+	// agent's own scope). Empty: enrolled agents lease nothing here.
+	Scopes        []string `protobuf:"bytes,20,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -129,6 +132,13 @@ func (x *CreateSiteRequest) GetDescription() string {
 		return x.Description
 	}
 	return ""
+}
+
+func (x *CreateSiteRequest) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
 }
 
 type CreateSiteResponse struct {
@@ -3546,10 +3556,11 @@ var File_scanorama_v1_admin_proto protoreflect.FileDescriptor
 
 const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x18scanorama/v1/admin.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18scanorama/v1/types.proto\"I\n" +
+	"\x18scanorama/v1/admin.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dscanorama/v1/enrollment.proto\x1a\x18scanorama/v1/types.proto\"a\n" +
 	"\x11CreateSiteRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
-	"\vdescription\x18\x02 \x01(\tR\vdescription\"<\n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x16\n" +
+	"\x06scopes\x18\x14 \x03(\tR\x06scopes\"<\n" +
 	"\x12CreateSiteResponse\x12&\n" +
 	"\x04site\x18\x01 \x01(\v2\x12.scanorama.v1.SiteR\x04site\"y\n" +
 	"\x10ListSitesRequest\x12\x1b\n" +
@@ -3812,7 +3823,7 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\x19EXPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13EXPORT_FORMAT_JSONL\x10\x01\x12\x15\n" +
 	"\x11EXPORT_FORMAT_CSV\x10\x02\x12\x1a\n" +
-	"\x16EXPORT_FORMAT_NMAP_XML\x10\x032\xaa\x12\n" +
+	"\x16EXPORT_FORMAT_NMAP_XML\x10\x032\xf9\x16\n" +
 	"\fAdminService\x12O\n" +
 	"\n" +
 	"CreateSite\x12\x1f.scanorama.v1.CreateSiteRequest\x1a .scanorama.v1.CreateSiteResponse\x12L\n" +
@@ -3839,7 +3850,14 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"ListAgents\x12\x1f.scanorama.v1.ListAgentsRequest\x1a .scanorama.v1.ListAgentsResponse\x12O\n" +
 	"\n" +
-	"DrainAgent\x12\x1f.scanorama.v1.DrainAgentRequest\x1a .scanorama.v1.DrainAgentResponse\x12L\n" +
+	"DrainAgent\x12\x1f.scanorama.v1.DrainAgentRequest\x1a .scanorama.v1.DrainAgentResponse\x12R\n" +
+	"\vRevokeAgent\x12 .scanorama.v1.RevokeAgentRequest\x1a!.scanorama.v1.RevokeAgentResponse\x12U\n" +
+	"\fApproveAgent\x12!.scanorama.v1.ApproveAgentRequest\x1a\".scanorama.v1.ApproveAgentResponse\x12O\n" +
+	"\n" +
+	"UpdateSite\x12\x1f.scanorama.v1.UpdateSiteRequest\x1a .scanorama.v1.UpdateSiteResponse\x12p\n" +
+	"\x15CreateEnrollmentToken\x12*.scanorama.v1.CreateEnrollmentTokenRequest\x1a+.scanorama.v1.CreateEnrollmentTokenResponse\x12m\n" +
+	"\x14ListEnrollmentTokens\x12).scanorama.v1.ListEnrollmentTokensRequest\x1a*.scanorama.v1.ListEnrollmentTokensResponse\x12p\n" +
+	"\x15RevokeEnrollmentToken\x12*.scanorama.v1.RevokeEnrollmentTokenRequest\x1a+.scanorama.v1.RevokeEnrollmentTokenResponse\x12L\n" +
 	"\tListHosts\x12\x1e.scanorama.v1.ListHostsRequest\x1a\x1f.scanorama.v1.ListHostsResponse\x12F\n" +
 	"\aGetHost\x12\x1c.scanorama.v1.GetHostRequest\x1a\x1d.scanorama.v1.GetHostResponse\x12^\n" +
 	"\x0fListHostChanges\x12$.scanorama.v1.ListHostChangesRequest\x1a%.scanorama.v1.ListHostChangesResponse\x12O\n" +
@@ -3864,80 +3882,92 @@ func file_scanorama_v1_admin_proto_rawDescGZIP() []byte {
 var file_scanorama_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_scanorama_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
 var file_scanorama_v1_admin_proto_goTypes = []any{
-	(ExportFormat)(0),               // 0: scanorama.v1.ExportFormat
-	(*CreateSiteRequest)(nil),       // 1: scanorama.v1.CreateSiteRequest
-	(*CreateSiteResponse)(nil),      // 2: scanorama.v1.CreateSiteResponse
-	(*ListSitesRequest)(nil),        // 3: scanorama.v1.ListSitesRequest
-	(*ListSitesResponse)(nil),       // 4: scanorama.v1.ListSitesResponse
-	(*CreateTargetRequest)(nil),     // 5: scanorama.v1.CreateTargetRequest
-	(*CreateTargetResponse)(nil),    // 6: scanorama.v1.CreateTargetResponse
-	(*GetTargetRequest)(nil),        // 7: scanorama.v1.GetTargetRequest
-	(*GetTargetResponse)(nil),       // 8: scanorama.v1.GetTargetResponse
-	(*ListTargetsRequest)(nil),      // 9: scanorama.v1.ListTargetsRequest
-	(*ListTargetsResponse)(nil),     // 10: scanorama.v1.ListTargetsResponse
-	(*UpdateTargetRequest)(nil),     // 11: scanorama.v1.UpdateTargetRequest
-	(*UpdateTargetResponse)(nil),    // 12: scanorama.v1.UpdateTargetResponse
-	(*DeleteTargetRequest)(nil),     // 13: scanorama.v1.DeleteTargetRequest
-	(*DeleteTargetResponse)(nil),    // 14: scanorama.v1.DeleteTargetResponse
-	(*CreateProfileRequest)(nil),    // 15: scanorama.v1.CreateProfileRequest
-	(*CreateProfileResponse)(nil),   // 16: scanorama.v1.CreateProfileResponse
-	(*ListProfilesRequest)(nil),     // 17: scanorama.v1.ListProfilesRequest
-	(*ListProfilesResponse)(nil),    // 18: scanorama.v1.ListProfilesResponse
-	(*ScanNowRequest)(nil),          // 19: scanorama.v1.ScanNowRequest
-	(*ScanNowResponse)(nil),         // 20: scanorama.v1.ScanNowResponse
-	(*GetJobRequest)(nil),           // 21: scanorama.v1.GetJobRequest
-	(*GetJobResponse)(nil),          // 22: scanorama.v1.GetJobResponse
-	(*ListJobsRequest)(nil),         // 23: scanorama.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),        // 24: scanorama.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),        // 25: scanorama.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),       // 26: scanorama.v1.CancelJobResponse
-	(*ListAgentsRequest)(nil),       // 27: scanorama.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),      // 28: scanorama.v1.ListAgentsResponse
-	(*ListHostsRequest)(nil),        // 29: scanorama.v1.ListHostsRequest
-	(*ListHostsResponse)(nil),       // 30: scanorama.v1.ListHostsResponse
-	(*GetHostRequest)(nil),          // 31: scanorama.v1.GetHostRequest
-	(*GetHostResponse)(nil),         // 32: scanorama.v1.GetHostResponse
-	(*ListHostChangesRequest)(nil),  // 33: scanorama.v1.ListHostChangesRequest
-	(*ListHostChangesResponse)(nil), // 34: scanorama.v1.ListHostChangesResponse
-	(*WatchEventsRequest)(nil),      // 35: scanorama.v1.WatchEventsRequest
-	(*JobEvent)(nil),                // 36: scanorama.v1.JobEvent
-	(*WatchEventsResponse)(nil),     // 37: scanorama.v1.WatchEventsResponse
-	(*DeleteSiteRequest)(nil),       // 38: scanorama.v1.DeleteSiteRequest
-	(*DeleteSiteResponse)(nil),      // 39: scanorama.v1.DeleteSiteResponse
-	(*Exclusion)(nil),               // 40: scanorama.v1.Exclusion
-	(*CreateExclusionRequest)(nil),  // 41: scanorama.v1.CreateExclusionRequest
-	(*CreateExclusionResponse)(nil), // 42: scanorama.v1.CreateExclusionResponse
-	(*ListExclusionsRequest)(nil),   // 43: scanorama.v1.ListExclusionsRequest
-	(*ListExclusionsResponse)(nil),  // 44: scanorama.v1.ListExclusionsResponse
-	(*DeleteExclusionRequest)(nil),  // 45: scanorama.v1.DeleteExclusionRequest
-	(*DeleteExclusionResponse)(nil), // 46: scanorama.v1.DeleteExclusionResponse
-	(*GetProfileRequest)(nil),       // 47: scanorama.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),      // 48: scanorama.v1.GetProfileResponse
-	(*DeleteProfileRequest)(nil),    // 49: scanorama.v1.DeleteProfileRequest
-	(*DeleteProfileResponse)(nil),   // 50: scanorama.v1.DeleteProfileResponse
-	(*DrainAgentRequest)(nil),       // 51: scanorama.v1.DrainAgentRequest
-	(*DrainAgentResponse)(nil),      // 52: scanorama.v1.DrainAgentResponse
-	(*UpdateHostRequest)(nil),       // 53: scanorama.v1.UpdateHostRequest
-	(*UpdateHostResponse)(nil),      // 54: scanorama.v1.UpdateHostResponse
-	(*ExportResultsRequest)(nil),    // 55: scanorama.v1.ExportResultsRequest
-	(*ExportResultsResponse)(nil),   // 56: scanorama.v1.ExportResultsResponse
-	(*GetStatsRequest)(nil),         // 57: scanorama.v1.GetStatsRequest
-	(*GetStatsResponse)(nil),        // 58: scanorama.v1.GetStatsResponse
-	(*PartitionStats)(nil),          // 59: scanorama.v1.PartitionStats
-	nil,                             // 60: scanorama.v1.GetStatsResponse.JobsEntry
-	nil,                             // 61: scanorama.v1.GetStatsResponse.AgentsEntry
-	(*Site)(nil),                    // 62: scanorama.v1.Site
-	(*durationpb.Duration)(nil),     // 63: google.protobuf.Duration
-	(*ScanWindow)(nil),              // 64: scanorama.v1.ScanWindow
-	(*Target)(nil),                  // 65: scanorama.v1.Target
-	(*ScanOptions)(nil),             // 66: scanorama.v1.ScanOptions
-	(*Profile)(nil),                 // 67: scanorama.v1.Profile
-	(*Job)(nil),                     // 68: scanorama.v1.Job
-	(JobStatus)(0),                  // 69: scanorama.v1.JobStatus
-	(*timestamppb.Timestamp)(nil),   // 70: google.protobuf.Timestamp
-	(*Agent)(nil),                   // 71: scanorama.v1.Agent
-	(*Host)(nil),                    // 72: scanorama.v1.Host
-	(*HostChange)(nil),              // 73: scanorama.v1.HostChange
+	(ExportFormat)(0),                     // 0: scanorama.v1.ExportFormat
+	(*CreateSiteRequest)(nil),             // 1: scanorama.v1.CreateSiteRequest
+	(*CreateSiteResponse)(nil),            // 2: scanorama.v1.CreateSiteResponse
+	(*ListSitesRequest)(nil),              // 3: scanorama.v1.ListSitesRequest
+	(*ListSitesResponse)(nil),             // 4: scanorama.v1.ListSitesResponse
+	(*CreateTargetRequest)(nil),           // 5: scanorama.v1.CreateTargetRequest
+	(*CreateTargetResponse)(nil),          // 6: scanorama.v1.CreateTargetResponse
+	(*GetTargetRequest)(nil),              // 7: scanorama.v1.GetTargetRequest
+	(*GetTargetResponse)(nil),             // 8: scanorama.v1.GetTargetResponse
+	(*ListTargetsRequest)(nil),            // 9: scanorama.v1.ListTargetsRequest
+	(*ListTargetsResponse)(nil),           // 10: scanorama.v1.ListTargetsResponse
+	(*UpdateTargetRequest)(nil),           // 11: scanorama.v1.UpdateTargetRequest
+	(*UpdateTargetResponse)(nil),          // 12: scanorama.v1.UpdateTargetResponse
+	(*DeleteTargetRequest)(nil),           // 13: scanorama.v1.DeleteTargetRequest
+	(*DeleteTargetResponse)(nil),          // 14: scanorama.v1.DeleteTargetResponse
+	(*CreateProfileRequest)(nil),          // 15: scanorama.v1.CreateProfileRequest
+	(*CreateProfileResponse)(nil),         // 16: scanorama.v1.CreateProfileResponse
+	(*ListProfilesRequest)(nil),           // 17: scanorama.v1.ListProfilesRequest
+	(*ListProfilesResponse)(nil),          // 18: scanorama.v1.ListProfilesResponse
+	(*ScanNowRequest)(nil),                // 19: scanorama.v1.ScanNowRequest
+	(*ScanNowResponse)(nil),               // 20: scanorama.v1.ScanNowResponse
+	(*GetJobRequest)(nil),                 // 21: scanorama.v1.GetJobRequest
+	(*GetJobResponse)(nil),                // 22: scanorama.v1.GetJobResponse
+	(*ListJobsRequest)(nil),               // 23: scanorama.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),              // 24: scanorama.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),              // 25: scanorama.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),             // 26: scanorama.v1.CancelJobResponse
+	(*ListAgentsRequest)(nil),             // 27: scanorama.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),            // 28: scanorama.v1.ListAgentsResponse
+	(*ListHostsRequest)(nil),              // 29: scanorama.v1.ListHostsRequest
+	(*ListHostsResponse)(nil),             // 30: scanorama.v1.ListHostsResponse
+	(*GetHostRequest)(nil),                // 31: scanorama.v1.GetHostRequest
+	(*GetHostResponse)(nil),               // 32: scanorama.v1.GetHostResponse
+	(*ListHostChangesRequest)(nil),        // 33: scanorama.v1.ListHostChangesRequest
+	(*ListHostChangesResponse)(nil),       // 34: scanorama.v1.ListHostChangesResponse
+	(*WatchEventsRequest)(nil),            // 35: scanorama.v1.WatchEventsRequest
+	(*JobEvent)(nil),                      // 36: scanorama.v1.JobEvent
+	(*WatchEventsResponse)(nil),           // 37: scanorama.v1.WatchEventsResponse
+	(*DeleteSiteRequest)(nil),             // 38: scanorama.v1.DeleteSiteRequest
+	(*DeleteSiteResponse)(nil),            // 39: scanorama.v1.DeleteSiteResponse
+	(*Exclusion)(nil),                     // 40: scanorama.v1.Exclusion
+	(*CreateExclusionRequest)(nil),        // 41: scanorama.v1.CreateExclusionRequest
+	(*CreateExclusionResponse)(nil),       // 42: scanorama.v1.CreateExclusionResponse
+	(*ListExclusionsRequest)(nil),         // 43: scanorama.v1.ListExclusionsRequest
+	(*ListExclusionsResponse)(nil),        // 44: scanorama.v1.ListExclusionsResponse
+	(*DeleteExclusionRequest)(nil),        // 45: scanorama.v1.DeleteExclusionRequest
+	(*DeleteExclusionResponse)(nil),       // 46: scanorama.v1.DeleteExclusionResponse
+	(*GetProfileRequest)(nil),             // 47: scanorama.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),            // 48: scanorama.v1.GetProfileResponse
+	(*DeleteProfileRequest)(nil),          // 49: scanorama.v1.DeleteProfileRequest
+	(*DeleteProfileResponse)(nil),         // 50: scanorama.v1.DeleteProfileResponse
+	(*DrainAgentRequest)(nil),             // 51: scanorama.v1.DrainAgentRequest
+	(*DrainAgentResponse)(nil),            // 52: scanorama.v1.DrainAgentResponse
+	(*UpdateHostRequest)(nil),             // 53: scanorama.v1.UpdateHostRequest
+	(*UpdateHostResponse)(nil),            // 54: scanorama.v1.UpdateHostResponse
+	(*ExportResultsRequest)(nil),          // 55: scanorama.v1.ExportResultsRequest
+	(*ExportResultsResponse)(nil),         // 56: scanorama.v1.ExportResultsResponse
+	(*GetStatsRequest)(nil),               // 57: scanorama.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),              // 58: scanorama.v1.GetStatsResponse
+	(*PartitionStats)(nil),                // 59: scanorama.v1.PartitionStats
+	nil,                                   // 60: scanorama.v1.GetStatsResponse.JobsEntry
+	nil,                                   // 61: scanorama.v1.GetStatsResponse.AgentsEntry
+	(*Site)(nil),                          // 62: scanorama.v1.Site
+	(*durationpb.Duration)(nil),           // 63: google.protobuf.Duration
+	(*ScanWindow)(nil),                    // 64: scanorama.v1.ScanWindow
+	(*Target)(nil),                        // 65: scanorama.v1.Target
+	(*ScanOptions)(nil),                   // 66: scanorama.v1.ScanOptions
+	(*Profile)(nil),                       // 67: scanorama.v1.Profile
+	(*Job)(nil),                           // 68: scanorama.v1.Job
+	(JobStatus)(0),                        // 69: scanorama.v1.JobStatus
+	(*timestamppb.Timestamp)(nil),         // 70: google.protobuf.Timestamp
+	(*Agent)(nil),                         // 71: scanorama.v1.Agent
+	(*Host)(nil),                          // 72: scanorama.v1.Host
+	(*HostChange)(nil),                    // 73: scanorama.v1.HostChange
+	(*RevokeAgentRequest)(nil),            // 74: scanorama.v1.RevokeAgentRequest
+	(*ApproveAgentRequest)(nil),           // 75: scanorama.v1.ApproveAgentRequest
+	(*UpdateSiteRequest)(nil),             // 76: scanorama.v1.UpdateSiteRequest
+	(*CreateEnrollmentTokenRequest)(nil),  // 77: scanorama.v1.CreateEnrollmentTokenRequest
+	(*ListEnrollmentTokensRequest)(nil),   // 78: scanorama.v1.ListEnrollmentTokensRequest
+	(*RevokeEnrollmentTokenRequest)(nil),  // 79: scanorama.v1.RevokeEnrollmentTokenRequest
+	(*RevokeAgentResponse)(nil),           // 80: scanorama.v1.RevokeAgentResponse
+	(*ApproveAgentResponse)(nil),          // 81: scanorama.v1.ApproveAgentResponse
+	(*UpdateSiteResponse)(nil),            // 82: scanorama.v1.UpdateSiteResponse
+	(*CreateEnrollmentTokenResponse)(nil), // 83: scanorama.v1.CreateEnrollmentTokenResponse
+	(*ListEnrollmentTokensResponse)(nil),  // 84: scanorama.v1.ListEnrollmentTokensResponse
+	(*RevokeEnrollmentTokenResponse)(nil), // 85: scanorama.v1.RevokeEnrollmentTokenResponse
 }
 var file_scanorama_v1_admin_proto_depIdxs = []int32{
 	62, // 0: scanorama.v1.CreateSiteResponse.site:type_name -> scanorama.v1.Site
@@ -4006,43 +4036,55 @@ var file_scanorama_v1_admin_proto_depIdxs = []int32{
 	25, // 63: scanorama.v1.AdminService.CancelJob:input_type -> scanorama.v1.CancelJobRequest
 	27, // 64: scanorama.v1.AdminService.ListAgents:input_type -> scanorama.v1.ListAgentsRequest
 	51, // 65: scanorama.v1.AdminService.DrainAgent:input_type -> scanorama.v1.DrainAgentRequest
-	29, // 66: scanorama.v1.AdminService.ListHosts:input_type -> scanorama.v1.ListHostsRequest
-	31, // 67: scanorama.v1.AdminService.GetHost:input_type -> scanorama.v1.GetHostRequest
-	33, // 68: scanorama.v1.AdminService.ListHostChanges:input_type -> scanorama.v1.ListHostChangesRequest
-	53, // 69: scanorama.v1.AdminService.UpdateHost:input_type -> scanorama.v1.UpdateHostRequest
-	55, // 70: scanorama.v1.AdminService.ExportResults:input_type -> scanorama.v1.ExportResultsRequest
-	35, // 71: scanorama.v1.AdminService.WatchEvents:input_type -> scanorama.v1.WatchEventsRequest
-	57, // 72: scanorama.v1.AdminService.GetStats:input_type -> scanorama.v1.GetStatsRequest
-	2,  // 73: scanorama.v1.AdminService.CreateSite:output_type -> scanorama.v1.CreateSiteResponse
-	4,  // 74: scanorama.v1.AdminService.ListSites:output_type -> scanorama.v1.ListSitesResponse
-	39, // 75: scanorama.v1.AdminService.DeleteSite:output_type -> scanorama.v1.DeleteSiteResponse
-	42, // 76: scanorama.v1.AdminService.CreateExclusion:output_type -> scanorama.v1.CreateExclusionResponse
-	44, // 77: scanorama.v1.AdminService.ListExclusions:output_type -> scanorama.v1.ListExclusionsResponse
-	46, // 78: scanorama.v1.AdminService.DeleteExclusion:output_type -> scanorama.v1.DeleteExclusionResponse
-	6,  // 79: scanorama.v1.AdminService.CreateTarget:output_type -> scanorama.v1.CreateTargetResponse
-	8,  // 80: scanorama.v1.AdminService.GetTarget:output_type -> scanorama.v1.GetTargetResponse
-	10, // 81: scanorama.v1.AdminService.ListTargets:output_type -> scanorama.v1.ListTargetsResponse
-	12, // 82: scanorama.v1.AdminService.UpdateTarget:output_type -> scanorama.v1.UpdateTargetResponse
-	14, // 83: scanorama.v1.AdminService.DeleteTarget:output_type -> scanorama.v1.DeleteTargetResponse
-	16, // 84: scanorama.v1.AdminService.CreateProfile:output_type -> scanorama.v1.CreateProfileResponse
-	48, // 85: scanorama.v1.AdminService.GetProfile:output_type -> scanorama.v1.GetProfileResponse
-	18, // 86: scanorama.v1.AdminService.ListProfiles:output_type -> scanorama.v1.ListProfilesResponse
-	50, // 87: scanorama.v1.AdminService.DeleteProfile:output_type -> scanorama.v1.DeleteProfileResponse
-	20, // 88: scanorama.v1.AdminService.ScanNow:output_type -> scanorama.v1.ScanNowResponse
-	22, // 89: scanorama.v1.AdminService.GetJob:output_type -> scanorama.v1.GetJobResponse
-	24, // 90: scanorama.v1.AdminService.ListJobs:output_type -> scanorama.v1.ListJobsResponse
-	26, // 91: scanorama.v1.AdminService.CancelJob:output_type -> scanorama.v1.CancelJobResponse
-	28, // 92: scanorama.v1.AdminService.ListAgents:output_type -> scanorama.v1.ListAgentsResponse
-	52, // 93: scanorama.v1.AdminService.DrainAgent:output_type -> scanorama.v1.DrainAgentResponse
-	30, // 94: scanorama.v1.AdminService.ListHosts:output_type -> scanorama.v1.ListHostsResponse
-	32, // 95: scanorama.v1.AdminService.GetHost:output_type -> scanorama.v1.GetHostResponse
-	34, // 96: scanorama.v1.AdminService.ListHostChanges:output_type -> scanorama.v1.ListHostChangesResponse
-	54, // 97: scanorama.v1.AdminService.UpdateHost:output_type -> scanorama.v1.UpdateHostResponse
-	56, // 98: scanorama.v1.AdminService.ExportResults:output_type -> scanorama.v1.ExportResultsResponse
-	37, // 99: scanorama.v1.AdminService.WatchEvents:output_type -> scanorama.v1.WatchEventsResponse
-	58, // 100: scanorama.v1.AdminService.GetStats:output_type -> scanorama.v1.GetStatsResponse
-	73, // [73:101] is the sub-list for method output_type
-	45, // [45:73] is the sub-list for method input_type
+	74, // 66: scanorama.v1.AdminService.RevokeAgent:input_type -> scanorama.v1.RevokeAgentRequest
+	75, // 67: scanorama.v1.AdminService.ApproveAgent:input_type -> scanorama.v1.ApproveAgentRequest
+	76, // 68: scanorama.v1.AdminService.UpdateSite:input_type -> scanorama.v1.UpdateSiteRequest
+	77, // 69: scanorama.v1.AdminService.CreateEnrollmentToken:input_type -> scanorama.v1.CreateEnrollmentTokenRequest
+	78, // 70: scanorama.v1.AdminService.ListEnrollmentTokens:input_type -> scanorama.v1.ListEnrollmentTokensRequest
+	79, // 71: scanorama.v1.AdminService.RevokeEnrollmentToken:input_type -> scanorama.v1.RevokeEnrollmentTokenRequest
+	29, // 72: scanorama.v1.AdminService.ListHosts:input_type -> scanorama.v1.ListHostsRequest
+	31, // 73: scanorama.v1.AdminService.GetHost:input_type -> scanorama.v1.GetHostRequest
+	33, // 74: scanorama.v1.AdminService.ListHostChanges:input_type -> scanorama.v1.ListHostChangesRequest
+	53, // 75: scanorama.v1.AdminService.UpdateHost:input_type -> scanorama.v1.UpdateHostRequest
+	55, // 76: scanorama.v1.AdminService.ExportResults:input_type -> scanorama.v1.ExportResultsRequest
+	35, // 77: scanorama.v1.AdminService.WatchEvents:input_type -> scanorama.v1.WatchEventsRequest
+	57, // 78: scanorama.v1.AdminService.GetStats:input_type -> scanorama.v1.GetStatsRequest
+	2,  // 79: scanorama.v1.AdminService.CreateSite:output_type -> scanorama.v1.CreateSiteResponse
+	4,  // 80: scanorama.v1.AdminService.ListSites:output_type -> scanorama.v1.ListSitesResponse
+	39, // 81: scanorama.v1.AdminService.DeleteSite:output_type -> scanorama.v1.DeleteSiteResponse
+	42, // 82: scanorama.v1.AdminService.CreateExclusion:output_type -> scanorama.v1.CreateExclusionResponse
+	44, // 83: scanorama.v1.AdminService.ListExclusions:output_type -> scanorama.v1.ListExclusionsResponse
+	46, // 84: scanorama.v1.AdminService.DeleteExclusion:output_type -> scanorama.v1.DeleteExclusionResponse
+	6,  // 85: scanorama.v1.AdminService.CreateTarget:output_type -> scanorama.v1.CreateTargetResponse
+	8,  // 86: scanorama.v1.AdminService.GetTarget:output_type -> scanorama.v1.GetTargetResponse
+	10, // 87: scanorama.v1.AdminService.ListTargets:output_type -> scanorama.v1.ListTargetsResponse
+	12, // 88: scanorama.v1.AdminService.UpdateTarget:output_type -> scanorama.v1.UpdateTargetResponse
+	14, // 89: scanorama.v1.AdminService.DeleteTarget:output_type -> scanorama.v1.DeleteTargetResponse
+	16, // 90: scanorama.v1.AdminService.CreateProfile:output_type -> scanorama.v1.CreateProfileResponse
+	48, // 91: scanorama.v1.AdminService.GetProfile:output_type -> scanorama.v1.GetProfileResponse
+	18, // 92: scanorama.v1.AdminService.ListProfiles:output_type -> scanorama.v1.ListProfilesResponse
+	50, // 93: scanorama.v1.AdminService.DeleteProfile:output_type -> scanorama.v1.DeleteProfileResponse
+	20, // 94: scanorama.v1.AdminService.ScanNow:output_type -> scanorama.v1.ScanNowResponse
+	22, // 95: scanorama.v1.AdminService.GetJob:output_type -> scanorama.v1.GetJobResponse
+	24, // 96: scanorama.v1.AdminService.ListJobs:output_type -> scanorama.v1.ListJobsResponse
+	26, // 97: scanorama.v1.AdminService.CancelJob:output_type -> scanorama.v1.CancelJobResponse
+	28, // 98: scanorama.v1.AdminService.ListAgents:output_type -> scanorama.v1.ListAgentsResponse
+	52, // 99: scanorama.v1.AdminService.DrainAgent:output_type -> scanorama.v1.DrainAgentResponse
+	80, // 100: scanorama.v1.AdminService.RevokeAgent:output_type -> scanorama.v1.RevokeAgentResponse
+	81, // 101: scanorama.v1.AdminService.ApproveAgent:output_type -> scanorama.v1.ApproveAgentResponse
+	82, // 102: scanorama.v1.AdminService.UpdateSite:output_type -> scanorama.v1.UpdateSiteResponse
+	83, // 103: scanorama.v1.AdminService.CreateEnrollmentToken:output_type -> scanorama.v1.CreateEnrollmentTokenResponse
+	84, // 104: scanorama.v1.AdminService.ListEnrollmentTokens:output_type -> scanorama.v1.ListEnrollmentTokensResponse
+	85, // 105: scanorama.v1.AdminService.RevokeEnrollmentToken:output_type -> scanorama.v1.RevokeEnrollmentTokenResponse
+	30, // 106: scanorama.v1.AdminService.ListHosts:output_type -> scanorama.v1.ListHostsResponse
+	32, // 107: scanorama.v1.AdminService.GetHost:output_type -> scanorama.v1.GetHostResponse
+	34, // 108: scanorama.v1.AdminService.ListHostChanges:output_type -> scanorama.v1.ListHostChangesResponse
+	54, // 109: scanorama.v1.AdminService.UpdateHost:output_type -> scanorama.v1.UpdateHostResponse
+	56, // 110: scanorama.v1.AdminService.ExportResults:output_type -> scanorama.v1.ExportResultsResponse
+	37, // 111: scanorama.v1.AdminService.WatchEvents:output_type -> scanorama.v1.WatchEventsResponse
+	58, // 112: scanorama.v1.AdminService.GetStats:output_type -> scanorama.v1.GetStatsResponse
+	79, // [79:113] is the sub-list for method output_type
+	45, // [45:79] is the sub-list for method input_type
 	45, // [45:45] is the sub-list for extension type_name
 	45, // [45:45] is the sub-list for extension extendee
 	0,  // [0:45] is the sub-list for field type_name
@@ -4053,6 +4095,7 @@ func file_scanorama_v1_admin_proto_init() {
 	if File_scanorama_v1_admin_proto != nil {
 		return
 	}
+	file_scanorama_v1_enrollment_proto_init()
 	file_scanorama_v1_types_proto_init()
 	file_scanorama_v1_admin_proto_msgTypes[10].OneofWrappers = []any{}
 	file_scanorama_v1_admin_proto_msgTypes[36].OneofWrappers = []any{

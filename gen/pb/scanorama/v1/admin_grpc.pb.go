@@ -19,34 +19,40 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_CreateSite_FullMethodName      = "/scanorama.v1.AdminService/CreateSite"
-	AdminService_ListSites_FullMethodName       = "/scanorama.v1.AdminService/ListSites"
-	AdminService_DeleteSite_FullMethodName      = "/scanorama.v1.AdminService/DeleteSite"
-	AdminService_CreateExclusion_FullMethodName = "/scanorama.v1.AdminService/CreateExclusion"
-	AdminService_ListExclusions_FullMethodName  = "/scanorama.v1.AdminService/ListExclusions"
-	AdminService_DeleteExclusion_FullMethodName = "/scanorama.v1.AdminService/DeleteExclusion"
-	AdminService_CreateTarget_FullMethodName    = "/scanorama.v1.AdminService/CreateTarget"
-	AdminService_GetTarget_FullMethodName       = "/scanorama.v1.AdminService/GetTarget"
-	AdminService_ListTargets_FullMethodName     = "/scanorama.v1.AdminService/ListTargets"
-	AdminService_UpdateTarget_FullMethodName    = "/scanorama.v1.AdminService/UpdateTarget"
-	AdminService_DeleteTarget_FullMethodName    = "/scanorama.v1.AdminService/DeleteTarget"
-	AdminService_CreateProfile_FullMethodName   = "/scanorama.v1.AdminService/CreateProfile"
-	AdminService_GetProfile_FullMethodName      = "/scanorama.v1.AdminService/GetProfile"
-	AdminService_ListProfiles_FullMethodName    = "/scanorama.v1.AdminService/ListProfiles"
-	AdminService_DeleteProfile_FullMethodName   = "/scanorama.v1.AdminService/DeleteProfile"
-	AdminService_ScanNow_FullMethodName         = "/scanorama.v1.AdminService/ScanNow"
-	AdminService_GetJob_FullMethodName          = "/scanorama.v1.AdminService/GetJob"
-	AdminService_ListJobs_FullMethodName        = "/scanorama.v1.AdminService/ListJobs"
-	AdminService_CancelJob_FullMethodName       = "/scanorama.v1.AdminService/CancelJob"
-	AdminService_ListAgents_FullMethodName      = "/scanorama.v1.AdminService/ListAgents"
-	AdminService_DrainAgent_FullMethodName      = "/scanorama.v1.AdminService/DrainAgent"
-	AdminService_ListHosts_FullMethodName       = "/scanorama.v1.AdminService/ListHosts"
-	AdminService_GetHost_FullMethodName         = "/scanorama.v1.AdminService/GetHost"
-	AdminService_ListHostChanges_FullMethodName = "/scanorama.v1.AdminService/ListHostChanges"
-	AdminService_UpdateHost_FullMethodName      = "/scanorama.v1.AdminService/UpdateHost"
-	AdminService_ExportResults_FullMethodName   = "/scanorama.v1.AdminService/ExportResults"
-	AdminService_WatchEvents_FullMethodName     = "/scanorama.v1.AdminService/WatchEvents"
-	AdminService_GetStats_FullMethodName        = "/scanorama.v1.AdminService/GetStats"
+	AdminService_CreateSite_FullMethodName            = "/scanorama.v1.AdminService/CreateSite"
+	AdminService_ListSites_FullMethodName             = "/scanorama.v1.AdminService/ListSites"
+	AdminService_DeleteSite_FullMethodName            = "/scanorama.v1.AdminService/DeleteSite"
+	AdminService_CreateExclusion_FullMethodName       = "/scanorama.v1.AdminService/CreateExclusion"
+	AdminService_ListExclusions_FullMethodName        = "/scanorama.v1.AdminService/ListExclusions"
+	AdminService_DeleteExclusion_FullMethodName       = "/scanorama.v1.AdminService/DeleteExclusion"
+	AdminService_CreateTarget_FullMethodName          = "/scanorama.v1.AdminService/CreateTarget"
+	AdminService_GetTarget_FullMethodName             = "/scanorama.v1.AdminService/GetTarget"
+	AdminService_ListTargets_FullMethodName           = "/scanorama.v1.AdminService/ListTargets"
+	AdminService_UpdateTarget_FullMethodName          = "/scanorama.v1.AdminService/UpdateTarget"
+	AdminService_DeleteTarget_FullMethodName          = "/scanorama.v1.AdminService/DeleteTarget"
+	AdminService_CreateProfile_FullMethodName         = "/scanorama.v1.AdminService/CreateProfile"
+	AdminService_GetProfile_FullMethodName            = "/scanorama.v1.AdminService/GetProfile"
+	AdminService_ListProfiles_FullMethodName          = "/scanorama.v1.AdminService/ListProfiles"
+	AdminService_DeleteProfile_FullMethodName         = "/scanorama.v1.AdminService/DeleteProfile"
+	AdminService_ScanNow_FullMethodName               = "/scanorama.v1.AdminService/ScanNow"
+	AdminService_GetJob_FullMethodName                = "/scanorama.v1.AdminService/GetJob"
+	AdminService_ListJobs_FullMethodName              = "/scanorama.v1.AdminService/ListJobs"
+	AdminService_CancelJob_FullMethodName             = "/scanorama.v1.AdminService/CancelJob"
+	AdminService_ListAgents_FullMethodName            = "/scanorama.v1.AdminService/ListAgents"
+	AdminService_DrainAgent_FullMethodName            = "/scanorama.v1.AdminService/DrainAgent"
+	AdminService_RevokeAgent_FullMethodName           = "/scanorama.v1.AdminService/RevokeAgent"
+	AdminService_ApproveAgent_FullMethodName          = "/scanorama.v1.AdminService/ApproveAgent"
+	AdminService_UpdateSite_FullMethodName            = "/scanorama.v1.AdminService/UpdateSite"
+	AdminService_CreateEnrollmentToken_FullMethodName = "/scanorama.v1.AdminService/CreateEnrollmentToken"
+	AdminService_ListEnrollmentTokens_FullMethodName  = "/scanorama.v1.AdminService/ListEnrollmentTokens"
+	AdminService_RevokeEnrollmentToken_FullMethodName = "/scanorama.v1.AdminService/RevokeEnrollmentToken"
+	AdminService_ListHosts_FullMethodName             = "/scanorama.v1.AdminService/ListHosts"
+	AdminService_GetHost_FullMethodName               = "/scanorama.v1.AdminService/GetHost"
+	AdminService_ListHostChanges_FullMethodName       = "/scanorama.v1.AdminService/ListHostChanges"
+	AdminService_UpdateHost_FullMethodName            = "/scanorama.v1.AdminService/UpdateHost"
+	AdminService_ExportResults_FullMethodName         = "/scanorama.v1.AdminService/ExportResults"
+	AdminService_WatchEvents_FullMethodName           = "/scanorama.v1.AdminService/WatchEvents"
+	AdminService_GetStats_FullMethodName              = "/scanorama.v1.AdminService/GetStats"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -85,6 +91,16 @@ type AdminServiceClient interface {
 	ListAgents(ctx context.Context, in *ListAgentsRequest, opts ...grpc.CallOption) (*ListAgentsResponse, error)
 	// DrainAgent stops giving an agent new work; its current jobs finish.
 	DrainAgent(ctx context.Context, in *DrainAgentRequest, opts ...grpc.CallOption) (*DrainAgentResponse, error)
+	// RevokeAgent cuts an enrolled agent off on every controller and returns its leases to pending.
+	RevokeAgent(ctx context.Context, in *RevokeAgentRequest, opts ...grpc.CallOption) (*RevokeAgentResponse, error)
+	// ApproveAgent lets an agent enrolled under --require-agent-approval take work.
+	ApproveAgent(ctx context.Context, in *ApproveAgentRequest, opts ...grpc.CallOption) (*ApproveAgentResponse, error)
+	// UpdateSite sets a site's allowed scopes and description.
+	UpdateSite(ctx context.Context, in *UpdateSiteRequest, opts ...grpc.CallOption) (*UpdateSiteResponse, error)
+	// CreateEnrollmentToken makes a one-time agent enrollment token (shown once).
+	CreateEnrollmentToken(ctx context.Context, in *CreateEnrollmentTokenRequest, opts ...grpc.CallOption) (*CreateEnrollmentTokenResponse, error)
+	ListEnrollmentTokens(ctx context.Context, in *ListEnrollmentTokensRequest, opts ...grpc.CallOption) (*ListEnrollmentTokensResponse, error)
+	RevokeEnrollmentToken(ctx context.Context, in *RevokeEnrollmentTokenRequest, opts ...grpc.CallOption) (*RevokeEnrollmentTokenResponse, error)
 	ListHosts(ctx context.Context, in *ListHostsRequest, opts ...grpc.CallOption) (*ListHostsResponse, error)
 	GetHost(ctx context.Context, in *GetHostRequest, opts ...grpc.CallOption) (*GetHostResponse, error)
 	ListHostChanges(ctx context.Context, in *ListHostChangesRequest, opts ...grpc.CallOption) (*ListHostChangesResponse, error)
@@ -319,6 +335,66 @@ func (c *adminServiceClient) DrainAgent(ctx context.Context, in *DrainAgentReque
 	return out, nil
 }
 
+func (c *adminServiceClient) RevokeAgent(ctx context.Context, in *RevokeAgentRequest, opts ...grpc.CallOption) (*RevokeAgentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeAgentResponse)
+	err := c.cc.Invoke(ctx, AdminService_RevokeAgent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ApproveAgent(ctx context.Context, in *ApproveAgentRequest, opts ...grpc.CallOption) (*ApproveAgentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApproveAgentResponse)
+	err := c.cc.Invoke(ctx, AdminService_ApproveAgent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) UpdateSite(ctx context.Context, in *UpdateSiteRequest, opts ...grpc.CallOption) (*UpdateSiteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateSiteResponse)
+	err := c.cc.Invoke(ctx, AdminService_UpdateSite_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) CreateEnrollmentToken(ctx context.Context, in *CreateEnrollmentTokenRequest, opts ...grpc.CallOption) (*CreateEnrollmentTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateEnrollmentTokenResponse)
+	err := c.cc.Invoke(ctx, AdminService_CreateEnrollmentToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListEnrollmentTokens(ctx context.Context, in *ListEnrollmentTokensRequest, opts ...grpc.CallOption) (*ListEnrollmentTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListEnrollmentTokensResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListEnrollmentTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RevokeEnrollmentToken(ctx context.Context, in *RevokeEnrollmentTokenRequest, opts ...grpc.CallOption) (*RevokeEnrollmentTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeEnrollmentTokenResponse)
+	err := c.cc.Invoke(ctx, AdminService_RevokeEnrollmentToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) ListHosts(ctx context.Context, in *ListHostsRequest, opts ...grpc.CallOption) (*ListHostsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListHostsResponse)
@@ -443,6 +519,16 @@ type AdminServiceServer interface {
 	ListAgents(context.Context, *ListAgentsRequest) (*ListAgentsResponse, error)
 	// DrainAgent stops giving an agent new work; its current jobs finish.
 	DrainAgent(context.Context, *DrainAgentRequest) (*DrainAgentResponse, error)
+	// RevokeAgent cuts an enrolled agent off on every controller and returns its leases to pending.
+	RevokeAgent(context.Context, *RevokeAgentRequest) (*RevokeAgentResponse, error)
+	// ApproveAgent lets an agent enrolled under --require-agent-approval take work.
+	ApproveAgent(context.Context, *ApproveAgentRequest) (*ApproveAgentResponse, error)
+	// UpdateSite sets a site's allowed scopes and description.
+	UpdateSite(context.Context, *UpdateSiteRequest) (*UpdateSiteResponse, error)
+	// CreateEnrollmentToken makes a one-time agent enrollment token (shown once).
+	CreateEnrollmentToken(context.Context, *CreateEnrollmentTokenRequest) (*CreateEnrollmentTokenResponse, error)
+	ListEnrollmentTokens(context.Context, *ListEnrollmentTokensRequest) (*ListEnrollmentTokensResponse, error)
+	RevokeEnrollmentToken(context.Context, *RevokeEnrollmentTokenRequest) (*RevokeEnrollmentTokenResponse, error)
 	ListHosts(context.Context, *ListHostsRequest) (*ListHostsResponse, error)
 	GetHost(context.Context, *GetHostRequest) (*GetHostResponse, error)
 	ListHostChanges(context.Context, *ListHostChangesRequest) (*ListHostChangesResponse, error)
@@ -529,6 +615,24 @@ func (UnimplementedAdminServiceServer) ListAgents(context.Context, *ListAgentsRe
 }
 func (UnimplementedAdminServiceServer) DrainAgent(context.Context, *DrainAgentRequest) (*DrainAgentResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DrainAgent not implemented")
+}
+func (UnimplementedAdminServiceServer) RevokeAgent(context.Context, *RevokeAgentRequest) (*RevokeAgentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeAgent not implemented")
+}
+func (UnimplementedAdminServiceServer) ApproveAgent(context.Context, *ApproveAgentRequest) (*ApproveAgentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApproveAgent not implemented")
+}
+func (UnimplementedAdminServiceServer) UpdateSite(context.Context, *UpdateSiteRequest) (*UpdateSiteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateSite not implemented")
+}
+func (UnimplementedAdminServiceServer) CreateEnrollmentToken(context.Context, *CreateEnrollmentTokenRequest) (*CreateEnrollmentTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateEnrollmentToken not implemented")
+}
+func (UnimplementedAdminServiceServer) ListEnrollmentTokens(context.Context, *ListEnrollmentTokensRequest) (*ListEnrollmentTokensResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListEnrollmentTokens not implemented")
+}
+func (UnimplementedAdminServiceServer) RevokeEnrollmentToken(context.Context, *RevokeEnrollmentTokenRequest) (*RevokeEnrollmentTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeEnrollmentToken not implemented")
 }
 func (UnimplementedAdminServiceServer) ListHosts(context.Context, *ListHostsRequest) (*ListHostsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListHosts not implemented")
@@ -950,6 +1054,114 @@ func _AdminService_DrainAgent_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_RevokeAgent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeAgentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RevokeAgent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RevokeAgent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RevokeAgent(ctx, req.(*RevokeAgentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ApproveAgent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApproveAgentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ApproveAgent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ApproveAgent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ApproveAgent(ctx, req.(*ApproveAgentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_UpdateSite_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateSiteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).UpdateSite(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_UpdateSite_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).UpdateSite(ctx, req.(*UpdateSiteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_CreateEnrollmentToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateEnrollmentTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CreateEnrollmentToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CreateEnrollmentToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CreateEnrollmentToken(ctx, req.(*CreateEnrollmentTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListEnrollmentTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListEnrollmentTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListEnrollmentTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListEnrollmentTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListEnrollmentTokens(ctx, req.(*ListEnrollmentTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RevokeEnrollmentToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeEnrollmentTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RevokeEnrollmentToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RevokeEnrollmentToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RevokeEnrollmentToken(ctx, req.(*RevokeEnrollmentTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_ListHosts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListHostsRequest)
 	if err := dec(in); err != nil {
@@ -1152,6 +1364,30 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DrainAgent",
 			Handler:    _AdminService_DrainAgent_Handler,
+		},
+		{
+			MethodName: "RevokeAgent",
+			Handler:    _AdminService_RevokeAgent_Handler,
+		},
+		{
+			MethodName: "ApproveAgent",
+			Handler:    _AdminService_ApproveAgent_Handler,
+		},
+		{
+			MethodName: "UpdateSite",
+			Handler:    _AdminService_UpdateSite_Handler,
+		},
+		{
+			MethodName: "CreateEnrollmentToken",
+			Handler:    _AdminService_CreateEnrollmentToken_Handler,
+		},
+		{
+			MethodName: "ListEnrollmentTokens",
+			Handler:    _AdminService_ListEnrollmentTokens_Handler,
+		},
+		{
+			MethodName: "RevokeEnrollmentToken",
+			Handler:    _AdminService_RevokeEnrollmentToken_Handler,
 		},
 		{
 			MethodName: "ListHosts",

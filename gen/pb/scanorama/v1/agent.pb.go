@@ -1511,7 +1511,7 @@ var File_scanorama_v1_agent_proto protoreflect.FileDescriptor
 
 const file_scanorama_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x18scanorama/v1/agent.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18scanorama/v1/types.proto\"\xca\x01\n" +
+	"\x18scanorama/v1/agent.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dscanorama/v1/enrollment.proto\x1a\x18scanorama/v1/types.proto\"\xca\x01\n" +
 	"\x0fRegisterRequest\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -1635,7 +1635,7 @@ const file_scanorama_v1_agent_proto_rawDesc = "" +
 	"\x17LEASE_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12LEASE_STATE_ACTIVE\x10\x01\x12\x19\n" +
 	"\x15LEASE_STATE_CANCELLED\x10\x02\x12\x14\n" +
-	"\x10LEASE_STATE_LOST\x10\x032\xed\x03\n" +
+	"\x10LEASE_STATE_LOST\x10\x032\xf4\x04\n" +
 	"\fAgentService\x12I\n" +
 	"\bRegister\x12\x1d.scanorama.v1.RegisterRequest\x1a\x1e.scanorama.v1.RegisterResponse\x12O\n" +
 	"\n" +
@@ -1644,7 +1644,9 @@ const file_scanorama_v1_agent_proto_rawDesc = "" +
 	"\rStreamResults\x12\".scanorama.v1.StreamResultsRequest\x1a#.scanorama.v1.StreamResultsResponse(\x01\x12F\n" +
 	"\aFailJob\x12\x1c.scanorama.v1.FailJobRequest\x1a\x1d.scanorama.v1.FailJobResponse\x12O\n" +
 	"\n" +
-	"ReleaseJob\x12\x1f.scanorama.v1.ReleaseJobRequest\x1a .scanorama.v1.ReleaseJobResponseB@Z>github.com/scanorama/scanorama/gen/pb/scanorama/v1;scanoramav1b\x06proto3"
+	"ReleaseJob\x12\x1f.scanorama.v1.ReleaseJobRequest\x1a .scanorama.v1.ReleaseJobResponse\x12C\n" +
+	"\x06Enroll\x12\x1b.scanorama.v1.EnrollRequest\x1a\x1c.scanorama.v1.EnrollResponse\x12@\n" +
+	"\x05Renew\x12\x1a.scanorama.v1.RenewRequest\x1a\x1b.scanorama.v1.RenewResponseB@Z>github.com/scanorama/scanorama/gen/pb/scanorama/v1;scanoramav1b\x06proto3"
 
 var (
 	file_scanorama_v1_agent_proto_rawDescOnce sync.Once
@@ -1688,6 +1690,10 @@ var file_scanorama_v1_agent_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
 	(*ScanOptions)(nil),           // 25: scanorama.v1.ScanOptions
 	(JobStatus)(0),                // 26: scanorama.v1.JobStatus
+	(*EnrollRequest)(nil),         // 27: scanorama.v1.EnrollRequest
+	(*RenewRequest)(nil),          // 28: scanorama.v1.RenewRequest
+	(*EnrollResponse)(nil),        // 29: scanorama.v1.EnrollResponse
+	(*RenewResponse)(nil),         // 30: scanorama.v1.RenewResponse
 }
 var file_scanorama_v1_agent_proto_depIdxs = []int32{
 	22, // 0: scanorama.v1.RegisterRequest.capabilities:type_name -> scanorama.v1.AgentCapabilities
@@ -1715,14 +1721,18 @@ var file_scanorama_v1_agent_proto_depIdxs = []int32{
 	16, // 22: scanorama.v1.AgentService.StreamResults:input_type -> scanorama.v1.StreamResultsRequest
 	18, // 23: scanorama.v1.AgentService.FailJob:input_type -> scanorama.v1.FailJobRequest
 	20, // 24: scanorama.v1.AgentService.ReleaseJob:input_type -> scanorama.v1.ReleaseJobRequest
-	2,  // 25: scanorama.v1.AgentService.Register:output_type -> scanorama.v1.RegisterResponse
-	5,  // 26: scanorama.v1.AgentService.AcquireJob:output_type -> scanorama.v1.AcquireJobResponse
-	9,  // 27: scanorama.v1.AgentService.Heartbeat:output_type -> scanorama.v1.HeartbeatResponse
-	17, // 28: scanorama.v1.AgentService.StreamResults:output_type -> scanorama.v1.StreamResultsResponse
-	19, // 29: scanorama.v1.AgentService.FailJob:output_type -> scanorama.v1.FailJobResponse
-	21, // 30: scanorama.v1.AgentService.ReleaseJob:output_type -> scanorama.v1.ReleaseJobResponse
-	25, // [25:31] is the sub-list for method output_type
-	19, // [19:25] is the sub-list for method input_type
+	27, // 25: scanorama.v1.AgentService.Enroll:input_type -> scanorama.v1.EnrollRequest
+	28, // 26: scanorama.v1.AgentService.Renew:input_type -> scanorama.v1.RenewRequest
+	2,  // 27: scanorama.v1.AgentService.Register:output_type -> scanorama.v1.RegisterResponse
+	5,  // 28: scanorama.v1.AgentService.AcquireJob:output_type -> scanorama.v1.AcquireJobResponse
+	9,  // 29: scanorama.v1.AgentService.Heartbeat:output_type -> scanorama.v1.HeartbeatResponse
+	17, // 30: scanorama.v1.AgentService.StreamResults:output_type -> scanorama.v1.StreamResultsResponse
+	19, // 31: scanorama.v1.AgentService.FailJob:output_type -> scanorama.v1.FailJobResponse
+	21, // 32: scanorama.v1.AgentService.ReleaseJob:output_type -> scanorama.v1.ReleaseJobResponse
+	29, // 33: scanorama.v1.AgentService.Enroll:output_type -> scanorama.v1.EnrollResponse
+	30, // 34: scanorama.v1.AgentService.Renew:output_type -> scanorama.v1.RenewResponse
+	27, // [27:35] is the sub-list for method output_type
+	19, // [19:27] is the sub-list for method input_type
 	19, // [19:19] is the sub-list for extension type_name
 	19, // [19:19] is the sub-list for extension extendee
 	0,  // [0:19] is the sub-list for field type_name
@@ -1733,6 +1743,7 @@ func file_scanorama_v1_agent_proto_init() {
 	if File_scanorama_v1_agent_proto != nil {
 		return
 	}
+	file_scanorama_v1_enrollment_proto_init()
 	file_scanorama_v1_types_proto_init()
 	file_scanorama_v1_agent_proto_msgTypes[15].OneofWrappers = []any{
 		(*StreamResultsRequest_Open)(nil),

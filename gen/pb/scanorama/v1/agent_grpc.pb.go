@@ -25,6 +25,8 @@ const (
 	AgentService_StreamResults_FullMethodName = "/scanorama.v1.AgentService/StreamResults"
 	AgentService_FailJob_FullMethodName       = "/scanorama.v1.AgentService/FailJob"
 	AgentService_ReleaseJob_FullMethodName    = "/scanorama.v1.AgentService/ReleaseJob"
+	AgentService_Enroll_FullMethodName        = "/scanorama.v1.AgentService/Enroll"
+	AgentService_Renew_FullMethodName         = "/scanorama.v1.AgentService/Renew"
 )
 
 // AgentServiceClient is the client API for AgentService service.
@@ -49,6 +51,11 @@ type AgentServiceClient interface {
 	FailJob(ctx context.Context, in *FailJobRequest, opts ...grpc.CallOption) (*FailJobResponse, error)
 	// ReleaseJob returns a lease at once (clean shutdown) without using up an attempt.
 	ReleaseJob(ctx context.Context, in *ReleaseJobRequest, opts ...grpc.CallOption) (*ReleaseJobResponse, error)
+	// Enroll trades a one-time enrollment token and a CSR for a client
+	// certificate; it is the one call that needs no client certificate.
+	Enroll(ctx context.Context, in *EnrollRequest, opts ...grpc.CallOption) (*EnrollResponse, error)
+	// Renew issues a fresh certificate for the caller's (mTLS) identity.
+	Renew(ctx context.Context, in *RenewRequest, opts ...grpc.CallOption) (*RenewResponse, error)
 }
 
 type agentServiceClient struct {
@@ -122,6 +129,26 @@ func (c *agentServiceClient) ReleaseJob(ctx context.Context, in *ReleaseJobReque
 	return out, nil
 }
 
+func (c *agentServiceClient) Enroll(ctx context.Context, in *EnrollRequest, opts ...grpc.CallOption) (*EnrollResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EnrollResponse)
+	err := c.cc.Invoke(ctx, AgentService_Enroll_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentServiceClient) Renew(ctx context.Context, in *RenewRequest, opts ...grpc.CallOption) (*RenewResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RenewResponse)
+	err := c.cc.Invoke(ctx, AgentService_Renew_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AgentServiceServer is the server API for AgentService service.
 // All implementations must embed UnimplementedAgentServiceServer
 // for forward compatibility.
@@ -144,6 +171,11 @@ type AgentServiceServer interface {
 	FailJob(context.Context, *FailJobRequest) (*FailJobResponse, error)
 	// ReleaseJob returns a lease at once (clean shutdown) without using up an attempt.
 	ReleaseJob(context.Context, *ReleaseJobRequest) (*ReleaseJobResponse, error)
+	// Enroll trades a one-time enrollment token and a CSR for a client
+	// certificate; it is the one call that needs no client certificate.
+	Enroll(context.Context, *EnrollRequest) (*EnrollResponse, error)
+	// Renew issues a fresh certificate for the caller's (mTLS) identity.
+	Renew(context.Context, *RenewRequest) (*RenewResponse, error)
 	mustEmbedUnimplementedAgentServiceServer()
 }
 
@@ -171,6 +203,12 @@ func (UnimplementedAgentServiceServer) FailJob(context.Context, *FailJobRequest)
 }
 func (UnimplementedAgentServiceServer) ReleaseJob(context.Context, *ReleaseJobRequest) (*ReleaseJobResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReleaseJob not implemented")
+}
+func (UnimplementedAgentServiceServer) Enroll(context.Context, *EnrollRequest) (*EnrollResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Enroll not implemented")
+}
+func (UnimplementedAgentServiceServer) Renew(context.Context, *RenewRequest) (*RenewResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Renew not implemented")
 }
 func (UnimplementedAgentServiceServer) mustEmbedUnimplementedAgentServiceServer() {}
 func (UnimplementedAgentServiceServer) testEmbeddedByValue()                      {}
@@ -290,6 +328,42 @@ func _AgentService_ReleaseJob_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AgentService_Enroll_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EnrollRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).Enroll(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_Enroll_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).Enroll(ctx, req.(*EnrollRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AgentService_Renew_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenewRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).Renew(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_Renew_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).Renew(ctx, req.(*RenewRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AgentService_ServiceDesc is the grpc.ServiceDesc for AgentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -316,6 +390,14 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReleaseJob",
 			Handler:    _AgentService_ReleaseJob_Handler,
+		},
+		{
+			MethodName: "Enroll",
+			Handler:    _AgentService_Enroll_Handler,
+		},
+		{
+			MethodName: "Renew",
+			Handler:    _AgentService_Renew_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

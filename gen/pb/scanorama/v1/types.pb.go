@@ -375,7 +375,9 @@ type Site struct {
 	Description string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
 	CreatedAt   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// Set when the site was archived (DeleteSite with archive).
-	ArchivedAt    *timestamppb.Timestamp `protobuf:"bytes,50,opt,name=archived_at,json=archivedAt,proto3" json:"archived_at,omitempty"`
+	ArchivedAt *timestamppb.Timestamp `protobuf:"bytes,50,opt,name=archived_at,json=archivedAt,proto3" json:"archived_at,omitempty"`
+	// Allowed scopes of enrolled agents (see CreateSiteRequest.scopes).
+	Scopes        []string `protobuf:"bytes,20,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -441,6 +443,13 @@ func (x *Site) GetCreatedAt() *timestamppb.Timestamp {
 func (x *Site) GetArchivedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.ArchivedAt
+	}
+	return nil
+}
+
+func (x *Site) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
 	}
 	return nil
 }
@@ -1710,7 +1719,7 @@ const file_scanorama_v1_types_proto_rawDesc = "" +
 	"\fping_methods\x18\x0f \x03(\x0e2\x18.scanorama.v1.PingMethodR\vpingMethodsB\x14\n" +
 	"\x12_version_intensityB\t\n" +
 	"\a_timingB\x0e\n" +
-	"\f_max_retries\"\xc4\x01\n" +
+	"\f_max_retries\"\xdc\x01\n" +
 	"\x04Site\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -1718,7 +1727,8 @@ const file_scanorama_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12;\n" +
 	"\varchived_at\x182 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"archivedAt\"\xd3\x05\n" +
+	"archivedAt\x12\x16\n" +
+	"\x06scopes\x18\x14 \x03(\tR\x06scopes\"\xd3\x05\n" +
 	"\x06Target\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04site\x18\x02 \x01(\tR\x04site\x12\x12\n" +
