@@ -13,7 +13,7 @@ import (
 )
 
 const getAgent = `-- name: GetAgent :one
-SELECT id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen FROM agents WHERE id = $1
+SELECT id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, protocol_version FROM agents WHERE id = $1
 `
 
 func (q *Queries) GetAgent(ctx context.Context, id uuid.UUID) (Agent, error) {
@@ -31,12 +31,13 @@ func (q *Queries) GetAgent(ctx context.Context, id uuid.UUID) (Agent, error) {
 		&i.State,
 		&i.RegisteredAt,
 		&i.LastSeen,
+		&i.ProtocolVersion,
 	)
 	return i, err
 }
 
 const listAgents = `-- name: ListAgents :many
-SELECT a.id, a.site_id, a.name, a.scope, a.nmap_version, a.raw_sockets, a.version, a.hostname, a.state, a.registered_at, a.last_seen, s.name AS site_name,
+SELECT a.id, a.site_id, a.name, a.scope, a.nmap_version, a.raw_sockets, a.version, a.hostname, a.state, a.registered_at, a.last_seen, a.protocol_version, s.name AS site_name,
        (SELECT count(*) FROM scan_jobs j
          WHERE j.worker_id = a.id::text AND j.status IN ('leased', 'running'))::int AS active_leases
 FROM agents a
@@ -86,6 +87,7 @@ func (q *Queries) ListAgents(ctx context.Context, arg ListAgentsParams) ([]ListA
 			&i.Agent.State,
 			&i.Agent.RegisteredAt,
 			&i.Agent.LastSeen,
+			&i.Agent.ProtocolVersion,
 			&i.SiteName,
 			&i.ActiveLeases,
 		); err != nil {
@@ -144,7 +146,7 @@ const setAgentDraining = `-- name: SetAgentDraining :one
 UPDATE agents
 SET state = CASE WHEN $1::boolean THEN 'draining' ELSE 'active' END
 WHERE site_id = $2 AND name = $3
-RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen
+RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, protocol_version
 `
 
 type SetAgentDrainingParams struct {
@@ -168,6 +170,7 @@ func (q *Queries) SetAgentDraining(ctx context.Context, arg SetAgentDrainingPara
 		&i.State,
 		&i.RegisteredAt,
 		&i.LastSeen,
+		&i.ProtocolVersion,
 	)
 	return i, err
 }
@@ -175,7 +178,7 @@ func (q *Queries) SetAgentDraining(ctx context.Context, arg SetAgentDrainingPara
 const touchAgent = `-- name: TouchAgent :one
 UPDATE agents SET last_seen = now(), state = CASE WHEN state = 'lost' THEN 'active' ELSE state END
 WHERE id = $1
-RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen
+RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, protocol_version
 `
 
 func (q *Queries) TouchAgent(ctx context.Context, id uuid.UUID) (Agent, error) {
@@ -193,6 +196,7 @@ func (q *Queries) TouchAgent(ctx context.Context, id uuid.UUID) (Agent, error) {
 		&i.State,
 		&i.RegisteredAt,
 		&i.LastSeen,
+		&i.ProtocolVersion,
 	)
 	return i, err
 }
@@ -205,7 +209,7 @@ SET scope = EXCLUDED.scope, nmap_version = EXCLUDED.nmap_version, raw_sockets = 
     version = EXCLUDED.version, hostname = EXCLUDED.hostname,
     state = CASE WHEN agents.state = 'draining' THEN 'draining' ELSE 'active' END,
     last_seen = now()
-RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen
+RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, protocol_version
 `
 
 type UpsertAgentParams struct {
@@ -241,6 +245,7 @@ func (q *Queries) UpsertAgent(ctx context.Context, arg UpsertAgentParams) (Agent
 		&i.State,
 		&i.RegisteredAt,
 		&i.LastSeen,
+		&i.ProtocolVersion,
 	)
 	return i, err
 }
