@@ -69,13 +69,22 @@ func New(pool *pgxpool.Pool, waker Waker, pub Publisher, cfg Config, log hclog.L
 // TTL is the lease lifetime granted by Acquire and Heartbeat.
 func (l *Leaser) TTL() time.Duration { return l.cfg.TTL }
 
+// HeartbeatInterval is how often agents are told to heartbeat, and the
+// longest one long-poll lasts.
+func (l *Leaser) HeartbeatInterval() time.Duration { return l.cfg.TTL / 3 }
+
 // Acquire long-polls for a job the agent may run: one in its site, inside
 // its scope, whose needs its capabilities meet. It returns (nil, nil) when
 // nothing arrived within wait.
+//
+// One poll lasts at most the heartbeat interval (TTL/3): each poll is an
+// agent call that refreshes the agent's last_seen, so an idle agent that
+// keeps polling is never marked lost, whatever the TTL.
 func (l *Leaser) Acquire(ctx context.Context, agent db.Agent, wait time.Duration) (*db.AcquireJobRow, error) {
 	if wait <= 0 || wait > l.cfg.MaxWait {
 		wait = l.cfg.MaxWait
 	}
+	wait = min(wait, l.HeartbeatInterval())
 	wake, unsubscribe := l.waker.SubscribeJobs(agent.SiteID.String())
 	defer unsubscribe()
 	deadline := time.NewTimer(wait)
