@@ -75,9 +75,15 @@ func (a *Agent) runJob(ctx context.Context, l *pb.Lease) {
 	}
 	if err != nil {
 		live.abort()
+		cause := context.Cause(scanCtx)
+		if errors.Is(cause, errCancelled) && spoolErr == nil {
+			// The hosts nmap had finished are spooled: commit them.
+			j.log.Info("scan stopped: job cancelled; committing the hosts it finished", "hosts", sent)
+			j.finishPartial(ctx, w, sent, sum)
+			return
+		}
 		w.Close()
 		j.discard()
-		cause := context.Cause(scanCtx)
 		switch {
 		case errors.Is(cause, errCancelled):
 			j.log.Info("scan stopped: job cancelled")
@@ -116,6 +122,24 @@ func (a *Agent) runJob(ctx context.Context, l *pb.Lease) {
 		j.log.Warn("live results stream broke; delivering from the spool", "error", err)
 	}
 	a.deliverEntry(scanCtx, spool.Entry{JobID: l.GetJobId(), LeaseToken: l.GetLeaseToken(), Complete: true}, j)
+}
+
+// finishPartial ends the spool file of a cancelled scan with a partial
+// summary and delivers it: the controller commits the finished hosts once and
+// leaves the job cancelled.
+func (j *job) finishPartial(ctx context.Context, w *spool.Writer, sent int64, sum nmaprun.Summary) {
+	summary := &pb.ScanSummary{
+		HostsSent: sent, Elapsed: durationpb.New(sum.Elapsed), NmapVersion: sum.NmapVersion,
+		ScannedTcp: sum.ScannedTCP, ScannedUdp: sum.ScannedUDP, Partial: true,
+	}
+	err := w.Finish(summary)
+	w.Close()
+	if err != nil {
+		j.discard()
+		j.log.Error("cannot spool the partial summary; the finished hosts are dropped", "error", err)
+		return
+	}
+	j.a.deliverEntry(ctx, spool.Entry{JobID: j.lease.GetJobId(), LeaseToken: j.lease.GetLeaseToken(), Complete: true}, j)
 }
 
 func (j *job) open() *pb.ResultsOpen {
