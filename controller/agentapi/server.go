@@ -45,10 +45,9 @@ type Server struct {
 
 // New returns an AgentService implementation.
 func New(pool *pgxpool.Pool, leaser *leasing.Leaser, in *ingest.Ingester, log hclog.Logger) *Server {
-	// An agent is lost after 3 TTLs of silence; its calls (at least one per
-	// heartbeat interval, TTL/3, long-polls included) must refresh
-	// last_seen well within that: the cache and the touch threshold add at
-	// most TTL/3 each.
+	// An agent is lost after 3 TTLs of silence; its calls (and open
+	// long-polls, every TTL/3) must refresh last_seen well within that: the
+	// cache and the touch threshold add at most TTL/3 each.
 	hb := leaser.HeartbeatInterval()
 	return &Server{pool: pool, q: db.New(pool), leaser: leaser, ingest: in, log: log.Named("agentapi"),
 		agents: newAgentCache(min(agentCacheTTL, hb)), touch: min(touchEvery, hb)}
