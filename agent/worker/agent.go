@@ -175,7 +175,7 @@ func (a *Agent) register(ctx context.Context, stale string) error {
 		resp, err := a.client.Register(ctx, &pb.RegisterRequest{
 			Site: a.cfg.Site, Name: a.cfg.Name, Scope: scope, Version: a.cfg.Version, Hostname: host,
 			ProtocolVersion: protocol.Version,
-			Capabilities: &pb.AgentCapabilities{NmapVersion: a.caps.NmapVersion, RawSockets: a.caps.RawSockets},
+			Capabilities:    &pb.AgentCapabilities{NmapVersion: a.caps.NmapVersion, RawSockets: a.caps.RawSockets},
 		})
 		if err == nil {
 			a.agentID = resp.GetAgentId()
