@@ -426,3 +426,29 @@ func TestCancelledAgentCommitsPartial(t *testing.T) {
 		t.Fatalf("port_scans = %d, want 0", n)
 	}
 }
+
+// A job whose whole network was excluded while it was queued completes
+// with no hosts; nmap never runs.
+func TestFullyExcludedQueuedJobCompletesEmpty(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	// A listener of our own, so that even a broken exclusion probes only it.
+	l, err := net.Listen("tcp", "127.0.0.4:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	jobs := setupTarget(t, s, "127.0.0.4/32", fmt.Sprint(l.Addr().(*net.TCPAddr).Port))
+	if _, err := s.admin.CreateExclusion(s.ctx(), &pb.CreateExclusionRequest{Network: "127.0.0.4/32", Reason: "late rule"}); err != nil {
+		t.Fatal(err)
+	}
+	a := s.agent("a", "lab", "127.0.0.0/8")
+	job := s.waitJob(jobs[0].GetId(), 60*time.Second)
+	if job.GetStatus() != pb.JobStatus_JOB_STATUS_COMPLETED || job.GetAttempt() != 1 {
+		t.Fatalf("job %s attempt %d (%s); want completed on attempt 1", job.GetStatus(), job.GetAttempt(), job.GetErrorMessage())
+	}
+	mustContain(t, a.out.String(), "every address is excluded; completing the job without scanning")
+	if n := s.count(`SELECT count(*) FROM hosts`) + s.count(`SELECT count(*) FROM port_scans`); n != 0 {
+		t.Fatalf("an excluded job wrote %d rows", n)
+	}
+}
