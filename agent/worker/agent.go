@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
+	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/resolver"
@@ -21,6 +22,7 @@ import (
 	"github.com/scanorama/scanorama/agent/nmaprun"
 	"github.com/scanorama/scanorama/agent/spool"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
+	"github.com/scanorama/scanorama/protocol"
 )
 
 // Agent is one running agent.
@@ -74,6 +76,12 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		grpc.WithResolvers(r),
 		grpc.WithTransportCredentials(creds),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+		// Reconnect within seconds of a controller's return however long it
+		// was away (gRPC's default backoff grows to two minutes): leases
+		// get a fresh span of 3 TTLs after an outage, not more.
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: grpcbackoff.Config{
+			BaseDelay: time.Second, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 5 * time.Second,
+		}, MinConnectTimeout: 5 * time.Second}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(16<<20)),
 	)...)
 	if err != nil {
@@ -174,7 +182,8 @@ func (a *Agent) register(ctx context.Context, stale string) error {
 	for {
 		resp, err := a.client.Register(ctx, &pb.RegisterRequest{
 			Site: a.cfg.Site, Name: a.cfg.Name, Scope: scope, Version: a.cfg.Version, Hostname: host,
-			Capabilities: &pb.AgentCapabilities{NmapVersion: a.caps.NmapVersion, RawSockets: a.caps.RawSockets},
+			ProtocolVersion: protocol.Version,
+			Capabilities:    &pb.AgentCapabilities{NmapVersion: a.caps.NmapVersion, RawSockets: a.caps.RawSockets},
 		})
 		if err == nil {
 			a.agentID = resp.GetAgentId()
@@ -183,7 +192,7 @@ func (a *Agent) register(ctx context.Context, stale string) error {
 			return nil
 		}
 		switch status.Code(err) {
-		case codes.InvalidArgument:
+		case codes.InvalidArgument, codes.FailedPrecondition:
 			return fmt.Errorf("controller refused registration: %s", status.Convert(err).Message())
 		case codes.NotFound:
 			a.log.Warn("site does not exist on the controller yet; waiting", "error", status.Convert(err).Message())

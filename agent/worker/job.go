@@ -27,6 +27,9 @@ var (
 	errCancelled = errors.New("job cancelled by an operator")
 	errLeaseLost = errors.New("lease lost")
 	errSpool     = errors.New("agent spool failed")
+	// errNothingToScan: exclusions added while the job was queued cover its
+	// whole network; the job completes with no hosts instead of failing.
+	errNothingToScan = errors.New("every address of the job is excluded")
 )
 
 // job is one lease being worked on.
@@ -44,6 +47,11 @@ func (a *Agent) runJob(ctx context.Context, l *pb.Lease) {
 	j.log.Info("lease acquired", "attempt", l.GetAttempt())
 
 	args, hosts, err := j.plan()
+	if errors.Is(err, errNothingToScan) {
+		j.log.Info("every address is excluded; completing the job without scanning")
+		j.completeEmpty(ctx)
+		return
+	}
 	if err != nil {
 		j.log.Error("refusing job", "error", err)
 		j.fail(ctx, err.Error(), false)
@@ -77,9 +85,15 @@ func (a *Agent) runJob(ctx context.Context, l *pb.Lease) {
 	}
 	if err != nil {
 		live.abort()
+		cause := context.Cause(scanCtx)
+		if errors.Is(cause, errCancelled) && spoolErr == nil {
+			// The hosts nmap had finished are spooled: commit them.
+			j.log.Info("scan stopped: job cancelled; committing the hosts it finished", "hosts", sent)
+			j.finishPartial(ctx, w, sent, sum)
+			return
+		}
 		w.Close()
 		j.discard()
-		cause := context.Cause(scanCtx)
 		switch {
 		case errors.Is(cause, errCancelled):
 			j.log.Info("scan stopped: job cancelled")
@@ -120,6 +134,41 @@ func (a *Agent) runJob(ctx context.Context, l *pb.Lease) {
 	a.deliverEntry(scanCtx, spool.Entry{JobID: l.GetJobId(), LeaseToken: l.GetLeaseToken(), Complete: true}, j)
 }
 
+// finishPartial ends the spool file of a cancelled scan with a partial
+// summary and delivers it: the controller commits the finished hosts once and
+// leaves the job cancelled.
+func (j *job) finishPartial(ctx context.Context, w *spool.Writer, sent int64, sum nmaprun.Summary) {
+	summary := &pb.ScanSummary{
+		HostsSent: sent, Elapsed: durationpb.New(sum.Elapsed), NmapVersion: sum.NmapVersion,
+		ScannedTcp: sum.ScannedTCP, ScannedUdp: sum.ScannedUDP, Partial: true,
+	}
+	err := w.Finish(summary)
+	w.Close()
+	if err != nil {
+		j.discard()
+		j.log.Error("cannot spool the partial summary; the finished hosts are dropped", "error", err)
+		return
+	}
+	j.a.deliverEntry(ctx, spool.Entry{JobID: j.lease.GetJobId(), LeaseToken: j.lease.GetLeaseToken(), Complete: true}, j)
+}
+
+// completeEmpty delivers a result with no hosts: nothing was left to scan.
+func (j *job) completeEmpty(ctx context.Context) {
+	w, err := j.a.spool.Create(j.open())
+	if err != nil {
+		j.fail(ctx, "agent spool: "+err.Error(), true)
+		return
+	}
+	err = w.Finish(&pb.ScanSummary{Elapsed: durationpb.New(0)})
+	w.Close()
+	if err != nil {
+		j.discard()
+		j.fail(ctx, "agent spool: "+err.Error(), true)
+		return
+	}
+	j.a.deliverEntry(ctx, spool.Entry{JobID: j.lease.GetJobId(), LeaseToken: j.lease.GetLeaseToken(), Complete: true}, j)
+}
+
 func (j *job) open() *pb.ResultsOpen {
 	return &pb.ResultsOpen{AgentId: j.a.id(), JobId: j.lease.GetJobId(), LeaseToken: j.lease.GetLeaseToken()}
 }
@@ -145,6 +194,9 @@ func (j *job) plan() ([]string, uint64, error) {
 			return nil, 0, fmt.Errorf("invalid exclusion %q: %w", e, err)
 		}
 		excl = append(excl, p)
+	}
+	if scanspec.HostCount([]netip.Prefix{network}, excl) == 0 {
+		return nil, 0, errNothingToScan
 	}
 	if opts.RequiresRawSockets() && !j.a.caps.RawSockets {
 		return nil, 0, fmt.Errorf("agent %s cannot run this %s scan: it needs raw sockets (root or CAP_NET_RAW) and has none", j.a.cfg.Name, opts.ScanType)

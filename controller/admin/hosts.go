@@ -46,7 +46,7 @@ func (s *Server) ListAgents(ctx context.Context, req *pb.ListAgentsRequest) (*pb
 			Id: a.ID.String(), Site: r.SiteName, Name: a.Name, Scope: scope,
 			Capabilities: &pb.AgentCapabilities{NmapVersion: a.NmapVersion, RawSockets: a.RawSockets},
 			Version:      a.Version, Hostname: a.Hostname, State: a.State, RegisteredAt: timestamppb.New(a.RegisteredAt),
-			LastSeen: timestamppb.New(a.LastSeen), ActiveLeases: r.ActiveLeases,
+			LastSeen: timestamppb.New(a.LastSeen), ActiveLeases: r.ActiveLeases, ProtocolVersion: uint32(a.ProtocolVersion),
 		})
 	}
 	return resp, nil

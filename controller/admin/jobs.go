@@ -86,7 +86,13 @@ func (s *Server) GetJob(ctx context.Context, req *pb.GetJobRequest) (*pb.GetJobR
 	if err != nil {
 		return nil, err
 	}
-	return &pb.GetJobResponse{Job: j}, nil
+	resp := &pb.GetJobResponse{Job: j}
+	if j.GetRunId() != "" {
+		if resp.Run, err = s.runProgress(ctx, j.GetRunId()); err != nil {
+			return nil, s.internal("read run progress", err)
+		}
+	}
+	return resp, nil
 }
 
 var jobStatusNames = map[pb.JobStatus]string{
@@ -191,7 +197,7 @@ func jobPB(j db.ScanJob, site, profile string) *pb.Job {
 		Profile: profile, Status: pb.JobStatus(pb.JobStatus_value["JOB_STATUS_"+upperASCII(j.Status)]),
 		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, WorkerId: j.WorkerID.String, LeaseToken: j.LeaseToken,
 		ProgressPercent: int32(j.ProgressPercent), CreatedAt: timestamppb.New(j.CreatedAt),
-		ErrorMessage: j.ErrorMessage.String,
+		ErrorMessage: j.ErrorMessage.String, Partial: j.Partial, HostsFinished: j.HostsFinished.Int64,
 	}
 	if j.RunID.Valid {
 		out.RunId = j.RunID.UUID.String()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"regexp"
 
+	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/scanorama/scanorama/controller/apierr"
@@ -44,9 +45,16 @@ func (s *Server) ListSites(ctx context.Context, req *pb.ListSitesRequest) (*pb.L
 	if err != nil {
 		return nil, s.internal("list sites", err)
 	}
+	pauses, err := s.pauses(ctx, s.q, uuid.NullUUID{})
+	if err != nil {
+		return nil, s.internal("list sites", err)
+	}
+	all, paused := pausedSites(pauses)
 	resp := &pb.ListSitesResponse{NextPageToken: next}
 	for _, r := range rows {
-		resp.Sites = append(resp.Sites, sitePB(r))
+		p := sitePB(r)
+		p.Paused = all || paused[r.Name]
+		resp.Sites = append(resp.Sites, p)
 	}
 	return resp, nil
 }

@@ -49,6 +49,9 @@ func (s *Server) GetStats(ctx context.Context, req *pb.GetStatsRequest) (*pb.Get
 			return fmt.Errorf("count hosts: %w", err)
 		}
 		resp.Hosts, resp.HostsUp, resp.OpenServices = hosts.Hosts, hosts.HostsUp, hosts.OpenServices
+		if resp.Pauses, err = s.pauses(ctx, q, site); err != nil {
+			return err
+		}
 		return storageStats(ctx, q, resp)
 	})
 	if err != nil {

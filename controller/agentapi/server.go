@@ -27,6 +27,7 @@ import (
 	"github.com/scanorama/scanorama/controller/leasing"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
+	"github.com/scanorama/scanorama/protocol"
 )
 
 // Server implements pb.AgentServiceServer.
@@ -39,13 +40,19 @@ type Server struct {
 	log    hclog.Logger
 	agents *agentCache
 	trust  *Trust // nil: agents are not enrolled (see Trust)
+	// touch bounds how stale an agent's last_seen may get while it calls.
+	touch time.Duration
 }
 
 // New returns an AgentService implementation.
 func New(pool *pgxpool.Pool, leaser *leasing.Leaser, in *ingest.Ingester, log hclog.Logger) *Server {
+	// An agent is lost after 3 TTLs of silence; its calls (and open
+	// long-polls, every TTL/3) must refresh last_seen well within that: the
+	// cache and the touch threshold add at most TTL/3 each. A revocation
+	// reaches every controller within half a heartbeat (TTL/6).
+	hb := leaser.HeartbeatInterval()
 	return &Server{pool: pool, q: db.New(pool), leaser: leaser, ingest: in, log: log.Named("agentapi"),
-		// A revocation reaches every controller within half a heartbeat (TTL/3).
-		agents: newAgentCache(min(agentCacheTTL, leaser.TTL()/6))}
+		agents: newAgentCache(min(agentCacheTTL, leaser.TTL()/6)), touch: min(touchEvery, hb)}
 }
 
 // touchEvery bounds how stale an agent's last_seen may get while it is active.
@@ -80,6 +87,9 @@ func (s *Server) Register(ctx context.Context, req *pb.RegisterRequest) (*pb.Reg
 	if len(scope) == 0 {
 		scope = allAddresses
 	}
+	if err := protocol.Check(req.GetProtocolVersion()); err != nil {
+		return nil, apierr.FailedPrecondition("protocol_version", "%v; upgrade the agent or the controller", err)
+	}
 	site, err := s.q.GetSiteByName(ctx, req.GetSite())
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, apierr.NotFound("site", "no site named %q; create it with AdminService.CreateSite", req.GetSite())
@@ -95,14 +105,19 @@ func (s *Server) Register(ctx context.Context, req *pb.RegisterRequest) (*pb.Reg
 	if err != nil {
 		return nil, s.internal("register agent", err)
 	}
+	if err := s.q.SetAgentProtocol(ctx, db.SetAgentProtocolParams{ID: a.ID, ProtocolVersion: int32(req.GetProtocolVersion())}); err != nil {
+		return nil, s.internal("record agent protocol version", err)
+	}
+	a.ProtocolVersion = int32(req.GetProtocolVersion())
 	s.agents.put(a)
 	s.log.Info("agent registered", "agent_id", a.ID, "site", site.Name, "name", a.Name, "scope", scope,
-		"nmap", a.NmapVersion, "raw_sockets", a.RawSockets)
+		"nmap", a.NmapVersion, "raw_sockets", a.RawSockets, "protocol", protocol.Effective(req.GetProtocolVersion()))
 	ttl := s.leaser.TTL()
 	return &pb.RegisterResponse{
 		AgentId:           a.ID.String(),
-		HeartbeatInterval: durationpb.New(ttl / 3),
+		HeartbeatInterval: durationpb.New(s.leaser.HeartbeatInterval()),
 		LeaseTtl:          durationpb.New(ttl),
+		ProtocolVersion:   protocol.Version,
 	}, nil
 }
 
@@ -133,7 +148,7 @@ func (s *Server) cachedAgent(ctx context.Context, id string) (db.Agent, error) {
 		return a, nil
 	}
 	a, err := s.q.GetAgent(ctx, aid)
-	if err == nil && (time.Since(a.LastSeen) > touchEvery || a.State == "lost") {
+	if err == nil && (time.Since(a.LastSeen) > s.touch || a.State == "lost") {
 		// last_seen is coarse on purpose: a write on every call would cost a
 		// synchronous commit per heartbeat, acquire and results stream.
 		a, err = s.q.TouchAgent(ctx, aid)

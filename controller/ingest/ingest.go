@@ -71,6 +71,9 @@ type Result struct {
 	AlreadyCommitted bool
 	Hosts            int64
 	PortRows         int64
+	// Partial: the job was cancelled while the caller held it; the hosts
+	// committed are those its scan had finished, and the job stays cancelled.
+	Partial bool
 }
 
 // sqlstateLeaseLost is raised by ingest_commit when the caller no longer
@@ -167,7 +170,8 @@ func (in *Ingester) Ingest(ctx context.Context, agentID string, r Receiver) (Res
 	if err != nil {
 		return Result{}, err
 	}
-	log.Info("job committed", "hosts", res.Hosts, "port_rows", res.PortRows, "already_committed", res.AlreadyCommitted)
+	log.Info("job committed", "hosts", res.Hosts, "port_rows", res.PortRows, "already_committed", res.AlreadyCommitted,
+		"partial", res.Partial, "stopped_early", summary.GetPartial())
 	if in.OnCommit != nil && !res.AlreadyCommitted {
 		in.OnCommit(jobID)
 	}
@@ -212,6 +216,12 @@ func (s *stream) checkLease(ctx context.Context) (db.GetJobLeaseStateRow, bool, 
 	case "completed":
 		return job, true, nil
 	case "leased", "running":
+	case "cancelled":
+		// Cancelled while this lease held it (a cancel of a pending job
+		// leaves no holder): the holder commits what it finished, once.
+		if job.Partial {
+			return job, true, nil
+		}
 	default:
 		return job, false, fmt.Errorf("%w: job %s is %s", leasing.ErrLeaseLost, s.ref.JobID, job.Status)
 	}
@@ -334,13 +344,18 @@ func (s *stream) commit(ctx context.Context, job db.GetJobLeaseStateRow, sum *pb
 		return res, nil
 	}
 	res.Hosts, res.PortRows = c.hosts, c.rows
+	ev := events.JobEvent{
+		JobID: s.ref.JobID, SiteID: c.siteID, Status: "completed", ProgressPercent: 100,
+		WorkerID: s.ref.WorkerID, Changes: c.changes,
+	}
+	if job.Status == "cancelled" {
+		res.Partial = true
+		ev.Status, ev.ProgressPercent = "cancelled", 0
+	}
 	// Published after the commit, not in it: NOTIFY serializes every
 	// committing transaction that sent one, fsync included. Watching is a
 	// live view; a lost event never loses data.
-	s.pub.Publish(events.JobEvent{
-		JobID: s.ref.JobID, SiteID: c.siteID, Status: "completed", ProgressPercent: 100,
-		WorkerID: s.ref.WorkerID, Changes: c.changes,
-	}.Payload())
+	s.pub.Publish(ev.Payload())
 	return res, nil
 }
 

@@ -69,13 +69,23 @@ func New(pool *pgxpool.Pool, waker Waker, pub Publisher, cfg Config, log hclog.L
 // TTL is the lease lifetime granted by Acquire and Heartbeat.
 func (l *Leaser) TTL() time.Duration { return l.cfg.TTL }
 
+// HeartbeatInterval is how often agents are told to heartbeat, and how often
+// a waiting long-poll refreshes its agent's last_seen.
+func (l *Leaser) HeartbeatInterval() time.Duration { return l.cfg.TTL / 3 }
+
 // Acquire long-polls for a job the agent may run: one in its site, inside
 // its scope, whose needs its capabilities meet. It returns (nil, nil) when
 // nothing arrived within wait.
+//
+// An open poll counts as liveness: the agent's last_seen is refreshed every
+// heartbeat interval (TTL/3) while it waits, so an idle agent whose poll
+// outlasts 3 TTLs is never marked lost, whatever the TTL.
 func (l *Leaser) Acquire(ctx context.Context, agent db.Agent, wait time.Duration) (*db.AcquireJobRow, error) {
 	if wait <= 0 || wait > l.cfg.MaxWait {
 		wait = l.cfg.MaxWait
 	}
+	alive := time.NewTicker(l.HeartbeatInterval())
+	defer alive.Stop()
 	wake, unsubscribe := l.waker.SubscribeJobs(agent.SiteID.String())
 	defer unsubscribe()
 	deadline := time.NewTimer(wait)
@@ -106,6 +116,10 @@ func (l *Leaser) Acquire(ctx context.Context, agent db.Agent, wait time.Duration
 			return nil, nil
 		case <-wake:
 		case <-recheck.C:
+		case <-alive.C:
+			if _, err := l.q.TouchAgent(ctx, agent.ID); err != nil && ctx.Err() == nil {
+				l.log.Warn("could not record a waiting agent as alive", "agent", agent.Name, "error", err)
+			}
 		}
 		recheck.Stop()
 	}

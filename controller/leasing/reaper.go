@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/scanorama/scanorama/gen/db"
@@ -16,11 +17,19 @@ import (
 // Several controllers may run reapers at once: the reap statement skips rows
 // another reaper holds.
 //
-// A controller that starts after an outage gives leases one startup grace
-// period before reaping them: while no controller was up, live agents could
-// not heartbeat, and reaping their leases the moment one comes back would
-// throw away scans that are finished and spooled. A lease whose agent really
-// died is reaped one grace period later.
+// Lease clocks stop while no controller is alive: every tick stamps the
+// database's lease_clock, and the first tick after a gap longer than
+// outageAfter (no controller ticked, so no agent could heartbeat) moves every
+// held lease's timeout on by the gap, and at least lostAfter into the future
+// (a fresh span for holders to reconnect, as Nomad gives clients after a
+// failover), before anything is reaped, under the clock's row lock so two
+// controllers starting together extend once. An
+// agent that finished a scan during the outage then commits on the same
+// attempt however long the outage was; one whose agent really died is reaped
+// a TTL later. Fencing is unchanged: only leases still held move.
+//
+// On top of that a controller gives leases one startup grace period before
+// reaping them (a lease that expired just before the outage began).
 type Reaper struct {
 	started    time.Time
 	startGrace time.Duration
@@ -29,6 +38,7 @@ type Reaper struct {
 	waker      Waker
 	interval   time.Duration
 	lostAfter  time.Duration
+	outage     time.Duration
 	log        hclog.Logger
 }
 
@@ -36,7 +46,32 @@ type Reaper struct {
 // after lostAfter of silence, and spares recently expired leases for
 // startGrace after it is created.
 func NewReaper(pool *pgxpool.Pool, waker Waker, interval, lostAfter, startGrace time.Duration, log hclog.Logger) *Reaper {
-	return &Reaper{started: time.Now(), startGrace: startGrace, pool: pool, q: db.New(pool), waker: waker, interval: interval, lostAfter: lostAfter, log: log.Named("reaper")}
+	return &Reaper{started: time.Now(), startGrace: startGrace, pool: pool, q: db.New(pool), waker: waker, interval: interval, lostAfter: lostAfter,
+		outage: OutageAfter(interval), log: log.Named("reaper")}
+}
+
+// OutageAfter is how long the lease clock may go unstamped before the gap
+// counts as an outage: a few reap intervals, so a slow tick is not one.
+func OutageAfter(reapEvery time.Duration) time.Duration {
+	return max(3*reapEvery, 2*time.Second)
+}
+
+// tickClock stamps the lease clock and, after an outage, extends held leases
+// by its length (see Reaper).
+func (r *Reaper) tickClock(ctx context.Context) error {
+	return pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		row, err := r.q.WithTx(tx).TickLeaseClock(ctx, db.TickLeaseClockParams{
+			OutageSeconds: r.outage.Seconds(), FreshSeconds: r.lostAfter.Seconds(),
+		})
+		if err != nil {
+			return fmt.Errorf("tick lease clock: %w", err)
+		}
+		if row.GapSeconds > 0 {
+			r.log.Warn("no controller was alive; lease clocks stopped for the outage",
+				"outage", time.Duration(row.GapSeconds*float64(time.Second)).Round(time.Millisecond), "leases_extended", row.Extended)
+		}
+		return nil
+	})
 }
 
 // Run reaps once at once (a controller that starts after a crash must not
@@ -58,6 +93,9 @@ func (r *Reaper) Run(ctx context.Context) {
 
 // ReapOnce handles every lease expired now and returns how many it handled.
 func (r *Reaper) ReapOnce(ctx context.Context) (int, error) {
+	if err := r.tickClock(ctx); err != nil {
+		return 0, err
+	}
 	total := 0
 	for {
 		grace := time.Duration(0)

@@ -106,6 +106,9 @@ type Result struct {
 	// Advanced counts discovery-first runs whose discovery ended (with or
 	// without port-scan jobs).
 	Advanced int
+	// Carried counts jobs interrupted at a window's close whose remainder
+	// was carried over to the next window (see CarryOver).
+	Carried int
 }
 
 // RunOnce enforces deadlines, advances finished discoveries and handles
@@ -117,6 +120,9 @@ func (s *Scheduler) RunOnce(ctx context.Context) (Result, error) {
 	var err error
 	if res.Cancelled, err = s.EnforceDeadlines(ctx, now); err != nil {
 		errs = append(errs, fmt.Errorf("enforce deadlines: %w", err))
+	}
+	if res.Carried, err = s.CarryOver(ctx, now); err != nil {
+		errs = append(errs, fmt.Errorf("carry over interrupted jobs: %w", err))
 	}
 	if res.Advanced, err = s.AdvanceDiscoveries(ctx, now); err != nil {
 		errs = append(errs, fmt.Errorf("advance discoveries: %w", err))

@@ -13,7 +13,7 @@ import (
 )
 
 const getAgent = `-- name: GetAgent :one
-SELECT id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at FROM agents WHERE id = $1
+SELECT id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version FROM agents WHERE id = $1
 `
 
 func (q *Queries) GetAgent(ctx context.Context, id uuid.UUID) (Agent, error) {
@@ -33,12 +33,13 @@ func (q *Queries) GetAgent(ctx context.Context, id uuid.UUID) (Agent, error) {
 		&i.LastSeen,
 		&i.Enrolled,
 		&i.RevokedAt,
+		&i.ProtocolVersion,
 	)
 	return i, err
 }
 
 const listAgents = `-- name: ListAgents :many
-SELECT a.id, a.site_id, a.name, a.scope, a.nmap_version, a.raw_sockets, a.version, a.hostname, a.state, a.registered_at, a.last_seen, a.enrolled, a.revoked_at, s.name AS site_name,
+SELECT a.id, a.site_id, a.name, a.scope, a.nmap_version, a.raw_sockets, a.version, a.hostname, a.state, a.registered_at, a.last_seen, a.enrolled, a.revoked_at, a.protocol_version, s.name AS site_name,
        (SELECT count(*) FROM scan_jobs j
          WHERE j.worker_id = a.id::text AND j.status IN ('leased', 'running'))::int AS active_leases
 FROM agents a
@@ -90,6 +91,7 @@ func (q *Queries) ListAgents(ctx context.Context, arg ListAgentsParams) ([]ListA
 			&i.Agent.LastSeen,
 			&i.Agent.Enrolled,
 			&i.Agent.RevokedAt,
+			&i.Agent.ProtocolVersion,
 			&i.SiteName,
 			&i.ActiveLeases,
 		); err != nil {
@@ -149,7 +151,7 @@ UPDATE agents
 SET state = CASE WHEN state IN ('revoked', 'pending_approval') THEN state
                  WHEN $1::boolean THEN 'draining' ELSE 'active' END
 WHERE site_id = $2 AND name = $3
-RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at
+RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version
 `
 
 type SetAgentDrainingParams struct {
@@ -175,6 +177,7 @@ func (q *Queries) SetAgentDraining(ctx context.Context, arg SetAgentDrainingPara
 		&i.LastSeen,
 		&i.Enrolled,
 		&i.RevokedAt,
+		&i.ProtocolVersion,
 	)
 	return i, err
 }
@@ -182,7 +185,7 @@ func (q *Queries) SetAgentDraining(ctx context.Context, arg SetAgentDrainingPara
 const touchAgent = `-- name: TouchAgent :one
 UPDATE agents SET last_seen = now(), state = CASE WHEN state = 'lost' THEN 'active' ELSE state END
 WHERE id = $1
-RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at
+RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version
 `
 
 func (q *Queries) TouchAgent(ctx context.Context, id uuid.UUID) (Agent, error) {
@@ -202,6 +205,7 @@ func (q *Queries) TouchAgent(ctx context.Context, id uuid.UUID) (Agent, error) {
 		&i.LastSeen,
 		&i.Enrolled,
 		&i.RevokedAt,
+		&i.ProtocolVersion,
 	)
 	return i, err
 }
@@ -214,7 +218,7 @@ SET scope = EXCLUDED.scope, nmap_version = EXCLUDED.nmap_version, raw_sockets = 
     version = EXCLUDED.version, hostname = EXCLUDED.hostname,
     state = CASE WHEN agents.state IN ('draining', 'revoked', 'pending_approval') THEN agents.state ELSE 'active' END,
     last_seen = now()
-RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at
+RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version
 `
 
 type UpsertAgentParams struct {
@@ -252,6 +256,7 @@ func (q *Queries) UpsertAgent(ctx context.Context, arg UpsertAgentParams) (Agent
 		&i.LastSeen,
 		&i.Enrolled,
 		&i.RevokedAt,
+		&i.ProtocolVersion,
 	)
 	return i, err
 }

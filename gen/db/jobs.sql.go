@@ -26,6 +26,8 @@ WITH candidate AS (
       AND (NOT c.requires_raw OR $3::boolean)
       -- Authoritative drain check: the caller's view of the agent may be cached.
       AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.id = CAST($4::text AS uuid) AND a.state IN ('draining', 'revoked', 'pending_approval'))
+      -- Emergency stop (PauseScanning), checked here so every controller obeys at once.
+      AND NOT EXISTS (SELECT 1 FROM scan_pauses sp WHERE sp.site_id IS NULL OR sp.site_id = c.site_id)
     ORDER BY c.priority DESC, c.scheduled_at, c.id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
@@ -38,15 +40,33 @@ WITH candidate AS (
         timeout_at = now() + make_interval(secs => $5::float8),
         progress_percent = 0,
         started_at = now(),
-        error_message = NULL
+        error_message = NULL,
+        -- The rules current at lease time: exclusions and ignored hosts
+        -- added while the job was queued apply too. The job's own
+        -- (creation-time) exclusions stay: shards and remainders are carved
+        -- out of their network by them. Ingest re-checks results against
+        -- this set.
+        exclusions = ARRAY(
+            SELECT x.n FROM unnest(j.exclusions) AS x (n)
+            UNION
+            SELECT e.network FROM scan_exclusions e
+            WHERE (e.target_id = j.target_id
+                   OR (e.target_id IS NULL AND e.site_id = j.site_id)
+                   OR (e.target_id IS NULL AND e.site_id IS NULL))
+              AND e.network && j.network
+            UNION
+            SELECT set_masklen(h.ip_address, CASE WHEN family(h.ip_address) = 4 THEN 32 ELSE 128 END)::cidr
+            FROM hosts h
+            WHERE h.site_id = j.site_id AND h.ignore_scanning AND h.ip_address <<= j.network
+            ORDER BY 1)
     FROM candidate
     WHERE j.id = candidate.id
-    RETURNING j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id
+    RETURNING j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, j.partial, j.hosts_finished, j.finished_hosts, j.remainder_of, j.carried_over
 ), recorded AS (
     INSERT INTO scan_job_leases (job_id, lease_token, worker_id)
     SELECT leased.id, leased.lease_token, leased.worker_id FROM leased
 )
-SELECT leased.id, leased.target_id, leased.site_id, leased.profile_id, leased.network, leased.ports, leased.exclusions, leased.options, leased.requires_raw, leased.status, leased.priority, leased.attempt, leased.max_attempts, leased.worker_id, leased.lease_token, leased.timeout_at, leased.progress_percent, leased.scheduled_at, leased.started_at, leased.completed_at, leased.error_message, leased.scan_stats, leased.execution_context, leased.created_at, leased.created_by, leased.run_id, s.name AS site_name FROM leased JOIN sites s ON s.id = leased.site_id
+SELECT leased.id, leased.target_id, leased.site_id, leased.profile_id, leased.network, leased.ports, leased.exclusions, leased.options, leased.requires_raw, leased.status, leased.priority, leased.attempt, leased.max_attempts, leased.worker_id, leased.lease_token, leased.timeout_at, leased.progress_percent, leased.scheduled_at, leased.started_at, leased.completed_at, leased.error_message, leased.scan_stats, leased.execution_context, leased.created_at, leased.created_by, leased.run_id, leased.partial, leased.hosts_finished, leased.finished_hosts, leased.remainder_of, leased.carried_over, s.name AS site_name FROM leased JOIN sites s ON s.id = leased.site_id
 `
 
 type AcquireJobParams struct {
@@ -84,6 +104,11 @@ type AcquireJobRow struct {
 	CreatedAt        time.Time
 	CreatedBy        string
 	RunID            uuid.NullUUID
+	Partial          bool
+	HostsFinished    pgtype.Int8
+	FinishedHosts    []netip.Addr
+	RemainderOf      uuid.NullUUID
+	CarriedOver      bool
 	SiteName         string
 }
 
@@ -127,6 +152,11 @@ func (q *Queries) AcquireJob(ctx context.Context, arg AcquireJobParams) (Acquire
 		&i.CreatedAt,
 		&i.CreatedBy,
 		&i.RunID,
+		&i.Partial,
+		&i.HostsFinished,
+		&i.FinishedHosts,
+		&i.RemainderOf,
+		&i.CarriedOver,
 		&i.SiteName,
 	)
 	return i, err
@@ -137,7 +167,7 @@ UPDATE scan_jobs
 SET status = 'cancelled', completed_at = now(), timeout_at = NULL,
     error_message = $1::text
 WHERE id = $2 AND status IN ('pending', 'leased', 'running')
-RETURNING id, target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw, status, priority, attempt, max_attempts, worker_id, lease_token, timeout_at, progress_percent, scheduled_at, started_at, completed_at, error_message, scan_stats, execution_context, created_at, created_by, run_id
+RETURNING id, target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw, status, priority, attempt, max_attempts, worker_id, lease_token, timeout_at, progress_percent, scheduled_at, started_at, completed_at, error_message, scan_stats, execution_context, created_at, created_by, run_id, partial, hosts_finished, finished_hosts, remainder_of, carried_over
 `
 
 type CancelJobParams struct {
@@ -175,6 +205,11 @@ func (q *Queries) CancelJob(ctx context.Context, arg CancelJobParams) (ScanJob, 
 		&i.CreatedAt,
 		&i.CreatedBy,
 		&i.RunID,
+		&i.Partial,
+		&i.HostsFinished,
+		&i.FinishedHosts,
+		&i.RemainderOf,
+		&i.CarriedOver,
 	)
 	return i, err
 }
@@ -265,7 +300,7 @@ func (q *Queries) FailJob(ctx context.Context, arg FailJobParams) (FailJobRow, e
 }
 
 const getJob = `-- name: GetJob :one
-SELECT j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, s.name AS site_name, p.name AS profile_name
+SELECT j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, j.partial, j.hosts_finished, j.finished_hosts, j.remainder_of, j.carried_over, s.name AS site_name, p.name AS profile_name
 FROM scan_jobs j
 JOIN sites s ON s.id = j.site_id
 JOIN scan_profiles p ON p.id = j.profile_id
@@ -308,6 +343,11 @@ func (q *Queries) GetJob(ctx context.Context, id uuid.UUID) (GetJobRow, error) {
 		&i.ScanJob.CreatedAt,
 		&i.ScanJob.CreatedBy,
 		&i.ScanJob.RunID,
+		&i.ScanJob.Partial,
+		&i.ScanJob.HostsFinished,
+		&i.ScanJob.FinishedHosts,
+		&i.ScanJob.RemainderOf,
+		&i.ScanJob.CarriedOver,
 		&i.SiteName,
 		&i.ProfileName,
 	)
@@ -315,7 +355,7 @@ func (q *Queries) GetJob(ctx context.Context, id uuid.UUID) (GetJobRow, error) {
 }
 
 const getJobLeaseState = `-- name: GetJobLeaseState :one
-SELECT id, status, worker_id, lease_token, site_id, network, exclusions, ports, started_at
+SELECT id, status, worker_id, lease_token, site_id, network, exclusions, ports, started_at, partial
 FROM scan_jobs WHERE id = $1
 `
 
@@ -329,6 +369,7 @@ type GetJobLeaseStateRow struct {
 	Exclusions []netip.Prefix
 	Ports      string
 	StartedAt  pgtype.Timestamptz
+	Partial    bool
 }
 
 func (q *Queries) GetJobLeaseState(ctx context.Context, id uuid.UUID) (GetJobLeaseStateRow, error) {
@@ -344,12 +385,13 @@ func (q *Queries) GetJobLeaseState(ctx context.Context, id uuid.UUID) (GetJobLea
 		&i.Exclusions,
 		&i.Ports,
 		&i.StartedAt,
+		&i.Partial,
 	)
 	return i, err
 }
 
 const listJobs = `-- name: ListJobs :many
-SELECT j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, s.name AS site_name, p.name AS profile_name
+SELECT j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, j.partial, j.hosts_finished, j.finished_hosts, j.remainder_of, j.carried_over, s.name AS site_name, p.name AS profile_name
 FROM scan_jobs j
 JOIN sites s ON s.id = j.site_id
 JOIN scan_profiles p ON p.id = j.profile_id
@@ -425,6 +467,11 @@ func (q *Queries) ListJobs(ctx context.Context, arg ListJobsParams) ([]ListJobsR
 			&i.ScanJob.CreatedAt,
 			&i.ScanJob.CreatedBy,
 			&i.ScanJob.RunID,
+			&i.ScanJob.Partial,
+			&i.ScanJob.HostsFinished,
+			&i.ScanJob.FinishedHosts,
+			&i.ScanJob.RemainderOf,
+			&i.ScanJob.CarriedOver,
 			&i.SiteName,
 			&i.ProfileName,
 		); err != nil {

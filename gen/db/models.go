@@ -14,19 +14,20 @@ import (
 )
 
 type Agent struct {
-	ID           uuid.UUID
-	SiteID       uuid.UUID
-	Name         string
-	Scope        []netip.Prefix
-	NmapVersion  string
-	RawSockets   bool
-	Version      string
-	Hostname     string
-	State        string
-	RegisteredAt time.Time
-	LastSeen     time.Time
-	Enrolled     bool
-	RevokedAt    pgtype.Timestamptz
+	ID              uuid.UUID
+	SiteID          uuid.UUID
+	Name            string
+	Scope           []netip.Prefix
+	NmapVersion     string
+	RawSockets      bool
+	Version         string
+	Hostname        string
+	State           string
+	RegisteredAt    time.Time
+	LastSeen        time.Time
+	Enrolled        bool
+	RevokedAt       pgtype.Timestamptz
+	ProtocolVersion int32
 }
 
 type ControllerCa struct {
@@ -119,6 +120,11 @@ type IngestPort struct {
 	Scripts          []byte
 }
 
+type LeaseClock struct {
+	ID        bool
+	LastAlive pgtype.Timestamptz
+}
+
 type PortScan struct {
 	JobID            uuid.UUID
 	HostID           uuid.UUID
@@ -186,6 +192,11 @@ type ScanJob struct {
 	CreatedAt        time.Time
 	CreatedBy        string
 	RunID            uuid.NullUUID
+	Partial          bool
+	HostsFinished    pgtype.Int8
+	FinishedHosts    []netip.Addr
+	RemainderOf      uuid.NullUUID
+	CarriedOver      bool
 }
 
 type ScanJobLease struct {
@@ -195,6 +206,14 @@ type ScanJobLease struct {
 	LeasedAt   time.Time
 	EndedAt    pgtype.Timestamptz
 	Outcome    pgtype.Text
+}
+
+type ScanPause struct {
+	SiteID        uuid.NullUUID
+	CancelRunning bool
+	Reason        string
+	PausedAt      time.Time
+	PausedBy      string
 }
 
 type ScanProfile struct {

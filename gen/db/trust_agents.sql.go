@@ -16,7 +16,7 @@ import (
 
 const approveAgent = `-- name: ApproveAgent :one
 UPDATE agents SET state = 'active' WHERE id = $1 AND state = 'pending_approval'
-RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at
+RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version
 `
 
 func (q *Queries) ApproveAgent(ctx context.Context, id uuid.UUID) (Agent, error) {
@@ -36,6 +36,7 @@ func (q *Queries) ApproveAgent(ctx context.Context, id uuid.UUID) (Agent, error)
 		&i.LastSeen,
 		&i.Enrolled,
 		&i.RevokedAt,
+		&i.ProtocolVersion,
 	)
 	return i, err
 }
@@ -43,7 +44,7 @@ func (q *Queries) ApproveAgent(ctx context.Context, id uuid.UUID) (Agent, error)
 const createEnrolledAgent = `-- name: CreateEnrolledAgent :one
 INSERT INTO agents (site_id, name, state, enrolled, hostname, version)
 VALUES ($1, $2, $3, true, $4, $5)
-RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at
+RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version
 `
 
 type CreateEnrolledAgentParams struct {
@@ -77,6 +78,7 @@ func (q *Queries) CreateEnrolledAgent(ctx context.Context, arg CreateEnrolledAge
 		&i.LastSeen,
 		&i.Enrolled,
 		&i.RevokedAt,
+		&i.ProtocolVersion,
 	)
 	return i, err
 }
@@ -286,7 +288,7 @@ SET scope = $1, nmap_version = $2, raw_sockets = $3,
     version = $4, hostname = $5, last_seen = now(),
     state = CASE WHEN state IN ('lost', 'offline') THEN 'active' ELSE state END
 WHERE id = $6 AND enrolled
-RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at
+RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version
 `
 
 type RegisterEnrolledAgentParams struct {
@@ -324,6 +326,7 @@ func (q *Queries) RegisterEnrolledAgent(ctx context.Context, arg RegisterEnrolle
 		&i.LastSeen,
 		&i.Enrolled,
 		&i.RevokedAt,
+		&i.ProtocolVersion,
 	)
 	return i, err
 }
@@ -373,7 +376,7 @@ func (q *Queries) ReleaseAgentLeases(ctx context.Context, workerID string) ([]Re
 const revokeAgent = `-- name: RevokeAgent :one
 UPDATE agents SET state = 'revoked', revoked_at = COALESCE(revoked_at, now())
 WHERE id = $1
-RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at
+RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version
 `
 
 func (q *Queries) RevokeAgent(ctx context.Context, id uuid.UUID) (Agent, error) {
@@ -393,6 +396,7 @@ func (q *Queries) RevokeAgent(ctx context.Context, id uuid.UUID) (Agent, error) 
 		&i.LastSeen,
 		&i.Enrolled,
 		&i.RevokedAt,
+		&i.ProtocolVersion,
 	)
 	return i, err
 }

@@ -12,7 +12,7 @@
 -- text. Never edit a released migration: controllers refuse to start when
 -- an applied migration's checksum differs from the embedded file.
 --
--- Defined by: port_in_scanned_set (0007_ingest_commit_v2.sql), ingest_commit (0007_ingest_commit_v2.sql), ingest_commit_many (0006_ingest_commit.sql).
+-- Defined by: port_in_scanned_set (0007_ingest_commit_v2.sql), ingest_commit (0010_never_lose_runtime.sql), ingest_commit_many (0006_ingest_commit.sql).
 
 -- Inlined by the planner (a single SQL expression, STABLE like the casts in
 -- it): as cheap as the expression it replaces.
@@ -23,6 +23,12 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
         OR (p_protocol = 'udp' AND p_port <@ CAST(p_scanned_udp AS int4multirange))
 $$;
 
+-- ingest_commit as in 0007 (one discovery per new host, port_in_scanned_set),
+-- changed only to accept one commit from the
+-- holder of a lease cancelled while held (see v_partial): the job stays
+-- cancelled, gets partial, hosts_finished and finished_hosts, and the "silent hosts are down"
+-- step is skipped (hosts nmap never reached are not down). A second commit
+-- of a partial job is 'already_committed'.
 CREATE OR REPLACE FUNCTION ingest_commit(
     p_job_id        uuid,
     p_worker_id     text,
@@ -46,8 +52,9 @@ DECLARE
     v_rows   bigint;
     v_ports  bigint;
     v_now    timestamptz;
+    v_partial boolean;
 BEGIN
-    SELECT s.status, s.worker_id, s.lease_token, s.site_id, s.network, s.exclusions
+    SELECT s.status, s.worker_id, s.lease_token, s.site_id, s.network, s.exclusions, s.partial
     INTO j
     FROM scan_jobs s WHERE s.id = p_job_id
     FOR UPDATE;
@@ -58,7 +65,7 @@ BEGIN
         RAISE EXCEPTION 'job % was leased again (token %, yours %) while results streamed',
             p_job_id, j.lease_token, p_lease_token USING ERRCODE = 'SCL01';
     END IF;
-    IF j.status = 'completed' THEN
+    IF j.status = 'completed' OR (j.status = 'cancelled' AND j.partial) THEN
         IF p_clear THEN
             DELETE FROM ingest_hosts;
             DELETE FROM ingest_ports;
@@ -66,13 +73,17 @@ BEGIN
         RETURN QUERY SELECT 'already_committed'::text, j.site_id, 0::bigint, 0::bigint, 0::bigint, 0::bigint;
         RETURN;
     END IF;
-    IF j.status NOT IN ('leased', 'running') THEN
+    IF j.status NOT IN ('leased', 'running', 'cancelled') THEN
         RAISE EXCEPTION 'job % became % while results streamed', p_job_id, j.status USING ERRCODE = 'SCL01';
     END IF;
     -- The database's clock, not a controller's: controllers' clocks differ,
     -- and first_seen <= last_seen and started_at <= completed_at must hold
     -- whichever controller commits.
     v_now := statement_timestamp();
+    -- A job cancelled while this lease held it (CancelJob, window close,
+    -- max_duration, PauseScanning): the holder commits the hosts it had
+    -- finished, once; the job stays cancelled.
+    v_partial := j.status = 'cancelled';
 
     IF p_analyze THEN
         -- The planner knows nothing about fresh temp tables; without
@@ -155,6 +166,7 @@ BEGIN
           AND h.status = 'up'
           AND h.ip_address <<= j.network
           AND NOT h.ip_address <<= ANY (j.exclusions)
+          AND NOT v_partial -- unscanned hosts of a partial scan are not down
           AND NOT EXISTS (SELECT 1 FROM ingest_hosts i WHERE i.ip = h.ip_address AND i.status = 'up')
         RETURNING h.id
     )
@@ -255,9 +267,18 @@ BEGIN
         last_job_id        = EXCLUDED.last_job_id;
 
     UPDATE scan_jobs
-    SET status = 'completed', completed_at = v_now, progress_percent = 100, timeout_at = NULL, error_message = NULL,
+    SET status = CASE WHEN v_partial THEN 'cancelled' ELSE 'completed' END,
+        completed_at = CASE WHEN v_partial THEN completed_at ELSE v_now END,
+        progress_percent = CASE WHEN v_partial THEN progress_percent ELSE 100 END,
+        timeout_at = NULL,
+        error_message = CASE WHEN v_partial THEN error_message END,
+        partial = v_partial,
+        hosts_finished = CASE WHEN v_partial THEN (SELECT count(*) FROM ingest_hosts) END,
+        finished_hosts = CASE WHEN v_partial THEN ARRAY(SELECT i.ip FROM ingest_hosts i ORDER BY i.ip) END,
         scan_stats = COALESCE(p_stats, '{}'::jsonb)
                      || jsonb_build_object('hosts_up', v_up, 'port_rows', v_rows, 'changes', v_events + v_ports + v_down)
+                     || CASE WHEN v_partial THEN jsonb_build_object('partial', true, 'hosts_finished', (SELECT count(*) FROM ingest_hosts))
+                        ELSE '{}'::jsonb END
     WHERE id = p_job_id;
 
     UPDATE scan_job_leases

@@ -38,6 +38,8 @@ WITH candidate AS (
       AND (NOT c.requires_raw OR @raw_sockets::boolean)
       -- Authoritative drain check: the caller's view of the agent may be cached.
       AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.id = CAST(@worker_id::text AS uuid) AND a.state IN ('draining', 'revoked', 'pending_approval'))
+      -- Emergency stop (PauseScanning), checked here so every controller obeys at once.
+      AND NOT EXISTS (SELECT 1 FROM scan_pauses sp WHERE sp.site_id IS NULL OR sp.site_id = c.site_id)
     ORDER BY c.priority DESC, c.scheduled_at, c.id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
@@ -50,7 +52,25 @@ WITH candidate AS (
         timeout_at = now() + make_interval(secs => @ttl_seconds::float8),
         progress_percent = 0,
         started_at = now(),
-        error_message = NULL
+        error_message = NULL,
+        -- The rules current at lease time: exclusions and ignored hosts
+        -- added while the job was queued apply too. The job's own
+        -- (creation-time) exclusions stay: shards and remainders are carved
+        -- out of their network by them. Ingest re-checks results against
+        -- this set.
+        exclusions = ARRAY(
+            SELECT x.n FROM unnest(j.exclusions) AS x (n)
+            UNION
+            SELECT e.network FROM scan_exclusions e
+            WHERE (e.target_id = j.target_id
+                   OR (e.target_id IS NULL AND e.site_id = j.site_id)
+                   OR (e.target_id IS NULL AND e.site_id IS NULL))
+              AND e.network && j.network
+            UNION
+            SELECT set_masklen(h.ip_address, CASE WHEN family(h.ip_address) = 4 THEN 32 ELSE 128 END)::cidr
+            FROM hosts h
+            WHERE h.site_id = j.site_id AND h.ignore_scanning AND h.ip_address <<= j.network
+            ORDER BY 1)
     FROM candidate
     WHERE j.id = candidate.id
     RETURNING j.*
@@ -71,7 +91,7 @@ WHERE id = @id AND worker_id = @worker_id::text AND lease_token = @lease_token
 RETURNING timeout_at, progress_percent, site_id;
 
 -- name: GetJobLeaseState :one
-SELECT id, status, worker_id, lease_token, site_id, network, exclusions, ports, started_at
+SELECT id, status, worker_id, lease_token, site_id, network, exclusions, ports, started_at, partial
 FROM scan_jobs WHERE id = @id;
 
 -- name: LockJobForCommit :one

@@ -1347,8 +1347,10 @@ func (x *GetJobRequest) GetId() string {
 }
 
 type GetJobResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Job           *Job                   `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Job   *Job                   `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	// Progress of the job's run across scan windows; unset for a job without a run.
+	Run           *RunProgress `protobuf:"bytes,40,opt,name=run,proto3" json:"run,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1386,6 +1388,13 @@ func (*GetJobResponse) Descriptor() ([]byte, []int) {
 func (x *GetJobResponse) GetJob() *Job {
 	if x != nil {
 		return x.Job
+	}
+	return nil
+}
+
+func (x *GetJobResponse) GetRun() *RunProgress {
+	if x != nil {
+		return x.Run
 	}
 	return nil
 }
@@ -3386,6 +3395,8 @@ type GetStatsResponse struct {
 	// port_scans partitions, live and archived, with planner row estimates.
 	Partitions    []*PartitionStats `protobuf:"bytes,8,rep,name=partitions,proto3" json:"partitions,omitempty"`
 	DatabaseBytes int64             `protobuf:"varint,9,opt,name=database_bytes,json=databaseBytes,proto3" json:"database_bytes,omitempty"`
+	// Emergency stops in force (PauseScanning).
+	Pauses        []*ScanPause `protobuf:"bytes,40,rep,name=pauses,proto3" json:"pauses,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3483,6 +3494,13 @@ func (x *GetStatsResponse) GetDatabaseBytes() int64 {
 	return 0
 }
 
+func (x *GetStatsResponse) GetPauses() []*ScanPause {
+	if x != nil {
+		return x.Pauses
+	}
+	return nil
+}
+
 type PartitionStats struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Table name, schema-qualified for archived months (archive.port_scans_2026_01).
@@ -3556,7 +3574,7 @@ var File_scanorama_v1_admin_proto protoreflect.FileDescriptor
 
 const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x18scanorama/v1/admin.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dscanorama/v1/enrollment.proto\x1a\x18scanorama/v1/types.proto\"a\n" +
+	"\x18scanorama/v1/admin.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dscanorama/v1/enrollment.proto\x1a\x1ascanorama/v1/runtime.proto\x1a\x18scanorama/v1/types.proto\"a\n" +
 	"\x11CreateSiteRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x16\n" +
@@ -3658,9 +3676,10 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\x0fScanNowResponse\x12%\n" +
 	"\x04jobs\x18\x01 \x03(\v2\x11.scanorama.v1.JobR\x04jobs\"\x1f\n" +
 	"\rGetJobRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"5\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"b\n" +
 	"\x0eGetJobResponse\x12#\n" +
-	"\x03job\x18\x01 \x01(\v2\x11.scanorama.v1.JobR\x03job\"\xb3\x02\n" +
+	"\x03job\x18\x01 \x01(\v2\x11.scanorama.v1.JobR\x03job\x12+\n" +
+	"\x03run\x18( \x01(\v2\x19.scanorama.v1.RunProgressR\x03run\"\xb3\x02\n" +
 	"\x0fListJobsRequest\x12/\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x17.scanorama.v1.JobStatusR\x06status\x12\x1b\n" +
 	"\ttarget_id\x18\x02 \x01(\tR\btargetId\x12\x12\n" +
@@ -3795,7 +3814,7 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\x15ExportResultsResponse\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\tR\x04data\"%\n" +
 	"\x0fGetStatsRequest\x12\x12\n" +
-	"\x04site\x18\x01 \x01(\tR\x04site\"\xb3\x04\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\"\xe4\x04\n" +
 	"\x10GetStatsResponse\x12<\n" +
 	"\x04jobs\x18\x01 \x03(\v2(.scanorama.v1.GetStatsResponse.JobsEntryR\x04jobs\x12G\n" +
 	"\x12oldest_pending_age\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x10oldestPendingAge\x12%\n" +
@@ -3807,7 +3826,8 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"partitions\x18\b \x03(\v2\x1c.scanorama.v1.PartitionStatsR\n" +
 	"partitions\x12%\n" +
-	"\x0edatabase_bytes\x18\t \x01(\x03R\rdatabaseBytes\x1a7\n" +
+	"\x0edatabase_bytes\x18\t \x01(\x03R\rdatabaseBytes\x12/\n" +
+	"\x06pauses\x18( \x03(\v2\x17.scanorama.v1.ScanPauseR\x06pauses\x1a7\n" +
 	"\tJobsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1a9\n" +
@@ -3823,7 +3843,7 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\x19EXPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13EXPORT_FORMAT_JSONL\x10\x01\x12\x15\n" +
 	"\x11EXPORT_FORMAT_CSV\x10\x02\x12\x1a\n" +
-	"\x16EXPORT_FORMAT_NMAP_XML\x10\x032\xf9\x16\n" +
+	"\x16EXPORT_FORMAT_NMAP_XML\x10\x032\xb0\x18\n" +
 	"\fAdminService\x12O\n" +
 	"\n" +
 	"CreateSite\x12\x1f.scanorama.v1.CreateSiteRequest\x1a .scanorama.v1.CreateSiteResponse\x12L\n" +
@@ -3865,7 +3885,9 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"UpdateHost\x12\x1f.scanorama.v1.UpdateHostRequest\x1a .scanorama.v1.UpdateHostResponse\x12Z\n" +
 	"\rExportResults\x12\".scanorama.v1.ExportResultsRequest\x1a#.scanorama.v1.ExportResultsResponse0\x01\x12T\n" +
 	"\vWatchEvents\x12 .scanorama.v1.WatchEventsRequest\x1a!.scanorama.v1.WatchEventsResponse0\x01\x12I\n" +
-	"\bGetStats\x12\x1d.scanorama.v1.GetStatsRequest\x1a\x1e.scanorama.v1.GetStatsResponseB@Z>github.com/scanorama/scanorama/gen/pb/scanorama/v1;scanoramav1b\x06proto3"
+	"\bGetStats\x12\x1d.scanorama.v1.GetStatsRequest\x1a\x1e.scanorama.v1.GetStatsResponse\x12X\n" +
+	"\rPauseScanning\x12\".scanorama.v1.PauseScanningRequest\x1a#.scanorama.v1.PauseScanningResponse\x12[\n" +
+	"\x0eResumeScanning\x12#.scanorama.v1.ResumeScanningRequest\x1a$.scanorama.v1.ResumeScanningResponseB@Z>github.com/scanorama/scanorama/gen/pb/scanorama/v1;scanoramav1b\x06proto3"
 
 var (
 	file_scanorama_v1_admin_proto_rawDescOnce sync.Once
@@ -3951,23 +3973,29 @@ var file_scanorama_v1_admin_proto_goTypes = []any{
 	(*ScanOptions)(nil),                   // 66: scanorama.v1.ScanOptions
 	(*Profile)(nil),                       // 67: scanorama.v1.Profile
 	(*Job)(nil),                           // 68: scanorama.v1.Job
-	(JobStatus)(0),                        // 69: scanorama.v1.JobStatus
-	(*timestamppb.Timestamp)(nil),         // 70: google.protobuf.Timestamp
-	(*Agent)(nil),                         // 71: scanorama.v1.Agent
-	(*Host)(nil),                          // 72: scanorama.v1.Host
-	(*HostChange)(nil),                    // 73: scanorama.v1.HostChange
-	(*RevokeAgentRequest)(nil),            // 74: scanorama.v1.RevokeAgentRequest
-	(*ApproveAgentRequest)(nil),           // 75: scanorama.v1.ApproveAgentRequest
-	(*UpdateSiteRequest)(nil),             // 76: scanorama.v1.UpdateSiteRequest
-	(*CreateEnrollmentTokenRequest)(nil),  // 77: scanorama.v1.CreateEnrollmentTokenRequest
-	(*ListEnrollmentTokensRequest)(nil),   // 78: scanorama.v1.ListEnrollmentTokensRequest
-	(*RevokeEnrollmentTokenRequest)(nil),  // 79: scanorama.v1.RevokeEnrollmentTokenRequest
-	(*RevokeAgentResponse)(nil),           // 80: scanorama.v1.RevokeAgentResponse
-	(*ApproveAgentResponse)(nil),          // 81: scanorama.v1.ApproveAgentResponse
-	(*UpdateSiteResponse)(nil),            // 82: scanorama.v1.UpdateSiteResponse
-	(*CreateEnrollmentTokenResponse)(nil), // 83: scanorama.v1.CreateEnrollmentTokenResponse
-	(*ListEnrollmentTokensResponse)(nil),  // 84: scanorama.v1.ListEnrollmentTokensResponse
-	(*RevokeEnrollmentTokenResponse)(nil), // 85: scanorama.v1.RevokeEnrollmentTokenResponse
+	(*RunProgress)(nil),                   // 69: scanorama.v1.RunProgress
+	(JobStatus)(0),                        // 70: scanorama.v1.JobStatus
+	(*timestamppb.Timestamp)(nil),         // 71: google.protobuf.Timestamp
+	(*Agent)(nil),                         // 72: scanorama.v1.Agent
+	(*Host)(nil),                          // 73: scanorama.v1.Host
+	(*HostChange)(nil),                    // 74: scanorama.v1.HostChange
+	(*ScanPause)(nil),                     // 75: scanorama.v1.ScanPause
+	(*RevokeAgentRequest)(nil),            // 76: scanorama.v1.RevokeAgentRequest
+	(*ApproveAgentRequest)(nil),           // 77: scanorama.v1.ApproveAgentRequest
+	(*UpdateSiteRequest)(nil),             // 78: scanorama.v1.UpdateSiteRequest
+	(*CreateEnrollmentTokenRequest)(nil),  // 79: scanorama.v1.CreateEnrollmentTokenRequest
+	(*ListEnrollmentTokensRequest)(nil),   // 80: scanorama.v1.ListEnrollmentTokensRequest
+	(*RevokeEnrollmentTokenRequest)(nil),  // 81: scanorama.v1.RevokeEnrollmentTokenRequest
+	(*PauseScanningRequest)(nil),          // 82: scanorama.v1.PauseScanningRequest
+	(*ResumeScanningRequest)(nil),         // 83: scanorama.v1.ResumeScanningRequest
+	(*RevokeAgentResponse)(nil),           // 84: scanorama.v1.RevokeAgentResponse
+	(*ApproveAgentResponse)(nil),          // 85: scanorama.v1.ApproveAgentResponse
+	(*UpdateSiteResponse)(nil),            // 86: scanorama.v1.UpdateSiteResponse
+	(*CreateEnrollmentTokenResponse)(nil), // 87: scanorama.v1.CreateEnrollmentTokenResponse
+	(*ListEnrollmentTokensResponse)(nil),  // 88: scanorama.v1.ListEnrollmentTokensResponse
+	(*RevokeEnrollmentTokenResponse)(nil), // 89: scanorama.v1.RevokeEnrollmentTokenResponse
+	(*PauseScanningResponse)(nil),         // 90: scanorama.v1.PauseScanningResponse
+	(*ResumeScanningResponse)(nil),        // 91: scanorama.v1.ResumeScanningResponse
 }
 var file_scanorama_v1_admin_proto_depIdxs = []int32{
 	62, // 0: scanorama.v1.CreateSiteResponse.site:type_name -> scanorama.v1.Site
@@ -3987,107 +4015,113 @@ var file_scanorama_v1_admin_proto_depIdxs = []int32{
 	67, // 14: scanorama.v1.ListProfilesResponse.profiles:type_name -> scanorama.v1.Profile
 	68, // 15: scanorama.v1.ScanNowResponse.jobs:type_name -> scanorama.v1.Job
 	68, // 16: scanorama.v1.GetJobResponse.job:type_name -> scanorama.v1.Job
-	69, // 17: scanorama.v1.ListJobsRequest.status:type_name -> scanorama.v1.JobStatus
-	70, // 18: scanorama.v1.ListJobsRequest.created_after:type_name -> google.protobuf.Timestamp
-	70, // 19: scanorama.v1.ListJobsRequest.created_before:type_name -> google.protobuf.Timestamp
-	68, // 20: scanorama.v1.ListJobsResponse.jobs:type_name -> scanorama.v1.Job
-	68, // 21: scanorama.v1.CancelJobResponse.job:type_name -> scanorama.v1.Job
-	71, // 22: scanorama.v1.ListAgentsResponse.agents:type_name -> scanorama.v1.Agent
-	70, // 23: scanorama.v1.ListHostsRequest.seen_after:type_name -> google.protobuf.Timestamp
-	70, // 24: scanorama.v1.ListHostsRequest.seen_before:type_name -> google.protobuf.Timestamp
-	72, // 25: scanorama.v1.ListHostsResponse.hosts:type_name -> scanorama.v1.Host
-	72, // 26: scanorama.v1.GetHostResponse.host:type_name -> scanorama.v1.Host
-	70, // 27: scanorama.v1.ListHostChangesRequest.since:type_name -> google.protobuf.Timestamp
-	70, // 28: scanorama.v1.ListHostChangesRequest.until:type_name -> google.protobuf.Timestamp
-	73, // 29: scanorama.v1.ListHostChangesResponse.changes:type_name -> scanorama.v1.HostChange
-	69, // 30: scanorama.v1.JobEvent.status:type_name -> scanorama.v1.JobStatus
-	70, // 31: scanorama.v1.WatchEventsResponse.time:type_name -> google.protobuf.Timestamp
-	36, // 32: scanorama.v1.WatchEventsResponse.job:type_name -> scanorama.v1.JobEvent
-	73, // 33: scanorama.v1.WatchEventsResponse.host_change:type_name -> scanorama.v1.HostChange
-	70, // 34: scanorama.v1.Exclusion.created_at:type_name -> google.protobuf.Timestamp
-	40, // 35: scanorama.v1.CreateExclusionResponse.exclusion:type_name -> scanorama.v1.Exclusion
-	40, // 36: scanorama.v1.ListExclusionsResponse.exclusions:type_name -> scanorama.v1.Exclusion
-	67, // 37: scanorama.v1.GetProfileResponse.profile:type_name -> scanorama.v1.Profile
-	71, // 38: scanorama.v1.DrainAgentResponse.agent:type_name -> scanorama.v1.Agent
-	72, // 39: scanorama.v1.UpdateHostResponse.host:type_name -> scanorama.v1.Host
-	0,  // 40: scanorama.v1.ExportResultsRequest.format:type_name -> scanorama.v1.ExportFormat
-	60, // 41: scanorama.v1.GetStatsResponse.jobs:type_name -> scanorama.v1.GetStatsResponse.JobsEntry
-	63, // 42: scanorama.v1.GetStatsResponse.oldest_pending_age:type_name -> google.protobuf.Duration
-	61, // 43: scanorama.v1.GetStatsResponse.agents:type_name -> scanorama.v1.GetStatsResponse.AgentsEntry
-	59, // 44: scanorama.v1.GetStatsResponse.partitions:type_name -> scanorama.v1.PartitionStats
-	1,  // 45: scanorama.v1.AdminService.CreateSite:input_type -> scanorama.v1.CreateSiteRequest
-	3,  // 46: scanorama.v1.AdminService.ListSites:input_type -> scanorama.v1.ListSitesRequest
-	38, // 47: scanorama.v1.AdminService.DeleteSite:input_type -> scanorama.v1.DeleteSiteRequest
-	41, // 48: scanorama.v1.AdminService.CreateExclusion:input_type -> scanorama.v1.CreateExclusionRequest
-	43, // 49: scanorama.v1.AdminService.ListExclusions:input_type -> scanorama.v1.ListExclusionsRequest
-	45, // 50: scanorama.v1.AdminService.DeleteExclusion:input_type -> scanorama.v1.DeleteExclusionRequest
-	5,  // 51: scanorama.v1.AdminService.CreateTarget:input_type -> scanorama.v1.CreateTargetRequest
-	7,  // 52: scanorama.v1.AdminService.GetTarget:input_type -> scanorama.v1.GetTargetRequest
-	9,  // 53: scanorama.v1.AdminService.ListTargets:input_type -> scanorama.v1.ListTargetsRequest
-	11, // 54: scanorama.v1.AdminService.UpdateTarget:input_type -> scanorama.v1.UpdateTargetRequest
-	13, // 55: scanorama.v1.AdminService.DeleteTarget:input_type -> scanorama.v1.DeleteTargetRequest
-	15, // 56: scanorama.v1.AdminService.CreateProfile:input_type -> scanorama.v1.CreateProfileRequest
-	47, // 57: scanorama.v1.AdminService.GetProfile:input_type -> scanorama.v1.GetProfileRequest
-	17, // 58: scanorama.v1.AdminService.ListProfiles:input_type -> scanorama.v1.ListProfilesRequest
-	49, // 59: scanorama.v1.AdminService.DeleteProfile:input_type -> scanorama.v1.DeleteProfileRequest
-	19, // 60: scanorama.v1.AdminService.ScanNow:input_type -> scanorama.v1.ScanNowRequest
-	21, // 61: scanorama.v1.AdminService.GetJob:input_type -> scanorama.v1.GetJobRequest
-	23, // 62: scanorama.v1.AdminService.ListJobs:input_type -> scanorama.v1.ListJobsRequest
-	25, // 63: scanorama.v1.AdminService.CancelJob:input_type -> scanorama.v1.CancelJobRequest
-	27, // 64: scanorama.v1.AdminService.ListAgents:input_type -> scanorama.v1.ListAgentsRequest
-	51, // 65: scanorama.v1.AdminService.DrainAgent:input_type -> scanorama.v1.DrainAgentRequest
-	74, // 66: scanorama.v1.AdminService.RevokeAgent:input_type -> scanorama.v1.RevokeAgentRequest
-	75, // 67: scanorama.v1.AdminService.ApproveAgent:input_type -> scanorama.v1.ApproveAgentRequest
-	76, // 68: scanorama.v1.AdminService.UpdateSite:input_type -> scanorama.v1.UpdateSiteRequest
-	77, // 69: scanorama.v1.AdminService.CreateEnrollmentToken:input_type -> scanorama.v1.CreateEnrollmentTokenRequest
-	78, // 70: scanorama.v1.AdminService.ListEnrollmentTokens:input_type -> scanorama.v1.ListEnrollmentTokensRequest
-	79, // 71: scanorama.v1.AdminService.RevokeEnrollmentToken:input_type -> scanorama.v1.RevokeEnrollmentTokenRequest
-	29, // 72: scanorama.v1.AdminService.ListHosts:input_type -> scanorama.v1.ListHostsRequest
-	31, // 73: scanorama.v1.AdminService.GetHost:input_type -> scanorama.v1.GetHostRequest
-	33, // 74: scanorama.v1.AdminService.ListHostChanges:input_type -> scanorama.v1.ListHostChangesRequest
-	53, // 75: scanorama.v1.AdminService.UpdateHost:input_type -> scanorama.v1.UpdateHostRequest
-	55, // 76: scanorama.v1.AdminService.ExportResults:input_type -> scanorama.v1.ExportResultsRequest
-	35, // 77: scanorama.v1.AdminService.WatchEvents:input_type -> scanorama.v1.WatchEventsRequest
-	57, // 78: scanorama.v1.AdminService.GetStats:input_type -> scanorama.v1.GetStatsRequest
-	2,  // 79: scanorama.v1.AdminService.CreateSite:output_type -> scanorama.v1.CreateSiteResponse
-	4,  // 80: scanorama.v1.AdminService.ListSites:output_type -> scanorama.v1.ListSitesResponse
-	39, // 81: scanorama.v1.AdminService.DeleteSite:output_type -> scanorama.v1.DeleteSiteResponse
-	42, // 82: scanorama.v1.AdminService.CreateExclusion:output_type -> scanorama.v1.CreateExclusionResponse
-	44, // 83: scanorama.v1.AdminService.ListExclusions:output_type -> scanorama.v1.ListExclusionsResponse
-	46, // 84: scanorama.v1.AdminService.DeleteExclusion:output_type -> scanorama.v1.DeleteExclusionResponse
-	6,  // 85: scanorama.v1.AdminService.CreateTarget:output_type -> scanorama.v1.CreateTargetResponse
-	8,  // 86: scanorama.v1.AdminService.GetTarget:output_type -> scanorama.v1.GetTargetResponse
-	10, // 87: scanorama.v1.AdminService.ListTargets:output_type -> scanorama.v1.ListTargetsResponse
-	12, // 88: scanorama.v1.AdminService.UpdateTarget:output_type -> scanorama.v1.UpdateTargetResponse
-	14, // 89: scanorama.v1.AdminService.DeleteTarget:output_type -> scanorama.v1.DeleteTargetResponse
-	16, // 90: scanorama.v1.AdminService.CreateProfile:output_type -> scanorama.v1.CreateProfileResponse
-	48, // 91: scanorama.v1.AdminService.GetProfile:output_type -> scanorama.v1.GetProfileResponse
-	18, // 92: scanorama.v1.AdminService.ListProfiles:output_type -> scanorama.v1.ListProfilesResponse
-	50, // 93: scanorama.v1.AdminService.DeleteProfile:output_type -> scanorama.v1.DeleteProfileResponse
-	20, // 94: scanorama.v1.AdminService.ScanNow:output_type -> scanorama.v1.ScanNowResponse
-	22, // 95: scanorama.v1.AdminService.GetJob:output_type -> scanorama.v1.GetJobResponse
-	24, // 96: scanorama.v1.AdminService.ListJobs:output_type -> scanorama.v1.ListJobsResponse
-	26, // 97: scanorama.v1.AdminService.CancelJob:output_type -> scanorama.v1.CancelJobResponse
-	28, // 98: scanorama.v1.AdminService.ListAgents:output_type -> scanorama.v1.ListAgentsResponse
-	52, // 99: scanorama.v1.AdminService.DrainAgent:output_type -> scanorama.v1.DrainAgentResponse
-	80, // 100: scanorama.v1.AdminService.RevokeAgent:output_type -> scanorama.v1.RevokeAgentResponse
-	81, // 101: scanorama.v1.AdminService.ApproveAgent:output_type -> scanorama.v1.ApproveAgentResponse
-	82, // 102: scanorama.v1.AdminService.UpdateSite:output_type -> scanorama.v1.UpdateSiteResponse
-	83, // 103: scanorama.v1.AdminService.CreateEnrollmentToken:output_type -> scanorama.v1.CreateEnrollmentTokenResponse
-	84, // 104: scanorama.v1.AdminService.ListEnrollmentTokens:output_type -> scanorama.v1.ListEnrollmentTokensResponse
-	85, // 105: scanorama.v1.AdminService.RevokeEnrollmentToken:output_type -> scanorama.v1.RevokeEnrollmentTokenResponse
-	30, // 106: scanorama.v1.AdminService.ListHosts:output_type -> scanorama.v1.ListHostsResponse
-	32, // 107: scanorama.v1.AdminService.GetHost:output_type -> scanorama.v1.GetHostResponse
-	34, // 108: scanorama.v1.AdminService.ListHostChanges:output_type -> scanorama.v1.ListHostChangesResponse
-	54, // 109: scanorama.v1.AdminService.UpdateHost:output_type -> scanorama.v1.UpdateHostResponse
-	56, // 110: scanorama.v1.AdminService.ExportResults:output_type -> scanorama.v1.ExportResultsResponse
-	37, // 111: scanorama.v1.AdminService.WatchEvents:output_type -> scanorama.v1.WatchEventsResponse
-	58, // 112: scanorama.v1.AdminService.GetStats:output_type -> scanorama.v1.GetStatsResponse
-	79, // [79:113] is the sub-list for method output_type
-	45, // [45:79] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	69, // 17: scanorama.v1.GetJobResponse.run:type_name -> scanorama.v1.RunProgress
+	70, // 18: scanorama.v1.ListJobsRequest.status:type_name -> scanorama.v1.JobStatus
+	71, // 19: scanorama.v1.ListJobsRequest.created_after:type_name -> google.protobuf.Timestamp
+	71, // 20: scanorama.v1.ListJobsRequest.created_before:type_name -> google.protobuf.Timestamp
+	68, // 21: scanorama.v1.ListJobsResponse.jobs:type_name -> scanorama.v1.Job
+	68, // 22: scanorama.v1.CancelJobResponse.job:type_name -> scanorama.v1.Job
+	72, // 23: scanorama.v1.ListAgentsResponse.agents:type_name -> scanorama.v1.Agent
+	71, // 24: scanorama.v1.ListHostsRequest.seen_after:type_name -> google.protobuf.Timestamp
+	71, // 25: scanorama.v1.ListHostsRequest.seen_before:type_name -> google.protobuf.Timestamp
+	73, // 26: scanorama.v1.ListHostsResponse.hosts:type_name -> scanorama.v1.Host
+	73, // 27: scanorama.v1.GetHostResponse.host:type_name -> scanorama.v1.Host
+	71, // 28: scanorama.v1.ListHostChangesRequest.since:type_name -> google.protobuf.Timestamp
+	71, // 29: scanorama.v1.ListHostChangesRequest.until:type_name -> google.protobuf.Timestamp
+	74, // 30: scanorama.v1.ListHostChangesResponse.changes:type_name -> scanorama.v1.HostChange
+	70, // 31: scanorama.v1.JobEvent.status:type_name -> scanorama.v1.JobStatus
+	71, // 32: scanorama.v1.WatchEventsResponse.time:type_name -> google.protobuf.Timestamp
+	36, // 33: scanorama.v1.WatchEventsResponse.job:type_name -> scanorama.v1.JobEvent
+	74, // 34: scanorama.v1.WatchEventsResponse.host_change:type_name -> scanorama.v1.HostChange
+	71, // 35: scanorama.v1.Exclusion.created_at:type_name -> google.protobuf.Timestamp
+	40, // 36: scanorama.v1.CreateExclusionResponse.exclusion:type_name -> scanorama.v1.Exclusion
+	40, // 37: scanorama.v1.ListExclusionsResponse.exclusions:type_name -> scanorama.v1.Exclusion
+	67, // 38: scanorama.v1.GetProfileResponse.profile:type_name -> scanorama.v1.Profile
+	72, // 39: scanorama.v1.DrainAgentResponse.agent:type_name -> scanorama.v1.Agent
+	73, // 40: scanorama.v1.UpdateHostResponse.host:type_name -> scanorama.v1.Host
+	0,  // 41: scanorama.v1.ExportResultsRequest.format:type_name -> scanorama.v1.ExportFormat
+	60, // 42: scanorama.v1.GetStatsResponse.jobs:type_name -> scanorama.v1.GetStatsResponse.JobsEntry
+	63, // 43: scanorama.v1.GetStatsResponse.oldest_pending_age:type_name -> google.protobuf.Duration
+	61, // 44: scanorama.v1.GetStatsResponse.agents:type_name -> scanorama.v1.GetStatsResponse.AgentsEntry
+	59, // 45: scanorama.v1.GetStatsResponse.partitions:type_name -> scanorama.v1.PartitionStats
+	75, // 46: scanorama.v1.GetStatsResponse.pauses:type_name -> scanorama.v1.ScanPause
+	1,  // 47: scanorama.v1.AdminService.CreateSite:input_type -> scanorama.v1.CreateSiteRequest
+	3,  // 48: scanorama.v1.AdminService.ListSites:input_type -> scanorama.v1.ListSitesRequest
+	38, // 49: scanorama.v1.AdminService.DeleteSite:input_type -> scanorama.v1.DeleteSiteRequest
+	41, // 50: scanorama.v1.AdminService.CreateExclusion:input_type -> scanorama.v1.CreateExclusionRequest
+	43, // 51: scanorama.v1.AdminService.ListExclusions:input_type -> scanorama.v1.ListExclusionsRequest
+	45, // 52: scanorama.v1.AdminService.DeleteExclusion:input_type -> scanorama.v1.DeleteExclusionRequest
+	5,  // 53: scanorama.v1.AdminService.CreateTarget:input_type -> scanorama.v1.CreateTargetRequest
+	7,  // 54: scanorama.v1.AdminService.GetTarget:input_type -> scanorama.v1.GetTargetRequest
+	9,  // 55: scanorama.v1.AdminService.ListTargets:input_type -> scanorama.v1.ListTargetsRequest
+	11, // 56: scanorama.v1.AdminService.UpdateTarget:input_type -> scanorama.v1.UpdateTargetRequest
+	13, // 57: scanorama.v1.AdminService.DeleteTarget:input_type -> scanorama.v1.DeleteTargetRequest
+	15, // 58: scanorama.v1.AdminService.CreateProfile:input_type -> scanorama.v1.CreateProfileRequest
+	47, // 59: scanorama.v1.AdminService.GetProfile:input_type -> scanorama.v1.GetProfileRequest
+	17, // 60: scanorama.v1.AdminService.ListProfiles:input_type -> scanorama.v1.ListProfilesRequest
+	49, // 61: scanorama.v1.AdminService.DeleteProfile:input_type -> scanorama.v1.DeleteProfileRequest
+	19, // 62: scanorama.v1.AdminService.ScanNow:input_type -> scanorama.v1.ScanNowRequest
+	21, // 63: scanorama.v1.AdminService.GetJob:input_type -> scanorama.v1.GetJobRequest
+	23, // 64: scanorama.v1.AdminService.ListJobs:input_type -> scanorama.v1.ListJobsRequest
+	25, // 65: scanorama.v1.AdminService.CancelJob:input_type -> scanorama.v1.CancelJobRequest
+	27, // 66: scanorama.v1.AdminService.ListAgents:input_type -> scanorama.v1.ListAgentsRequest
+	51, // 67: scanorama.v1.AdminService.DrainAgent:input_type -> scanorama.v1.DrainAgentRequest
+	76, // 68: scanorama.v1.AdminService.RevokeAgent:input_type -> scanorama.v1.RevokeAgentRequest
+	77, // 69: scanorama.v1.AdminService.ApproveAgent:input_type -> scanorama.v1.ApproveAgentRequest
+	78, // 70: scanorama.v1.AdminService.UpdateSite:input_type -> scanorama.v1.UpdateSiteRequest
+	79, // 71: scanorama.v1.AdminService.CreateEnrollmentToken:input_type -> scanorama.v1.CreateEnrollmentTokenRequest
+	80, // 72: scanorama.v1.AdminService.ListEnrollmentTokens:input_type -> scanorama.v1.ListEnrollmentTokensRequest
+	81, // 73: scanorama.v1.AdminService.RevokeEnrollmentToken:input_type -> scanorama.v1.RevokeEnrollmentTokenRequest
+	29, // 74: scanorama.v1.AdminService.ListHosts:input_type -> scanorama.v1.ListHostsRequest
+	31, // 75: scanorama.v1.AdminService.GetHost:input_type -> scanorama.v1.GetHostRequest
+	33, // 76: scanorama.v1.AdminService.ListHostChanges:input_type -> scanorama.v1.ListHostChangesRequest
+	53, // 77: scanorama.v1.AdminService.UpdateHost:input_type -> scanorama.v1.UpdateHostRequest
+	55, // 78: scanorama.v1.AdminService.ExportResults:input_type -> scanorama.v1.ExportResultsRequest
+	35, // 79: scanorama.v1.AdminService.WatchEvents:input_type -> scanorama.v1.WatchEventsRequest
+	57, // 80: scanorama.v1.AdminService.GetStats:input_type -> scanorama.v1.GetStatsRequest
+	82, // 81: scanorama.v1.AdminService.PauseScanning:input_type -> scanorama.v1.PauseScanningRequest
+	83, // 82: scanorama.v1.AdminService.ResumeScanning:input_type -> scanorama.v1.ResumeScanningRequest
+	2,  // 83: scanorama.v1.AdminService.CreateSite:output_type -> scanorama.v1.CreateSiteResponse
+	4,  // 84: scanorama.v1.AdminService.ListSites:output_type -> scanorama.v1.ListSitesResponse
+	39, // 85: scanorama.v1.AdminService.DeleteSite:output_type -> scanorama.v1.DeleteSiteResponse
+	42, // 86: scanorama.v1.AdminService.CreateExclusion:output_type -> scanorama.v1.CreateExclusionResponse
+	44, // 87: scanorama.v1.AdminService.ListExclusions:output_type -> scanorama.v1.ListExclusionsResponse
+	46, // 88: scanorama.v1.AdminService.DeleteExclusion:output_type -> scanorama.v1.DeleteExclusionResponse
+	6,  // 89: scanorama.v1.AdminService.CreateTarget:output_type -> scanorama.v1.CreateTargetResponse
+	8,  // 90: scanorama.v1.AdminService.GetTarget:output_type -> scanorama.v1.GetTargetResponse
+	10, // 91: scanorama.v1.AdminService.ListTargets:output_type -> scanorama.v1.ListTargetsResponse
+	12, // 92: scanorama.v1.AdminService.UpdateTarget:output_type -> scanorama.v1.UpdateTargetResponse
+	14, // 93: scanorama.v1.AdminService.DeleteTarget:output_type -> scanorama.v1.DeleteTargetResponse
+	16, // 94: scanorama.v1.AdminService.CreateProfile:output_type -> scanorama.v1.CreateProfileResponse
+	48, // 95: scanorama.v1.AdminService.GetProfile:output_type -> scanorama.v1.GetProfileResponse
+	18, // 96: scanorama.v1.AdminService.ListProfiles:output_type -> scanorama.v1.ListProfilesResponse
+	50, // 97: scanorama.v1.AdminService.DeleteProfile:output_type -> scanorama.v1.DeleteProfileResponse
+	20, // 98: scanorama.v1.AdminService.ScanNow:output_type -> scanorama.v1.ScanNowResponse
+	22, // 99: scanorama.v1.AdminService.GetJob:output_type -> scanorama.v1.GetJobResponse
+	24, // 100: scanorama.v1.AdminService.ListJobs:output_type -> scanorama.v1.ListJobsResponse
+	26, // 101: scanorama.v1.AdminService.CancelJob:output_type -> scanorama.v1.CancelJobResponse
+	28, // 102: scanorama.v1.AdminService.ListAgents:output_type -> scanorama.v1.ListAgentsResponse
+	52, // 103: scanorama.v1.AdminService.DrainAgent:output_type -> scanorama.v1.DrainAgentResponse
+	84, // 104: scanorama.v1.AdminService.RevokeAgent:output_type -> scanorama.v1.RevokeAgentResponse
+	85, // 105: scanorama.v1.AdminService.ApproveAgent:output_type -> scanorama.v1.ApproveAgentResponse
+	86, // 106: scanorama.v1.AdminService.UpdateSite:output_type -> scanorama.v1.UpdateSiteResponse
+	87, // 107: scanorama.v1.AdminService.CreateEnrollmentToken:output_type -> scanorama.v1.CreateEnrollmentTokenResponse
+	88, // 108: scanorama.v1.AdminService.ListEnrollmentTokens:output_type -> scanorama.v1.ListEnrollmentTokensResponse
+	89, // 109: scanorama.v1.AdminService.RevokeEnrollmentToken:output_type -> scanorama.v1.RevokeEnrollmentTokenResponse
+	30, // 110: scanorama.v1.AdminService.ListHosts:output_type -> scanorama.v1.ListHostsResponse
+	32, // 111: scanorama.v1.AdminService.GetHost:output_type -> scanorama.v1.GetHostResponse
+	34, // 112: scanorama.v1.AdminService.ListHostChanges:output_type -> scanorama.v1.ListHostChangesResponse
+	54, // 113: scanorama.v1.AdminService.UpdateHost:output_type -> scanorama.v1.UpdateHostResponse
+	56, // 114: scanorama.v1.AdminService.ExportResults:output_type -> scanorama.v1.ExportResultsResponse
+	37, // 115: scanorama.v1.AdminService.WatchEvents:output_type -> scanorama.v1.WatchEventsResponse
+	58, // 116: scanorama.v1.AdminService.GetStats:output_type -> scanorama.v1.GetStatsResponse
+	90, // 117: scanorama.v1.AdminService.PauseScanning:output_type -> scanorama.v1.PauseScanningResponse
+	91, // 118: scanorama.v1.AdminService.ResumeScanning:output_type -> scanorama.v1.ResumeScanningResponse
+	83, // [83:119] is the sub-list for method output_type
+	47, // [47:83] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_scanorama_v1_admin_proto_init() }
@@ -4096,6 +4130,7 @@ func file_scanorama_v1_admin_proto_init() {
 		return
 	}
 	file_scanorama_v1_enrollment_proto_init()
+	file_scanorama_v1_runtime_proto_init()
 	file_scanorama_v1_types_proto_init()
 	file_scanorama_v1_admin_proto_msgTypes[10].OneofWrappers = []any{}
 	file_scanorama_v1_admin_proto_msgTypes[36].OneofWrappers = []any{

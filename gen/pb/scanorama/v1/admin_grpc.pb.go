@@ -53,6 +53,8 @@ const (
 	AdminService_ExportResults_FullMethodName         = "/scanorama.v1.AdminService/ExportResults"
 	AdminService_WatchEvents_FullMethodName           = "/scanorama.v1.AdminService/WatchEvents"
 	AdminService_GetStats_FullMethodName              = "/scanorama.v1.AdminService/GetStats"
+	AdminService_PauseScanning_FullMethodName         = "/scanorama.v1.AdminService/PauseScanning"
+	AdminService_ResumeScanning_FullMethodName        = "/scanorama.v1.AdminService/ResumeScanning"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -115,6 +117,11 @@ type AdminServiceClient interface {
 	// GetStats is the operator's overview: the job queue, agents, what is
 	// known of the network, and where the storage goes.
 	GetStats(ctx context.Context, in *GetStatsRequest, opts ...grpc.CallOption) (*GetStatsResponse, error)
+	// PauseScanning stops new leases in a site (or everywhere) at once, on
+	// every controller; cancel_running also cancels the jobs running there.
+	PauseScanning(ctx context.Context, in *PauseScanningRequest, opts ...grpc.CallOption) (*PauseScanningResponse, error)
+	// ResumeScanning lifts a PauseScanning of the same site (or of everything).
+	ResumeScanning(ctx context.Context, in *ResumeScanningRequest, opts ...grpc.CallOption) (*ResumeScanningResponse, error)
 }
 
 type adminServiceClient struct {
@@ -483,6 +490,26 @@ func (c *adminServiceClient) GetStats(ctx context.Context, in *GetStatsRequest, 
 	return out, nil
 }
 
+func (c *adminServiceClient) PauseScanning(ctx context.Context, in *PauseScanningRequest, opts ...grpc.CallOption) (*PauseScanningResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PauseScanningResponse)
+	err := c.cc.Invoke(ctx, AdminService_PauseScanning_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ResumeScanning(ctx context.Context, in *ResumeScanningRequest, opts ...grpc.CallOption) (*ResumeScanningResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResumeScanningResponse)
+	err := c.cc.Invoke(ctx, AdminService_ResumeScanning_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -543,6 +570,11 @@ type AdminServiceServer interface {
 	// GetStats is the operator's overview: the job queue, agents, what is
 	// known of the network, and where the storage goes.
 	GetStats(context.Context, *GetStatsRequest) (*GetStatsResponse, error)
+	// PauseScanning stops new leases in a site (or everywhere) at once, on
+	// every controller; cancel_running also cancels the jobs running there.
+	PauseScanning(context.Context, *PauseScanningRequest) (*PauseScanningResponse, error)
+	// ResumeScanning lifts a PauseScanning of the same site (or of everything).
+	ResumeScanning(context.Context, *ResumeScanningRequest) (*ResumeScanningResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -654,6 +686,12 @@ func (UnimplementedAdminServiceServer) WatchEvents(*WatchEventsRequest, grpc.Ser
 }
 func (UnimplementedAdminServiceServer) GetStats(context.Context, *GetStatsRequest) (*GetStatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetStats not implemented")
+}
+func (UnimplementedAdminServiceServer) PauseScanning(context.Context, *PauseScanningRequest) (*PauseScanningResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PauseScanning not implemented")
+}
+func (UnimplementedAdminServiceServer) ResumeScanning(context.Context, *ResumeScanningRequest) (*ResumeScanningResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResumeScanning not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -1274,6 +1312,42 @@ func _AdminService_GetStats_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_PauseScanning_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PauseScanningRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).PauseScanning(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_PauseScanning_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).PauseScanning(ctx, req.(*PauseScanningRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ResumeScanning_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResumeScanningRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ResumeScanning(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ResumeScanning_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ResumeScanning(ctx, req.(*ResumeScanningRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1408,6 +1482,14 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetStats",
 			Handler:    _AdminService_GetStats_Handler,
+		},
+		{
+			MethodName: "PauseScanning",
+			Handler:    _AdminService_PauseScanning_Handler,
+		},
+		{
+			MethodName: "ResumeScanning",
+			Handler:    _AdminService_ResumeScanning_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -84,12 +84,16 @@ type RegisterRequest struct {
 	Site  string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
 	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// CIDRs this agent may scan; jobs outside are never leased to it.
-	Scope         []string           `protobuf:"bytes,3,rep,name=scope,proto3" json:"scope,omitempty"`
-	Capabilities  *AgentCapabilities `protobuf:"bytes,4,opt,name=capabilities,proto3" json:"capabilities,omitempty"`
-	Version       string             `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
-	Hostname      string             `protobuf:"bytes,6,opt,name=hostname,proto3" json:"hostname,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Scope        []string           `protobuf:"bytes,3,rep,name=scope,proto3" json:"scope,omitempty"`
+	Capabilities *AgentCapabilities `protobuf:"bytes,4,opt,name=capabilities,proto3" json:"capabilities,omitempty"`
+	Version      string             `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
+	Hostname     string             `protobuf:"bytes,6,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	// The agent's wire protocol version; 0 (unset) is an agent from before
+	// versioning, which speaks protocol 1. A controller refuses an agent whose
+	// version it does not speak with FAILED_PRECONDITION naming both.
+	ProtocolVersion uint32 `protobuf:"varint,40,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *RegisterRequest) Reset() {
@@ -164,13 +168,22 @@ func (x *RegisterRequest) GetHostname() string {
 	return ""
 }
 
+func (x *RegisterRequest) GetProtocolVersion() uint32 {
+	if x != nil {
+		return x.ProtocolVersion
+	}
+	return 0
+}
+
 type RegisterResponse struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	AgentId           string                 `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
 	HeartbeatInterval *durationpb.Duration   `protobuf:"bytes,2,opt,name=heartbeat_interval,json=heartbeatInterval,proto3" json:"heartbeat_interval,omitempty"`
 	LeaseTtl          *durationpb.Duration   `protobuf:"bytes,3,opt,name=lease_ttl,json=leaseTtl,proto3" json:"lease_ttl,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The controller's wire protocol version.
+	ProtocolVersion uint32 `protobuf:"varint,40,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *RegisterResponse) Reset() {
@@ -222,6 +235,13 @@ func (x *RegisterResponse) GetLeaseTtl() *durationpb.Duration {
 		return x.LeaseTtl
 	}
 	return nil
+}
+
+func (x *RegisterResponse) GetProtocolVersion() uint32 {
+	if x != nil {
+		return x.ProtocolVersion
+	}
+	return 0
 }
 
 type AcquireJobRequest struct {
@@ -1038,8 +1058,13 @@ type ScanSummary struct {
 	Elapsed     *durationpb.Duration `protobuf:"bytes,4,opt,name=elapsed,proto3" json:"elapsed,omitempty"`
 	NmapVersion string               `protobuf:"bytes,5,opt,name=nmap_version,json=nmapVersion,proto3" json:"nmap_version,omitempty"`
 	// Ports nmap reports it scanned (from <scaninfo>), canonical port spec.
-	ScannedTcp    string `protobuf:"bytes,6,opt,name=scanned_tcp,json=scannedTcp,proto3" json:"scanned_tcp,omitempty"`
-	ScannedUdp    string `protobuf:"bytes,7,opt,name=scanned_udp,json=scannedUdp,proto3" json:"scanned_udp,omitempty"`
+	ScannedTcp string `protobuf:"bytes,6,opt,name=scanned_tcp,json=scannedTcp,proto3" json:"scanned_tcp,omitempty"`
+	ScannedUdp string `protobuf:"bytes,7,opt,name=scanned_udp,json=scannedUdp,proto3" json:"scanned_udp,omitempty"`
+	// The scan was stopped early (the job was cancelled: CancelJob, window
+	// close, max_duration, PauseScanning) and these are the hosts nmap had
+	// finished. The controller commits them and the job ends cancelled with
+	// partial set.
+	Partial       bool `protobuf:"varint,40,opt,name=partial,proto3" json:"partial,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1121,6 +1146,13 @@ func (x *ScanSummary) GetScannedUdp() string {
 		return x.ScannedUdp
 	}
 	return ""
+}
+
+func (x *ScanSummary) GetPartial() bool {
+	if x != nil {
+		return x.Partial
+	}
+	return false
 }
 
 type StreamResultsRequest struct {
@@ -1511,18 +1543,20 @@ var File_scanorama_v1_agent_proto protoreflect.FileDescriptor
 
 const file_scanorama_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x18scanorama/v1/agent.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dscanorama/v1/enrollment.proto\x1a\x18scanorama/v1/types.proto\"\xca\x01\n" +
+	"\x18scanorama/v1/agent.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dscanorama/v1/enrollment.proto\x1a\x18scanorama/v1/types.proto\"\xf5\x01\n" +
 	"\x0fRegisterRequest\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
 	"\x05scope\x18\x03 \x03(\tR\x05scope\x12C\n" +
 	"\fcapabilities\x18\x04 \x01(\v2\x1f.scanorama.v1.AgentCapabilitiesR\fcapabilities\x12\x18\n" +
 	"\aversion\x18\x05 \x01(\tR\aversion\x12\x1a\n" +
-	"\bhostname\x18\x06 \x01(\tR\bhostname\"\xaf\x01\n" +
+	"\bhostname\x18\x06 \x01(\tR\bhostname\x12)\n" +
+	"\x10protocol_version\x18( \x01(\rR\x0fprotocolVersion\"\xda\x01\n" +
 	"\x10RegisterResponse\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12H\n" +
 	"\x12heartbeat_interval\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\x126\n" +
-	"\tlease_ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bleaseTtl\"]\n" +
+	"\tlease_ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bleaseTtl\x12)\n" +
+	"\x10protocol_version\x18( \x01(\rR\x0fprotocolVersion\"]\n" +
 	"\x11AcquireJobRequest\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12-\n" +
 	"\x04wait\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"\x97\x02\n" +
@@ -1592,7 +1626,7 @@ const file_scanorama_v1_agent_proto_rawDesc = "" +
 	"\vlease_token\x18\x03 \x01(\x03R\n" +
 	"leaseToken\";\n" +
 	"\tHostBatch\x12.\n" +
-	"\x05hosts\x18\x01 \x03(\v2\x18.scanorama.v1.HostResultR\x05hosts\"\x80\x02\n" +
+	"\x05hosts\x18\x01 \x03(\v2\x18.scanorama.v1.HostResultR\x05hosts\"\x9a\x02\n" +
 	"\vScanSummary\x12\x19\n" +
 	"\bhosts_up\x18\x01 \x01(\x03R\ahostsUp\x12\x1d\n" +
 	"\n" +
@@ -1604,7 +1638,8 @@ const file_scanorama_v1_agent_proto_rawDesc = "" +
 	"\vscanned_tcp\x18\x06 \x01(\tR\n" +
 	"scannedTcp\x12\x1f\n" +
 	"\vscanned_udp\x18\a \x01(\tR\n" +
-	"scannedUdp\"\xb6\x01\n" +
+	"scannedUdp\x12\x18\n" +
+	"\apartial\x18( \x01(\bR\apartial\"\xb6\x01\n" +
 	"\x14StreamResultsRequest\x12/\n" +
 	"\x04open\x18\x01 \x01(\v2\x19.scanorama.v1.ResultsOpenH\x00R\x04open\x12/\n" +
 	"\x05hosts\x18\x02 \x01(\v2\x17.scanorama.v1.HostBatchH\x00R\x05hosts\x125\n" +

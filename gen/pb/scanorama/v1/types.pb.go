@@ -377,7 +377,9 @@ type Site struct {
 	// Set when the site was archived (DeleteSite with archive).
 	ArchivedAt *timestamppb.Timestamp `protobuf:"bytes,50,opt,name=archived_at,json=archivedAt,proto3" json:"archived_at,omitempty"`
 	// Allowed scopes of enrolled agents (see CreateSiteRequest.scopes).
-	Scopes        []string `protobuf:"bytes,20,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	Scopes []string `protobuf:"bytes,20,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// No job of the site is leased (PauseScanning of the site or of everything).
+	Paused        bool `protobuf:"varint,40,opt,name=paused,proto3" json:"paused,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -452,6 +454,13 @@ func (x *Site) GetScopes() []string {
 		return x.Scopes
 	}
 	return nil
+}
+
+func (x *Site) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
 }
 
 // Target is a network to scan on a schedule or on demand.
@@ -924,7 +933,11 @@ type Job struct {
 	Stats           *JobStats              `protobuf:"bytes,18,opt,name=stats,proto3" json:"stats,omitempty"`
 	Exclusions      []string               `protobuf:"bytes,19,rep,name=exclusions,proto3" json:"exclusions,omitempty"`
 	// The run (scheduled or ScanNow) the job belongs to.
-	RunId         string `protobuf:"bytes,20,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	RunId string `protobuf:"bytes,20,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// The job was stopped early and the hosts it had finished were committed.
+	Partial bool `protobuf:"varint,40,opt,name=partial,proto3" json:"partial,omitempty"`
+	// Hosts committed by a partial job.
+	HostsFinished int64 `protobuf:"varint,41,opt,name=hosts_finished,json=hostsFinished,proto3" json:"hosts_finished,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1099,6 +1112,20 @@ func (x *Job) GetRunId() string {
 	return ""
 }
 
+func (x *Job) GetPartial() bool {
+	if x != nil {
+		return x.Partial
+	}
+	return false
+}
+
+func (x *Job) GetHostsFinished() int64 {
+	if x != nil {
+		return x.HostsFinished
+	}
+	return 0
+}
+
 // AgentCapabilities are reported by an agent when it registers.
 type AgentCapabilities struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -1155,20 +1182,23 @@ func (x *AgentCapabilities) GetRawSockets() bool {
 
 // Agent is a registered scanning worker.
 type Agent struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Site          string                 `protobuf:"bytes,2,opt,name=site,proto3" json:"site,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	Scope         []string               `protobuf:"bytes,4,rep,name=scope,proto3" json:"scope,omitempty"`
-	Capabilities  *AgentCapabilities     `protobuf:"bytes,5,opt,name=capabilities,proto3" json:"capabilities,omitempty"`
-	Version       string                 `protobuf:"bytes,6,opt,name=version,proto3" json:"version,omitempty"`
-	Hostname      string                 `protobuf:"bytes,7,opt,name=hostname,proto3" json:"hostname,omitempty"`
-	State         string                 `protobuf:"bytes,8,opt,name=state,proto3" json:"state,omitempty"`
-	RegisteredAt  *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=registered_at,json=registeredAt,proto3" json:"registered_at,omitempty"`
-	LastSeen      *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
-	ActiveLeases  int32                  `protobuf:"varint,11,opt,name=active_leases,json=activeLeases,proto3" json:"active_leases,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Site         string                 `protobuf:"bytes,2,opt,name=site,proto3" json:"site,omitempty"`
+	Name         string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Scope        []string               `protobuf:"bytes,4,rep,name=scope,proto3" json:"scope,omitempty"`
+	Capabilities *AgentCapabilities     `protobuf:"bytes,5,opt,name=capabilities,proto3" json:"capabilities,omitempty"`
+	Version      string                 `protobuf:"bytes,6,opt,name=version,proto3" json:"version,omitempty"`
+	Hostname     string                 `protobuf:"bytes,7,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	State        string                 `protobuf:"bytes,8,opt,name=state,proto3" json:"state,omitempty"`
+	RegisteredAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=registered_at,json=registeredAt,proto3" json:"registered_at,omitempty"`
+	LastSeen     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	ActiveLeases int32                  `protobuf:"varint,11,opt,name=active_leases,json=activeLeases,proto3" json:"active_leases,omitempty"`
+	// Wire protocol version the agent reported at Register (0: from before
+	// versioning).
+	ProtocolVersion uint32 `protobuf:"varint,40,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Agent) Reset() {
@@ -1274,6 +1304,13 @@ func (x *Agent) GetLastSeen() *timestamppb.Timestamp {
 func (x *Agent) GetActiveLeases() int32 {
 	if x != nil {
 		return x.ActiveLeases
+	}
+	return 0
+}
+
+func (x *Agent) GetProtocolVersion() uint32 {
+	if x != nil {
+		return x.ProtocolVersion
 	}
 	return 0
 }
@@ -1719,7 +1756,7 @@ const file_scanorama_v1_types_proto_rawDesc = "" +
 	"\fping_methods\x18\x0f \x03(\x0e2\x18.scanorama.v1.PingMethodR\vpingMethodsB\x14\n" +
 	"\x12_version_intensityB\t\n" +
 	"\a_timingB\x0e\n" +
-	"\f_max_retries\"\xdc\x01\n" +
+	"\f_max_retries\"\xf4\x01\n" +
 	"\x04Site\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -1728,7 +1765,8 @@ const file_scanorama_v1_types_proto_rawDesc = "" +
 	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12;\n" +
 	"\varchived_at\x182 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"archivedAt\x12\x16\n" +
-	"\x06scopes\x18\x14 \x03(\tR\x06scopes\"\xd3\x05\n" +
+	"\x06scopes\x18\x14 \x03(\tR\x06scopes\x12\x16\n" +
+	"\x06paused\x18( \x01(\bR\x06paused\"\xd3\x05\n" +
 	"\x06Target\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04site\x18\x02 \x01(\tR\x04site\x12\x12\n" +
@@ -1777,7 +1815,7 @@ const file_scanorama_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"open_ports\x18\x04 \x01(\x03R\topenPorts\x123\n" +
 	"\aelapsed\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\aelapsed\x12!\n" +
-	"\fnmap_version\x18\x06 \x01(\tR\vnmapVersion\"\xe1\x05\n" +
+	"\fnmap_version\x18\x06 \x01(\tR\vnmapVersion\"\xa2\x06\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttarget_id\x18\x02 \x01(\tR\btargetId\x12\x12\n" +
@@ -1805,11 +1843,13 @@ const file_scanorama_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"exclusions\x18\x13 \x03(\tR\n" +
 	"exclusions\x12\x15\n" +
-	"\x06run_id\x18\x14 \x01(\tR\x05runId\"W\n" +
+	"\x06run_id\x18\x14 \x01(\tR\x05runId\x12\x18\n" +
+	"\apartial\x18( \x01(\bR\apartial\x12%\n" +
+	"\x0ehosts_finished\x18) \x01(\x03R\rhostsFinished\"W\n" +
 	"\x11AgentCapabilities\x12!\n" +
 	"\fnmap_version\x18\x01 \x01(\tR\vnmapVersion\x12\x1f\n" +
 	"\vraw_sockets\x18\x02 \x01(\bR\n" +
-	"rawSockets\"\x85\x03\n" +
+	"rawSockets\"\xb0\x03\n" +
 	"\x05Agent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04site\x18\x02 \x01(\tR\x04site\x12\x12\n" +
@@ -1822,7 +1862,8 @@ const file_scanorama_v1_types_proto_rawDesc = "" +
 	"\rregistered_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\fregisteredAt\x127\n" +
 	"\tlast_seen\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12#\n" +
-	"\ractive_leases\x18\v \x01(\x05R\factiveLeases\"\xe7\x02\n" +
+	"\ractive_leases\x18\v \x01(\x05R\factiveLeases\x12)\n" +
+	"\x10protocol_version\x18( \x01(\rR\x0fprotocolVersion\"\xe7\x02\n" +
 	"\bHostPort\x12\x12\n" +
 	"\x04port\x18\x01 \x01(\x05R\x04port\x12\x1a\n" +
 	"\bprotocol\x18\x02 \x01(\tR\bprotocol\x12\x14\n" +
