@@ -66,12 +66,17 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	r := manual.NewBuilderWithScheme("scanorama")
 	r.InitialState(resolver.State{Addresses: addrs})
+	dialOpts := []grpc.DialOption{grpc.WithResolvers(r)}
+	if m := cfg.Metrics; m != nil {
+		dialOpts = append(dialOpts, grpc.WithChainUnaryInterceptor(m.GRPC().UnaryClientInterceptor()),
+			grpc.WithChainStreamInterceptor(m.GRPC().StreamClientInterceptor()))
+	}
 	conn, err := grpc.NewClient(r.Scheme()+":///controllers",
-		grpc.WithResolvers(r),
-		grpc.WithTransportCredentials(creds),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(16<<20)),
-	)
+		append(dialOpts,
+			grpc.WithTransportCredentials(creds),
+			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+			grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(16<<20)),
+		)...)
 	if err != nil {
 		sp.Close()
 		return nil, fmt.Errorf("--controller: %w", err)

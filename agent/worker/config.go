@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/scanorama/scanorama/agent/metrics"
 )
 
 // Config configures an agent.
@@ -34,6 +36,9 @@ type Config struct {
 	Concurrency int
 	// RetryMin and RetryMax bound the reconnect/redelivery backoff.
 	RetryMin, RetryMax time.Duration
+	// Metrics, when set, counts nmap runs, hosts, deliveries, heartbeat
+	// failures and lease losses, and the gRPC calls to the controller.
+	Metrics *metrics.Agent
 }
 
 func (c *Config) validate() error {

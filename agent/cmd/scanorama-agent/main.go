@@ -3,6 +3,7 @@
 // scope, runs nmap locally and streams the results back.
 //
 //	scanorama-agent --controller HOST:PORT[,HOST:PORT...] --site NAME [--name NAME] [--scope CIDR,...]
+//	scanorama-agent doctor [the same flags]   check this host; one line per check, exit 1 if any failed
 //
 // Every flag has an environment twin: --controller is SCANORAMA_CONTROLLER, and so on.
 package main
@@ -23,6 +24,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/scanorama/scanorama/agent/doctor"
+	"github.com/scanorama/scanorama/agent/metrics"
 	"github.com/scanorama/scanorama/agent/worker"
 )
 
@@ -33,12 +36,31 @@ func main() {
 }
 
 func run(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("scanorama-agent", flag.ContinueOnError)
+	if len(args) > 0 && args[0] == "doctor" {
+		return doctorCmd(args[1:], stderr)
+	}
+	o, code := parse("scanorama-agent", args, stderr)
+	if o == nil {
+		return code
+	}
+	return runAgent(o, stderr)
+}
+
+// options is the parsed command line.
+type options struct {
+	cfg           worker.Config
+	metricsListen string
+	version       bool
+}
+
+// parse reads the agent's flags; a nil result comes with the exit code.
+func parse(name string, args []string, stderr io.Writer) (*options, int) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	host, _ := os.Hostname()
 	controllers := fs.String("controller", env("SCANORAMA_CONTROLLER", ""), "controller address host:port; several separated by commas (env SCANORAMA_CONTROLLER)")
 	site := fs.String("site", env("SCANORAMA_SITE", ""), "site (network segment) this agent serves (env SCANORAMA_SITE)")
-	name := fs.String("name", env("SCANORAMA_AGENT_NAME", host), "agent name, unique in its site (env SCANORAMA_AGENT_NAME)")
+	agentName := fs.String("name", env("SCANORAMA_AGENT_NAME", host), "agent name, unique in its site (env SCANORAMA_AGENT_NAME)")
 	scope := fs.String("scope", env("SCANORAMA_SCOPE", ""), "CIDRs this agent may scan, comma separated; jobs outside are refused (env SCANORAMA_SCOPE)")
 	spoolDir := fs.String("spool-dir", env("SCANORAMA_SPOOL_DIR", filepath.Join(".scanorama-agent", "spool")), "directory for results not yet acknowledged (env SCANORAMA_SPOOL_DIR)")
 	concurrency := fs.Int("concurrency", envInt("SCANORAMA_CONCURRENCY", 1), "jobs (nmap processes) to run at once, 1..64 (env SCANORAMA_CONCURRENCY)")
@@ -51,42 +73,64 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&tlsOpt.CertFile, "tls-cert", env("SCANORAMA_TLS_CERT", ""), "PEM client certificate, for a controller that requires one (env SCANORAMA_TLS_CERT)")
 	fs.StringVar(&tlsOpt.KeyFile, "tls-key", env("SCANORAMA_TLS_KEY", ""), "PEM private key of --tls-cert (env SCANORAMA_TLS_KEY)")
 	fs.StringVar(&tlsOpt.ServerName, "tls-server-name", env("SCANORAMA_TLS_SERVER_NAME", ""), "name to verify in the controller's certificate (default: the --controller host) (env SCANORAMA_TLS_SERVER_NAME)")
+	metricsListen := fs.String("metrics-listen", env("SCANORAMA_METRICS_LISTEN", ""), "serve Prometheus metrics at /metrics on this host:port; empty: off (env SCANORAMA_METRICS_LISTEN)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return nil, 2
 	}
 	if *showVersion {
-		fmt.Println(version)
-		return 0
+		return &options{version: true}, 0
 	}
-	cfg, err := config(fs, *controllers, *site, *name, *scope, *spoolDir, *nmapPath)
+	cfg, err := config(fs, *controllers, *site, *agentName, *scope, *spoolDir, *nmapPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "scanorama-agent: %v\n", err)
-		return 2
+		return nil, 2
 	}
 	lvl := hclog.LevelFromString(*logLevel)
 	if lvl == hclog.NoLevel {
 		fmt.Fprintf(stderr, "scanorama-agent: --log-level: unknown level %q (trace, debug, info, warn, error)\n", *logLevel)
-		return 2
+		return nil, 2
 	}
 	if tlsOpt.CAFile != "" || tlsOpt.CertFile != "" || tlsOpt.KeyFile != "" || tlsOpt.ServerName != "" {
 		tlsOpt.Enabled = true
 	}
 	cfg.TLS = tlsOpt
-	if _, err := tlsOpt.Credentials(); err != nil {
-		fmt.Fprintf(stderr, "scanorama-agent: %v\n", err)
-		return 2
-	}
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "scanorama", Level: lvl, JSONFormat: *logJSON, Output: os.Stderr})
 	cfg.Version = version
 	cfg.Concurrency = *concurrency
 	if *concurrency < 1 || *concurrency > 64 {
 		fmt.Fprintf(stderr, "scanorama-agent: --concurrency: %d is outside 1..64\n", *concurrency)
+		return nil, 2
+	}
+	if *metricsListen != "" {
+		if _, _, err := net.SplitHostPort(*metricsListen); err != nil {
+			fmt.Fprintf(stderr, "scanorama-agent: --metrics-listen: %q is not host:port\n", *metricsListen)
+			return nil, 2
+		}
+	}
+	return &options{cfg: cfg, metricsListen: *metricsListen}, 0
+}
+
+func runAgent(o *options, stderr io.Writer) int {
+	if o.version {
+		fmt.Println(version)
+		return 0
+	}
+	cfg, metricsListen := o.cfg, &o.metricsListen
+	if _, err := cfg.TLS.Credentials(); err != nil {
+		fmt.Fprintf(stderr, "scanorama-agent: %v\n", err)
 		return 2
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *metricsListen != "" {
+		cfg.Metrics = metrics.New(cfg.Site, cfg.SpoolDir)
+		if _, err := metrics.Serve(ctx, *metricsListen, cfg.Metrics.Registry(), cfg.Logger.Named("metrics")); err != nil {
+			fmt.Fprintf(stderr, "scanorama-agent: %v\n", err)
+			return 1
+		}
+	}
 	a, err := worker.New(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "scanorama-agent: %v\n", err)
@@ -159,4 +203,23 @@ func envBool(key string) bool {
 		return true
 	}
 	return false
+}
+
+// doctorCmd checks this host with the agent's own flags and prints one line
+// per check; any failure exits 1.
+func doctorCmd(args []string, stderr io.Writer) int {
+	o, code := parse("scanorama-agent doctor", args, stderr)
+	if o == nil {
+		return code
+	}
+	if o.version {
+		fmt.Println(version)
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if doctor.Report(os.Stdout, doctor.Agent(ctx, o.cfg)) {
+		return 1
+	}
+	return 0
 }

@@ -1511,7 +1511,7 @@ var File_scanorama_v1_agent_proto protoreflect.FileDescriptor
 
 const file_scanorama_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x18scanorama/v1/agent.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18scanorama/v1/types.proto\"\xca\x01\n" +
+	"\x18scanorama/v1/agent.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16scanorama/v1/ops.proto\x1a\x18scanorama/v1/types.proto\"\xca\x01\n" +
 	"\x0fRegisterRequest\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -1635,7 +1635,7 @@ const file_scanorama_v1_agent_proto_rawDesc = "" +
 	"\x17LEASE_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12LEASE_STATE_ACTIVE\x10\x01\x12\x19\n" +
 	"\x15LEASE_STATE_CANCELLED\x10\x02\x12\x14\n" +
-	"\x10LEASE_STATE_LOST\x10\x032\xed\x03\n" +
+	"\x10LEASE_STATE_LOST\x10\x032\xc7\x04\n" +
 	"\fAgentService\x12I\n" +
 	"\bRegister\x12\x1d.scanorama.v1.RegisterRequest\x1a\x1e.scanorama.v1.RegisterResponse\x12O\n" +
 	"\n" +
@@ -1644,7 +1644,8 @@ const file_scanorama_v1_agent_proto_rawDesc = "" +
 	"\rStreamResults\x12\".scanorama.v1.StreamResultsRequest\x1a#.scanorama.v1.StreamResultsResponse(\x01\x12F\n" +
 	"\aFailJob\x12\x1c.scanorama.v1.FailJobRequest\x1a\x1d.scanorama.v1.FailJobResponse\x12O\n" +
 	"\n" +
-	"ReleaseJob\x12\x1f.scanorama.v1.ReleaseJobRequest\x1a .scanorama.v1.ReleaseJobResponseB@Z>github.com/scanorama/scanorama/gen/pb/scanorama/v1;scanoramav1b\x06proto3"
+	"ReleaseJob\x12\x1f.scanorama.v1.ReleaseJobRequest\x1a .scanorama.v1.ReleaseJobResponse\x12X\n" +
+	"\rGetServerTime\x12\".scanorama.v1.GetServerTimeRequest\x1a#.scanorama.v1.GetServerTimeResponseB@Z>github.com/scanorama/scanorama/gen/pb/scanorama/v1;scanoramav1b\x06proto3"
 
 var (
 	file_scanorama_v1_agent_proto_rawDescOnce sync.Once
@@ -1688,6 +1689,8 @@ var file_scanorama_v1_agent_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
 	(*ScanOptions)(nil),           // 25: scanorama.v1.ScanOptions
 	(JobStatus)(0),                // 26: scanorama.v1.JobStatus
+	(*GetServerTimeRequest)(nil),  // 27: scanorama.v1.GetServerTimeRequest
+	(*GetServerTimeResponse)(nil), // 28: scanorama.v1.GetServerTimeResponse
 }
 var file_scanorama_v1_agent_proto_depIdxs = []int32{
 	22, // 0: scanorama.v1.RegisterRequest.capabilities:type_name -> scanorama.v1.AgentCapabilities
@@ -1715,14 +1718,16 @@ var file_scanorama_v1_agent_proto_depIdxs = []int32{
 	16, // 22: scanorama.v1.AgentService.StreamResults:input_type -> scanorama.v1.StreamResultsRequest
 	18, // 23: scanorama.v1.AgentService.FailJob:input_type -> scanorama.v1.FailJobRequest
 	20, // 24: scanorama.v1.AgentService.ReleaseJob:input_type -> scanorama.v1.ReleaseJobRequest
-	2,  // 25: scanorama.v1.AgentService.Register:output_type -> scanorama.v1.RegisterResponse
-	5,  // 26: scanorama.v1.AgentService.AcquireJob:output_type -> scanorama.v1.AcquireJobResponse
-	9,  // 27: scanorama.v1.AgentService.Heartbeat:output_type -> scanorama.v1.HeartbeatResponse
-	17, // 28: scanorama.v1.AgentService.StreamResults:output_type -> scanorama.v1.StreamResultsResponse
-	19, // 29: scanorama.v1.AgentService.FailJob:output_type -> scanorama.v1.FailJobResponse
-	21, // 30: scanorama.v1.AgentService.ReleaseJob:output_type -> scanorama.v1.ReleaseJobResponse
-	25, // [25:31] is the sub-list for method output_type
-	19, // [19:25] is the sub-list for method input_type
+	27, // 25: scanorama.v1.AgentService.GetServerTime:input_type -> scanorama.v1.GetServerTimeRequest
+	2,  // 26: scanorama.v1.AgentService.Register:output_type -> scanorama.v1.RegisterResponse
+	5,  // 27: scanorama.v1.AgentService.AcquireJob:output_type -> scanorama.v1.AcquireJobResponse
+	9,  // 28: scanorama.v1.AgentService.Heartbeat:output_type -> scanorama.v1.HeartbeatResponse
+	17, // 29: scanorama.v1.AgentService.StreamResults:output_type -> scanorama.v1.StreamResultsResponse
+	19, // 30: scanorama.v1.AgentService.FailJob:output_type -> scanorama.v1.FailJobResponse
+	21, // 31: scanorama.v1.AgentService.ReleaseJob:output_type -> scanorama.v1.ReleaseJobResponse
+	28, // 32: scanorama.v1.AgentService.GetServerTime:output_type -> scanorama.v1.GetServerTimeResponse
+	26, // [26:33] is the sub-list for method output_type
+	19, // [19:26] is the sub-list for method input_type
 	19, // [19:19] is the sub-list for extension type_name
 	19, // [19:19] is the sub-list for extension extendee
 	0,  // [0:19] is the sub-list for field type_name
@@ -1733,6 +1738,7 @@ func file_scanorama_v1_agent_proto_init() {
 	if File_scanorama_v1_agent_proto != nil {
 		return
 	}
+	file_scanorama_v1_ops_proto_init()
 	file_scanorama_v1_types_proto_init()
 	file_scanorama_v1_agent_proto_msgTypes[15].OneofWrappers = []any{
 		(*StreamResultsRequest_Open)(nil),

@@ -25,6 +25,7 @@ const (
 	AgentService_StreamResults_FullMethodName = "/scanorama.v1.AgentService/StreamResults"
 	AgentService_FailJob_FullMethodName       = "/scanorama.v1.AgentService/FailJob"
 	AgentService_ReleaseJob_FullMethodName    = "/scanorama.v1.AgentService/ReleaseJob"
+	AgentService_GetServerTime_FullMethodName = "/scanorama.v1.AgentService/GetServerTime"
 )
 
 // AgentServiceClient is the client API for AgentService service.
@@ -49,6 +50,9 @@ type AgentServiceClient interface {
 	FailJob(ctx context.Context, in *FailJobRequest, opts ...grpc.CallOption) (*FailJobResponse, error)
 	// ReleaseJob returns a lease at once (clean shutdown) without using up an attempt.
 	ReleaseJob(ctx context.Context, in *ReleaseJobRequest, opts ...grpc.CallOption) (*ReleaseJobResponse, error)
+	// GetServerTime returns the controller's clock, so an agent can measure its
+	// skew (scanorama-agent doctor); it needs no registration and writes nothing.
+	GetServerTime(ctx context.Context, in *GetServerTimeRequest, opts ...grpc.CallOption) (*GetServerTimeResponse, error)
 }
 
 type agentServiceClient struct {
@@ -122,6 +126,16 @@ func (c *agentServiceClient) ReleaseJob(ctx context.Context, in *ReleaseJobReque
 	return out, nil
 }
 
+func (c *agentServiceClient) GetServerTime(ctx context.Context, in *GetServerTimeRequest, opts ...grpc.CallOption) (*GetServerTimeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetServerTimeResponse)
+	err := c.cc.Invoke(ctx, AgentService_GetServerTime_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AgentServiceServer is the server API for AgentService service.
 // All implementations must embed UnimplementedAgentServiceServer
 // for forward compatibility.
@@ -144,6 +158,9 @@ type AgentServiceServer interface {
 	FailJob(context.Context, *FailJobRequest) (*FailJobResponse, error)
 	// ReleaseJob returns a lease at once (clean shutdown) without using up an attempt.
 	ReleaseJob(context.Context, *ReleaseJobRequest) (*ReleaseJobResponse, error)
+	// GetServerTime returns the controller's clock, so an agent can measure its
+	// skew (scanorama-agent doctor); it needs no registration and writes nothing.
+	GetServerTime(context.Context, *GetServerTimeRequest) (*GetServerTimeResponse, error)
 	mustEmbedUnimplementedAgentServiceServer()
 }
 
@@ -171,6 +188,9 @@ func (UnimplementedAgentServiceServer) FailJob(context.Context, *FailJobRequest)
 }
 func (UnimplementedAgentServiceServer) ReleaseJob(context.Context, *ReleaseJobRequest) (*ReleaseJobResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReleaseJob not implemented")
+}
+func (UnimplementedAgentServiceServer) GetServerTime(context.Context, *GetServerTimeRequest) (*GetServerTimeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetServerTime not implemented")
 }
 func (UnimplementedAgentServiceServer) mustEmbedUnimplementedAgentServiceServer() {}
 func (UnimplementedAgentServiceServer) testEmbeddedByValue()                      {}
@@ -290,6 +310,24 @@ func _AgentService_ReleaseJob_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AgentService_GetServerTime_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetServerTimeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).GetServerTime(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_GetServerTime_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).GetServerTime(ctx, req.(*GetServerTimeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AgentService_ServiceDesc is the grpc.ServiceDesc for AgentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -316,6 +354,10 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReleaseJob",
 			Handler:    _AgentService_ReleaseJob_Handler,
+		},
+		{
+			MethodName: "GetServerTime",
+			Handler:    _AgentService_GetServerTime_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
