@@ -27,7 +27,7 @@ func doctor(t *testing.T, bin string, args ...string) (string, int) {
 }
 
 // lineRe matches one doctor line: status, check name, detail.
-var lineRe = regexp.MustCompile(`^(OK|WARN|FAIL) +([^:]+): .+$`)
+var lineRe = regexp.MustCompile(`^(OK|WARN|FAIL) +(.+?): .+$`)
 
 // checkLines parses the doctor's output: every non-log line is a check line;
 // it returns status by check name.
