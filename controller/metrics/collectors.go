@@ -33,6 +33,7 @@ type dbCollector struct {
 
 	jobsDesc, pendingDesc, agentsDesc, upDesc *prometheus.Desc
 
+	now     func() time.Time
 	mu      sync.Mutex
 	readAt  time.Time
 	cached  []prometheus.Metric
@@ -49,7 +50,7 @@ func (m *Controller) RegisterDatabase(pool *pgxpool.Pool, log hclog.Logger) {
 
 func newDBCollector(q dbQueries, log hclog.Logger) *dbCollector {
 	return &dbCollector{
-		q: q, log: log,
+		q: q, log: log, now: time.Now,
 		jobsDesc: prometheus.NewDesc(namespace+"_jobs", "Scan jobs by site and status (read from the database, cached for a few seconds).",
 			[]string{"site", "status"}, nil),
 		pendingDesc: prometheus.NewDesc(namespace+"_jobs_oldest_pending_age_seconds", "How long the oldest due pending job has waited for an agent (0 when none waits).",
@@ -71,9 +72,9 @@ func (c *dbCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if time.Since(c.readAt) >= DBCacheFor {
+	if now := c.now(); now.Sub(c.readAt) >= DBCacheFor {
 		c.cached, c.lastErr = c.read()
-		c.readAt = time.Now()
+		c.readAt = now
 		if c.lastErr != nil {
 			c.log.Warn("metrics: could not read job and agent counts", "error", c.lastErr)
 		}
