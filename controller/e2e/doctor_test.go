@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"net/netip"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -151,4 +152,55 @@ func TestControllerDoctor(t *testing.T) {
 		mustContain(t, out, "FAIL database: unreachable")
 		mustContain(t, out, "--database-url")
 	})
+}
+
+// Both doctors read the TLS material serve and the agent use: the agent's
+// doctor reaches an mTLS controller with its certificate (and reports the
+// certificates' short life as a warning), the controller's checks its own
+// files; an agent certificate of another CA fails the controller check.
+func TestDoctorsWithMutualTLS(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t, "scanorama-test")
+	srvCert, srvKey := ca.leaf("controller", true)
+	adminCert, adminKey := ca.leaf("admin", false)
+	agentCert, agentKey := ca.leaf("agent-1", false)
+	rogue := newTestCA(t, "rogue")
+	rogueCert, rogueKey := rogue.leaf("intruder", false)
+	s := newStackWith(t, netip.MustParseAddr("127.0.0.1"), clientCreds(t, ca, adminCert, adminKey),
+		"--tls-cert", srvCert, "--tls-key", srvKey, "--tls-client-ca", ca.file)
+	spool := filepath.Join(t.TempDir(), "spool")
+
+	out, code := doctor(t, "scanorama-agent", "--controller", s.addr, "--site", "lab", "--spool-dir", spool,
+		"--tls-ca", ca.file, "--tls-cert", agentCert, "--tls-key", agentKey)
+	if code != 0 {
+		t.Fatalf("agent doctor: exit %d, want 0:\n%s", code, out)
+	}
+	got := checkLines(t, out)
+	if got["controller "+s.addr] != "OK" || got["clock vs "+s.addr] != "OK" {
+		t.Fatalf("agent doctor over mTLS:\n%s", out)
+	}
+	// The test certificates live one hour: a warning, not a failure.
+	mustContain(t, out, `WARN tls cert: --tls-cert "agent-1" expires in 0 days`)
+	mustContain(t, out, `WARN tls ca: --tls-ca "scanorama-test" expires in 0 days`)
+
+	out, code = doctor(t, "scanorama-agent", "--controller", s.addr, "--site", "lab", "--spool-dir", spool,
+		"--tls-ca", ca.file, "--tls-cert", rogueCert, "--tls-key", rogueKey)
+	if code != 1 {
+		t.Fatalf("agent doctor with a foreign certificate: exit %d, want 1:\n%s", code, out)
+	}
+	mustContain(t, out, "FAIL controller "+s.addr+": unreachable")
+
+	out, code = doctor(t, "scanorama-controller", "--database-url", s.dbURL,
+		"--tls-cert", srvCert, "--tls-key", srvKey, "--tls-client-ca", ca.file)
+	if code != 0 {
+		t.Fatalf("controller doctor: exit %d, want 0:\n%s", code, out)
+	}
+	mustContain(t, out, `WARN tls: --tls-cert "controller" expires in 0 days`)
+	mustContain(t, out, `WARN tls: --tls-client-ca "scanorama-test" expires in 0 days`)
+
+	out, code = doctor(t, "scanorama-controller", "--database-url", s.dbURL, "--tls-cert", srvCert, "--tls-key", agentKey)
+	if code != 1 {
+		t.Fatalf("controller doctor with a mismatched key: exit %d, want 1:\n%s", code, out)
+	}
+	mustContain(t, out, "FAIL tls: ")
 }
