@@ -174,6 +174,8 @@ func Run(ctx context.Context, cfg Config) error {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.MaxRecvMsgSize(16 << 20),
 	}
+	// First in the chain, so calls the role check refuses are counted too.
+	opts = append(opts, grpcMetrics(m)...)
 	security := "plaintext"
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
@@ -190,7 +192,6 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Warn("serving plaintext gRPC on a non-loopback address: agents and admins are not authenticated; "+
 			"use --tls-cert, --tls-key and --tls-client-ca", "listen", lis.Addr().String())
 	}
-	opts = append(opts, grpcMetrics(m)...)
 	gs := grpc.NewServer(opts...)
 	pb.RegisterAgentServiceServer(gs, agentapi.New(pool, leaser, in, log))
 	pb.RegisterAdminServiceServer(gs, admin.New(pool, hub, log))
