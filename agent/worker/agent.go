@@ -68,12 +68,15 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	r := manual.NewBuilderWithScheme("scanorama")
 	r.InitialState(resolver.State{Addresses: addrs})
-	dialOpts := []grpc.DialOption{}
+	dialOpts := []grpc.DialOption{grpc.WithResolvers(r)}
 	if cfg.Dialer != nil {
 		dialOpts = append(dialOpts, grpc.WithContextDialer(cfg.Dialer))
 	}
+	if m := cfg.Metrics; m != nil {
+		dialOpts = append(dialOpts, grpc.WithChainUnaryInterceptor(m.GRPC().UnaryClientInterceptor()),
+			grpc.WithChainStreamInterceptor(m.GRPC().StreamClientInterceptor()))
+	}
 	conn, err := grpc.NewClient(r.Scheme()+":///controllers", append(dialOpts,
-		grpc.WithResolvers(r),
 		grpc.WithTransportCredentials(creds),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 		// Reconnect within seconds of a controller's return however long it

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/scanorama/scanorama/agent/metrics"
 )
 
 // Config configures an agent.
@@ -38,6 +40,9 @@ type Config struct {
 	RetryMin, RetryMax time.Duration
 	// Dialer, when set, opens the TCP connections to controllers.
 	Dialer func(ctx context.Context, addr string) (net.Conn, error)
+	// Metrics, when set, counts nmap runs, hosts, deliveries, heartbeat
+	// failures and lease losses, and the gRPC calls to the controller.
+	Metrics *metrics.Agent
 }
 
 func (c *Config) validate() error {

@@ -102,6 +102,7 @@ func (a *Agent) deliverEntry(ctx context.Context, e spool.Entry, j *job) {
 	for {
 		ack, err := a.replay(ctx, e)
 		if err == nil {
+			a.cfg.Metrics.Delivered("spool")
 			j.log.Info("results committed from spool", "hosts", ack.GetHosts(), "port_rows", ack.GetPortRows(), "already_committed", ack.GetAlreadyCommitted())
 			j.discard()
 			return
@@ -117,6 +118,7 @@ func (a *Agent) deliverEntry(ctx context.Context, e spool.Entry, j *job) {
 			j.rejected(ctx, err)
 			return
 		}
+		a.cfg.Metrics.DeliveryRetry()
 		j.log.Warn("delivering results failed; retrying", "error", err)
 		if !bo.wait(ctx) {
 			j.log.Warn("stopping with results still spooled; they are sent again at the next start")

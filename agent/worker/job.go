@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/scanorama/scanorama/agent/metrics"
 	"github.com/scanorama/scanorama/agent/nmaprun"
 	"github.com/scanorama/scanorama/agent/scanspec"
 	"github.com/scanorama/scanorama/agent/scanspec/specpb"
@@ -53,6 +54,7 @@ func (a *Agent) runJob(ctx context.Context, l *pb.Lease) {
 		return
 	}
 	if err != nil {
+		a.cfg.Metrics.JobRefused()
 		j.log.Error("refusing job", "error", err)
 		j.fail(ctx, err.Error(), false)
 		return
@@ -78,7 +80,9 @@ func (a *Agent) runJob(ctx context.Context, l *pb.Lease) {
 	live := newLiveStream(scanCtx, a.client, j.open(), j.log)
 	pipe := newHostPipe(w, live)
 	ev := &events{j: j, pipe: pipe}
+	began := time.Now()
 	sum, err := a.runner.Run(scanCtx, nmaprun.Job{Args: args, ExpectedHosts: hosts}, ev)
+	ran := time.Since(began)
 	sent, spoolErr := pipe.close()
 	if err == nil && spoolErr != nil {
 		err = spoolErr
@@ -96,12 +100,16 @@ func (a *Agent) runJob(ctx context.Context, l *pb.Lease) {
 		j.discard()
 		switch {
 		case errors.Is(cause, errCancelled):
+			a.cfg.Metrics.Run(metrics.RunCancelled, ran)
 			j.log.Info("scan stopped: job cancelled")
 		case errors.Is(cause, errLeaseLost):
+			a.cfg.Metrics.Run(metrics.RunLeaseLost, ran)
 			j.log.Warn("scan stopped: lease lost")
 		case ctx.Err() != nil:
+			a.cfg.Metrics.Run(metrics.RunShutdown, ran)
 			j.release()
 		default:
+			a.cfg.Metrics.Run(metrics.RunFailed, ran)
 			j.log.Error("scan failed", "error", err)
 			j.fail(ctx, "nmap: "+err.Error(), true)
 		}
@@ -113,6 +121,7 @@ func (a *Agent) runJob(ctx context.Context, l *pb.Lease) {
 		ScannedTcp: sum.ScannedTCP, ScannedUdp: sum.ScannedUDP,
 	}
 	if err := w.Finish(summary); err != nil {
+		a.cfg.Metrics.Run(metrics.RunFailed, ran)
 		w.Close()
 		j.discard()
 		j.log.Error("cannot spool the summary; giving the job back", "error", err)
@@ -120,8 +129,10 @@ func (a *Agent) runJob(ctx context.Context, l *pb.Lease) {
 		return
 	}
 	w.Close()
+	a.cfg.Metrics.Run(metrics.RunCompleted, ran)
 	j.progress.Store(100)
 	if ack, err := live.finish(summary); err == nil {
+		a.cfg.Metrics.Delivered("live")
 		j.log.Info("results committed", "hosts", ack.GetHosts(), "port_rows", ack.GetPortRows(), "already_committed", ack.GetAlreadyCommitted())
 		j.discard()
 		return
@@ -254,6 +265,7 @@ func (j *job) heartbeats(ctx context.Context) {
 				continue
 			}
 			if ctx.Err() == nil {
+				j.a.cfg.Metrics.HeartbeatFailed()
 				j.log.Warn("heartbeat failed; scan continues", "error", err)
 			}
 			continue
@@ -263,6 +275,7 @@ func (j *job) heartbeats(ctx context.Context) {
 			case pb.LeaseState_LEASE_STATE_CANCELLED:
 				j.cancel(errCancelled)
 			case pb.LeaseState_LEASE_STATE_LOST:
+				j.a.cfg.Metrics.LeaseLost()
 				j.cancel(errLeaseLost)
 			}
 		}
@@ -317,6 +330,7 @@ func (e *events) Host(ctx context.Context, h nmaprun.Host) error {
 	if err := e.pipe.put(ctx, hostPB(h)); err != nil {
 		return fmt.Errorf("spool host %s: %w", h.Address, err)
 	}
+	e.j.a.cfg.Metrics.HostStreamed()
 	return nil
 }
 

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/scanorama/scanorama/controller/leasing"
+	"github.com/scanorama/scanorama/controller/metrics"
 	"github.com/scanorama/scanorama/gen/db"
 )
 
@@ -47,9 +49,10 @@ type commitReply struct {
 }
 
 type committer struct {
-	q   *db.Queries
-	log hclog.Logger
-	in  chan *commitRequest
+	q       *db.Queries
+	log     hclog.Logger
+	in      chan *commitRequest
+	metrics *metrics.Controller
 }
 
 func newCommitter(pool *pgxpool.Pool, log hclog.Logger) *committer {
@@ -125,7 +128,10 @@ func (c *committer) commitBatch(ctx context.Context, batch []*commitRequest) {
 		all.append(r.rows)
 	}
 	all.setManyArrays(&arg)
+	began := time.Now()
 	rows, err := c.q.CommitJobs(ctx, arg)
+	c.metrics.Commit("group", time.Since(began))
+	c.metrics.GroupCommit(len(batch), all.len())
 	if err == nil && len(rows) != len(batch) {
 		err = fmt.Errorf("commit of %d jobs returned %d rows", len(batch), len(rows))
 	}

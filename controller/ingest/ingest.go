@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"regexp"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,10 +24,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/scanorama/scanorama/controller/apierr"
 	"github.com/scanorama/scanorama/controller/events"
 	"github.com/scanorama/scanorama/controller/leasing"
+	"github.com/scanorama/scanorama/controller/metrics"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 	"github.com/scanorama/scanorama/sql/staging"
@@ -97,22 +102,75 @@ type Ingester struct {
 	log       hclog.Logger
 	// OnCommit, when set, runs after a job commits (e.g. to refresh dashboards).
 	OnCommit func(jobID uuid.UUID)
+	metrics  *metrics.Controller
 }
 
 // New returns an Ingester that announces committed jobs through pub. Its
 // group committers run until ctx ends; streams committing after that fail
 // with ctx's error and nothing written.
 func New(ctx context.Context, pool *pgxpool.Pool, pub Publisher, log hclog.Logger) *Ingester {
+	return NewWithMetrics(ctx, pool, pub, nil, log)
+}
+
+// NewWithMetrics is New reporting streams, rows, commit latencies, group
+// commit sizes and rejections into m (nil reports nothing).
+func NewWithMetrics(ctx context.Context, pool *pgxpool.Pool, pub Publisher, m *metrics.Controller, log hclog.Logger) *Ingester {
 	log = log.Named("ingest")
 	c := newCommitter(pool, log)
+	c.metrics = m
 	c.start(ctx)
-	return &Ingester{pool: pool, q: db.New(pool), pub: pub, committer: c, log: log}
+	return &Ingester{pool: pool, q: db.New(pool), pub: pub, committer: c, log: log, metrics: m}
 }
 
 // Ingest consumes one results stream from agentID. Errors are gRPC-ready
 // where they are the agent's fault (INVALID_ARGUMENT naming the row) and
 // wrap leasing.ErrLeaseLost when the agent no longer holds the lease.
 func (in *Ingester) Ingest(ctx context.Context, agentID string, r Receiver) (Result, error) {
+	res, err := in.ingest(ctx, agentID, r)
+	in.count(res, err)
+	return res, err
+}
+
+// count reports one ended stream: its outcome and, if it committed, its rows.
+func (in *Ingester) count(res Result, err error) {
+	if in.metrics == nil {
+		return
+	}
+	outcome := metrics.StreamCommitted
+	switch {
+	case err == nil && res.AlreadyCommitted:
+		outcome = metrics.StreamAlreadyCommitted
+	case err == nil:
+	case errors.Is(err, leasing.ErrLeaseLost):
+		outcome = metrics.StreamLeaseLost
+		in.metrics.Fenced(metrics.FencedCommit)
+	case errors.Is(err, ErrIncomplete):
+		outcome = metrics.StreamIncomplete
+	case status.Code(err) == codes.InvalidArgument:
+		outcome = metrics.StreamInvalid
+		in.metrics.Rejected(rejectReason(err))
+	default:
+		outcome = metrics.StreamError
+	}
+	in.metrics.Stream(outcome, res.Hosts, res.PortRows)
+}
+
+// indexRe matches the element indices of a field path ("hosts[3]").
+var indexRe = regexp.MustCompile(`\[[0-9]+\]`)
+
+// rejectReason names an invalid results message by its field path without
+// indices ("hosts.ports.port"): a label of bounded values, never the
+// offending data.
+func rejectReason(err error) string {
+	for _, d := range status.Convert(err).Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok && len(br.GetFieldViolations()) > 0 {
+			return indexRe.ReplaceAllString(br.GetFieldViolations()[0].GetField(), "")
+		}
+	}
+	return "unknown"
+}
+
+func (in *Ingester) ingest(ctx context.Context, agentID string, r Receiver) (Result, error) {
 	first, err := r.Recv()
 	if err != nil {
 		return Result{}, fmt.Errorf("receive open: %w", err)
@@ -131,7 +189,7 @@ func (in *Ingester) Ingest(ctx context.Context, agentID string, r Receiver) (Res
 	ref := leasing.LeaseRef{JobID: jobID, WorkerID: agentID, Token: open.GetLeaseToken()}
 	log := in.log.With("job_id", jobID, "agent_id", agentID, "lease_token", ref.Token)
 
-	s := &stream{pool: in.pool, q: in.q, pub: in.pub, committer: in.committer, ref: ref, log: log}
+	s := &stream{pool: in.pool, q: in.q, pub: in.pub, committer: in.committer, ref: ref, log: log, metrics: in.metrics}
 	defer s.close()
 
 	job, done, err := s.checkLease(ctx)
@@ -196,7 +254,8 @@ type stream struct {
 	seen      map[netip.Addr]struct{}
 	buf       rowBuffer
 	// dirty: the staging tables may hold rows of this stream.
-	dirty bool
+	dirty   bool
+	metrics *metrics.Controller
 }
 
 // checkLease verifies the lease before any row is staged. done reports a
@@ -371,7 +430,9 @@ func (s *stream) commitStaged(ctx context.Context, tcp, udp string, stats []byte
 		RunAnalyze:   s.portRows+int64(s.hosts) >= analyzeThreshold,
 		ClearStaging: s.small(),
 	}
+	began := time.Now()
 	row, err := s.q.CommitJob(ctx, arg)
+	s.metrics.Commit("staged", time.Since(began))
 	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == sqlstateLeaseLost {
 		return committed{}, fmt.Errorf("%w: %s", leasing.ErrLeaseLost, pgErr.Message)
 	}

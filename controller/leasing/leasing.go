@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/scanorama/scanorama/controller/events"
+	"github.com/scanorama/scanorama/controller/metrics"
 	"github.com/scanorama/scanorama/gen/db"
 )
 
@@ -43,6 +44,9 @@ type Config struct {
 	MaxWait time.Duration
 	// Recheck bounds how long a lost notification can delay a job.
 	Recheck time.Duration
+	// Metrics, when set, counts leases granted, renewed and reassigned and
+	// writes fenced off for a lost lease.
+	Metrics *metrics.Controller
 }
 
 // DefaultConfig suits agents that heartbeat every TTL/3.
@@ -100,6 +104,10 @@ func (l *Leaser) Acquire(ctx context.Context, agent db.Agent, wait time.Duration
 		})
 		switch {
 		case err == nil:
+			l.cfg.Metrics.Lease(metrics.LeaseAcquired)
+			if job.Attempt > 1 {
+				l.cfg.Metrics.Lease(metrics.LeaseReassigned)
+			}
 			l.log.Debug("leased job", "job_id", job.ID, "agent", agent.Name, "lease_token", job.LeaseToken, "attempt", job.Attempt)
 			l.pub.Publish(events.JobEvent{JobID: job.ID, SiteID: job.SiteID, Status: "leased", WorkerID: agent.ID.String()}.Payload())
 			return &job, nil
@@ -158,6 +166,7 @@ func (l *Leaser) Heartbeat(ctx context.Context, ref LeaseRef, progress int) (Hea
 		LeaseToken:      ref.Token,
 	})
 	if err == nil {
+		l.cfg.Metrics.Lease(metrics.LeaseRenewed)
 		l.pub.Publish(events.JobEvent{JobID: ref.JobID, SiteID: row.SiteID, Status: "running", ProgressPercent: int32(row.ProgressPercent), WorkerID: ref.WorkerID}.Payload())
 		return HeartbeatResult{State: LeaseActive, TimeoutAt: row.TimeoutAt.Time}, nil
 	}
@@ -166,6 +175,7 @@ func (l *Leaser) Heartbeat(ctx context.Context, ref LeaseRef, progress int) (Hea
 	}
 	st, err := l.q.GetJobLeaseState(ctx, ref.JobID)
 	if errors.Is(err, pgx.ErrNoRows) {
+		l.cfg.Metrics.Fenced(metrics.FencedHeartbeat)
 		return HeartbeatResult{State: LeaseLost}, nil
 	}
 	if err != nil {
@@ -174,6 +184,7 @@ func (l *Leaser) Heartbeat(ctx context.Context, ref LeaseRef, progress int) (Hea
 	if st.Status == "cancelled" && st.LeaseToken == ref.Token && st.WorkerID.String == ref.WorkerID {
 		return HeartbeatResult{State: LeaseCancelled}, nil
 	}
+	l.cfg.Metrics.Fenced(metrics.FencedHeartbeat)
 	return HeartbeatResult{State: LeaseLost}, nil
 }
 
@@ -202,12 +213,23 @@ func (l *Leaser) Fail(ctx context.Context, ref LeaseRef, msg string, retryable b
 		}
 		return nil
 	})
+	if errors.Is(err, ErrLeaseLost) {
+		l.cfg.Metrics.Fenced(metrics.FencedFail)
+	}
 	return status, err
 }
 
 // Release returns a lease at once without using up the attempt: the agent is
 // shutting down cleanly and another agent should not wait for expiry.
 func (l *Leaser) Release(ctx context.Context, ref LeaseRef) error {
+	err := l.release(ctx, ref)
+	if errors.Is(err, ErrLeaseLost) {
+		l.cfg.Metrics.Fenced(metrics.FencedRelease)
+	}
+	return err
+}
+
+func (l *Leaser) release(ctx context.Context, ref LeaseRef) error {
 	return pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
 		q := l.q.WithTx(tx)
 		n, err := q.ReleaseJob(ctx, db.ReleaseJobParams{ID: ref.JobID, WorkerID: ref.WorkerID, LeaseToken: ref.Token})

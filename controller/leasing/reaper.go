@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/scanorama/scanorama/controller/metrics"
 	"github.com/scanorama/scanorama/gen/db"
 )
 
@@ -40,6 +41,9 @@ type Reaper struct {
 	lostAfter  time.Duration
 	outage     time.Duration
 	log        hclog.Logger
+	// Metrics, when set, counts reaper passes, expired leases and agents
+	// marked lost.
+	Metrics *metrics.Controller
 }
 
 // NewReaper returns a reaper that runs every interval, calls an agent lost
@@ -93,8 +97,16 @@ func (r *Reaper) Run(ctx context.Context) {
 
 // ReapOnce handles every lease expired now and returns how many it handled.
 func (r *Reaper) ReapOnce(ctx context.Context) (int, error) {
+	began := time.Now()
+	total, lost, err := r.reapOnce(ctx)
+	r.Metrics.LeasesExpired(total)
+	r.Metrics.ReaperRun(time.Since(began), lost, err)
+	return total, err
+}
+
+func (r *Reaper) reapOnce(ctx context.Context) (int, int, error) {
 	if err := r.tickClock(ctx); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	total := 0
 	for {
@@ -104,13 +116,13 @@ func (r *Reaper) ReapOnce(ctx context.Context) (int, error) {
 		}
 		rows, err := r.q.ReapExpiredLeases(ctx, grace.Seconds())
 		if err != nil {
-			return total, fmt.Errorf("reap expired leases: %w", err)
+			return total, 0, fmt.Errorf("reap expired leases: %w", err)
 		}
 		for _, row := range rows {
 			r.log.Warn("lease expired", "job_id", row.ID, "new_status", row.Status, "reason", row.ErrorMessage.String)
 			if row.Status == "pending" {
 				if err := r.q.NotifyJobsAvailable(ctx, row.SiteID.String()); err != nil {
-					return total, fmt.Errorf("notify site: %w", err)
+					return total, 0, fmt.Errorf("notify site: %w", err)
 				}
 				r.waker.WakeSite(row.SiteID.String())
 			}
@@ -122,10 +134,10 @@ func (r *Reaper) ReapOnce(ctx context.Context) (int, error) {
 	}
 	lost, err := r.q.MarkLostAgents(ctx, r.lostAfter.Seconds())
 	if err != nil {
-		return total, fmt.Errorf("mark lost agents: %w", err)
+		return total, 0, fmt.Errorf("mark lost agents: %w", err)
 	}
 	for _, a := range lost {
 		r.log.Warn("agent stopped heartbeating; marked lost", "agent_id", a.ID, "agent", a.Name)
 	}
-	return total, nil
+	return total, len(lost), nil
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/scanorama/scanorama/controller/ingest"
 	"github.com/scanorama/scanorama/controller/leasing"
 	"github.com/scanorama/scanorama/controller/maintenance"
+	"github.com/scanorama/scanorama/controller/metrics"
 	"github.com/scanorama/scanorama/controller/migrate"
 	"github.com/scanorama/scanorama/controller/pgserver"
 	"github.com/scanorama/scanorama/controller/pki"
@@ -72,6 +73,11 @@ type Config struct {
 	Advertise            []string
 	AgentCertTTL         time.Duration
 	RequireAgentApproval bool
+	// MetricsListen, when set, serves Prometheus metrics at /metrics there.
+	MetricsListen string
+	// Metrics, when set, is where the controller reports (MetricsListen
+	// serves it); nil with MetricsListen set makes a fresh one.
+	Metrics *metrics.Controller
 }
 
 // Run serves until ctx is cancelled, then stops gracefully.
@@ -130,6 +136,12 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("connect to database: %w", err)
 	}
 	defer pool.Close()
+	m := cfg.Metrics
+	if m == nil && cfg.MetricsListen != "" {
+		m = metrics.NewController()
+	}
+	m.RegisterPool(pool)
+	m.RegisterDatabase(pool, log.Named("metrics"))
 
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
@@ -141,6 +153,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stopPub()
 	pub := events.NewPublisher(pool, 8192, log)
 	go pub.Run(pubCtx)
+	m.RegisterEventDrops(pub.Dropped)
 
 	maint := maintenance.New(pool, log)
 	maint.RetentionMonths = cfg.RetentionMonths
@@ -155,8 +168,10 @@ func Run(ctx context.Context, cfg Config) error {
 
 	lcfg := leasing.DefaultConfig()
 	lcfg.TTL = cfg.LeaseTTL
+	lcfg.Metrics = m
 	leaser := leasing.New(pool, hub, pub, lcfg, log)
 	reaper := leasing.NewReaper(pool, hub, cfg.ReapEvery, 3*cfg.LeaseTTL, cfg.LeaseTTL, log)
+	reaper.Metrics = m
 	if _, err := reaper.ReapOnce(ctx); err != nil {
 		return fmt.Errorf("reap leases at start: %w", err)
 	}
@@ -164,7 +179,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	go scheduler.New(pool, log).Run(bg)
 
-	in := ingest.New(pubCtx, pool, pub, log)
+	in := ingest.NewWithMetrics(pubCtx, pool, pub, m, log)
 	in.OnCommit = func(uuid.UUID) { maint.MarkDirty() }
 
 	agentSrv := agentapi.New(pool, leaser, in, log)
@@ -179,6 +194,8 @@ func Run(ctx context.Context, cfg Config) error {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.MaxRecvMsgSize(16 << 20),
 	}
+	// First in the chain, so calls the role check refuses are counted too.
+	opts = append(opts, grpcMetrics(m)...)
 	security := "plaintext"
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
@@ -211,6 +228,14 @@ func Run(ctx context.Context, cfg Config) error {
 	hs.SetServingStatus(pb.AdminService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(gs)
 	go watchDatabase(bg, pool, hs, log)
+	if m != nil {
+		m.GRPC().InitializeMetrics(gs)
+	}
+	if cfg.MetricsListen != "" {
+		if _, err := metrics.Serve(bg, cfg.MetricsListen, m.Registry(), log.Named("metrics")); err != nil {
+			return err
+		}
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gs.Serve(lis) }()
@@ -306,6 +331,17 @@ func watchDatabase(ctx context.Context, pool *pgxpool.Pool, hs *health.Server, l
 				hs.SetServingStatus(svc, st)
 			}
 		}
+	}
+}
+
+// grpcMetrics returns the server options that count calls into m.
+func grpcMetrics(m *metrics.Controller) []grpc.ServerOption {
+	if m == nil {
+		return nil
+	}
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(m.GRPC().UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(m.GRPC().StreamServerInterceptor()),
 	}
 }
 

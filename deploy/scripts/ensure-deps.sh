@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Makes sure the system packages Scanorama needs are present: nmap, and
-# PostgreSQL server binaries (initdb, pg_ctl). As root it installs what is
+# Makes sure the system packages Scanorama needs are present: nmap,
+# PostgreSQL server binaries (initdb, pg_ctl), and Prometheus (prometheus and
+# promtool, which the metrics tests run). As root it installs what is
 # missing with apt-get; otherwise it prints the exact command to run.
 set -euo pipefail
 
@@ -10,6 +11,9 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
 	missing+=(postgresql)
 fi
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+	missing+=(prometheus)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0

@@ -4,6 +4,7 @@
 //
 //	scanorama-agent --controller HOST:PORT[,HOST:PORT...] --site NAME [--name NAME] [--scope CIDR,...]
 //	scanorama-agent --controller HOST:PORT --enroll-token TOKEN --data-dir DIR [--name NAME] [--scope CIDR,...]
+//	scanorama-agent doctor [the same flags]   check this host; one line per check, exit 1 if any failed
 //
 // Every flag has an environment twin: --controller is SCANORAMA_CONTROLLER, and so on.
 package main
@@ -25,7 +26,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/scanorama/scanorama/agent/doctor"
 	"github.com/scanorama/scanorama/agent/enroll"
+	"github.com/scanorama/scanorama/agent/metrics"
 	"github.com/scanorama/scanorama/agent/worker"
 )
 
@@ -36,7 +39,14 @@ func main() {
 }
 
 func run(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("scanorama-agent", flag.ContinueOnError)
+	// doctor takes exactly the agent's flags, checks this host with them and
+	// exits; it never enrolls (an --enroll-token stays unused).
+	doctorMode := len(args) > 0 && args[0] == "doctor"
+	cmdName := "scanorama-agent"
+	if doctorMode {
+		args, cmdName = args[1:], "scanorama-agent doctor"
+	}
+	fs := flag.NewFlagSet(cmdName, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	host, _ := os.Hostname()
 	controllers := fs.String("controller", env("SCANORAMA_CONTROLLER", ""), "controller address host:port; several separated by commas (env SCANORAMA_CONTROLLER)")
@@ -56,6 +66,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&tlsOpt.CertFile, "tls-cert", env("SCANORAMA_TLS_CERT", ""), "PEM client certificate, for a controller that requires one (env SCANORAMA_TLS_CERT)")
 	fs.StringVar(&tlsOpt.KeyFile, "tls-key", env("SCANORAMA_TLS_KEY", ""), "PEM private key of --tls-cert (env SCANORAMA_TLS_KEY)")
 	fs.StringVar(&tlsOpt.ServerName, "tls-server-name", env("SCANORAMA_TLS_SERVER_NAME", ""), "name to verify in the controller's certificate (default: the --controller host) (env SCANORAMA_TLS_SERVER_NAME)")
+	metricsListen := fs.String("metrics-listen", env("SCANORAMA_METRICS_LISTEN", ""), "serve Prometheus metrics at /metrics on this host:port; empty: off (env SCANORAMA_METRICS_LISTEN)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -80,8 +91,12 @@ func run(args []string, stderr io.Writer) int {
 	// controller CA; otherwise the --site/--tls flags apply as before.
 	var ident *enroll.Credentials
 	if tlsOpt.CertFile == "" && tlsOpt.KeyFile == "" {
+		token := *enrollToken
+		if doctorMode {
+			token = ""
+		}
 		var code int
-		if ident, code = identity(ctx, fs, stderr, logger, *controllers, *dataDir, *enrollToken, *name); code != 0 {
+		if ident, code = identity(ctx, fs, stderr, logger, *controllers, *dataDir, token, *name); code != 0 {
 			return code
 		}
 	} else if *enrollToken != "" {
@@ -119,6 +134,25 @@ func run(args []string, stderr io.Writer) int {
 	if *concurrency < 1 || *concurrency > 64 {
 		fmt.Fprintf(stderr, "scanorama-agent: --concurrency: %d is outside 1..64\n", *concurrency)
 		return 2
+	}
+	if *metricsListen != "" {
+		if _, _, err := net.SplitHostPort(*metricsListen); err != nil {
+			fmt.Fprintf(stderr, "scanorama-agent: --metrics-listen: %q is not host:port\n", *metricsListen)
+			return 2
+		}
+	}
+	if doctorMode {
+		if doctor.Report(os.Stdout, doctor.Agent(ctx, cfg)) {
+			return 1
+		}
+		return 0
+	}
+	if *metricsListen != "" {
+		cfg.Metrics = metrics.New(cfg.Site, cfg.SpoolDir)
+		if _, err := metrics.Serve(ctx, *metricsListen, cfg.Metrics.Registry(), cfg.Logger.Named("metrics")); err != nil {
+			fmt.Fprintf(stderr, "scanorama-agent: %v\n", err)
+			return 1
+		}
 	}
 
 	a, err := worker.New(ctx, cfg)

@@ -7,6 +7,7 @@
 //	scanorama-controller restore --in FILE [--database-url URL] [--data-dir DIR]
 //	scanorama-controller ca init --data-dir DIR [--database-url URL]
 //	scanorama-controller agent enroll --site S [--ttl 24h] [--uses 1] | agent tokens | agent revoke-token --id ID
+//	scanorama-controller doctor  [--database-url URL] [--data-dir DIR] [--lease-ttl D] [--tls-cert F ...]
 //
 // Every flag has an environment twin: --database-url is SCANORAMA_DATABASE_URL, and so on.
 package main
@@ -28,6 +29,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/scanorama/scanorama/controller/doctor"
 	"github.com/scanorama/scanorama/controller/pgserver"
 	"github.com/scanorama/scanorama/controller/pki"
 	"github.com/scanorama/scanorama/controller/server"
@@ -45,6 +47,7 @@ commands:
   restore   load a backup into an empty database
   ca init   create the controller CA under --data-dir (once; never overwrites)
   agent     enroll (print a one-time agent enrollment token), tokens, revoke-token
+  doctor    check the database, schema, partitions, lease reaping and TLS; exit 1 if any check failed
   version   print the version
 
 Run "scanorama-controller <command> -h" for the command's flags.
@@ -74,6 +77,8 @@ func run(args []string, stderr io.Writer) int {
 		return caCmd(ctx, args[1:], os.Stdout, stderr)
 	case "agent":
 		return agentCmd(ctx, args[1:], os.Stdout, stderr)
+	case "doctor":
+		return doctorCmd(ctx, args[1:], stderr)
 	case "version", "--version":
 		fmt.Fprintln(os.Stdout, version)
 		return 0
@@ -118,6 +123,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	retention := fs.Int("retention-months", envInt("SCANORAMA_RETENTION_MONTHS", 13), "months of port_scans history kept live; older months move to the archive schema, 0 keeps all (env SCANORAMA_RETENTION_MONTHS)")
 	keep := registerRetention(fs)
 	ttl := fs.Duration("lease-ttl", envDuration("SCANORAMA_LEASE_TTL", 30*time.Second), "lease lifetime without a heartbeat (env SCANORAMA_LEASE_TTL)")
+	metricsListen := fs.String("metrics-listen", env("SCANORAMA_METRICS_LISTEN", ""), "serve Prometheus metrics at /metrics on this host:port; empty: off (env SCANORAMA_METRICS_LISTEN)")
 	var tlsFiles server.TLSFiles
 	fs.StringVar(&tlsFiles.CertFile, "tls-cert", env("SCANORAMA_TLS_CERT", ""), "PEM certificate (chain) the gRPC API presents; with --tls-key it serves TLS, reloaded when the files change (env SCANORAMA_TLS_CERT)")
 	fs.StringVar(&tlsFiles.KeyFile, "tls-key", env("SCANORAMA_TLS_KEY", ""), "PEM private key of --tls-cert (env SCANORAMA_TLS_KEY)")
@@ -177,6 +183,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 			return fail(stderr, fmt.Errorf("--data-dir: %w", err))
 		}
 	}
+	if *metricsListen != "" {
+		if _, _, err := net.SplitHostPort(*metricsListen); err != nil {
+			return fail(stderr, fmt.Errorf("--metrics-listen: %q is not host:port", *metricsListen))
+		}
+	}
 	if *debugListen != "" {
 		host, _, err := net.SplitHostPort(*debugListen)
 		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
@@ -195,7 +206,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	err = server.Run(ctx, server.Config{
 		Listen: *listen, DatabaseURL: c.databaseURL, DataDir: c.dataDir, LeaseTTL: *ttl, MaxConns: int32(*maxConns), RetentionMonths: *retention,
 		Retention: keep.Retention(),
-		TLS:       tlsCfg, Roles: roles, Logger: log,
+		TLS:       tlsCfg, Roles: roles, Logger: log, MetricsListen: *metricsListen,
 		CA: ca, Advertise: advertised, AgentCertTTL: *agentCertTTL, RequireAgentApproval: *requireApproval,
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -232,6 +243,54 @@ func migrateCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	if err := server.Migrate(ctx, url, log); err != nil {
 		log.Error("migrate failed", "error", err)
+		return 1
+	}
+	return 0
+}
+
+// doctorCmd prints one line per check and exits 1 if any failed. Without
+// --database-url it starts the managed PostgreSQL under --data-dir for the
+// checks (and stops it after), unless a running controller owns it.
+func doctorCmd(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.register(fs)
+	ttl := fs.Duration("lease-ttl", envDuration("SCANORAMA_LEASE_TTL", 30*time.Second), "the controllers' lease lifetime; leases expired for twice this and still held mean no reaper runs (env SCANORAMA_LEASE_TTL)")
+	var tlsFiles server.TLSFiles
+	fs.StringVar(&tlsFiles.CertFile, "tls-cert", env("SCANORAMA_TLS_CERT", ""), "PEM certificate (chain) the gRPC API presents (env SCANORAMA_TLS_CERT)")
+	fs.StringVar(&tlsFiles.KeyFile, "tls-key", env("SCANORAMA_TLS_KEY", ""), "PEM private key of --tls-cert (env SCANORAMA_TLS_KEY)")
+	fs.StringVar(&tlsFiles.ClientCAFile, "tls-client-ca", env("SCANORAMA_TLS_CLIENT_CA", ""), "PEM CA bundle of the agents' certificates (env SCANORAMA_TLS_CLIENT_CA)")
+	fs.StringVar(&tlsFiles.AdminCAFile, "tls-admin-ca", env("SCANORAMA_TLS_ADMIN_CA", ""), "PEM CA bundle of the admins' certificates (env SCANORAMA_TLS_ADMIN_CA)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := checkArgs(fs); err != nil {
+		return fail(stderr, err)
+	}
+	if *ttl < time.Second || *ttl > time.Hour {
+		return fail(stderr, fmt.Errorf("--lease-ttl: %s is outside 1s..1h", *ttl))
+	}
+	log, err := c.logger()
+	if err != nil {
+		return fail(stderr, err)
+	}
+	url := c.databaseURL
+	if url == "" {
+		pg, err := pgserver.Start(ctx, pgserver.Options{DataDir: c.dataDir, Logger: log.Named("postgres")})
+		if err != nil {
+			hint := "check --data-dir"
+			if errors.Is(err, pgserver.ErrDataDirInUse) {
+				hint = "a running controller owns it; pass --database-url (its URL is in the controller's log)"
+			}
+			doctor.Report(os.Stdout, []doctor.Result{{Check: "database", Status: doctor.Fail,
+				Detail: fmt.Sprintf("managed PostgreSQL in %s: %v; %s", c.dataDir, err, hint)}})
+			return 1
+		}
+		defer pg.Stop(context.Background()) //nolint:errcheck // best effort on exit
+		url = pg.URL(pgserver.DefaultDatabase)
+	}
+	if doctor.Report(os.Stdout, doctor.Controller(ctx, doctor.Options{DatabaseURL: url, LeaseTTL: *ttl, TLS: tlsFiles})) {
 		return 1
 	}
 	return 0

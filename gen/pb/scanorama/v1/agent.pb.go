@@ -1543,7 +1543,7 @@ var File_scanorama_v1_agent_proto protoreflect.FileDescriptor
 
 const file_scanorama_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x18scanorama/v1/agent.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dscanorama/v1/enrollment.proto\x1a\x18scanorama/v1/types.proto\"\xf5\x01\n" +
+	"\x18scanorama/v1/agent.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dscanorama/v1/enrollment.proto\x1a\x16scanorama/v1/ops.proto\x1a\x18scanorama/v1/types.proto\"\xf5\x01\n" +
 	"\x0fRegisterRequest\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -1670,7 +1670,7 @@ const file_scanorama_v1_agent_proto_rawDesc = "" +
 	"\x17LEASE_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12LEASE_STATE_ACTIVE\x10\x01\x12\x19\n" +
 	"\x15LEASE_STATE_CANCELLED\x10\x02\x12\x14\n" +
-	"\x10LEASE_STATE_LOST\x10\x032\xf4\x04\n" +
+	"\x10LEASE_STATE_LOST\x10\x032\xce\x05\n" +
 	"\fAgentService\x12I\n" +
 	"\bRegister\x12\x1d.scanorama.v1.RegisterRequest\x1a\x1e.scanorama.v1.RegisterResponse\x12O\n" +
 	"\n" +
@@ -1681,7 +1681,8 @@ const file_scanorama_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"ReleaseJob\x12\x1f.scanorama.v1.ReleaseJobRequest\x1a .scanorama.v1.ReleaseJobResponse\x12C\n" +
 	"\x06Enroll\x12\x1b.scanorama.v1.EnrollRequest\x1a\x1c.scanorama.v1.EnrollResponse\x12@\n" +
-	"\x05Renew\x12\x1a.scanorama.v1.RenewRequest\x1a\x1b.scanorama.v1.RenewResponseB@Z>github.com/scanorama/scanorama/gen/pb/scanorama/v1;scanoramav1b\x06proto3"
+	"\x05Renew\x12\x1a.scanorama.v1.RenewRequest\x1a\x1b.scanorama.v1.RenewResponse\x12X\n" +
+	"\rGetServerTime\x12\".scanorama.v1.GetServerTimeRequest\x1a#.scanorama.v1.GetServerTimeResponseB@Z>github.com/scanorama/scanorama/gen/pb/scanorama/v1;scanoramav1b\x06proto3"
 
 var (
 	file_scanorama_v1_agent_proto_rawDescOnce sync.Once
@@ -1727,8 +1728,10 @@ var file_scanorama_v1_agent_proto_goTypes = []any{
 	(JobStatus)(0),                // 26: scanorama.v1.JobStatus
 	(*EnrollRequest)(nil),         // 27: scanorama.v1.EnrollRequest
 	(*RenewRequest)(nil),          // 28: scanorama.v1.RenewRequest
-	(*EnrollResponse)(nil),        // 29: scanorama.v1.EnrollResponse
-	(*RenewResponse)(nil),         // 30: scanorama.v1.RenewResponse
+	(*GetServerTimeRequest)(nil),  // 29: scanorama.v1.GetServerTimeRequest
+	(*EnrollResponse)(nil),        // 30: scanorama.v1.EnrollResponse
+	(*RenewResponse)(nil),         // 31: scanorama.v1.RenewResponse
+	(*GetServerTimeResponse)(nil), // 32: scanorama.v1.GetServerTimeResponse
 }
 var file_scanorama_v1_agent_proto_depIdxs = []int32{
 	22, // 0: scanorama.v1.RegisterRequest.capabilities:type_name -> scanorama.v1.AgentCapabilities
@@ -1758,16 +1761,18 @@ var file_scanorama_v1_agent_proto_depIdxs = []int32{
 	20, // 24: scanorama.v1.AgentService.ReleaseJob:input_type -> scanorama.v1.ReleaseJobRequest
 	27, // 25: scanorama.v1.AgentService.Enroll:input_type -> scanorama.v1.EnrollRequest
 	28, // 26: scanorama.v1.AgentService.Renew:input_type -> scanorama.v1.RenewRequest
-	2,  // 27: scanorama.v1.AgentService.Register:output_type -> scanorama.v1.RegisterResponse
-	5,  // 28: scanorama.v1.AgentService.AcquireJob:output_type -> scanorama.v1.AcquireJobResponse
-	9,  // 29: scanorama.v1.AgentService.Heartbeat:output_type -> scanorama.v1.HeartbeatResponse
-	17, // 30: scanorama.v1.AgentService.StreamResults:output_type -> scanorama.v1.StreamResultsResponse
-	19, // 31: scanorama.v1.AgentService.FailJob:output_type -> scanorama.v1.FailJobResponse
-	21, // 32: scanorama.v1.AgentService.ReleaseJob:output_type -> scanorama.v1.ReleaseJobResponse
-	29, // 33: scanorama.v1.AgentService.Enroll:output_type -> scanorama.v1.EnrollResponse
-	30, // 34: scanorama.v1.AgentService.Renew:output_type -> scanorama.v1.RenewResponse
-	27, // [27:35] is the sub-list for method output_type
-	19, // [19:27] is the sub-list for method input_type
+	29, // 27: scanorama.v1.AgentService.GetServerTime:input_type -> scanorama.v1.GetServerTimeRequest
+	2,  // 28: scanorama.v1.AgentService.Register:output_type -> scanorama.v1.RegisterResponse
+	5,  // 29: scanorama.v1.AgentService.AcquireJob:output_type -> scanorama.v1.AcquireJobResponse
+	9,  // 30: scanorama.v1.AgentService.Heartbeat:output_type -> scanorama.v1.HeartbeatResponse
+	17, // 31: scanorama.v1.AgentService.StreamResults:output_type -> scanorama.v1.StreamResultsResponse
+	19, // 32: scanorama.v1.AgentService.FailJob:output_type -> scanorama.v1.FailJobResponse
+	21, // 33: scanorama.v1.AgentService.ReleaseJob:output_type -> scanorama.v1.ReleaseJobResponse
+	30, // 34: scanorama.v1.AgentService.Enroll:output_type -> scanorama.v1.EnrollResponse
+	31, // 35: scanorama.v1.AgentService.Renew:output_type -> scanorama.v1.RenewResponse
+	32, // 36: scanorama.v1.AgentService.GetServerTime:output_type -> scanorama.v1.GetServerTimeResponse
+	28, // [28:37] is the sub-list for method output_type
+	19, // [19:28] is the sub-list for method input_type
 	19, // [19:19] is the sub-list for extension type_name
 	19, // [19:19] is the sub-list for extension extendee
 	0,  // [0:19] is the sub-list for field type_name
@@ -1779,6 +1784,7 @@ func file_scanorama_v1_agent_proto_init() {
 		return
 	}
 	file_scanorama_v1_enrollment_proto_init()
+	file_scanorama_v1_ops_proto_init()
 	file_scanorama_v1_types_proto_init()
 	file_scanorama_v1_agent_proto_msgTypes[15].OneofWrappers = []any{
 		(*StreamResultsRequest_Open)(nil),

@@ -27,6 +27,7 @@ const (
 	AgentService_ReleaseJob_FullMethodName    = "/scanorama.v1.AgentService/ReleaseJob"
 	AgentService_Enroll_FullMethodName        = "/scanorama.v1.AgentService/Enroll"
 	AgentService_Renew_FullMethodName         = "/scanorama.v1.AgentService/Renew"
+	AgentService_GetServerTime_FullMethodName = "/scanorama.v1.AgentService/GetServerTime"
 )
 
 // AgentServiceClient is the client API for AgentService service.
@@ -56,6 +57,9 @@ type AgentServiceClient interface {
 	Enroll(ctx context.Context, in *EnrollRequest, opts ...grpc.CallOption) (*EnrollResponse, error)
 	// Renew issues a fresh certificate for the caller's (mTLS) identity.
 	Renew(ctx context.Context, in *RenewRequest, opts ...grpc.CallOption) (*RenewResponse, error)
+	// GetServerTime returns the controller's clock, so an agent can measure its
+	// skew (scanorama-agent doctor); it needs no registration and writes nothing.
+	GetServerTime(ctx context.Context, in *GetServerTimeRequest, opts ...grpc.CallOption) (*GetServerTimeResponse, error)
 }
 
 type agentServiceClient struct {
@@ -149,6 +153,16 @@ func (c *agentServiceClient) Renew(ctx context.Context, in *RenewRequest, opts .
 	return out, nil
 }
 
+func (c *agentServiceClient) GetServerTime(ctx context.Context, in *GetServerTimeRequest, opts ...grpc.CallOption) (*GetServerTimeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetServerTimeResponse)
+	err := c.cc.Invoke(ctx, AgentService_GetServerTime_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AgentServiceServer is the server API for AgentService service.
 // All implementations must embed UnimplementedAgentServiceServer
 // for forward compatibility.
@@ -176,6 +190,9 @@ type AgentServiceServer interface {
 	Enroll(context.Context, *EnrollRequest) (*EnrollResponse, error)
 	// Renew issues a fresh certificate for the caller's (mTLS) identity.
 	Renew(context.Context, *RenewRequest) (*RenewResponse, error)
+	// GetServerTime returns the controller's clock, so an agent can measure its
+	// skew (scanorama-agent doctor); it needs no registration and writes nothing.
+	GetServerTime(context.Context, *GetServerTimeRequest) (*GetServerTimeResponse, error)
 	mustEmbedUnimplementedAgentServiceServer()
 }
 
@@ -209,6 +226,9 @@ func (UnimplementedAgentServiceServer) Enroll(context.Context, *EnrollRequest) (
 }
 func (UnimplementedAgentServiceServer) Renew(context.Context, *RenewRequest) (*RenewResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Renew not implemented")
+}
+func (UnimplementedAgentServiceServer) GetServerTime(context.Context, *GetServerTimeRequest) (*GetServerTimeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetServerTime not implemented")
 }
 func (UnimplementedAgentServiceServer) mustEmbedUnimplementedAgentServiceServer() {}
 func (UnimplementedAgentServiceServer) testEmbeddedByValue()                      {}
@@ -364,6 +384,24 @@ func _AgentService_Renew_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AgentService_GetServerTime_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetServerTimeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).GetServerTime(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_GetServerTime_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).GetServerTime(ctx, req.(*GetServerTimeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AgentService_ServiceDesc is the grpc.ServiceDesc for AgentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -398,6 +436,10 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Renew",
 			Handler:    _AgentService_Renew_Handler,
+		},
+		{
+			MethodName: "GetServerTime",
+			Handler:    _AgentService_GetServerTime_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,5 @@
+package doctor
+
+import "os/exec"
+
+func lookPath(p string) (string, error) { return exec.LookPath(p) }
