@@ -26,6 +26,8 @@ import (
 
 	"github.com/scanorama/scanorama/controller/admin"
 	"github.com/scanorama/scanorama/controller/agentapi"
+	"github.com/scanorama/scanorama/controller/audit"
+	"github.com/scanorama/scanorama/controller/authz"
 	"github.com/scanorama/scanorama/controller/events"
 	"github.com/scanorama/scanorama/controller/ingest"
 	"github.com/scanorama/scanorama/controller/leasing"
@@ -33,6 +35,7 @@ import (
 	"github.com/scanorama/scanorama/controller/migrate"
 	"github.com/scanorama/scanorama/controller/pgserver"
 	"github.com/scanorama/scanorama/controller/scheduler"
+	"github.com/scanorama/scanorama/controller/tokens"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
 
@@ -58,6 +61,9 @@ type Config struct {
 	// Roles, when set, keeps agents' certificates off AdminService and
 	// admins' off AgentService.
 	Roles *Roles
+	// Insecure permits plaintext and unauthenticated AdminService calls
+	// (serve --insecure), on loopback listen addresses only.
+	Insecure bool
 	// Ready, when set, receives the bound address once the server accepts calls.
 	Ready func(addr net.Addr)
 }
@@ -77,11 +83,17 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 40
 	}
+	if err := CheckTransport(cfg.Listen, cfg.TLS != nil, cfg.Insecure); err != nil {
+		return err
+	}
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", cfg.Listen, err)
 	}
 	defer lis.Close()
+	if host, _, _ := net.SplitHostPort(lis.Addr().String()); cfg.Insecure && !isLoopback(host) {
+		return fmt.Errorf("--insecure: %s is not a loopback address; insecure serving is for one machine only", lis.Addr())
+	}
 
 	url := cfg.DatabaseURL
 	if url == "" {
@@ -159,8 +171,13 @@ func Run(ctx context.Context, cfg Config) error {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.MaxRecvMsgSize(16 << 20),
 	}
+	authorizer := &authz.Authorizer{
+		Tokens: tokens.NewVerifier(pool), Insecure: cfg.Insecure,
+		Audit: &audit.Recorder{DB: pool, Log: log.Named("audit")}, Log: log.Named("authz"),
+	}
 	security := "plaintext"
 	if cfg.TLS != nil {
+		authorizer.Cert = certInfo(cfg.TLS, cfg.Roles)
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 		security = "tls"
 		if cfg.TLS.ClientAuth == tls.RequireAndVerifyClientCert {
@@ -171,10 +188,15 @@ func Run(ctx context.Context, cfg Config) error {
 				grpc.ChainStreamInterceptor(cfg.Roles.StreamInterceptor()))
 			security = "mtls with agent and admin roles"
 		}
-	} else if host, _, _ := net.SplitHostPort(lis.Addr().String()); !isLoopback(host) {
-		log.Warn("serving plaintext gRPC on a non-loopback address: agents and admins are not authenticated; "+
-			"use --tls-cert, --tls-key and --tls-client-ca", "listen", lis.Addr().String())
 	}
+	if cfg.Insecure {
+		log.Warn("!!! INSECURE: --insecure serves without authentication; anyone who can reach "+lis.Addr().String()+
+			" is an admin, agents join any site they name. For tests and demos on one machine only. !!!",
+			"listen", lis.Addr().String(), "transport", security)
+		security += ", insecure (no authentication required)"
+	}
+	opts = append(opts, grpc.ChainUnaryInterceptor(authorizer.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(authorizer.StreamInterceptor()))
 	gs := grpc.NewServer(opts...)
 	pb.RegisterAgentServiceServer(gs, agentapi.New(pool, leaser, in, log))
 	pb.RegisterAdminServiceServer(gs, admin.New(pool, hub, log))

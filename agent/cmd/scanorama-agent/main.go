@@ -52,6 +52,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&tlsOpt.KeyFile, "tls-key", env("SCANORAMA_TLS_KEY", ""), "PEM private key of --tls-cert (env SCANORAMA_TLS_KEY)")
 	fs.StringVar(&tlsOpt.ServerName, "tls-server-name", env("SCANORAMA_TLS_SERVER_NAME", ""), "name to verify in the controller's certificate (default: the --controller host) (env SCANORAMA_TLS_SERVER_NAME)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	insecurePlain := fs.Bool("insecure", envBool("SCANORAMA_INSECURE"), "speak plaintext to a controller serving --insecure on loopback (tests, demos); otherwise TLS is required (env SCANORAMA_INSECURE)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -71,6 +72,15 @@ func run(args []string, stderr io.Writer) int {
 	}
 	if tlsOpt.CAFile != "" || tlsOpt.CertFile != "" || tlsOpt.KeyFile != "" || tlsOpt.ServerName != "" {
 		tlsOpt.Enabled = true
+	}
+	switch {
+	case tlsOpt.Enabled && *insecurePlain:
+		fmt.Fprintln(stderr, "scanorama-agent: --insecure: conflicts with --tls flags (plaintext or TLS, not both)")
+		return 2
+	case !tlsOpt.Enabled && !*insecurePlain:
+		fmt.Fprintln(stderr, "scanorama-agent: no transport security: give --tls (with --tls-ca, --tls-cert/--tls-key as the controller needs), "+
+			"or --insecure to speak plaintext to a controller serving --insecure on loopback")
+		return 2
 	}
 	cfg.TLS = tlsOpt
 	if _, err := tlsOpt.Credentials(); err != nil {

@@ -3,6 +3,7 @@
 //
 //	scanorama-controller serve   [--listen ADDR] [--database-url URL] [--data-dir DIR] ...
 //	scanorama-controller migrate [--database-url URL] [--data-dir DIR]
+//	scanorama-controller token create|list|revoke ...
 //
 // Every flag has an environment twin: --database-url is SCANORAMA_DATABASE_URL, and so on.
 package main
@@ -36,6 +37,7 @@ const usage = `usage: scanorama-controller <command> [flags]
 commands:
   serve     run the controller (gRPC AgentService + AdminService)
   migrate   apply schema migrations and exit
+  token     create, list or revoke people's bearer tokens
   version   print the version
 
 Run "scanorama-controller <command> -h" for the command's flags.
@@ -57,6 +59,8 @@ func run(args []string, stderr io.Writer) int {
 		return serve(ctx, args[1:], stderr)
 	case "migrate":
 		return migrateCmd(ctx, args[1:], stderr)
+	case "token":
+		return tokenCmd(ctx, args[1:], os.Stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(os.Stdout, version)
 		return 0
@@ -105,6 +109,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&tlsFiles.KeyFile, "tls-key", env("SCANORAMA_TLS_KEY", ""), "PEM private key of --tls-cert (env SCANORAMA_TLS_KEY)")
 	fs.StringVar(&tlsFiles.ClientCAFile, "tls-client-ca", env("SCANORAMA_TLS_CLIENT_CA", ""), "PEM CA bundle; every agent (and, without --tls-admin-ca, every admin) must present a certificate it signed (env SCANORAMA_TLS_CLIENT_CA)")
 	fs.StringVar(&tlsFiles.AdminCAFile, "tls-admin-ca", env("SCANORAMA_TLS_ADMIN_CA", ""), "PEM CA bundle of the admins' certificates: only they may call AdminService, and only --tls-client-ca's may call AgentService (env SCANORAMA_TLS_ADMIN_CA)")
+	insecure := fs.Bool("insecure", envBool("SCANORAMA_INSECURE"), "serve plaintext without authentication (every caller is an admin); loopback --listen only, for tests and demos (env SCANORAMA_INSECURE)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -141,6 +146,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
+	if err := server.CheckTransport(*listen, tlsCfg != nil, *insecure); err != nil {
+		return fail(stderr, err)
+	}
 	if *debugListen != "" {
 		if err := serveDebug(ctx, *debugListen, log.Named("debug")); err != nil {
 			return fail(stderr, fmt.Errorf("--debug-listen: %w", err))
@@ -148,7 +156,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	err = server.Run(ctx, server.Config{
 		Listen: *listen, DatabaseURL: c.databaseURL, DataDir: c.dataDir, LeaseTTL: *ttl, MaxConns: int32(*maxConns), RetentionMonths: *retention,
-		TLS: tlsCfg, Roles: roles, Logger: log,
+		TLS: tlsCfg, Roles: roles, Insecure: *insecure, Logger: log,
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("controller failed", "error", err)
