@@ -46,12 +46,13 @@ SELECT t.site_id, t.id FROM t`, site.name).Scan(site.id, &target)
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Every statement takes both parameters (site, target).
 		steps := []string{
-			`INSERT INTO scan_target_ports (target_id, protocol, port_start, port_end) VALUES ($2, 'tcp', 22, 22)`,
-			`INSERT INTO scan_exclusions (site_id, network) VALUES ($1, '10.99.0.1/32')`,
-			`INSERT INTO scan_exclusions (target_id, network) VALUES ($2, '10.99.0.2/32')`,
-			`INSERT INTO agents (site_id, name) VALUES ($1, 'agent')`,
-			`INSERT INTO scan_runs (target_id, scheduled_for, outcome, created_by, origin) VALUES ($2, now(), 'created', 'test', 'scan_now')`,
+			`INSERT INTO scan_target_ports (target_id, protocol, port_start, port_end) SELECT $2::uuid, 'tcp', 22, 22 WHERE $1::uuid IS NOT NULL`,
+			`INSERT INTO scan_exclusions (site_id, network) SELECT $1::uuid, '10.99.0.1/32' WHERE $2::uuid IS NOT NULL`,
+			`INSERT INTO scan_exclusions (target_id, network) SELECT $2::uuid, '10.99.0.2/32' WHERE $1::uuid IS NOT NULL`,
+			`INSERT INTO agents (site_id, name) SELECT $1::uuid, 'agent' WHERE $2::uuid IS NOT NULL`,
+			`INSERT INTO scan_runs (target_id, scheduled_for, outcome, created_by, origin) SELECT $2::uuid, now(), 'created', 'test', 'scan_now' WHERE $1::uuid IS NOT NULL`,
 		}
 		for _, s := range steps {
 			if _, err := pool.Exec(ctx, s, *site.id, target); err != nil {
@@ -65,9 +66,10 @@ SELECT $2, $1, profile_id, network, '{}' FROM scan_targets WHERE id = $2 RETURNI
 		if err := pool.QueryRow(ctx, `INSERT INTO hosts (site_id, ip_address) VALUES ($1, '10.99.0.10') RETURNING id`, *site.id).Scan(&host); err != nil {
 			t.Fatal(err)
 		}
+		// Every statement takes both parameters (job, host).
 		steps = []string{
-			`INSERT INTO scan_job_leases (job_id, lease_token, worker_id) VALUES ($1, 1, 'w')`,
-			`INSERT INTO services (host_id, port, protocol, state) VALUES ($2, 22, 'tcp', 'open')`,
+			`INSERT INTO scan_job_leases (job_id, lease_token, worker_id) SELECT $1::uuid, 1, 'w' WHERE $2::uuid IS NOT NULL`,
+			`INSERT INTO services (host_id, port, protocol, state) SELECT $2::uuid, 22, 'tcp', 'open' WHERE $1::uuid IS NOT NULL`,
 			`INSERT INTO port_scans (job_id, host_id, port, protocol, state, scanned_at) VALUES ($1, $2, 22, 'tcp', 'open', now())`,
 			`INSERT INTO host_history (host_id, site_id, job_id, event, changed_by) SELECT $2, site_id, $1, 'host_discovered', 'test' FROM hosts WHERE id = $2`,
 		}
