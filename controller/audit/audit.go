@@ -111,7 +111,9 @@ func Redact(m proto.Message) ([]byte, error) {
 
 func strip(m protoreflect.Message) {
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if IsSecretField(string(fd.Name())) {
+		// Secrets are strings or bytes; a message field named "token"
+		// (an APIToken) is walked, not dropped.
+		if (fd.Kind() == protoreflect.StringKind || fd.Kind() == protoreflect.BytesKind) && IsSecretField(string(fd.Name())) {
 			m.Clear(fd)
 			return true
 		}
