@@ -299,7 +299,7 @@ func TestEveryRPCEveryRole(t *testing.T) {
 
 // seedSite creates site name with a target, runs ScanNow and has a
 // simulated agent of that site commit host ip with port 22 open.
-func seedSite(t *testing.T, s *stack, name, ip string) (targetID, jobID string) {
+func seedSite(t *testing.T, s *stack, name, ip string) (targetID, jobID string, agent *simAgent) {
 	t.Helper()
 	ctx := s.ctx()
 	if _, err := s.admin.CreateSite(ctx, &pb.CreateSiteRequest{Name: name}); err != nil {
@@ -321,7 +321,7 @@ func seedSite(t *testing.T, s *stack, name, ip string) (targetID, jobID string) 
 	if _, err := a.send(context.Background(), l, [][]*pb.HostResult{{host(ip, 22)}}, false); err != nil {
 		t.Fatal(err)
 	}
-	return tgt.GetTarget().GetId(), scan.GetJobs()[0].GetId()
+	return tgt.GetTarget().GetId(), scan.GetJobs()[0].GetId(), a
 }
 
 // A viewer token confined to site a never sees site b's data through
@@ -332,8 +332,8 @@ func TestSiteScopedTokens(t *testing.T) {
 	t.Parallel()
 	s := newSecureStack(t)
 	ctx := s.ctx()
-	targetA, jobA := seedSite(t, s, "a", "10.99.0.10")
-	targetB, jobB := seedSite(t, s, "b", "10.99.0.10")
+	targetA, jobA, agentA := seedSite(t, s, "a", "10.99.0.10")
+	targetB, jobB, agentB := seedSite(t, s, "b", "10.99.0.10")
 	viewer := s.client(s.createToken("--role", "viewer", "--site", "a", "--name", "a-viewer"))
 
 	sites, err := viewer.ListSites(ctx, &pb.ListSitesRequest{})
@@ -410,62 +410,52 @@ func TestSiteScopedTokens(t *testing.T) {
 		t.Errorf("GetStats: hosts %d, %v; want 1 (site a's)", stats.GetHosts(), err)
 	}
 
-	// WatchEvents: a job of b, then a job of a; only a's arrives.
+	// WatchEvents: a job of b runs and commits (a new open port), then a job
+	// of a; events come in order, so a's first event arriving with none of
+	// b's before it shows b's were withheld.
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	watch, err := viewer.WatchEvents(wctx, &pb.WatchEventsRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The stream is subscribed once the server handler runs; a ListSites on
-	// the same connection afterwards cannot overtake it for long, so also
-	// retry the trigger until an event comes.
-	got := make(chan *pb.WatchEventsResponse, 64)
-	go func() {
-		for {
-			m, err := watch.Recv()
-			if err != nil {
-				close(got)
-				return
-			}
-			got <- m
-		}
-	}()
-	bJobs := map[string]bool{jobB: true}
-	var aJob string
-	deadline := time.After(45 * time.Second)
-	for aJob == "" {
-		sb, err := s.admin.ScanNow(ctx, &pb.ScanNowRequest{TargetId: targetB})
+	// The server subscribes before it sends anything; give the stream a moment to open.
+	time.Sleep(500 * time.Millisecond)
+	runJob := func(a *simAgent, targetID, ip string) string {
+		t.Helper()
+		sc, err := s.admin.ScanNow(ctx, &pb.ScanNowRequest{TargetId: targetID})
 		if err != nil {
 			t.Fatal(err)
 		}
-		bJobs[sb.GetJobs()[0].GetId()] = true
-		sa, err := s.admin.ScanNow(ctx, &pb.ScanNowRequest{TargetId: targetA})
-		if err != nil {
+		l := a.acquire(10 * time.Second)
+		if l == nil || l.GetJobId() != sc.GetJobs()[0].GetId() {
+			t.Fatalf("lease %v for job %s", l, sc.GetJobs()[0].GetId())
+		}
+		if _, err := a.send(ctx, l, [][]*pb.HostResult{{host(ip, 22, 80)}}, false); err != nil {
 			t.Fatal(err)
 		}
-		want := sa.GetJobs()[0].GetId()
-		wait := time.After(2 * time.Second)
-	collect:
-		for {
-			select {
-			case m, ok := <-got:
-				if !ok {
-					t.Fatal("WatchEvents ended")
-				}
-				id := m.GetJob().GetJobId()
-				if bJobs[id] {
-					t.Fatalf("WatchEvents of a site-a viewer delivered site b's job %s", id)
-				}
-				if id == want {
-					aJob = id
-					break collect
-				}
-			case <-wait:
-				break collect
-			case <-deadline:
-				t.Fatal("no WatchEvents event for site a's job")
+		return l.GetJobId()
+	}
+	bJob := runJob(agentB, targetB, "10.99.0.10")
+	aJob := runJob(agentA, targetA, "10.99.0.10")
+	for seen := map[string]bool{}; !seen[pb.JobStatus_JOB_STATUS_COMPLETED.String()] || !seen["port_opened"]; {
+		ev, err := watch.Recv()
+		if err != nil {
+			t.Fatalf("WatchEvents after %v: %v", seen, err)
+		}
+		switch e := ev.GetEvent().(type) {
+		case *pb.WatchEventsResponse_Job:
+			if e.Job.GetJobId() == bJob {
+				t.Fatalf("WatchEvents of a site-a viewer delivered site b's job %s", bJob)
 			}
+			if e.Job.GetJobId() == aJob {
+				seen[e.Job.GetStatus().String()] = true
+			}
+		case *pb.WatchEventsResponse_HostChange:
+			if e.HostChange.GetSite() != "a" {
+				t.Fatalf("WatchEvents of a site-a viewer delivered a host change of site %s", e.HostChange.GetSite())
+			}
+			seen[e.HostChange.GetEvent()] = true
 		}
 	}
 
