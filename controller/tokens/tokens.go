@@ -108,6 +108,11 @@ func NewVerifier(dbtx db.DBTX) *Verifier {
 	return &Verifier{q: db.New(dbtx), now: time.Now}
 }
 
+// NewVerifierAt is NewVerifier with a clock (for expiry tests).
+func NewVerifierAt(dbtx db.DBTX, now func() time.Time) *Verifier {
+	return &Verifier{q: db.New(dbtx), now: now}
+}
+
 // Verify implements authz.Verifier.
 func (v *Verifier) Verify(ctx context.Context, token string) (authz.Principal, error) {
 	id, secret, ok := Parse(token)
