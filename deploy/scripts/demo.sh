@@ -113,7 +113,7 @@ echo "$out"
 JOB=$(echo "$out" | grep -m1 '"id"' | sed 's/.*"id": "\([^"]*\)".*/\1/')
 
 say "Waiting for job $JOB"
-echo "\$ ${G[*]//$TOKEN/\$TOKEN} -d '{\"id\":\"$JOB\"}' $CTRL scanorama.v1.AdminService/GetJob"
+echo "\$ $BIN/grpcurl -plaintext -H 'authorization: Bearer \$TOKEN' -d '{\"id\":\"$JOB\"}' $CTRL scanorama.v1.AdminService/GetJob"
 status=""
 for _ in $(seq 1 240); do
 	job=$("${G[@]}" -d "{\"id\":\"$JOB\"}" "$CTRL" scanorama.v1.AdminService/GetJob)
