@@ -20,6 +20,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/scanorama/scanorama/controller/apierr"
+	"github.com/scanorama/scanorama/controller/authz"
+	"github.com/scanorama/scanorama/controller/scope"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
@@ -32,7 +34,9 @@ type Subscriber interface {
 // Server implements pb.AdminServiceServer.
 type Server struct {
 	pb.UnimplementedAdminServiceServer
-	pool   *pgxpool.Pool
+	// pool and q run every statement as the caller (controller/scope):
+	// as scanorama_admin_api, under the caller's site scope.
+	pool   *scope.DB
 	q      *db.Queries
 	events Subscriber
 	log    hclog.Logger
@@ -40,15 +44,20 @@ type Server struct {
 
 // New returns an AdminService implementation.
 func New(pool *pgxpool.Pool, events Subscriber, log hclog.Logger) *Server {
-	return &Server{pool: pool, q: db.New(pool), events: events, log: log.Named("admin")}
+	sdb := scope.New(pool)
+	return &Server{pool: sdb, q: db.New(sdb), events: events, log: log.Named("admin")}
 }
 
-// actor names who made a change, for the audit columns.
+// actor names who made a change, for the audit columns: the caller's
+// identity as authz established it (token, certificate or insecure peer).
 func actor(ctx context.Context) string {
-	if p := peerAddr(ctx); p != "" {
-		return "admin@" + p
+	if p, ok := authz.FromContext(ctx); ok {
+		return p.Identity()
 	}
-	return "admin"
+	if p := peerAddr(ctx); p != "" {
+		return "unauthenticated@" + p
+	}
+	return "unauthenticated"
 }
 
 func parseID(field, s string) (uuid.UUID, error) {
@@ -122,6 +131,8 @@ func (s *Server) internal(what string, err error) error {
 			return status.Errorf(codes.AlreadyExists, "%s: already exists (%s)", what, pgErr.ConstraintName)
 		case "23503":
 			return status.Errorf(codes.FailedPrecondition, "%s: still referenced (%s)", what, pgErr.ConstraintName)
+		case "42501": // row-level security or a missing grant: outside the caller's sites
+			return status.Errorf(codes.PermissionDenied, "%s: not allowed for this caller (outside its sites)", what)
 		case "23514", "22P02", "22001":
 			return status.Errorf(codes.InvalidArgument, "%s: %s", what, pgErr.Message)
 		}

@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"errors"
-	"regexp"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,7 +16,6 @@ import (
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
 
-var tokenIDRe = regexp.MustCompile(`^[0-9a-f]{16}$`)
 
 // CreateEnrollmentToken implements AdminService.CreateEnrollmentToken: the
 // same token "scanorama-controller agent enroll" prints. Only its hash is

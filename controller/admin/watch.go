@@ -4,8 +4,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/scanorama/scanorama/controller/authz"
 	"github.com/scanorama/scanorama/controller/events"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
@@ -21,6 +24,13 @@ func (s *Server) WatchEvents(req *pb.WatchEventsRequest, stream pb.AdminService_
 	site, err := s.optionalSite(ctx, req.GetSite())
 	if err != nil {
 		return err
+	}
+	// Job events arrive as notifications, outside row-level security: a
+	// site-scoped caller gets only its sites' (the host changes read
+	// below are filtered by the database as well).
+	caller, ok := authz.FromContext(ctx)
+	if !ok {
+		return status.Error(codes.Unauthenticated, "no caller")
 	}
 	ch, unsubscribe := s.events.SubscribeEvents(256)
 	defer unsubscribe()
@@ -38,7 +48,7 @@ func (s *Server) WatchEvents(req *pb.WatchEventsRequest, stream pb.AdminService_
 			if !ok {
 				continue
 			}
-			if site.Valid && ev.SiteID != site.UUID {
+			if (site.Valid && ev.SiteID != site.UUID) || !caller.SeesSite(ev.SiteID) {
 				continue
 			}
 			now := timestamppb.New(time.Now())

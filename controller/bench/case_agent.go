@@ -147,7 +147,7 @@ func (al *agentLab) startAgent(ctx context.Context, logLevel string) (*Proc, err
 	al.n++
 	name := fmt.Sprintf("netns-agent-%d", al.n)
 	p, err := al.e.StartProc("agent-"+name, al.bin,
-		"--controller", al.ctrl.Addr, "--site", "bench", "--name", name, "--scope", labNetwork.String(),
+		"--controller", al.ctrl.Addr, "--insecure", "--site", "bench", "--name", name, "--scope", labNetwork.String(),
 		"--spool-dir", filepath.Join(al.e.Tmp, "spool-"+name), "--nmap", al.lab.nmapWrapper, "--log-level", logLevel)
 	if err != nil {
 		return nil, err

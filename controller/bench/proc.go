@@ -148,7 +148,9 @@ func (e *Env) StartController(ctx context.Context, name, dbURL string, extra ...
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{"serve", "--listen", addr, "--database-url", dbURL, "--log-level", e.ChildLogLevel}, extra...)
+	// Loopback only: --insecure (plaintext, no authentication) measures the
+	// controller's work, not TLS handshakes.
+	args := append([]string{"serve", "--insecure", "--listen", addr, "--database-url", dbURL, "--log-level", e.ChildLogLevel}, extra...)
 	p, err := e.StartProc(name, bin, args...)
 	if err != nil {
 		return nil, err

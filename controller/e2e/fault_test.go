@@ -249,7 +249,7 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	if _, err := migrate.UpURL(ctx, url, hclog.NewNullLogger()); err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{t: t, dbURL: url, addr: freePort(t)}
+	s := &stack{t: t, dbURL: url, addr: freePort(t), extra: []string{"--insecure"}, agentArgs: []string{"--insecure"}}
 	s.startController()
 	s.connect()
 	jobs := setupTarget(t, s, "10.99.64.0/18", "22")

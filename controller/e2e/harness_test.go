@@ -147,6 +147,11 @@ type stack struct {
 	pool   *pgxpool.Pool
 	extra  []string
 	creds  credentials.TransportCredentials // how the test's clients dial; plaintext unless set
+	// token, when set, is sent by the test's clients as authorization: Bearer.
+	token string
+	// agentArgs are the transport flags every agent gets: --insecure for an
+	// --insecure controller, --tls-ca for one serving TLS with a test CA.
+	agentArgs []string
 }
 
 // newStack starts a controller on loopback with a fresh database.
@@ -156,9 +161,25 @@ func newStack(t *testing.T, controllerArgs ...string) *stack {
 }
 
 // newStackOn starts a controller listening on host with a fresh database.
+// On loopback it serves --insecure (plaintext, every caller an admin, as
+// tests and demos on one machine); elsewhere (a network namespace's veth)
+// it serves TLS with a test CA, and the test's clients send an admin
+// bearer token created with "token create".
 func newStackOn(t *testing.T, host netip.Addr, controllerArgs ...string) *stack {
 	t.Helper()
-	return newStackWith(t, host, insecure.NewCredentials(), controllerArgs...)
+	if host.IsLoopback() {
+		s := newStackWith(t, host, insecure.NewCredentials(), append([]string{"--insecure"}, controllerArgs...)...)
+		s.agentArgs = []string{"--insecure"}
+		return s
+	}
+	ca := newTestCA(t, "scanorama-stack")
+	cert, key := ca.serverLeaf("controller", net.IP(host.AsSlice()))
+	s := &stack{t: t, dbURL: pgtest.NewDatabase(t), addr: freePortOn(t, host), creds: clientCreds(t, ca, "", ""),
+		extra: append([]string{"--tls-cert", cert, "--tls-key", key}, controllerArgs...), agentArgs: []string{"--tls-ca", ca.file}}
+	s.token = s.createToken("--role", "admin", "--name", "e2e-stack")
+	s.startController()
+	s.connect()
+	return s
 }
 
 // newStackWith starts a controller whose test clients dial with creds.
@@ -168,6 +189,38 @@ func newStackWith(t *testing.T, host netip.Addr, creds credentials.TransportCred
 	s.startController()
 	s.connect()
 	return s
+}
+
+// createToken runs "scanorama-controller token create" on the stack's
+// database and returns the token (the last line of its output).
+func (s *stack) createToken(args ...string) string {
+	s.t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "scanorama-controller"), append([]string{"token", "create", "--database-url", s.dbURL}, args...)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		s.t.Fatalf("token create %v: %v\n%s%s", args, err, out, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// bearer sends a token as authorization: Bearer on every call.
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+func (bearer) RequireTransportSecurity() bool { return false }
+
+// dialOpts are how the test's clients dial the stack.
+func (s *stack) dialOpts() []grpc.DialOption {
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(s.transport())}
+	if s.token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer(s.token)))
+	}
+	return opts
 }
 
 // transport is how the test's clients dial: s.creds, or plaintext.
@@ -181,7 +234,7 @@ func (s *stack) transport() credentials.TransportCredentials {
 // connect opens the gRPC clients and a database pool for assertions.
 func (s *stack) connect() {
 	s.t.Helper()
-	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(s.transport()))
+	conn, err := grpc.NewClient(s.addr, s.dialOpts()...)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -230,7 +283,8 @@ func (s *stack) waitHealthy() {
 func (s *stack) agent(name, site string, scope string, extra ...string) *proc {
 	s.t.Helper()
 	args := append([]string{"--controller", s.addr, "--site", site, "--name", name, "--scope", scope,
-		"--spool-dir", filepath.Join(s.t.TempDir(), "spool"), "--log-level", "debug"}, extra...)
+		"--spool-dir", filepath.Join(s.t.TempDir(), "spool"), "--log-level", "debug"}, s.agentArgs...)
+	args = append(args, extra...)
 	return start(s.t, "agent "+name, "scanorama-agent", args...)
 }
 

@@ -47,7 +47,7 @@ func TestConcurrentAgentsCompleteEveryJobExactlyOnce(t *testing.T) {
 	t.Parallel()
 	s := newStack(t)
 	// A second controller on the same database.
-	second := &stack{t: t, dbURL: s.dbURL, addr: freePort(t)}
+	second := &stack{t: t, dbURL: s.dbURL, addr: freePort(t), extra: s.extra, agentArgs: s.agentArgs}
 	second.startController()
 	second.connect()
 	clients := []pb.AgentServiceClient{s.agentc, second.agentc}

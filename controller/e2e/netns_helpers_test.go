@@ -483,9 +483,9 @@ func (s *nsSite) listen(args ...string) *proc {
 // nsAgent runs the real agent inside the site's agent namespace.
 func (s *stack) nsAgent(site *nsSite, name, siteName, scope string) *proc {
 	s.t.Helper()
-	return startInNS(s.t, site.agentNS, "agent "+name, filepath.Join(binDir, "scanorama-agent"),
-		"--controller", s.addr, "--site", siteName, "--name", name, "--scope", scope,
-		"--spool-dir", filepath.Join(s.t.TempDir(), "spool"), "--log-level", "debug")
+	args := append([]string{"--controller", s.addr, "--site", siteName, "--name", name, "--scope", scope,
+		"--spool-dir", filepath.Join(s.t.TempDir(), "spool"), "--log-level", "debug"}, s.agentArgs...)
+	return startInNS(s.t, site.agentNS, "agent "+name, filepath.Join(binDir, "scanorama-agent"), args...)
 }
 
 // waitAgent polls ListAgents until the named agent of site is registered.

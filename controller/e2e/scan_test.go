@@ -163,6 +163,18 @@ func TestBinariesNameTheBadFlag(t *testing.T) {
 		{"scanorama-controller", []string{"serve", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"}, "--tls-cert"},
 		{"scanorama-controller", []string{"serve", "--tls-client-ca", "/nonexistent/ca.pem"}, "--tls-cert"},
 		{"scanorama-controller", []string{"serve", "--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem", "--tls-admin-ca", "/nonexistent/ca.pem"}, "--tls-client-ca"},
+		// Safe defaults: no plaintext without --insecure, and --insecure on loopback only.
+		{"scanorama-controller", []string{"serve", "--listen", "127.0.0.1:1"}, "--insecure"},
+		{"scanorama-controller", []string{"serve", "--listen", "127.0.0.1:1"}, "--tls-cert"},
+		{"scanorama-controller", []string{"serve", "--insecure", "--listen", "10.99.0.1:7443"}, "--insecure"},
+		{"scanorama-controller", []string{"serve", "--insecure", "--listen", "0.0.0.0:7443"}, "--insecure"},
+		{"scanorama-controller", []string{"serve", "--insecure", "--listen", "[::]:7443"}, "--insecure"},
+		{"scanorama-agent", []string{"--controller", "127.0.0.1:1", "--site", "lab"}, "--insecure"},
+		{"scanorama-agent", []string{"--controller", "127.0.0.1:1", "--site", "lab", "--insecure", "--tls"}, "--insecure"},
+		{"scanorama-controller", []string{"token", "create", "--role", "root"}, "--role"},
+		{"scanorama-controller", []string{"token", "create"}, "--role"},
+		{"scanorama-controller", []string{"token", "create", "--role", "viewer", "--ttl", "5s"}, "--ttl"},
+		{"scanorama-controller", []string{"token", "revoke", "not-an-id"}, "ID"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.bin+" "+strings.Join(tc.args, " "), func(t *testing.T) {

@@ -91,6 +91,22 @@ func (ca *testCA) leaf(name string, server bool) (certFile, keyFile string) {
 	return ca.write(name+".pem", "CERTIFICATE", cert.Raw), ca.write(name+"-key.pem", "EC PRIVATE KEY", der)
 }
 
+// serverLeaf issues a server certificate for ips (127.0.0.1 when none).
+func (ca *testCA) serverLeaf(name string, ips ...net.IP) (certFile, keyFile string) {
+	ca.t.Helper()
+	if len(ips) == 0 {
+		ips = []net.IP{net.IPv4(127, 0, 0, 1)}
+	}
+	tmpl := &x509.Certificate{Subject: pkix.Name{CommonName: name}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IPAddresses: ips}
+	cert, key := ca.issue(tmpl, ca.cert, ca.key)
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		ca.t.Fatal(err)
+	}
+	return ca.write(name+".pem", "CERTIFICATE", cert.Raw), ca.write(name+"-key.pem", "EC PRIVATE KEY", der)
+}
+
 func (ca *testCA) write(name, kind string, der []byte) string {
 	ca.t.Helper()
 	p := filepath.Join(ca.dir, name)

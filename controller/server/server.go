@@ -26,6 +26,8 @@ import (
 
 	"github.com/scanorama/scanorama/controller/admin"
 	"github.com/scanorama/scanorama/controller/agentapi"
+	"github.com/scanorama/scanorama/controller/audit"
+	"github.com/scanorama/scanorama/controller/authz"
 	"github.com/scanorama/scanorama/controller/events"
 	"github.com/scanorama/scanorama/controller/ingest"
 	"github.com/scanorama/scanorama/controller/leasing"
@@ -35,6 +37,7 @@ import (
 	"github.com/scanorama/scanorama/controller/pgserver"
 	"github.com/scanorama/scanorama/controller/pki"
 	"github.com/scanorama/scanorama/controller/scheduler"
+	"github.com/scanorama/scanorama/controller/tokens"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
@@ -64,6 +67,9 @@ type Config struct {
 	// Roles, when set, keeps agents' certificates off AdminService and
 	// admins' off AgentService.
 	Roles *Roles
+	// Insecure permits plaintext and unauthenticated AdminService calls
+	// (serve --insecure), on loopback listen addresses only.
+	Insecure bool
 	// Ready, when set, receives the bound address once the server accepts calls.
 	Ready func(addr net.Addr)
 	// CA, when set and TLS is nil, is the built-in controller CA: the
@@ -95,11 +101,17 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 40
 	}
+	if err := CheckTransport(cfg.Listen, cfg.TLS != nil, cfg.Insecure); err != nil {
+		return err
+	}
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", cfg.Listen, err)
 	}
 	defer lis.Close()
+	if host, _, _ := net.SplitHostPort(lis.Addr().String()); cfg.Insecure && !isLoopback(host) {
+		return fmt.Errorf("--insecure: %s is not a loopback address; insecure serving is for one machine only", lis.Addr())
+	}
 
 	url := cfg.DatabaseURL
 	if url == "" {
@@ -184,7 +196,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	agentSrv := agentapi.New(pool, leaser, in, log)
 	var trust *agentapi.Trust
-	if cfg.TLS == nil {
+	if cfg.TLS == nil && !cfg.Insecure {
 		if cfg.TLS, trust, err = builtinCA(ctx, db.New(pool), cfg); err != nil {
 			return err
 		}
@@ -196,8 +208,15 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	// First in the chain, so calls the role check refuses are counted too.
 	opts = append(opts, grpcMetrics(m)...)
+	authorizer := &authz.Authorizer{
+		Tokens: tokens.NewVerifier(pool), Insecure: cfg.Insecure,
+		Audit: &audit.Recorder{DB: pool, Log: log.Named("audit")}, Log: log.Named("authz"),
+	}
 	security := "plaintext"
 	if cfg.TLS != nil {
+		// Certificates of the built-in CA are agents', never admins': people
+		// use bearer tokens there.
+		authorizer.Cert = certInfo(cfg.TLS, cfg.Roles, trust == nil)
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 		security = "tls"
 		if cfg.TLS.ClientAuth == tls.RequireAndVerifyClientCert {
@@ -214,10 +233,15 @@ func Run(ctx context.Context, cfg Config) error {
 				grpc.ChainStreamInterceptor(agentSrv.StreamInterceptor()))
 			security = "tls with the built-in CA (enrolled agents, CA " + cfg.CA.Fingerprint() + ")"
 		}
-	} else if host, _, _ := net.SplitHostPort(lis.Addr().String()); !isLoopback(host) {
-		log.Warn("serving plaintext gRPC on a non-loopback address: agents and admins are not authenticated; "+
-			"use --tls-cert, --tls-key and --tls-client-ca", "listen", lis.Addr().String())
 	}
+	if cfg.Insecure {
+		log.Warn("!!! INSECURE: --insecure serves without authentication; anyone who can reach "+lis.Addr().String()+
+			" is an admin, agents join any site they name. For tests and demos on one machine only. !!!",
+			"listen", lis.Addr().String(), "transport", security)
+		security += ", insecure (no authentication required)"
+	}
+	opts = append(opts, grpc.ChainUnaryInterceptor(authorizer.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(authorizer.StreamInterceptor()))
 	gs := grpc.NewServer(opts...)
 	pb.RegisterAgentServiceServer(gs, agentSrv)
 	pb.RegisterAdminServiceServer(gs, admin.New(pool, hub, log))

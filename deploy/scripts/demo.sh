@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # make demo: the whole system once, end to end, on loopback only.
 #
+# The controller serves --insecure on loopback (plaintext, no authentication
+# required: for one machine only); the demo still mints an admin bearer token
+# and uses it, as you would against a TLS controller (see deploy/README.md).
+#
 # Starts a managed PostgreSQL (through the controller), the controller, one
 # agent and a demo HTTP listener on a free 127.0.0.1 port; creates a site and
 # a target for 127.0.0.1/32 with that one port; runs ScanNow; waits for the
@@ -24,6 +28,8 @@ run() {
 			line+=" $a"
 		fi
 	done
+	# Show the token by name, never its value.
+	if [ -n "${TOKEN:-}" ]; then line=${line//$TOKEN/\$TOKEN}; fi
 	printf '$%s\n' "$line"
 	"$@"
 }
@@ -62,7 +68,7 @@ go build -o "$BIN/scanorama-demo-listener" "$ROOT/deploy/demo/listener"
 
 CTRL="127.0.0.1:$(free_port 7443)"
 say "Starting the controller on $CTRL (it runs its own PostgreSQL under $STATE/controller)"
-"$BIN/scanorama-controller" serve --listen "$CTRL" --data-dir "$STATE/controller" >"$STATE/controller.log" 2>&1 &
+"$BIN/scanorama-controller" serve --insecure --listen "$CTRL" --data-dir "$STATE/controller" >"$STATE/controller.log" 2>&1 &
 pids+=($!)
 G=("$BIN/grpcurl" -plaintext)
 for i in $(seq 1 120); do
@@ -72,6 +78,13 @@ for i in $(seq 1 120); do
 	if [ "$i" = 120 ]; then echo "controller did not become healthy:"; tail -20 "$STATE/controller.log"; exit 1; fi
 done
 grep -E 'managed PostgreSQL|schema ready|serving' "$STATE/controller.log" | sed 's/^/   /'
+
+say "Creating an admin bearer token (shown once, stored hashed)"
+out=$(run "${G[@]}" -d '{"name":"demo","role":"TOKEN_ROLE_ADMIN","ttl":"3600s"}' "$CTRL" scanorama.v1.AdminService/CreateToken)
+TOKEN=$(echo "$out" | grep -m1 '"secret"' | sed 's/.*"secret": "\([^"]*\)".*/\1/')
+echo "$out" | grep -v '"secret"'
+echo "   token: ${TOKEN:0:21}... (the demo uses it from here on: -H \"authorization: Bearer \$TOKEN\")"
+G=("$BIN/grpcurl" -plaintext -H "authorization: Bearer $TOKEN")
 
 say "Opening a demo HTTP listener on loopback"
 "$BIN/scanorama-demo-listener" >"$STATE/listener.out" 2>&1 &
@@ -84,7 +97,7 @@ say "Creating a site"
 run "${G[@]}" -d '{"name":"demo","description":"make demo"}' "$CTRL" scanorama.v1.AdminService/CreateSite
 
 say "Starting an agent for site demo, allowed to scan 127.0.0.1/32 only"
-"$BIN/scanorama-agent" --controller "$CTRL" --site demo --name demo-agent --scope 127.0.0.1/32 \
+"$BIN/scanorama-agent" --controller "$CTRL" --insecure --site demo --name demo-agent --scope 127.0.0.1/32 \
 	--spool-dir "$STATE/agent-spool" >"$STATE/agent.log" 2>&1 &
 pids+=($!)
 
@@ -100,7 +113,7 @@ echo "$out"
 JOB=$(echo "$out" | grep -m1 '"id"' | sed 's/.*"id": "\([^"]*\)".*/\1/')
 
 say "Waiting for job $JOB"
-echo "\$ ${G[*]} -d '{\"id\":\"$JOB\"}' $CTRL scanorama.v1.AdminService/GetJob"
+echo "\$ $BIN/grpcurl -plaintext -H 'authorization: Bearer \$TOKEN' -d '{\"id\":\"$JOB\"}' $CTRL scanorama.v1.AdminService/GetJob"
 status=""
 for _ in $(seq 1 240); do
 	job=$("${G[@]}" -d "{\"id\":\"$JOB\"}" "$CTRL" scanorama.v1.AdminService/GetJob)
@@ -129,6 +142,8 @@ printf '\n\033[1;32m127.0.0.1:%s/tcp is %s: %s%s\033[0m\n' "$PORT" "$state" "${s
 
 if [ "$KEEP" = 1 ]; then
 	say "Still running (KEEP=1). Explore with grpcurl, e.g.:"
+	echo "  export TOKEN=$TOKEN"
+	G=("$BIN/grpcurl" -plaintext -H 'authorization: Bearer $TOKEN')
 	echo "  ${G[*]} $CTRL list scanorama.v1.AdminService"
 	echo "  ${G[*]} -d '{}' $CTRL scanorama.v1.AdminService/ListAgents"
 	echo "  ${G[*]} -d '{\"site\":\"demo\"}' $CTRL scanorama.v1.AdminService/ListHosts"

@@ -30,6 +30,33 @@ type Agent struct {
 	ProtocolVersion int32
 }
 
+type ApiToken struct {
+	ID           string
+	Name         string
+	Role         string
+	SiteIds      []uuid.UUID
+	SecretSha256 []byte
+	CreatedAt    time.Time
+	CreatedBy    string
+	ExpiresAt    pgtype.Timestamptz
+	RevokedAt    pgtype.Timestamptz
+	RevokedBy    pgtype.Text
+}
+
+type AuditLog struct {
+	ID        int64
+	At        time.Time
+	Actor     string
+	Role      string
+	Action    string
+	SiteID    uuid.NullUUID
+	ObjectIds []string
+	Request   []byte
+	Peer      string
+	Outcome   string
+	Message   string
+}
+
 type ControllerCa struct {
 	ID          int16
 	CertDer     []byte

@@ -68,6 +68,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&tlsOpt.ServerName, "tls-server-name", env("SCANORAMA_TLS_SERVER_NAME", ""), "name to verify in the controller's certificate (default: the --controller host) (env SCANORAMA_TLS_SERVER_NAME)")
 	metricsListen := fs.String("metrics-listen", env("SCANORAMA_METRICS_LISTEN", ""), "serve Prometheus metrics at /metrics on this host:port; empty: off (env SCANORAMA_METRICS_LISTEN)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	insecurePlain := fs.Bool("insecure", envBool("SCANORAMA_INSECURE"), "speak plaintext to a controller serving --insecure on loopback (tests, demos); otherwise TLS is required (env SCANORAMA_INSECURE)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -90,7 +91,11 @@ func run(args []string, stderr io.Writer) int {
 	// one) takes its site from its certificate and speaks mTLS with the
 	// controller CA; otherwise the --site/--tls flags apply as before.
 	var ident *enroll.Credentials
-	if tlsOpt.CertFile == "" && tlsOpt.KeyFile == "" {
+	if *insecurePlain && *enrollToken != "" {
+		fmt.Fprintln(stderr, "scanorama-agent: --enroll-token: enrollment needs TLS; drop --insecure")
+		return 2
+	}
+	if tlsOpt.CertFile == "" && tlsOpt.KeyFile == "" && !*insecurePlain {
 		token := *enrollToken
 		if doctorMode {
 			token = ""
@@ -119,9 +124,18 @@ func run(args []string, stderr io.Writer) int {
 	if tlsOpt.CAFile != "" || tlsOpt.CertFile != "" || tlsOpt.KeyFile != "" || tlsOpt.ServerName != "" {
 		tlsOpt.Enabled = true
 	}
-	if ident != nil {
+	switch {
+	case ident != nil:
 		tlsOpt = worker.TLS{Config: ident.TLSConfig(tlsOpt.ServerName)}
 		cfg.Dialer = ident.Dialer()
+	case tlsOpt.Enabled && *insecurePlain:
+		fmt.Fprintln(stderr, "scanorama-agent: --insecure: conflicts with --tls flags (plaintext or TLS, not both)")
+		return 2
+	case !tlsOpt.Enabled && !*insecurePlain:
+		fmt.Fprintln(stderr, "scanorama-agent: no transport security: enroll with --enroll-token (or keep an enrolled identity in --data-dir), "+
+			"give --tls (with --tls-ca, --tls-cert/--tls-key as the controller needs), "+
+			"or --insecure to speak plaintext to a controller serving --insecure on loopback")
+		return 2
 	}
 	cfg.TLS = tlsOpt
 	if _, err := tlsOpt.Credentials(); err != nil {

@@ -8,6 +8,7 @@
 //	scanorama-controller ca init --data-dir DIR [--database-url URL]
 //	scanorama-controller agent enroll --site S [--ttl 24h] [--uses 1] | agent tokens | agent revoke-token --id ID
 //	scanorama-controller doctor  [--database-url URL] [--data-dir DIR] [--lease-ttl D] [--tls-cert F ...]
+//	scanorama-controller token create|list|revoke ...
 //
 // Every flag has an environment twin: --database-url is SCANORAMA_DATABASE_URL, and so on.
 package main
@@ -48,6 +49,7 @@ commands:
   ca init   create the controller CA under --data-dir (once; never overwrites)
   agent     enroll (print a one-time agent enrollment token), tokens, revoke-token
   doctor    check the database, schema, partitions, lease reaping and TLS; exit 1 if any check failed
+  token     create, list or revoke people's bearer tokens
   version   print the version
 
 Run "scanorama-controller <command> -h" for the command's flags.
@@ -79,6 +81,8 @@ func run(args []string, stderr io.Writer) int {
 		return agentCmd(ctx, args[1:], os.Stdout, stderr)
 	case "doctor":
 		return doctorCmd(ctx, args[1:], stderr)
+	case "token":
+		return tokenCmd(ctx, args[1:], os.Stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(os.Stdout, version)
 		return 0
@@ -132,6 +136,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	advertise := fs.String("advertise", env("SCANORAMA_ADVERTISE", ""), "names and addresses agents dial, comma separated; with the built-in CA they go into the controller's own certificate besides the --listen host (env SCANORAMA_ADVERTISE)")
 	agentCertTTL := fs.Duration("agent-cert-ttl", envDuration("SCANORAMA_AGENT_CERT_TTL", 12*time.Hour), "lifetime of enrolled agents' certificates; they renew at 2/3 of it (env SCANORAMA_AGENT_CERT_TTL)")
 	requireApproval := fs.Bool("require-agent-approval", envBool("SCANORAMA_REQUIRE_AGENT_APPROVAL"), "keep newly enrolled agents pending_approval (no work) until AdminService.ApproveAgent (env SCANORAMA_REQUIRE_AGENT_APPROVAL)")
+	insecure := fs.Bool("insecure", envBool("SCANORAMA_INSECURE"), "serve plaintext without authentication (every caller is an admin); loopback --listen only, for tests and demos (env SCANORAMA_INSECURE)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -198,6 +203,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
+	if err := server.CheckTransport(*listen, tlsCfg != nil || ca != nil, *insecure); err != nil {
+		return fail(stderr, err)
+	}
 	if *debugListen != "" {
 		if err := serveDebug(ctx, *debugListen, log.Named("debug")); err != nil {
 			return fail(stderr, fmt.Errorf("--debug-listen: %w", err))
@@ -206,7 +214,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	err = server.Run(ctx, server.Config{
 		Listen: *listen, DatabaseURL: c.databaseURL, DataDir: c.dataDir, LeaseTTL: *ttl, MaxConns: int32(*maxConns), RetentionMonths: *retention,
 		Retention: keep.Retention(),
-		TLS:       tlsCfg, Roles: roles, Logger: log, MetricsListen: *metricsListen,
+		TLS:       tlsCfg, Roles: roles, Insecure: *insecure, Logger: log, MetricsListen: *metricsListen,
 		CA: ca, Advertise: advertised, AgentCertTTL: *agentCertTTL, RequireAgentApproval: *requireApproval,
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {

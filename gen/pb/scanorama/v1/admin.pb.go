@@ -3574,7 +3574,7 @@ var File_scanorama_v1_admin_proto protoreflect.FileDescriptor
 
 const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x18scanorama/v1/admin.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dscanorama/v1/enrollment.proto\x1a\x1ascanorama/v1/runtime.proto\x1a\x18scanorama/v1/types.proto\"a\n" +
+	"\x18scanorama/v1/admin.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dscanorama/v1/enrollment.proto\x1a\x1ascanorama/v1/runtime.proto\x1a\x1fscanorama/v1/trust_people.proto\x1a\x18scanorama/v1/types.proto\"a\n" +
 	"\x11CreateSiteRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x16\n" +
@@ -3843,7 +3843,7 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\x19EXPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13EXPORT_FORMAT_JSONL\x10\x01\x12\x15\n" +
 	"\x11EXPORT_FORMAT_CSV\x10\x02\x12\x1a\n" +
-	"\x16EXPORT_FORMAT_NMAP_XML\x10\x032\xb0\x18\n" +
+	"\x16EXPORT_FORMAT_NMAP_XML\x10\x032\x89\x1b\n" +
 	"\fAdminService\x12O\n" +
 	"\n" +
 	"CreateSite\x12\x1f.scanorama.v1.CreateSiteRequest\x1a .scanorama.v1.CreateSiteResponse\x12L\n" +
@@ -3887,7 +3887,12 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\vWatchEvents\x12 .scanorama.v1.WatchEventsRequest\x1a!.scanorama.v1.WatchEventsResponse0\x01\x12I\n" +
 	"\bGetStats\x12\x1d.scanorama.v1.GetStatsRequest\x1a\x1e.scanorama.v1.GetStatsResponse\x12X\n" +
 	"\rPauseScanning\x12\".scanorama.v1.PauseScanningRequest\x1a#.scanorama.v1.PauseScanningResponse\x12[\n" +
-	"\x0eResumeScanning\x12#.scanorama.v1.ResumeScanningRequest\x1a$.scanorama.v1.ResumeScanningResponseB@Z>github.com/scanorama/scanorama/gen/pb/scanorama/v1;scanoramav1b\x06proto3"
+	"\x0eResumeScanning\x12#.scanorama.v1.ResumeScanningRequest\x1a$.scanorama.v1.ResumeScanningResponse\x12R\n" +
+	"\vCreateToken\x12 .scanorama.v1.CreateTokenRequest\x1a!.scanorama.v1.CreateTokenResponse\x12O\n" +
+	"\n" +
+	"ListTokens\x12\x1f.scanorama.v1.ListTokensRequest\x1a .scanorama.v1.ListTokensResponse\x12R\n" +
+	"\vRevokeToken\x12 .scanorama.v1.RevokeTokenRequest\x1a!.scanorama.v1.RevokeTokenResponse\x12^\n" +
+	"\x0fListAuditEvents\x12$.scanorama.v1.ListAuditEventsRequest\x1a%.scanorama.v1.ListAuditEventsResponseB@Z>github.com/scanorama/scanorama/gen/pb/scanorama/v1;scanoramav1b\x06proto3"
 
 var (
 	file_scanorama_v1_admin_proto_rawDescOnce sync.Once
@@ -3988,14 +3993,22 @@ var file_scanorama_v1_admin_proto_goTypes = []any{
 	(*RevokeEnrollmentTokenRequest)(nil),  // 81: scanorama.v1.RevokeEnrollmentTokenRequest
 	(*PauseScanningRequest)(nil),          // 82: scanorama.v1.PauseScanningRequest
 	(*ResumeScanningRequest)(nil),         // 83: scanorama.v1.ResumeScanningRequest
-	(*RevokeAgentResponse)(nil),           // 84: scanorama.v1.RevokeAgentResponse
-	(*ApproveAgentResponse)(nil),          // 85: scanorama.v1.ApproveAgentResponse
-	(*UpdateSiteResponse)(nil),            // 86: scanorama.v1.UpdateSiteResponse
-	(*CreateEnrollmentTokenResponse)(nil), // 87: scanorama.v1.CreateEnrollmentTokenResponse
-	(*ListEnrollmentTokensResponse)(nil),  // 88: scanorama.v1.ListEnrollmentTokensResponse
-	(*RevokeEnrollmentTokenResponse)(nil), // 89: scanorama.v1.RevokeEnrollmentTokenResponse
-	(*PauseScanningResponse)(nil),         // 90: scanorama.v1.PauseScanningResponse
-	(*ResumeScanningResponse)(nil),        // 91: scanorama.v1.ResumeScanningResponse
+	(*CreateTokenRequest)(nil),            // 84: scanorama.v1.CreateTokenRequest
+	(*ListTokensRequest)(nil),             // 85: scanorama.v1.ListTokensRequest
+	(*RevokeTokenRequest)(nil),            // 86: scanorama.v1.RevokeTokenRequest
+	(*ListAuditEventsRequest)(nil),        // 87: scanorama.v1.ListAuditEventsRequest
+	(*RevokeAgentResponse)(nil),           // 88: scanorama.v1.RevokeAgentResponse
+	(*ApproveAgentResponse)(nil),          // 89: scanorama.v1.ApproveAgentResponse
+	(*UpdateSiteResponse)(nil),            // 90: scanorama.v1.UpdateSiteResponse
+	(*CreateEnrollmentTokenResponse)(nil), // 91: scanorama.v1.CreateEnrollmentTokenResponse
+	(*ListEnrollmentTokensResponse)(nil),  // 92: scanorama.v1.ListEnrollmentTokensResponse
+	(*RevokeEnrollmentTokenResponse)(nil), // 93: scanorama.v1.RevokeEnrollmentTokenResponse
+	(*PauseScanningResponse)(nil),         // 94: scanorama.v1.PauseScanningResponse
+	(*ResumeScanningResponse)(nil),        // 95: scanorama.v1.ResumeScanningResponse
+	(*CreateTokenResponse)(nil),           // 96: scanorama.v1.CreateTokenResponse
+	(*ListTokensResponse)(nil),            // 97: scanorama.v1.ListTokensResponse
+	(*RevokeTokenResponse)(nil),           // 98: scanorama.v1.RevokeTokenResponse
+	(*ListAuditEventsResponse)(nil),       // 99: scanorama.v1.ListAuditEventsResponse
 }
 var file_scanorama_v1_admin_proto_depIdxs = []int32{
 	62, // 0: scanorama.v1.CreateSiteResponse.site:type_name -> scanorama.v1.Site
@@ -4081,44 +4094,52 @@ var file_scanorama_v1_admin_proto_depIdxs = []int32{
 	57, // 80: scanorama.v1.AdminService.GetStats:input_type -> scanorama.v1.GetStatsRequest
 	82, // 81: scanorama.v1.AdminService.PauseScanning:input_type -> scanorama.v1.PauseScanningRequest
 	83, // 82: scanorama.v1.AdminService.ResumeScanning:input_type -> scanorama.v1.ResumeScanningRequest
-	2,  // 83: scanorama.v1.AdminService.CreateSite:output_type -> scanorama.v1.CreateSiteResponse
-	4,  // 84: scanorama.v1.AdminService.ListSites:output_type -> scanorama.v1.ListSitesResponse
-	39, // 85: scanorama.v1.AdminService.DeleteSite:output_type -> scanorama.v1.DeleteSiteResponse
-	42, // 86: scanorama.v1.AdminService.CreateExclusion:output_type -> scanorama.v1.CreateExclusionResponse
-	44, // 87: scanorama.v1.AdminService.ListExclusions:output_type -> scanorama.v1.ListExclusionsResponse
-	46, // 88: scanorama.v1.AdminService.DeleteExclusion:output_type -> scanorama.v1.DeleteExclusionResponse
-	6,  // 89: scanorama.v1.AdminService.CreateTarget:output_type -> scanorama.v1.CreateTargetResponse
-	8,  // 90: scanorama.v1.AdminService.GetTarget:output_type -> scanorama.v1.GetTargetResponse
-	10, // 91: scanorama.v1.AdminService.ListTargets:output_type -> scanorama.v1.ListTargetsResponse
-	12, // 92: scanorama.v1.AdminService.UpdateTarget:output_type -> scanorama.v1.UpdateTargetResponse
-	14, // 93: scanorama.v1.AdminService.DeleteTarget:output_type -> scanorama.v1.DeleteTargetResponse
-	16, // 94: scanorama.v1.AdminService.CreateProfile:output_type -> scanorama.v1.CreateProfileResponse
-	48, // 95: scanorama.v1.AdminService.GetProfile:output_type -> scanorama.v1.GetProfileResponse
-	18, // 96: scanorama.v1.AdminService.ListProfiles:output_type -> scanorama.v1.ListProfilesResponse
-	50, // 97: scanorama.v1.AdminService.DeleteProfile:output_type -> scanorama.v1.DeleteProfileResponse
-	20, // 98: scanorama.v1.AdminService.ScanNow:output_type -> scanorama.v1.ScanNowResponse
-	22, // 99: scanorama.v1.AdminService.GetJob:output_type -> scanorama.v1.GetJobResponse
-	24, // 100: scanorama.v1.AdminService.ListJobs:output_type -> scanorama.v1.ListJobsResponse
-	26, // 101: scanorama.v1.AdminService.CancelJob:output_type -> scanorama.v1.CancelJobResponse
-	28, // 102: scanorama.v1.AdminService.ListAgents:output_type -> scanorama.v1.ListAgentsResponse
-	52, // 103: scanorama.v1.AdminService.DrainAgent:output_type -> scanorama.v1.DrainAgentResponse
-	84, // 104: scanorama.v1.AdminService.RevokeAgent:output_type -> scanorama.v1.RevokeAgentResponse
-	85, // 105: scanorama.v1.AdminService.ApproveAgent:output_type -> scanorama.v1.ApproveAgentResponse
-	86, // 106: scanorama.v1.AdminService.UpdateSite:output_type -> scanorama.v1.UpdateSiteResponse
-	87, // 107: scanorama.v1.AdminService.CreateEnrollmentToken:output_type -> scanorama.v1.CreateEnrollmentTokenResponse
-	88, // 108: scanorama.v1.AdminService.ListEnrollmentTokens:output_type -> scanorama.v1.ListEnrollmentTokensResponse
-	89, // 109: scanorama.v1.AdminService.RevokeEnrollmentToken:output_type -> scanorama.v1.RevokeEnrollmentTokenResponse
-	30, // 110: scanorama.v1.AdminService.ListHosts:output_type -> scanorama.v1.ListHostsResponse
-	32, // 111: scanorama.v1.AdminService.GetHost:output_type -> scanorama.v1.GetHostResponse
-	34, // 112: scanorama.v1.AdminService.ListHostChanges:output_type -> scanorama.v1.ListHostChangesResponse
-	54, // 113: scanorama.v1.AdminService.UpdateHost:output_type -> scanorama.v1.UpdateHostResponse
-	56, // 114: scanorama.v1.AdminService.ExportResults:output_type -> scanorama.v1.ExportResultsResponse
-	37, // 115: scanorama.v1.AdminService.WatchEvents:output_type -> scanorama.v1.WatchEventsResponse
-	58, // 116: scanorama.v1.AdminService.GetStats:output_type -> scanorama.v1.GetStatsResponse
-	90, // 117: scanorama.v1.AdminService.PauseScanning:output_type -> scanorama.v1.PauseScanningResponse
-	91, // 118: scanorama.v1.AdminService.ResumeScanning:output_type -> scanorama.v1.ResumeScanningResponse
-	83, // [83:119] is the sub-list for method output_type
-	47, // [47:83] is the sub-list for method input_type
+	84, // 83: scanorama.v1.AdminService.CreateToken:input_type -> scanorama.v1.CreateTokenRequest
+	85, // 84: scanorama.v1.AdminService.ListTokens:input_type -> scanorama.v1.ListTokensRequest
+	86, // 85: scanorama.v1.AdminService.RevokeToken:input_type -> scanorama.v1.RevokeTokenRequest
+	87, // 86: scanorama.v1.AdminService.ListAuditEvents:input_type -> scanorama.v1.ListAuditEventsRequest
+	2,  // 87: scanorama.v1.AdminService.CreateSite:output_type -> scanorama.v1.CreateSiteResponse
+	4,  // 88: scanorama.v1.AdminService.ListSites:output_type -> scanorama.v1.ListSitesResponse
+	39, // 89: scanorama.v1.AdminService.DeleteSite:output_type -> scanorama.v1.DeleteSiteResponse
+	42, // 90: scanorama.v1.AdminService.CreateExclusion:output_type -> scanorama.v1.CreateExclusionResponse
+	44, // 91: scanorama.v1.AdminService.ListExclusions:output_type -> scanorama.v1.ListExclusionsResponse
+	46, // 92: scanorama.v1.AdminService.DeleteExclusion:output_type -> scanorama.v1.DeleteExclusionResponse
+	6,  // 93: scanorama.v1.AdminService.CreateTarget:output_type -> scanorama.v1.CreateTargetResponse
+	8,  // 94: scanorama.v1.AdminService.GetTarget:output_type -> scanorama.v1.GetTargetResponse
+	10, // 95: scanorama.v1.AdminService.ListTargets:output_type -> scanorama.v1.ListTargetsResponse
+	12, // 96: scanorama.v1.AdminService.UpdateTarget:output_type -> scanorama.v1.UpdateTargetResponse
+	14, // 97: scanorama.v1.AdminService.DeleteTarget:output_type -> scanorama.v1.DeleteTargetResponse
+	16, // 98: scanorama.v1.AdminService.CreateProfile:output_type -> scanorama.v1.CreateProfileResponse
+	48, // 99: scanorama.v1.AdminService.GetProfile:output_type -> scanorama.v1.GetProfileResponse
+	18, // 100: scanorama.v1.AdminService.ListProfiles:output_type -> scanorama.v1.ListProfilesResponse
+	50, // 101: scanorama.v1.AdminService.DeleteProfile:output_type -> scanorama.v1.DeleteProfileResponse
+	20, // 102: scanorama.v1.AdminService.ScanNow:output_type -> scanorama.v1.ScanNowResponse
+	22, // 103: scanorama.v1.AdminService.GetJob:output_type -> scanorama.v1.GetJobResponse
+	24, // 104: scanorama.v1.AdminService.ListJobs:output_type -> scanorama.v1.ListJobsResponse
+	26, // 105: scanorama.v1.AdminService.CancelJob:output_type -> scanorama.v1.CancelJobResponse
+	28, // 106: scanorama.v1.AdminService.ListAgents:output_type -> scanorama.v1.ListAgentsResponse
+	52, // 107: scanorama.v1.AdminService.DrainAgent:output_type -> scanorama.v1.DrainAgentResponse
+	88, // 108: scanorama.v1.AdminService.RevokeAgent:output_type -> scanorama.v1.RevokeAgentResponse
+	89, // 109: scanorama.v1.AdminService.ApproveAgent:output_type -> scanorama.v1.ApproveAgentResponse
+	90, // 110: scanorama.v1.AdminService.UpdateSite:output_type -> scanorama.v1.UpdateSiteResponse
+	91, // 111: scanorama.v1.AdminService.CreateEnrollmentToken:output_type -> scanorama.v1.CreateEnrollmentTokenResponse
+	92, // 112: scanorama.v1.AdminService.ListEnrollmentTokens:output_type -> scanorama.v1.ListEnrollmentTokensResponse
+	93, // 113: scanorama.v1.AdminService.RevokeEnrollmentToken:output_type -> scanorama.v1.RevokeEnrollmentTokenResponse
+	30, // 114: scanorama.v1.AdminService.ListHosts:output_type -> scanorama.v1.ListHostsResponse
+	32, // 115: scanorama.v1.AdminService.GetHost:output_type -> scanorama.v1.GetHostResponse
+	34, // 116: scanorama.v1.AdminService.ListHostChanges:output_type -> scanorama.v1.ListHostChangesResponse
+	54, // 117: scanorama.v1.AdminService.UpdateHost:output_type -> scanorama.v1.UpdateHostResponse
+	56, // 118: scanorama.v1.AdminService.ExportResults:output_type -> scanorama.v1.ExportResultsResponse
+	37, // 119: scanorama.v1.AdminService.WatchEvents:output_type -> scanorama.v1.WatchEventsResponse
+	58, // 120: scanorama.v1.AdminService.GetStats:output_type -> scanorama.v1.GetStatsResponse
+	94, // 121: scanorama.v1.AdminService.PauseScanning:output_type -> scanorama.v1.PauseScanningResponse
+	95, // 122: scanorama.v1.AdminService.ResumeScanning:output_type -> scanorama.v1.ResumeScanningResponse
+	96, // 123: scanorama.v1.AdminService.CreateToken:output_type -> scanorama.v1.CreateTokenResponse
+	97, // 124: scanorama.v1.AdminService.ListTokens:output_type -> scanorama.v1.ListTokensResponse
+	98, // 125: scanorama.v1.AdminService.RevokeToken:output_type -> scanorama.v1.RevokeTokenResponse
+	99, // 126: scanorama.v1.AdminService.ListAuditEvents:output_type -> scanorama.v1.ListAuditEventsResponse
+	87, // [87:127] is the sub-list for method output_type
+	47, // [47:87] is the sub-list for method input_type
 	47, // [47:47] is the sub-list for extension type_name
 	47, // [47:47] is the sub-list for extension extendee
 	0,  // [0:47] is the sub-list for field type_name
@@ -4131,6 +4152,7 @@ func file_scanorama_v1_admin_proto_init() {
 	}
 	file_scanorama_v1_enrollment_proto_init()
 	file_scanorama_v1_runtime_proto_init()
+	file_scanorama_v1_trust_people_proto_init()
 	file_scanorama_v1_types_proto_init()
 	file_scanorama_v1_admin_proto_msgTypes[10].OneofWrappers = []any{}
 	file_scanorama_v1_admin_proto_msgTypes[36].OneofWrappers = []any{
