@@ -29,7 +29,12 @@ var adminService = "/" + pb.AdminService_ServiceDesc.ServiceName + "/"
 var Table = map[string]Rule{
 	"CreateSite": manage,
 	"ListSites":  read,
+	"UpdateSite": manage,
 	"DeleteSite": manage,
+
+	// Emergency stop: whoever may run and cancel scans may stop them all.
+	"PauseScanning":  operate,
+	"ResumeScanning": operate,
 
 	"CreateExclusion": operate,
 	"ListExclusions":  read,
@@ -51,8 +56,14 @@ var Table = map[string]Rule{
 	"ListJobs":  read,
 	"CancelJob": operate,
 
-	"ListAgents": read,
-	"DrainAgent": manage,
+	"ListAgents":   read,
+	"DrainAgent":   manage,
+	"RevokeAgent":  manage,
+	"ApproveAgent": manage,
+
+	"CreateEnrollmentToken": manage,
+	"ListEnrollmentTokens":  {Least: RoleAdmin},
+	"RevokeEnrollmentToken": manage,
 
 	"ListHosts":       read,
 	"GetHost":         read,

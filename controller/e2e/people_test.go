@@ -241,6 +241,38 @@ func TestEveryRPCEveryRole(t *testing.T) {
 			_, err := c.ListAuditEvents(ctx, &pb.ListAuditEventsRequest{})
 			return err
 		},
+		"UpdateSite": func(ctx context.Context, c pb.AdminServiceClient) error {
+			_, err := c.UpdateSite(ctx, &pb.UpdateSiteRequest{Name: "nosuchsite", Scopes: []string{"10.99.0.0/16"}})
+			return err
+		},
+		"PauseScanning": func(ctx context.Context, c pb.AdminServiceClient) error {
+			_, err := c.PauseScanning(ctx, &pb.PauseScanningRequest{Site: "nosuchsite"})
+			return err
+		},
+		"ResumeScanning": func(ctx context.Context, c pb.AdminServiceClient) error {
+			_, err := c.ResumeScanning(ctx, &pb.ResumeScanningRequest{Site: "nosuchsite"})
+			return err
+		},
+		"RevokeAgent": func(ctx context.Context, c pb.AdminServiceClient) error {
+			_, err := c.RevokeAgent(ctx, &pb.RevokeAgentRequest{Id: uuid.NewString()})
+			return err
+		},
+		"ApproveAgent": func(ctx context.Context, c pb.AdminServiceClient) error {
+			_, err := c.ApproveAgent(ctx, &pb.ApproveAgentRequest{Id: uuid.NewString()})
+			return err
+		},
+		"CreateEnrollmentToken": func(ctx context.Context, c pb.AdminServiceClient) error {
+			_, err := c.CreateEnrollmentToken(ctx, &pb.CreateEnrollmentTokenRequest{Site: "nosuchsite"})
+			return err
+		},
+		"ListEnrollmentTokens": func(ctx context.Context, c pb.AdminServiceClient) error {
+			_, err := c.ListEnrollmentTokens(ctx, &pb.ListEnrollmentTokensRequest{})
+			return err
+		},
+		"RevokeEnrollmentToken": func(ctx context.Context, c pb.AdminServiceClient) error {
+			_, err := c.RevokeEnrollmentToken(ctx, &pb.RevokeEnrollmentTokenRequest{Id: "00000000000000ff"})
+			return err
+		},
 	}
 	// The test must call every method AdminService has, now and later.
 	for _, m := range pb.AdminService_ServiceDesc.Methods {
