@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the system packages Scanorama needs are present: nmap, and
-# PostgreSQL server binaries (initdb, pg_ctl). As root it installs what is
+# PostgreSQL server binaries (initdb, pg_ctl), and the tools the nmap XML
+# tests check exports with (xmllint, xsltproc, ndiff). As root it installs what is
 # missing with apt-get; otherwise it prints the exact command to run.
 set -euo pipefail
 
@@ -10,6 +11,9 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
 	missing+=(postgresql)
 fi
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v xmllint >/dev/null 2>&1 || missing+=(libxml2-utils)
+command -v xsltproc >/dev/null 2>&1 || missing+=(xsltproc)
+command -v ndiff >/dev/null 2>&1 || missing+=(ndiff)
 
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
