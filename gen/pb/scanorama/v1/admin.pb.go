@@ -3478,7 +3478,7 @@ var File_scanorama_v1_admin_proto protoreflect.FileDescriptor
 
 const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x18scanorama/v1/admin.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18scanorama/v1/types.proto\"I\n" +
+	"\x18scanorama/v1/admin.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dscanorama/v1/results_io.proto\x1a\x18scanorama/v1/types.proto\"I\n" +
 	"\x11CreateSiteRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\"<\n" +
@@ -3738,7 +3738,7 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\x19EXPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13EXPORT_FORMAT_JSONL\x10\x01\x12\x15\n" +
 	"\x11EXPORT_FORMAT_CSV\x10\x02\x12\x1a\n" +
-	"\x16EXPORT_FORMAT_NMAP_XML\x10\x032\xaa\x12\n" +
+	"\x16EXPORT_FORMAT_NMAP_XML\x10\x032\x86\x13\n" +
 	"\fAdminService\x12O\n" +
 	"\n" +
 	"CreateSite\x12\x1f.scanorama.v1.CreateSiteRequest\x1a .scanorama.v1.CreateSiteResponse\x12L\n" +
@@ -3771,7 +3771,8 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\x0fListHostChanges\x12$.scanorama.v1.ListHostChangesRequest\x1a%.scanorama.v1.ListHostChangesResponse\x12O\n" +
 	"\n" +
 	"UpdateHost\x12\x1f.scanorama.v1.UpdateHostRequest\x1a .scanorama.v1.UpdateHostResponse\x12Z\n" +
-	"\rExportResults\x12\".scanorama.v1.ExportResultsRequest\x1a#.scanorama.v1.ExportResultsResponse0\x01\x12T\n" +
+	"\rExportResults\x12\".scanorama.v1.ExportResultsRequest\x1a#.scanorama.v1.ExportResultsResponse0\x01\x12Z\n" +
+	"\rImportResults\x12\".scanorama.v1.ImportResultsRequest\x1a#.scanorama.v1.ImportResultsResponse(\x01\x12T\n" +
 	"\vWatchEvents\x12 .scanorama.v1.WatchEventsRequest\x1a!.scanorama.v1.WatchEventsResponse0\x01\x12I\n" +
 	"\bGetStats\x12\x1d.scanorama.v1.GetStatsRequest\x1a\x1e.scanorama.v1.GetStatsResponseB@Z>github.com/scanorama/scanorama/gen/pb/scanorama/v1;scanoramav1b\x06proto3"
 
@@ -3864,6 +3865,8 @@ var file_scanorama_v1_admin_proto_goTypes = []any{
 	(*Agent)(nil),                   // 71: scanorama.v1.Agent
 	(*Host)(nil),                    // 72: scanorama.v1.Host
 	(*HostChange)(nil),              // 73: scanorama.v1.HostChange
+	(*ImportResultsRequest)(nil),    // 74: scanorama.v1.ImportResultsRequest
+	(*ImportResultsResponse)(nil),   // 75: scanorama.v1.ImportResultsResponse
 }
 var file_scanorama_v1_admin_proto_depIdxs = []int32{
 	62, // 0: scanorama.v1.CreateSiteResponse.site:type_name -> scanorama.v1.Site
@@ -3937,38 +3940,40 @@ var file_scanorama_v1_admin_proto_depIdxs = []int32{
 	33, // 68: scanorama.v1.AdminService.ListHostChanges:input_type -> scanorama.v1.ListHostChangesRequest
 	53, // 69: scanorama.v1.AdminService.UpdateHost:input_type -> scanorama.v1.UpdateHostRequest
 	55, // 70: scanorama.v1.AdminService.ExportResults:input_type -> scanorama.v1.ExportResultsRequest
-	35, // 71: scanorama.v1.AdminService.WatchEvents:input_type -> scanorama.v1.WatchEventsRequest
-	57, // 72: scanorama.v1.AdminService.GetStats:input_type -> scanorama.v1.GetStatsRequest
-	2,  // 73: scanorama.v1.AdminService.CreateSite:output_type -> scanorama.v1.CreateSiteResponse
-	4,  // 74: scanorama.v1.AdminService.ListSites:output_type -> scanorama.v1.ListSitesResponse
-	39, // 75: scanorama.v1.AdminService.DeleteSite:output_type -> scanorama.v1.DeleteSiteResponse
-	42, // 76: scanorama.v1.AdminService.CreateExclusion:output_type -> scanorama.v1.CreateExclusionResponse
-	44, // 77: scanorama.v1.AdminService.ListExclusions:output_type -> scanorama.v1.ListExclusionsResponse
-	46, // 78: scanorama.v1.AdminService.DeleteExclusion:output_type -> scanorama.v1.DeleteExclusionResponse
-	6,  // 79: scanorama.v1.AdminService.CreateTarget:output_type -> scanorama.v1.CreateTargetResponse
-	8,  // 80: scanorama.v1.AdminService.GetTarget:output_type -> scanorama.v1.GetTargetResponse
-	10, // 81: scanorama.v1.AdminService.ListTargets:output_type -> scanorama.v1.ListTargetsResponse
-	12, // 82: scanorama.v1.AdminService.UpdateTarget:output_type -> scanorama.v1.UpdateTargetResponse
-	14, // 83: scanorama.v1.AdminService.DeleteTarget:output_type -> scanorama.v1.DeleteTargetResponse
-	16, // 84: scanorama.v1.AdminService.CreateProfile:output_type -> scanorama.v1.CreateProfileResponse
-	48, // 85: scanorama.v1.AdminService.GetProfile:output_type -> scanorama.v1.GetProfileResponse
-	18, // 86: scanorama.v1.AdminService.ListProfiles:output_type -> scanorama.v1.ListProfilesResponse
-	50, // 87: scanorama.v1.AdminService.DeleteProfile:output_type -> scanorama.v1.DeleteProfileResponse
-	20, // 88: scanorama.v1.AdminService.ScanNow:output_type -> scanorama.v1.ScanNowResponse
-	22, // 89: scanorama.v1.AdminService.GetJob:output_type -> scanorama.v1.GetJobResponse
-	24, // 90: scanorama.v1.AdminService.ListJobs:output_type -> scanorama.v1.ListJobsResponse
-	26, // 91: scanorama.v1.AdminService.CancelJob:output_type -> scanorama.v1.CancelJobResponse
-	28, // 92: scanorama.v1.AdminService.ListAgents:output_type -> scanorama.v1.ListAgentsResponse
-	52, // 93: scanorama.v1.AdminService.DrainAgent:output_type -> scanorama.v1.DrainAgentResponse
-	30, // 94: scanorama.v1.AdminService.ListHosts:output_type -> scanorama.v1.ListHostsResponse
-	32, // 95: scanorama.v1.AdminService.GetHost:output_type -> scanorama.v1.GetHostResponse
-	34, // 96: scanorama.v1.AdminService.ListHostChanges:output_type -> scanorama.v1.ListHostChangesResponse
-	54, // 97: scanorama.v1.AdminService.UpdateHost:output_type -> scanorama.v1.UpdateHostResponse
-	56, // 98: scanorama.v1.AdminService.ExportResults:output_type -> scanorama.v1.ExportResultsResponse
-	37, // 99: scanorama.v1.AdminService.WatchEvents:output_type -> scanorama.v1.WatchEventsResponse
-	58, // 100: scanorama.v1.AdminService.GetStats:output_type -> scanorama.v1.GetStatsResponse
-	73, // [73:101] is the sub-list for method output_type
-	45, // [45:73] is the sub-list for method input_type
+	74, // 71: scanorama.v1.AdminService.ImportResults:input_type -> scanorama.v1.ImportResultsRequest
+	35, // 72: scanorama.v1.AdminService.WatchEvents:input_type -> scanorama.v1.WatchEventsRequest
+	57, // 73: scanorama.v1.AdminService.GetStats:input_type -> scanorama.v1.GetStatsRequest
+	2,  // 74: scanorama.v1.AdminService.CreateSite:output_type -> scanorama.v1.CreateSiteResponse
+	4,  // 75: scanorama.v1.AdminService.ListSites:output_type -> scanorama.v1.ListSitesResponse
+	39, // 76: scanorama.v1.AdminService.DeleteSite:output_type -> scanorama.v1.DeleteSiteResponse
+	42, // 77: scanorama.v1.AdminService.CreateExclusion:output_type -> scanorama.v1.CreateExclusionResponse
+	44, // 78: scanorama.v1.AdminService.ListExclusions:output_type -> scanorama.v1.ListExclusionsResponse
+	46, // 79: scanorama.v1.AdminService.DeleteExclusion:output_type -> scanorama.v1.DeleteExclusionResponse
+	6,  // 80: scanorama.v1.AdminService.CreateTarget:output_type -> scanorama.v1.CreateTargetResponse
+	8,  // 81: scanorama.v1.AdminService.GetTarget:output_type -> scanorama.v1.GetTargetResponse
+	10, // 82: scanorama.v1.AdminService.ListTargets:output_type -> scanorama.v1.ListTargetsResponse
+	12, // 83: scanorama.v1.AdminService.UpdateTarget:output_type -> scanorama.v1.UpdateTargetResponse
+	14, // 84: scanorama.v1.AdminService.DeleteTarget:output_type -> scanorama.v1.DeleteTargetResponse
+	16, // 85: scanorama.v1.AdminService.CreateProfile:output_type -> scanorama.v1.CreateProfileResponse
+	48, // 86: scanorama.v1.AdminService.GetProfile:output_type -> scanorama.v1.GetProfileResponse
+	18, // 87: scanorama.v1.AdminService.ListProfiles:output_type -> scanorama.v1.ListProfilesResponse
+	50, // 88: scanorama.v1.AdminService.DeleteProfile:output_type -> scanorama.v1.DeleteProfileResponse
+	20, // 89: scanorama.v1.AdminService.ScanNow:output_type -> scanorama.v1.ScanNowResponse
+	22, // 90: scanorama.v1.AdminService.GetJob:output_type -> scanorama.v1.GetJobResponse
+	24, // 91: scanorama.v1.AdminService.ListJobs:output_type -> scanorama.v1.ListJobsResponse
+	26, // 92: scanorama.v1.AdminService.CancelJob:output_type -> scanorama.v1.CancelJobResponse
+	28, // 93: scanorama.v1.AdminService.ListAgents:output_type -> scanorama.v1.ListAgentsResponse
+	52, // 94: scanorama.v1.AdminService.DrainAgent:output_type -> scanorama.v1.DrainAgentResponse
+	30, // 95: scanorama.v1.AdminService.ListHosts:output_type -> scanorama.v1.ListHostsResponse
+	32, // 96: scanorama.v1.AdminService.GetHost:output_type -> scanorama.v1.GetHostResponse
+	34, // 97: scanorama.v1.AdminService.ListHostChanges:output_type -> scanorama.v1.ListHostChangesResponse
+	54, // 98: scanorama.v1.AdminService.UpdateHost:output_type -> scanorama.v1.UpdateHostResponse
+	56, // 99: scanorama.v1.AdminService.ExportResults:output_type -> scanorama.v1.ExportResultsResponse
+	75, // 100: scanorama.v1.AdminService.ImportResults:output_type -> scanorama.v1.ImportResultsResponse
+	37, // 101: scanorama.v1.AdminService.WatchEvents:output_type -> scanorama.v1.WatchEventsResponse
+	58, // 102: scanorama.v1.AdminService.GetStats:output_type -> scanorama.v1.GetStatsResponse
+	74, // [74:103] is the sub-list for method output_type
+	45, // [45:74] is the sub-list for method input_type
 	45, // [45:45] is the sub-list for extension type_name
 	45, // [45:45] is the sub-list for extension extendee
 	0,  // [0:45] is the sub-list for field type_name
@@ -3979,6 +3984,7 @@ func file_scanorama_v1_admin_proto_init() {
 	if File_scanorama_v1_admin_proto != nil {
 		return
 	}
+	file_scanorama_v1_results_io_proto_init()
 	file_scanorama_v1_types_proto_init()
 	file_scanorama_v1_admin_proto_msgTypes[10].OneofWrappers = []any{}
 	file_scanorama_v1_admin_proto_msgTypes[36].OneofWrappers = []any{

@@ -896,7 +896,10 @@ type Job struct {
 	Stats           *JobStats              `protobuf:"bytes,18,opt,name=stats,proto3" json:"stats,omitempty"`
 	Exclusions      []string               `protobuf:"bytes,19,rep,name=exclusions,proto3" json:"exclusions,omitempty"`
 	// The run (scheduled or ScanNow) the job belongs to.
-	RunId         string `protobuf:"bytes,20,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	RunId string `protobuf:"bytes,20,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// "scan" (run by an agent) or "import" (results of an nmap run made
+	// elsewhere, brought in with ImportResults).
+	Kind          string `protobuf:"bytes,70,opt,name=kind,proto3" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1067,6 +1070,13 @@ func (x *Job) GetExclusions() []string {
 func (x *Job) GetRunId() string {
 	if x != nil {
 		return x.RunId
+	}
+	return ""
+}
+
+func (x *Job) GetKind() string {
+	if x != nil {
+		return x.Kind
 	}
 	return ""
 }
@@ -1744,7 +1754,7 @@ const file_scanorama_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"open_ports\x18\x04 \x01(\x03R\topenPorts\x123\n" +
 	"\aelapsed\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\aelapsed\x12!\n" +
-	"\fnmap_version\x18\x06 \x01(\tR\vnmapVersion\"\xe1\x05\n" +
+	"\fnmap_version\x18\x06 \x01(\tR\vnmapVersion\"\xf5\x05\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttarget_id\x18\x02 \x01(\tR\btargetId\x12\x12\n" +
@@ -1772,7 +1782,8 @@ const file_scanorama_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"exclusions\x18\x13 \x03(\tR\n" +
 	"exclusions\x12\x15\n" +
-	"\x06run_id\x18\x14 \x01(\tR\x05runId\"W\n" +
+	"\x06run_id\x18\x14 \x01(\tR\x05runId\x12\x12\n" +
+	"\x04kind\x18F \x01(\tR\x04kind\"W\n" +
 	"\x11AgentCapabilities\x12!\n" +
 	"\fnmap_version\x18\x01 \x01(\tR\vnmapVersion\x12\x1f\n" +
 	"\vraw_sockets\x18\x02 \x01(\bR\n" +
