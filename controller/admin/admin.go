@@ -32,10 +32,11 @@ type Subscriber interface {
 // Server implements pb.AdminServiceServer.
 type Server struct {
 	pb.UnimplementedAdminServiceServer
-	pool   *pgxpool.Pool
-	q      *db.Queries
-	events Subscriber
-	log    hclog.Logger
+	pool     *pgxpool.Pool
+	q        *db.Queries
+	events   Subscriber
+	importer Importer
+	log      hclog.Logger
 }
 
 // New returns an AdminService implementation.

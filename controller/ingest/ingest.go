@@ -71,6 +71,8 @@ type Result struct {
 	AlreadyCommitted bool
 	Hosts            int64
 	PortRows         int64
+	// Changes counts the host_history rows the commit recorded.
+	Changes int64
 }
 
 // sqlstateLeaseLost is raised by ingest_commit when the caller no longer
@@ -193,6 +195,9 @@ type stream struct {
 	buf       rowBuffer
 	// dirty: the staging tables may hold rows of this stream.
 	dirty bool
+	// create, set for imports, inserts the job row in the commit's own
+	// transaction (see Import).
+	create func(ctx context.Context, q *db.Queries) (uuid.UUID, error)
 }
 
 // checkLease verifies the lease before any row is staged. done reports a
@@ -319,7 +324,7 @@ func (s *stream) commit(ctx context.Context, job db.GetJobLeaseStateRow, sum *pb
 		return res, fmt.Errorf("encode scan stats: %w", err)
 	}
 	var c committed
-	if s.dirty {
+	if s.dirty || s.create != nil {
 		c, err = s.commitStaged(ctx, tcp, udp, stats)
 	} else {
 		var row db.CommitJobsRow
@@ -329,11 +334,12 @@ func (s *stream) commit(ctx context.Context, job db.GetJobLeaseStateRow, sum *pb
 	if err != nil {
 		return res, err
 	}
+	res.JobID = s.ref.JobID
 	if c.outcome == "already_committed" {
 		res.AlreadyCommitted = true
 		return res, nil
 	}
-	res.Hosts, res.PortRows = c.hosts, c.rows
+	res.Hosts, res.PortRows, res.Changes = c.hosts, c.rows, c.changes
 	// Published after the commit, not in it: NOTIFY serializes every
 	// committing transaction that sent one, fsync included. Watching is a
 	// live view; a lost event never loses data.
@@ -350,18 +356,36 @@ func (s *stream) commitStaged(ctx context.Context, tcp, udp string, stats []byte
 	if err := s.flush(ctx); err != nil {
 		return committed{}, err
 	}
+	q := s.q
+	var tx pgx.Tx
+	if s.create != nil {
+		var err error
+		if tx, err = s.conn.Begin(ctx); err != nil {
+			return committed{}, fmt.Errorf("begin import commit: %w", err)
+		}
+		defer func() { _ = tx.Rollback(context.Background()) }()
+		q = s.q.WithTx(tx)
+		if s.ref.JobID, err = s.create(ctx, q); err != nil {
+			return committed{}, err
+		}
+	}
 	arg := db.CommitJobParams{
 		JobID: s.ref.JobID, WorkerID: s.ref.WorkerID, LeaseToken: s.ref.Token,
 		ScannedTcp: tcp, ScannedUdp: udp, Stats: stats,
 		RunAnalyze:   s.portRows+int64(s.hosts) >= analyzeThreshold,
 		ClearStaging: s.small(),
 	}
-	row, err := s.q.CommitJob(ctx, arg)
+	row, err := q.CommitJob(ctx, arg)
 	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == sqlstateLeaseLost {
 		return committed{}, fmt.Errorf("%w: %s", leasing.ErrLeaseLost, pgErr.Message)
 	}
 	if err != nil {
 		return committed{}, fmt.Errorf("commit job %s: %w", s.ref.JobID, err)
+	}
+	if tx != nil {
+		if err := tx.Commit(ctx); err != nil {
+			return committed{}, fmt.Errorf("commit import job %s: %w", s.ref.JobID, err)
+		}
 	}
 	if arg.ClearStaging {
 		s.dirty = false

@@ -177,7 +177,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	gs := grpc.NewServer(opts...)
 	pb.RegisterAgentServiceServer(gs, agentapi.New(pool, leaser, in, log))
-	pb.RegisterAdminServiceServer(gs, admin.New(pool, hub, log))
+	pb.RegisterAdminServiceServer(gs, admin.New(pool, hub, log).WithImporter(in))
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

@@ -41,12 +41,12 @@ WITH candidate AS (
         error_message = NULL
     FROM candidate
     WHERE j.id = candidate.id
-    RETURNING j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id
+    RETURNING j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, j.kind
 ), recorded AS (
     INSERT INTO scan_job_leases (job_id, lease_token, worker_id)
     SELECT leased.id, leased.lease_token, leased.worker_id FROM leased
 )
-SELECT leased.id, leased.target_id, leased.site_id, leased.profile_id, leased.network, leased.ports, leased.exclusions, leased.options, leased.requires_raw, leased.status, leased.priority, leased.attempt, leased.max_attempts, leased.worker_id, leased.lease_token, leased.timeout_at, leased.progress_percent, leased.scheduled_at, leased.started_at, leased.completed_at, leased.error_message, leased.scan_stats, leased.execution_context, leased.created_at, leased.created_by, leased.run_id, s.name AS site_name FROM leased JOIN sites s ON s.id = leased.site_id
+SELECT leased.id, leased.target_id, leased.site_id, leased.profile_id, leased.network, leased.ports, leased.exclusions, leased.options, leased.requires_raw, leased.status, leased.priority, leased.attempt, leased.max_attempts, leased.worker_id, leased.lease_token, leased.timeout_at, leased.progress_percent, leased.scheduled_at, leased.started_at, leased.completed_at, leased.error_message, leased.scan_stats, leased.execution_context, leased.created_at, leased.created_by, leased.run_id, leased.kind, s.name AS site_name FROM leased JOIN sites s ON s.id = leased.site_id
 `
 
 type AcquireJobParams struct {
@@ -84,6 +84,7 @@ type AcquireJobRow struct {
 	CreatedAt        time.Time
 	CreatedBy        string
 	RunID            uuid.NullUUID
+	Kind             string
 	SiteName         string
 }
 
@@ -127,6 +128,7 @@ func (q *Queries) AcquireJob(ctx context.Context, arg AcquireJobParams) (Acquire
 		&i.CreatedAt,
 		&i.CreatedBy,
 		&i.RunID,
+		&i.Kind,
 		&i.SiteName,
 	)
 	return i, err
@@ -137,7 +139,7 @@ UPDATE scan_jobs
 SET status = 'cancelled', completed_at = now(), timeout_at = NULL,
     error_message = $1::text
 WHERE id = $2 AND status IN ('pending', 'leased', 'running')
-RETURNING id, target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw, status, priority, attempt, max_attempts, worker_id, lease_token, timeout_at, progress_percent, scheduled_at, started_at, completed_at, error_message, scan_stats, execution_context, created_at, created_by, run_id
+RETURNING id, target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw, status, priority, attempt, max_attempts, worker_id, lease_token, timeout_at, progress_percent, scheduled_at, started_at, completed_at, error_message, scan_stats, execution_context, created_at, created_by, run_id, kind
 `
 
 type CancelJobParams struct {
@@ -175,6 +177,7 @@ func (q *Queries) CancelJob(ctx context.Context, arg CancelJobParams) (ScanJob, 
 		&i.CreatedAt,
 		&i.CreatedBy,
 		&i.RunID,
+		&i.Kind,
 	)
 	return i, err
 }
@@ -265,7 +268,7 @@ func (q *Queries) FailJob(ctx context.Context, arg FailJobParams) (FailJobRow, e
 }
 
 const getJob = `-- name: GetJob :one
-SELECT j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, s.name AS site_name, p.name AS profile_name
+SELECT j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, j.kind, s.name AS site_name, p.name AS profile_name
 FROM scan_jobs j
 JOIN sites s ON s.id = j.site_id
 JOIN scan_profiles p ON p.id = j.profile_id
@@ -308,6 +311,7 @@ func (q *Queries) GetJob(ctx context.Context, id uuid.UUID) (GetJobRow, error) {
 		&i.ScanJob.CreatedAt,
 		&i.ScanJob.CreatedBy,
 		&i.ScanJob.RunID,
+		&i.ScanJob.Kind,
 		&i.SiteName,
 		&i.ProfileName,
 	)
@@ -349,7 +353,7 @@ func (q *Queries) GetJobLeaseState(ctx context.Context, id uuid.UUID) (GetJobLea
 }
 
 const listJobs = `-- name: ListJobs :many
-SELECT j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, s.name AS site_name, p.name AS profile_name
+SELECT j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, j.kind, s.name AS site_name, p.name AS profile_name
 FROM scan_jobs j
 JOIN sites s ON s.id = j.site_id
 JOIN scan_profiles p ON p.id = j.profile_id
@@ -425,6 +429,7 @@ func (q *Queries) ListJobs(ctx context.Context, arg ListJobsParams) ([]ListJobsR
 			&i.ScanJob.CreatedAt,
 			&i.ScanJob.CreatedBy,
 			&i.ScanJob.RunID,
+			&i.ScanJob.Kind,
 			&i.SiteName,
 			&i.ProfileName,
 		); err != nil {

@@ -164,6 +164,7 @@ type ScanJob struct {
 	CreatedAt        time.Time
 	CreatedBy        string
 	RunID            uuid.NullUUID
+	Kind             string
 }
 
 type ScanJobLease struct {

@@ -3,6 +3,7 @@
 //
 //	scanorama-controller serve   [--listen ADDR] [--database-url URL] [--data-dir DIR] ...
 //	scanorama-controller migrate [--database-url URL] [--data-dir DIR]
+//	scanorama-controller import  --site SITE [--target ID] [--controller ADDR] FILE.xml
 //
 // Every flag has an environment twin: --database-url is SCANORAMA_DATABASE_URL, and so on.
 package main
@@ -36,6 +37,7 @@ const usage = `usage: scanorama-controller <command> [flags]
 commands:
   serve     run the controller (gRPC AgentService + AdminService)
   migrate   apply schema migrations and exit
+  import    send an nmap XML (-oX) file to a running controller (ImportResults)
   version   print the version
 
 Run "scanorama-controller <command> -h" for the command's flags.
@@ -57,6 +59,8 @@ func run(args []string, stderr io.Writer) int {
 		return serve(ctx, args[1:], stderr)
 	case "migrate":
 		return migrateCmd(ctx, args[1:], stderr)
+	case "import":
+		return importCmd(ctx, args[1:], os.Stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(os.Stdout, version)
 		return 0
