@@ -230,7 +230,13 @@ func (d *decoder) readErr(what string, err error) error {
 		(errors.As(err, &se) && se.Msg == "unexpected EOF") {
 		return fmt.Errorf("%w: reading %s: %w", ErrTruncated, what, err)
 	}
-	return fmt.Errorf("decoding %s: %w", what, err)
+	// The line names the place in the document for whoever has to fix it
+	// (an imported file); syntax errors carry it already.
+	if errors.As(err, &se) {
+		return fmt.Errorf("decoding %s: %w", what, err)
+	}
+	line, _ := d.xd.InputPos()
+	return fmt.Errorf("decoding %s ending at line %d: %w", what, line, err)
 }
 
 func secondsToDuration(s float32) time.Duration {

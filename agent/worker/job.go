@@ -327,7 +327,7 @@ type events struct {
 }
 
 func (e *events) Host(ctx context.Context, h nmaprun.Host) error {
-	if err := e.pipe.put(ctx, hostPB(h)); err != nil {
+	if err := e.pipe.put(ctx, nmaprun.HostResult(h)); err != nil {
 		return fmt.Errorf("spool host %s: %w", h.Address, err)
 	}
 	e.j.a.cfg.Metrics.HostStreamed()

@@ -36,10 +36,11 @@ type Server struct {
 	pb.UnimplementedAdminServiceServer
 	// pool and q run every statement as the caller (controller/scope):
 	// as scanorama_admin_api, under the caller's site scope.
-	pool   *scope.DB
-	q      *db.Queries
-	events Subscriber
-	log    hclog.Logger
+	pool     *scope.DB
+	q        *db.Queries
+	events   Subscriber
+	importer Importer
+	log      hclog.Logger
 }
 
 // New returns an AdminService implementation.

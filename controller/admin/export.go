@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -91,63 +90,6 @@ func writeCSV(b *bytes.Buffer, rec []string) {
 	w.Flush()
 }
 
-// xmlEncoder writes nmap's XML output format, one <host> per address.
-type xmlEncoder struct {
-	open bool
-	ip   netip.Addr
-}
-
-func (e *xmlEncoder) header(b *bytes.Buffer) {
-	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
-	b.WriteString(`<nmaprun scanner="scanorama" args="export" xmloutputversion="1.05">` + "\n")
-}
-
-func (e *xmlEncoder) row(b *bytes.Buffer, r exportRow) {
-	if !e.open || r.IP != e.ip {
-		e.closeHost(b)
-		family := "ipv4"
-		if r.IP.Is6() {
-			family = "ipv6"
-		}
-		fmt.Fprintf(b, `<host><status state="up" reason="scanorama"/><address addr=%q addrtype=%q/>`, r.IP, family)
-		if r.MAC != "" {
-			fmt.Fprintf(b, `<address addr=%q addrtype="mac"/>`, r.MAC)
-		}
-		if r.Hostname != "" {
-			b.WriteString(`<hostnames><hostname name="`)
-			_ = xml.EscapeText(b, []byte(r.Hostname))
-			b.WriteString(`" type="PTR"/></hostnames>`)
-		}
-		b.WriteString("<ports>")
-		e.open, e.ip = true, r.IP
-	}
-	fmt.Fprintf(b, `<port protocol=%q portid="%d"><state state=%q reason=%q/>`, r.Protocol, r.Port, r.State, r.Reason)
-	if r.Service != "" || r.Product != "" {
-		b.WriteString(`<service name="`)
-		_ = xml.EscapeText(b, []byte(r.Service))
-		b.WriteString(`" product="`)
-		_ = xml.EscapeText(b, []byte(r.Product))
-		b.WriteString(`" version="`)
-		_ = xml.EscapeText(b, []byte(r.Version))
-		b.WriteString(`" extrainfo="`)
-		_ = xml.EscapeText(b, []byte(r.ExtraInfo))
-		b.WriteString(`"/>`)
-	}
-	b.WriteString("</port>")
-}
-
-func (e *xmlEncoder) closeHost(b *bytes.Buffer) {
-	if e.open {
-		b.WriteString("</ports></host>\n")
-		e.open = false
-	}
-}
-
-func (e *xmlEncoder) footer(b *bytes.Buffer) {
-	e.closeHost(b)
-	b.WriteString("</nmaprun>\n")
-}
-
 // ExportResults implements AdminService.ExportResults.
 func (s *Server) ExportResults(req *pb.ExportResultsRequest, stream pb.AdminService_ExportResultsServer) error {
 	ctx := stream.Context()
@@ -156,6 +98,9 @@ func (s *Server) ExportResults(req *pb.ExportResultsRequest, stream pb.AdminServ
 	}
 	var fetch func(after exportRow) ([]exportRow, error)
 	site := req.GetSite()
+	if req.GetFormat() == pb.ExportFormat_EXPORT_FORMAT_NMAP_XML {
+		return s.exportNmapXML(ctx, req, stream)
+	}
 	if req.GetJobId() != "" {
 		id, err := parseID("job_id", req.GetJobId())
 		if err != nil {
@@ -194,8 +139,6 @@ func (s *Server) ExportResults(req *pb.ExportResultsRequest, stream pb.AdminServ
 		enc = jsonlEncoder{site: site}
 	case pb.ExportFormat_EXPORT_FORMAT_CSV:
 		enc = csvEncoder{site: site}
-	case pb.ExportFormat_EXPORT_FORMAT_NMAP_XML:
-		enc = &xmlEncoder{}
 	default:
 		return apierr.InvalidField("format", "unknown format %d", req.GetFormat())
 	}

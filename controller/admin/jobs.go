@@ -197,7 +197,7 @@ func jobPB(j db.ScanJob, site, profile string) *pb.Job {
 		Profile: profile, Status: pb.JobStatus(pb.JobStatus_value["JOB_STATUS_"+upperASCII(j.Status)]),
 		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, WorkerId: j.WorkerID.String, LeaseToken: j.LeaseToken,
 		ProgressPercent: int32(j.ProgressPercent), CreatedAt: timestamppb.New(j.CreatedAt),
-		ErrorMessage: j.ErrorMessage.String, Partial: j.Partial, HostsFinished: j.HostsFinished.Int64,
+		ErrorMessage: j.ErrorMessage.String, Partial: j.Partial, HostsFinished: j.HostsFinished.Int64, Kind: j.Kind,
 	}
 	if j.RunID.Valid {
 		out.RunId = j.RunID.UUID.String()

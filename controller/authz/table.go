@@ -70,6 +70,7 @@ var Table = map[string]Rule{
 	"ListHostChanges": read,
 	"UpdateHost":      operate,
 	"ExportResults":   read,
+	"ImportResults":   operate,
 	"WatchEvents":     read,
 	"GetStats":        read,
 

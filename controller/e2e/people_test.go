@@ -241,6 +241,17 @@ func TestEveryRPCEveryRole(t *testing.T) {
 			_, err := c.ListAuditEvents(ctx, &pb.ListAuditEventsRequest{})
 			return err
 		},
+		"ImportResults": func(ctx context.Context, c pb.AdminServiceClient) error {
+			st, err := c.ImportResults(ctx)
+			if err != nil {
+				return err
+			}
+			if err := st.Send(&pb.ImportResultsRequest{Msg: &pb.ImportResultsRequest_Start{Start: &pb.ImportStart{Site: "nosuchsite"}}}); err != nil && !errors.Is(err, io.EOF) {
+				return err
+			}
+			_, err = st.CloseAndRecv()
+			return err
+		},
 		"UpdateSite": func(ctx context.Context, c pb.AdminServiceClient) error {
 			_, err := c.UpdateSite(ctx, &pb.UpdateSiteRequest{Name: "nosuchsite", Scopes: []string{"10.99.0.0/16"}})
 			return err

@@ -79,6 +79,8 @@ type Result struct {
 	// Partial: the job was cancelled while the caller held it; the hosts
 	// committed are those its scan had finished, and the job stays cancelled.
 	Partial bool
+	// Changes counts the host_history rows the commit recorded.
+	Changes int64
 }
 
 // sqlstateLeaseLost is raised by ingest_commit when the caller no longer
@@ -256,6 +258,9 @@ type stream struct {
 	// dirty: the staging tables may hold rows of this stream.
 	dirty   bool
 	metrics *metrics.Controller
+	// create, set for imports, inserts the job row in the commit's own
+	// transaction (see Import).
+	create func(ctx context.Context, q *db.Queries) (uuid.UUID, error)
 }
 
 // checkLease verifies the lease before any row is staged. done reports a
@@ -388,7 +393,7 @@ func (s *stream) commit(ctx context.Context, job db.GetJobLeaseStateRow, sum *pb
 		return res, fmt.Errorf("encode scan stats: %w", err)
 	}
 	var c committed
-	if s.dirty {
+	if s.dirty || s.create != nil {
 		c, err = s.commitStaged(ctx, tcp, udp, stats)
 	} else {
 		var row db.CommitJobsRow
@@ -398,11 +403,12 @@ func (s *stream) commit(ctx context.Context, job db.GetJobLeaseStateRow, sum *pb
 	if err != nil {
 		return res, err
 	}
+	res.JobID = s.ref.JobID
 	if c.outcome == "already_committed" {
 		res.AlreadyCommitted = true
 		return res, nil
 	}
-	res.Hosts, res.PortRows = c.hosts, c.rows
+	res.Hosts, res.PortRows, res.Changes = c.hosts, c.rows, c.changes
 	ev := events.JobEvent{
 		JobID: s.ref.JobID, SiteID: c.siteID, Status: "completed", ProgressPercent: 100,
 		WorkerID: s.ref.WorkerID, Changes: c.changes,
@@ -424,6 +430,19 @@ func (s *stream) commitStaged(ctx context.Context, tcp, udp string, stats []byte
 	if err := s.flush(ctx); err != nil {
 		return committed{}, err
 	}
+	q := s.q
+	var tx pgx.Tx
+	if s.create != nil {
+		var err error
+		if tx, err = s.conn.Begin(ctx); err != nil {
+			return committed{}, fmt.Errorf("begin import commit: %w", err)
+		}
+		defer func() { _ = tx.Rollback(context.Background()) }()
+		q = s.q.WithTx(tx)
+		if s.ref.JobID, err = s.create(ctx, q); err != nil {
+			return committed{}, err
+		}
+	}
 	arg := db.CommitJobParams{
 		JobID: s.ref.JobID, WorkerID: s.ref.WorkerID, LeaseToken: s.ref.Token,
 		ScannedTcp: tcp, ScannedUdp: udp, Stats: stats,
@@ -431,13 +450,18 @@ func (s *stream) commitStaged(ctx context.Context, tcp, udp string, stats []byte
 		ClearStaging: s.small(),
 	}
 	began := time.Now()
-	row, err := s.q.CommitJob(ctx, arg)
+	row, err := q.CommitJob(ctx, arg)
 	s.metrics.Commit("staged", time.Since(began))
 	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == sqlstateLeaseLost {
 		return committed{}, fmt.Errorf("%w: %s", leasing.ErrLeaseLost, pgErr.Message)
 	}
 	if err != nil {
 		return committed{}, fmt.Errorf("commit job %s: %w", s.ref.JobID, err)
+	}
+	if tx != nil {
+		if err := tx.Commit(ctx); err != nil {
+			return committed{}, fmt.Errorf("commit import job %s: %w", s.ref.JobID, err)
+		}
 	}
 	if arg.ClearStaging {
 		s.dirty = false

@@ -336,3 +336,10 @@ func complementCover(p netip.Prefix, keep []netip.Addr) []netip.Prefix {
 }
 
 func uuidNull(id uuid.UUID) uuid.NullUUID { return uuid.NullUUID{UUID: id, Valid: true} }
+
+// Exclusions returns what a job of target t must not report on: the global,
+// site and target exclusions overlapping its network and the site's hosts
+// marked ignore_scanning. Imports check their rows against the same set.
+func Exclusions(ctx context.Context, q *db.Queries, t db.ScanTarget) ([]netip.Prefix, error) {
+	return exclusions(ctx, q, t)
+}

@@ -244,7 +244,7 @@ func Run(ctx context.Context, cfg Config) error {
 		grpc.ChainStreamInterceptor(authorizer.StreamInterceptor()))
 	gs := grpc.NewServer(opts...)
 	pb.RegisterAgentServiceServer(gs, agentSrv)
-	pb.RegisterAdminServiceServer(gs, admin.New(pool, hub, log))
+	pb.RegisterAdminServiceServer(gs, admin.New(pool, hub, log).WithImporter(in))
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the system packages Scanorama needs are present: nmap,
-# PostgreSQL server binaries (initdb, pg_ctl), and Prometheus (prometheus and
-# promtool, which the metrics tests run). As root it installs what is
+# PostgreSQL server binaries (initdb, pg_ctl), Prometheus (prometheus and
+# promtool, which the metrics tests run), and the tools the nmap XML tests
+# check exports with (xmllint, xsltproc, ndiff). As root it installs what is
 # missing with apt-get; otherwise it prints the exact command to run.
 set -euo pipefail
 
@@ -14,6 +15,9 @@ command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
 	missing+=(prometheus)
 fi
+command -v xmllint >/dev/null 2>&1 || missing+=(libxml2-utils)
+command -v xsltproc >/dev/null 2>&1 || missing+=(xsltproc)
+command -v ndiff >/dev/null 2>&1 || missing+=(ndiff)
 
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0

@@ -61,12 +61,12 @@ WITH candidate AS (
             ORDER BY 1)
     FROM candidate
     WHERE j.id = candidate.id
-    RETURNING j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, j.partial, j.hosts_finished, j.finished_hosts, j.remainder_of, j.carried_over
+    RETURNING j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, j.partial, j.hosts_finished, j.finished_hosts, j.remainder_of, j.carried_over, j.kind
 ), recorded AS (
     INSERT INTO scan_job_leases (job_id, lease_token, worker_id)
     SELECT leased.id, leased.lease_token, leased.worker_id FROM leased
 )
-SELECT leased.id, leased.target_id, leased.site_id, leased.profile_id, leased.network, leased.ports, leased.exclusions, leased.options, leased.requires_raw, leased.status, leased.priority, leased.attempt, leased.max_attempts, leased.worker_id, leased.lease_token, leased.timeout_at, leased.progress_percent, leased.scheduled_at, leased.started_at, leased.completed_at, leased.error_message, leased.scan_stats, leased.execution_context, leased.created_at, leased.created_by, leased.run_id, leased.partial, leased.hosts_finished, leased.finished_hosts, leased.remainder_of, leased.carried_over, s.name AS site_name FROM leased JOIN sites s ON s.id = leased.site_id
+SELECT leased.id, leased.target_id, leased.site_id, leased.profile_id, leased.network, leased.ports, leased.exclusions, leased.options, leased.requires_raw, leased.status, leased.priority, leased.attempt, leased.max_attempts, leased.worker_id, leased.lease_token, leased.timeout_at, leased.progress_percent, leased.scheduled_at, leased.started_at, leased.completed_at, leased.error_message, leased.scan_stats, leased.execution_context, leased.created_at, leased.created_by, leased.run_id, leased.partial, leased.hosts_finished, leased.finished_hosts, leased.remainder_of, leased.carried_over, leased.kind, s.name AS site_name FROM leased JOIN sites s ON s.id = leased.site_id
 `
 
 type AcquireJobParams struct {
@@ -109,6 +109,7 @@ type AcquireJobRow struct {
 	FinishedHosts    []netip.Addr
 	RemainderOf      uuid.NullUUID
 	CarriedOver      bool
+	Kind             string
 	SiteName         string
 }
 
@@ -157,6 +158,7 @@ func (q *Queries) AcquireJob(ctx context.Context, arg AcquireJobParams) (Acquire
 		&i.FinishedHosts,
 		&i.RemainderOf,
 		&i.CarriedOver,
+		&i.Kind,
 		&i.SiteName,
 	)
 	return i, err
@@ -167,7 +169,7 @@ UPDATE scan_jobs
 SET status = 'cancelled', completed_at = now(), timeout_at = NULL,
     error_message = $1::text
 WHERE id = $2 AND status IN ('pending', 'leased', 'running')
-RETURNING id, target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw, status, priority, attempt, max_attempts, worker_id, lease_token, timeout_at, progress_percent, scheduled_at, started_at, completed_at, error_message, scan_stats, execution_context, created_at, created_by, run_id, partial, hosts_finished, finished_hosts, remainder_of, carried_over
+RETURNING id, target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw, status, priority, attempt, max_attempts, worker_id, lease_token, timeout_at, progress_percent, scheduled_at, started_at, completed_at, error_message, scan_stats, execution_context, created_at, created_by, run_id, partial, hosts_finished, finished_hosts, remainder_of, carried_over, kind
 `
 
 type CancelJobParams struct {
@@ -210,6 +212,7 @@ func (q *Queries) CancelJob(ctx context.Context, arg CancelJobParams) (ScanJob, 
 		&i.FinishedHosts,
 		&i.RemainderOf,
 		&i.CarriedOver,
+		&i.Kind,
 	)
 	return i, err
 }
@@ -300,7 +303,7 @@ func (q *Queries) FailJob(ctx context.Context, arg FailJobParams) (FailJobRow, e
 }
 
 const getJob = `-- name: GetJob :one
-SELECT j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, j.partial, j.hosts_finished, j.finished_hosts, j.remainder_of, j.carried_over, s.name AS site_name, p.name AS profile_name
+SELECT j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, j.partial, j.hosts_finished, j.finished_hosts, j.remainder_of, j.carried_over, j.kind, s.name AS site_name, p.name AS profile_name
 FROM scan_jobs j
 JOIN sites s ON s.id = j.site_id
 JOIN scan_profiles p ON p.id = j.profile_id
@@ -348,6 +351,7 @@ func (q *Queries) GetJob(ctx context.Context, id uuid.UUID) (GetJobRow, error) {
 		&i.ScanJob.FinishedHosts,
 		&i.ScanJob.RemainderOf,
 		&i.ScanJob.CarriedOver,
+		&i.ScanJob.Kind,
 		&i.SiteName,
 		&i.ProfileName,
 	)
@@ -391,7 +395,7 @@ func (q *Queries) GetJobLeaseState(ctx context.Context, id uuid.UUID) (GetJobLea
 }
 
 const listJobs = `-- name: ListJobs :many
-SELECT j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, j.partial, j.hosts_finished, j.finished_hosts, j.remainder_of, j.carried_over, s.name AS site_name, p.name AS profile_name
+SELECT j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, j.partial, j.hosts_finished, j.finished_hosts, j.remainder_of, j.carried_over, j.kind, s.name AS site_name, p.name AS profile_name
 FROM scan_jobs j
 JOIN sites s ON s.id = j.site_id
 JOIN scan_profiles p ON p.id = j.profile_id
@@ -472,6 +476,7 @@ func (q *Queries) ListJobs(ctx context.Context, arg ListJobsParams) ([]ListJobsR
 			&i.ScanJob.FinishedHosts,
 			&i.ScanJob.RemainderOf,
 			&i.ScanJob.CarriedOver,
+			&i.ScanJob.Kind,
 			&i.SiteName,
 			&i.ProfileName,
 		); err != nil {

@@ -224,6 +224,7 @@ type ScanJob struct {
 	FinishedHosts    []netip.Addr
 	RemainderOf      uuid.NullUUID
 	CarriedOver      bool
+	Kind             string
 }
 
 type ScanJobLease struct {

@@ -157,7 +157,7 @@ INSERT INTO scan_jobs (target_id, site_id, profile_id, network, ports, exclusion
                        max_attempts, priority, created_by, execution_context, run_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
         $9, $10, $11, $12, $13)
-RETURNING id, target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw, status, priority, attempt, max_attempts, worker_id, lease_token, timeout_at, progress_percent, scheduled_at, started_at, completed_at, error_message, scan_stats, execution_context, created_at, created_by, run_id, partial, hosts_finished, finished_hosts, remainder_of, carried_over
+RETURNING id, target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw, status, priority, attempt, max_attempts, worker_id, lease_token, timeout_at, progress_percent, scheduled_at, started_at, completed_at, error_message, scan_stats, execution_context, created_at, created_by, run_id, partial, hosts_finished, finished_hosts, remainder_of, carried_over, kind
 `
 
 type InsertRunJobParams struct {
@@ -225,6 +225,7 @@ func (q *Queries) InsertRunJob(ctx context.Context, arg InsertRunJobParams) (Sca
 		&i.FinishedHosts,
 		&i.RemainderOf,
 		&i.CarriedOver,
+		&i.Kind,
 	)
 	return i, err
 }

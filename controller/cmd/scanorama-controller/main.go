@@ -9,6 +9,7 @@
 //	scanorama-controller agent enroll --site S [--ttl 24h] [--uses 1] | agent tokens | agent revoke-token --id ID
 //	scanorama-controller doctor  [--database-url URL] [--data-dir DIR] [--lease-ttl D] [--tls-cert F ...]
 //	scanorama-controller token create|list|revoke ...
+//	scanorama-controller import  --site SITE [--target ID] [--controller ADDR] FILE.xml
 //
 // Every flag has an environment twin: --database-url is SCANORAMA_DATABASE_URL, and so on.
 package main
@@ -50,6 +51,7 @@ commands:
   agent     enroll (print a one-time agent enrollment token), tokens, revoke-token
   doctor    check the database, schema, partitions, lease reaping and TLS; exit 1 if any check failed
   token     create, list or revoke people's bearer tokens
+  import    send an nmap XML (-oX) file to a running controller (ImportResults)
   version   print the version
 
 Run "scanorama-controller <command> -h" for the command's flags.
@@ -83,6 +85,8 @@ func run(args []string, stderr io.Writer) int {
 		return doctorCmd(ctx, args[1:], stderr)
 	case "token":
 		return tokenCmd(ctx, args[1:], os.Stdout, stderr)
+	case "import":
+		return importCmd(ctx, args[1:], os.Stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(os.Stdout, version)
 		return 0

@@ -3574,7 +3574,7 @@ var File_scanorama_v1_admin_proto protoreflect.FileDescriptor
 
 const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x18scanorama/v1/admin.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dscanorama/v1/enrollment.proto\x1a\x1ascanorama/v1/runtime.proto\x1a\x1fscanorama/v1/trust_people.proto\x1a\x18scanorama/v1/types.proto\"a\n" +
+	"\x18scanorama/v1/admin.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dscanorama/v1/enrollment.proto\x1a\x1ascanorama/v1/runtime.proto\x1a\x1fscanorama/v1/trust_people.proto\x1a\x1dscanorama/v1/results_io.proto\x1a\x18scanorama/v1/types.proto\"a\n" +
 	"\x11CreateSiteRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x16\n" +
@@ -3843,7 +3843,7 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\x19EXPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13EXPORT_FORMAT_JSONL\x10\x01\x12\x15\n" +
 	"\x11EXPORT_FORMAT_CSV\x10\x02\x12\x1a\n" +
-	"\x16EXPORT_FORMAT_NMAP_XML\x10\x032\x89\x1b\n" +
+	"\x16EXPORT_FORMAT_NMAP_XML\x10\x032\xe5\x1b\n" +
 	"\fAdminService\x12O\n" +
 	"\n" +
 	"CreateSite\x12\x1f.scanorama.v1.CreateSiteRequest\x1a .scanorama.v1.CreateSiteResponse\x12L\n" +
@@ -3883,7 +3883,8 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\x0fListHostChanges\x12$.scanorama.v1.ListHostChangesRequest\x1a%.scanorama.v1.ListHostChangesResponse\x12O\n" +
 	"\n" +
 	"UpdateHost\x12\x1f.scanorama.v1.UpdateHostRequest\x1a .scanorama.v1.UpdateHostResponse\x12Z\n" +
-	"\rExportResults\x12\".scanorama.v1.ExportResultsRequest\x1a#.scanorama.v1.ExportResultsResponse0\x01\x12T\n" +
+	"\rExportResults\x12\".scanorama.v1.ExportResultsRequest\x1a#.scanorama.v1.ExportResultsResponse0\x01\x12Z\n" +
+	"\rImportResults\x12\".scanorama.v1.ImportResultsRequest\x1a#.scanorama.v1.ImportResultsResponse(\x01\x12T\n" +
 	"\vWatchEvents\x12 .scanorama.v1.WatchEventsRequest\x1a!.scanorama.v1.WatchEventsResponse0\x01\x12I\n" +
 	"\bGetStats\x12\x1d.scanorama.v1.GetStatsRequest\x1a\x1e.scanorama.v1.GetStatsResponse\x12X\n" +
 	"\rPauseScanning\x12\".scanorama.v1.PauseScanningRequest\x1a#.scanorama.v1.PauseScanningResponse\x12[\n" +
@@ -3991,158 +3992,162 @@ var file_scanorama_v1_admin_proto_goTypes = []any{
 	(*CreateEnrollmentTokenRequest)(nil),  // 79: scanorama.v1.CreateEnrollmentTokenRequest
 	(*ListEnrollmentTokensRequest)(nil),   // 80: scanorama.v1.ListEnrollmentTokensRequest
 	(*RevokeEnrollmentTokenRequest)(nil),  // 81: scanorama.v1.RevokeEnrollmentTokenRequest
-	(*PauseScanningRequest)(nil),          // 82: scanorama.v1.PauseScanningRequest
-	(*ResumeScanningRequest)(nil),         // 83: scanorama.v1.ResumeScanningRequest
-	(*CreateTokenRequest)(nil),            // 84: scanorama.v1.CreateTokenRequest
-	(*ListTokensRequest)(nil),             // 85: scanorama.v1.ListTokensRequest
-	(*RevokeTokenRequest)(nil),            // 86: scanorama.v1.RevokeTokenRequest
-	(*ListAuditEventsRequest)(nil),        // 87: scanorama.v1.ListAuditEventsRequest
-	(*RevokeAgentResponse)(nil),           // 88: scanorama.v1.RevokeAgentResponse
-	(*ApproveAgentResponse)(nil),          // 89: scanorama.v1.ApproveAgentResponse
-	(*UpdateSiteResponse)(nil),            // 90: scanorama.v1.UpdateSiteResponse
-	(*CreateEnrollmentTokenResponse)(nil), // 91: scanorama.v1.CreateEnrollmentTokenResponse
-	(*ListEnrollmentTokensResponse)(nil),  // 92: scanorama.v1.ListEnrollmentTokensResponse
-	(*RevokeEnrollmentTokenResponse)(nil), // 93: scanorama.v1.RevokeEnrollmentTokenResponse
-	(*PauseScanningResponse)(nil),         // 94: scanorama.v1.PauseScanningResponse
-	(*ResumeScanningResponse)(nil),        // 95: scanorama.v1.ResumeScanningResponse
-	(*CreateTokenResponse)(nil),           // 96: scanorama.v1.CreateTokenResponse
-	(*ListTokensResponse)(nil),            // 97: scanorama.v1.ListTokensResponse
-	(*RevokeTokenResponse)(nil),           // 98: scanorama.v1.RevokeTokenResponse
-	(*ListAuditEventsResponse)(nil),       // 99: scanorama.v1.ListAuditEventsResponse
+	(*ImportResultsRequest)(nil),          // 82: scanorama.v1.ImportResultsRequest
+	(*PauseScanningRequest)(nil),          // 83: scanorama.v1.PauseScanningRequest
+	(*ResumeScanningRequest)(nil),         // 84: scanorama.v1.ResumeScanningRequest
+	(*CreateTokenRequest)(nil),            // 85: scanorama.v1.CreateTokenRequest
+	(*ListTokensRequest)(nil),             // 86: scanorama.v1.ListTokensRequest
+	(*RevokeTokenRequest)(nil),            // 87: scanorama.v1.RevokeTokenRequest
+	(*ListAuditEventsRequest)(nil),        // 88: scanorama.v1.ListAuditEventsRequest
+	(*RevokeAgentResponse)(nil),           // 89: scanorama.v1.RevokeAgentResponse
+	(*ApproveAgentResponse)(nil),          // 90: scanorama.v1.ApproveAgentResponse
+	(*UpdateSiteResponse)(nil),            // 91: scanorama.v1.UpdateSiteResponse
+	(*CreateEnrollmentTokenResponse)(nil), // 92: scanorama.v1.CreateEnrollmentTokenResponse
+	(*ListEnrollmentTokensResponse)(nil),  // 93: scanorama.v1.ListEnrollmentTokensResponse
+	(*RevokeEnrollmentTokenResponse)(nil), // 94: scanorama.v1.RevokeEnrollmentTokenResponse
+	(*ImportResultsResponse)(nil),         // 95: scanorama.v1.ImportResultsResponse
+	(*PauseScanningResponse)(nil),         // 96: scanorama.v1.PauseScanningResponse
+	(*ResumeScanningResponse)(nil),        // 97: scanorama.v1.ResumeScanningResponse
+	(*CreateTokenResponse)(nil),           // 98: scanorama.v1.CreateTokenResponse
+	(*ListTokensResponse)(nil),            // 99: scanorama.v1.ListTokensResponse
+	(*RevokeTokenResponse)(nil),           // 100: scanorama.v1.RevokeTokenResponse
+	(*ListAuditEventsResponse)(nil),       // 101: scanorama.v1.ListAuditEventsResponse
 }
 var file_scanorama_v1_admin_proto_depIdxs = []int32{
-	62, // 0: scanorama.v1.CreateSiteResponse.site:type_name -> scanorama.v1.Site
-	62, // 1: scanorama.v1.ListSitesResponse.sites:type_name -> scanorama.v1.Site
-	63, // 2: scanorama.v1.CreateTargetRequest.interval:type_name -> google.protobuf.Duration
-	64, // 3: scanorama.v1.CreateTargetRequest.window:type_name -> scanorama.v1.ScanWindow
-	63, // 4: scanorama.v1.CreateTargetRequest.max_duration:type_name -> google.protobuf.Duration
-	65, // 5: scanorama.v1.CreateTargetResponse.target:type_name -> scanorama.v1.Target
-	65, // 6: scanorama.v1.GetTargetResponse.target:type_name -> scanorama.v1.Target
-	65, // 7: scanorama.v1.ListTargetsResponse.targets:type_name -> scanorama.v1.Target
-	63, // 8: scanorama.v1.UpdateTargetRequest.interval:type_name -> google.protobuf.Duration
-	64, // 9: scanorama.v1.UpdateTargetRequest.window:type_name -> scanorama.v1.ScanWindow
-	63, // 10: scanorama.v1.UpdateTargetRequest.max_duration:type_name -> google.protobuf.Duration
-	65, // 11: scanorama.v1.UpdateTargetResponse.target:type_name -> scanorama.v1.Target
-	66, // 12: scanorama.v1.CreateProfileRequest.options:type_name -> scanorama.v1.ScanOptions
-	67, // 13: scanorama.v1.CreateProfileResponse.profile:type_name -> scanorama.v1.Profile
-	67, // 14: scanorama.v1.ListProfilesResponse.profiles:type_name -> scanorama.v1.Profile
-	68, // 15: scanorama.v1.ScanNowResponse.jobs:type_name -> scanorama.v1.Job
-	68, // 16: scanorama.v1.GetJobResponse.job:type_name -> scanorama.v1.Job
-	69, // 17: scanorama.v1.GetJobResponse.run:type_name -> scanorama.v1.RunProgress
-	70, // 18: scanorama.v1.ListJobsRequest.status:type_name -> scanorama.v1.JobStatus
-	71, // 19: scanorama.v1.ListJobsRequest.created_after:type_name -> google.protobuf.Timestamp
-	71, // 20: scanorama.v1.ListJobsRequest.created_before:type_name -> google.protobuf.Timestamp
-	68, // 21: scanorama.v1.ListJobsResponse.jobs:type_name -> scanorama.v1.Job
-	68, // 22: scanorama.v1.CancelJobResponse.job:type_name -> scanorama.v1.Job
-	72, // 23: scanorama.v1.ListAgentsResponse.agents:type_name -> scanorama.v1.Agent
-	71, // 24: scanorama.v1.ListHostsRequest.seen_after:type_name -> google.protobuf.Timestamp
-	71, // 25: scanorama.v1.ListHostsRequest.seen_before:type_name -> google.protobuf.Timestamp
-	73, // 26: scanorama.v1.ListHostsResponse.hosts:type_name -> scanorama.v1.Host
-	73, // 27: scanorama.v1.GetHostResponse.host:type_name -> scanorama.v1.Host
-	71, // 28: scanorama.v1.ListHostChangesRequest.since:type_name -> google.protobuf.Timestamp
-	71, // 29: scanorama.v1.ListHostChangesRequest.until:type_name -> google.protobuf.Timestamp
-	74, // 30: scanorama.v1.ListHostChangesResponse.changes:type_name -> scanorama.v1.HostChange
-	70, // 31: scanorama.v1.JobEvent.status:type_name -> scanorama.v1.JobStatus
-	71, // 32: scanorama.v1.WatchEventsResponse.time:type_name -> google.protobuf.Timestamp
-	36, // 33: scanorama.v1.WatchEventsResponse.job:type_name -> scanorama.v1.JobEvent
-	74, // 34: scanorama.v1.WatchEventsResponse.host_change:type_name -> scanorama.v1.HostChange
-	71, // 35: scanorama.v1.Exclusion.created_at:type_name -> google.protobuf.Timestamp
-	40, // 36: scanorama.v1.CreateExclusionResponse.exclusion:type_name -> scanorama.v1.Exclusion
-	40, // 37: scanorama.v1.ListExclusionsResponse.exclusions:type_name -> scanorama.v1.Exclusion
-	67, // 38: scanorama.v1.GetProfileResponse.profile:type_name -> scanorama.v1.Profile
-	72, // 39: scanorama.v1.DrainAgentResponse.agent:type_name -> scanorama.v1.Agent
-	73, // 40: scanorama.v1.UpdateHostResponse.host:type_name -> scanorama.v1.Host
-	0,  // 41: scanorama.v1.ExportResultsRequest.format:type_name -> scanorama.v1.ExportFormat
-	60, // 42: scanorama.v1.GetStatsResponse.jobs:type_name -> scanorama.v1.GetStatsResponse.JobsEntry
-	63, // 43: scanorama.v1.GetStatsResponse.oldest_pending_age:type_name -> google.protobuf.Duration
-	61, // 44: scanorama.v1.GetStatsResponse.agents:type_name -> scanorama.v1.GetStatsResponse.AgentsEntry
-	59, // 45: scanorama.v1.GetStatsResponse.partitions:type_name -> scanorama.v1.PartitionStats
-	75, // 46: scanorama.v1.GetStatsResponse.pauses:type_name -> scanorama.v1.ScanPause
-	1,  // 47: scanorama.v1.AdminService.CreateSite:input_type -> scanorama.v1.CreateSiteRequest
-	3,  // 48: scanorama.v1.AdminService.ListSites:input_type -> scanorama.v1.ListSitesRequest
-	38, // 49: scanorama.v1.AdminService.DeleteSite:input_type -> scanorama.v1.DeleteSiteRequest
-	41, // 50: scanorama.v1.AdminService.CreateExclusion:input_type -> scanorama.v1.CreateExclusionRequest
-	43, // 51: scanorama.v1.AdminService.ListExclusions:input_type -> scanorama.v1.ListExclusionsRequest
-	45, // 52: scanorama.v1.AdminService.DeleteExclusion:input_type -> scanorama.v1.DeleteExclusionRequest
-	5,  // 53: scanorama.v1.AdminService.CreateTarget:input_type -> scanorama.v1.CreateTargetRequest
-	7,  // 54: scanorama.v1.AdminService.GetTarget:input_type -> scanorama.v1.GetTargetRequest
-	9,  // 55: scanorama.v1.AdminService.ListTargets:input_type -> scanorama.v1.ListTargetsRequest
-	11, // 56: scanorama.v1.AdminService.UpdateTarget:input_type -> scanorama.v1.UpdateTargetRequest
-	13, // 57: scanorama.v1.AdminService.DeleteTarget:input_type -> scanorama.v1.DeleteTargetRequest
-	15, // 58: scanorama.v1.AdminService.CreateProfile:input_type -> scanorama.v1.CreateProfileRequest
-	47, // 59: scanorama.v1.AdminService.GetProfile:input_type -> scanorama.v1.GetProfileRequest
-	17, // 60: scanorama.v1.AdminService.ListProfiles:input_type -> scanorama.v1.ListProfilesRequest
-	49, // 61: scanorama.v1.AdminService.DeleteProfile:input_type -> scanorama.v1.DeleteProfileRequest
-	19, // 62: scanorama.v1.AdminService.ScanNow:input_type -> scanorama.v1.ScanNowRequest
-	21, // 63: scanorama.v1.AdminService.GetJob:input_type -> scanorama.v1.GetJobRequest
-	23, // 64: scanorama.v1.AdminService.ListJobs:input_type -> scanorama.v1.ListJobsRequest
-	25, // 65: scanorama.v1.AdminService.CancelJob:input_type -> scanorama.v1.CancelJobRequest
-	27, // 66: scanorama.v1.AdminService.ListAgents:input_type -> scanorama.v1.ListAgentsRequest
-	51, // 67: scanorama.v1.AdminService.DrainAgent:input_type -> scanorama.v1.DrainAgentRequest
-	76, // 68: scanorama.v1.AdminService.RevokeAgent:input_type -> scanorama.v1.RevokeAgentRequest
-	77, // 69: scanorama.v1.AdminService.ApproveAgent:input_type -> scanorama.v1.ApproveAgentRequest
-	78, // 70: scanorama.v1.AdminService.UpdateSite:input_type -> scanorama.v1.UpdateSiteRequest
-	79, // 71: scanorama.v1.AdminService.CreateEnrollmentToken:input_type -> scanorama.v1.CreateEnrollmentTokenRequest
-	80, // 72: scanorama.v1.AdminService.ListEnrollmentTokens:input_type -> scanorama.v1.ListEnrollmentTokensRequest
-	81, // 73: scanorama.v1.AdminService.RevokeEnrollmentToken:input_type -> scanorama.v1.RevokeEnrollmentTokenRequest
-	29, // 74: scanorama.v1.AdminService.ListHosts:input_type -> scanorama.v1.ListHostsRequest
-	31, // 75: scanorama.v1.AdminService.GetHost:input_type -> scanorama.v1.GetHostRequest
-	33, // 76: scanorama.v1.AdminService.ListHostChanges:input_type -> scanorama.v1.ListHostChangesRequest
-	53, // 77: scanorama.v1.AdminService.UpdateHost:input_type -> scanorama.v1.UpdateHostRequest
-	55, // 78: scanorama.v1.AdminService.ExportResults:input_type -> scanorama.v1.ExportResultsRequest
-	35, // 79: scanorama.v1.AdminService.WatchEvents:input_type -> scanorama.v1.WatchEventsRequest
-	57, // 80: scanorama.v1.AdminService.GetStats:input_type -> scanorama.v1.GetStatsRequest
-	82, // 81: scanorama.v1.AdminService.PauseScanning:input_type -> scanorama.v1.PauseScanningRequest
-	83, // 82: scanorama.v1.AdminService.ResumeScanning:input_type -> scanorama.v1.ResumeScanningRequest
-	84, // 83: scanorama.v1.AdminService.CreateToken:input_type -> scanorama.v1.CreateTokenRequest
-	85, // 84: scanorama.v1.AdminService.ListTokens:input_type -> scanorama.v1.ListTokensRequest
-	86, // 85: scanorama.v1.AdminService.RevokeToken:input_type -> scanorama.v1.RevokeTokenRequest
-	87, // 86: scanorama.v1.AdminService.ListAuditEvents:input_type -> scanorama.v1.ListAuditEventsRequest
-	2,  // 87: scanorama.v1.AdminService.CreateSite:output_type -> scanorama.v1.CreateSiteResponse
-	4,  // 88: scanorama.v1.AdminService.ListSites:output_type -> scanorama.v1.ListSitesResponse
-	39, // 89: scanorama.v1.AdminService.DeleteSite:output_type -> scanorama.v1.DeleteSiteResponse
-	42, // 90: scanorama.v1.AdminService.CreateExclusion:output_type -> scanorama.v1.CreateExclusionResponse
-	44, // 91: scanorama.v1.AdminService.ListExclusions:output_type -> scanorama.v1.ListExclusionsResponse
-	46, // 92: scanorama.v1.AdminService.DeleteExclusion:output_type -> scanorama.v1.DeleteExclusionResponse
-	6,  // 93: scanorama.v1.AdminService.CreateTarget:output_type -> scanorama.v1.CreateTargetResponse
-	8,  // 94: scanorama.v1.AdminService.GetTarget:output_type -> scanorama.v1.GetTargetResponse
-	10, // 95: scanorama.v1.AdminService.ListTargets:output_type -> scanorama.v1.ListTargetsResponse
-	12, // 96: scanorama.v1.AdminService.UpdateTarget:output_type -> scanorama.v1.UpdateTargetResponse
-	14, // 97: scanorama.v1.AdminService.DeleteTarget:output_type -> scanorama.v1.DeleteTargetResponse
-	16, // 98: scanorama.v1.AdminService.CreateProfile:output_type -> scanorama.v1.CreateProfileResponse
-	48, // 99: scanorama.v1.AdminService.GetProfile:output_type -> scanorama.v1.GetProfileResponse
-	18, // 100: scanorama.v1.AdminService.ListProfiles:output_type -> scanorama.v1.ListProfilesResponse
-	50, // 101: scanorama.v1.AdminService.DeleteProfile:output_type -> scanorama.v1.DeleteProfileResponse
-	20, // 102: scanorama.v1.AdminService.ScanNow:output_type -> scanorama.v1.ScanNowResponse
-	22, // 103: scanorama.v1.AdminService.GetJob:output_type -> scanorama.v1.GetJobResponse
-	24, // 104: scanorama.v1.AdminService.ListJobs:output_type -> scanorama.v1.ListJobsResponse
-	26, // 105: scanorama.v1.AdminService.CancelJob:output_type -> scanorama.v1.CancelJobResponse
-	28, // 106: scanorama.v1.AdminService.ListAgents:output_type -> scanorama.v1.ListAgentsResponse
-	52, // 107: scanorama.v1.AdminService.DrainAgent:output_type -> scanorama.v1.DrainAgentResponse
-	88, // 108: scanorama.v1.AdminService.RevokeAgent:output_type -> scanorama.v1.RevokeAgentResponse
-	89, // 109: scanorama.v1.AdminService.ApproveAgent:output_type -> scanorama.v1.ApproveAgentResponse
-	90, // 110: scanorama.v1.AdminService.UpdateSite:output_type -> scanorama.v1.UpdateSiteResponse
-	91, // 111: scanorama.v1.AdminService.CreateEnrollmentToken:output_type -> scanorama.v1.CreateEnrollmentTokenResponse
-	92, // 112: scanorama.v1.AdminService.ListEnrollmentTokens:output_type -> scanorama.v1.ListEnrollmentTokensResponse
-	93, // 113: scanorama.v1.AdminService.RevokeEnrollmentToken:output_type -> scanorama.v1.RevokeEnrollmentTokenResponse
-	30, // 114: scanorama.v1.AdminService.ListHosts:output_type -> scanorama.v1.ListHostsResponse
-	32, // 115: scanorama.v1.AdminService.GetHost:output_type -> scanorama.v1.GetHostResponse
-	34, // 116: scanorama.v1.AdminService.ListHostChanges:output_type -> scanorama.v1.ListHostChangesResponse
-	54, // 117: scanorama.v1.AdminService.UpdateHost:output_type -> scanorama.v1.UpdateHostResponse
-	56, // 118: scanorama.v1.AdminService.ExportResults:output_type -> scanorama.v1.ExportResultsResponse
-	37, // 119: scanorama.v1.AdminService.WatchEvents:output_type -> scanorama.v1.WatchEventsResponse
-	58, // 120: scanorama.v1.AdminService.GetStats:output_type -> scanorama.v1.GetStatsResponse
-	94, // 121: scanorama.v1.AdminService.PauseScanning:output_type -> scanorama.v1.PauseScanningResponse
-	95, // 122: scanorama.v1.AdminService.ResumeScanning:output_type -> scanorama.v1.ResumeScanningResponse
-	96, // 123: scanorama.v1.AdminService.CreateToken:output_type -> scanorama.v1.CreateTokenResponse
-	97, // 124: scanorama.v1.AdminService.ListTokens:output_type -> scanorama.v1.ListTokensResponse
-	98, // 125: scanorama.v1.AdminService.RevokeToken:output_type -> scanorama.v1.RevokeTokenResponse
-	99, // 126: scanorama.v1.AdminService.ListAuditEvents:output_type -> scanorama.v1.ListAuditEventsResponse
-	87, // [87:127] is the sub-list for method output_type
-	47, // [47:87] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	62,  // 0: scanorama.v1.CreateSiteResponse.site:type_name -> scanorama.v1.Site
+	62,  // 1: scanorama.v1.ListSitesResponse.sites:type_name -> scanorama.v1.Site
+	63,  // 2: scanorama.v1.CreateTargetRequest.interval:type_name -> google.protobuf.Duration
+	64,  // 3: scanorama.v1.CreateTargetRequest.window:type_name -> scanorama.v1.ScanWindow
+	63,  // 4: scanorama.v1.CreateTargetRequest.max_duration:type_name -> google.protobuf.Duration
+	65,  // 5: scanorama.v1.CreateTargetResponse.target:type_name -> scanorama.v1.Target
+	65,  // 6: scanorama.v1.GetTargetResponse.target:type_name -> scanorama.v1.Target
+	65,  // 7: scanorama.v1.ListTargetsResponse.targets:type_name -> scanorama.v1.Target
+	63,  // 8: scanorama.v1.UpdateTargetRequest.interval:type_name -> google.protobuf.Duration
+	64,  // 9: scanorama.v1.UpdateTargetRequest.window:type_name -> scanorama.v1.ScanWindow
+	63,  // 10: scanorama.v1.UpdateTargetRequest.max_duration:type_name -> google.protobuf.Duration
+	65,  // 11: scanorama.v1.UpdateTargetResponse.target:type_name -> scanorama.v1.Target
+	66,  // 12: scanorama.v1.CreateProfileRequest.options:type_name -> scanorama.v1.ScanOptions
+	67,  // 13: scanorama.v1.CreateProfileResponse.profile:type_name -> scanorama.v1.Profile
+	67,  // 14: scanorama.v1.ListProfilesResponse.profiles:type_name -> scanorama.v1.Profile
+	68,  // 15: scanorama.v1.ScanNowResponse.jobs:type_name -> scanorama.v1.Job
+	68,  // 16: scanorama.v1.GetJobResponse.job:type_name -> scanorama.v1.Job
+	69,  // 17: scanorama.v1.GetJobResponse.run:type_name -> scanorama.v1.RunProgress
+	70,  // 18: scanorama.v1.ListJobsRequest.status:type_name -> scanorama.v1.JobStatus
+	71,  // 19: scanorama.v1.ListJobsRequest.created_after:type_name -> google.protobuf.Timestamp
+	71,  // 20: scanorama.v1.ListJobsRequest.created_before:type_name -> google.protobuf.Timestamp
+	68,  // 21: scanorama.v1.ListJobsResponse.jobs:type_name -> scanorama.v1.Job
+	68,  // 22: scanorama.v1.CancelJobResponse.job:type_name -> scanorama.v1.Job
+	72,  // 23: scanorama.v1.ListAgentsResponse.agents:type_name -> scanorama.v1.Agent
+	71,  // 24: scanorama.v1.ListHostsRequest.seen_after:type_name -> google.protobuf.Timestamp
+	71,  // 25: scanorama.v1.ListHostsRequest.seen_before:type_name -> google.protobuf.Timestamp
+	73,  // 26: scanorama.v1.ListHostsResponse.hosts:type_name -> scanorama.v1.Host
+	73,  // 27: scanorama.v1.GetHostResponse.host:type_name -> scanorama.v1.Host
+	71,  // 28: scanorama.v1.ListHostChangesRequest.since:type_name -> google.protobuf.Timestamp
+	71,  // 29: scanorama.v1.ListHostChangesRequest.until:type_name -> google.protobuf.Timestamp
+	74,  // 30: scanorama.v1.ListHostChangesResponse.changes:type_name -> scanorama.v1.HostChange
+	70,  // 31: scanorama.v1.JobEvent.status:type_name -> scanorama.v1.JobStatus
+	71,  // 32: scanorama.v1.WatchEventsResponse.time:type_name -> google.protobuf.Timestamp
+	36,  // 33: scanorama.v1.WatchEventsResponse.job:type_name -> scanorama.v1.JobEvent
+	74,  // 34: scanorama.v1.WatchEventsResponse.host_change:type_name -> scanorama.v1.HostChange
+	71,  // 35: scanorama.v1.Exclusion.created_at:type_name -> google.protobuf.Timestamp
+	40,  // 36: scanorama.v1.CreateExclusionResponse.exclusion:type_name -> scanorama.v1.Exclusion
+	40,  // 37: scanorama.v1.ListExclusionsResponse.exclusions:type_name -> scanorama.v1.Exclusion
+	67,  // 38: scanorama.v1.GetProfileResponse.profile:type_name -> scanorama.v1.Profile
+	72,  // 39: scanorama.v1.DrainAgentResponse.agent:type_name -> scanorama.v1.Agent
+	73,  // 40: scanorama.v1.UpdateHostResponse.host:type_name -> scanorama.v1.Host
+	0,   // 41: scanorama.v1.ExportResultsRequest.format:type_name -> scanorama.v1.ExportFormat
+	60,  // 42: scanorama.v1.GetStatsResponse.jobs:type_name -> scanorama.v1.GetStatsResponse.JobsEntry
+	63,  // 43: scanorama.v1.GetStatsResponse.oldest_pending_age:type_name -> google.protobuf.Duration
+	61,  // 44: scanorama.v1.GetStatsResponse.agents:type_name -> scanorama.v1.GetStatsResponse.AgentsEntry
+	59,  // 45: scanorama.v1.GetStatsResponse.partitions:type_name -> scanorama.v1.PartitionStats
+	75,  // 46: scanorama.v1.GetStatsResponse.pauses:type_name -> scanorama.v1.ScanPause
+	1,   // 47: scanorama.v1.AdminService.CreateSite:input_type -> scanorama.v1.CreateSiteRequest
+	3,   // 48: scanorama.v1.AdminService.ListSites:input_type -> scanorama.v1.ListSitesRequest
+	38,  // 49: scanorama.v1.AdminService.DeleteSite:input_type -> scanorama.v1.DeleteSiteRequest
+	41,  // 50: scanorama.v1.AdminService.CreateExclusion:input_type -> scanorama.v1.CreateExclusionRequest
+	43,  // 51: scanorama.v1.AdminService.ListExclusions:input_type -> scanorama.v1.ListExclusionsRequest
+	45,  // 52: scanorama.v1.AdminService.DeleteExclusion:input_type -> scanorama.v1.DeleteExclusionRequest
+	5,   // 53: scanorama.v1.AdminService.CreateTarget:input_type -> scanorama.v1.CreateTargetRequest
+	7,   // 54: scanorama.v1.AdminService.GetTarget:input_type -> scanorama.v1.GetTargetRequest
+	9,   // 55: scanorama.v1.AdminService.ListTargets:input_type -> scanorama.v1.ListTargetsRequest
+	11,  // 56: scanorama.v1.AdminService.UpdateTarget:input_type -> scanorama.v1.UpdateTargetRequest
+	13,  // 57: scanorama.v1.AdminService.DeleteTarget:input_type -> scanorama.v1.DeleteTargetRequest
+	15,  // 58: scanorama.v1.AdminService.CreateProfile:input_type -> scanorama.v1.CreateProfileRequest
+	47,  // 59: scanorama.v1.AdminService.GetProfile:input_type -> scanorama.v1.GetProfileRequest
+	17,  // 60: scanorama.v1.AdminService.ListProfiles:input_type -> scanorama.v1.ListProfilesRequest
+	49,  // 61: scanorama.v1.AdminService.DeleteProfile:input_type -> scanorama.v1.DeleteProfileRequest
+	19,  // 62: scanorama.v1.AdminService.ScanNow:input_type -> scanorama.v1.ScanNowRequest
+	21,  // 63: scanorama.v1.AdminService.GetJob:input_type -> scanorama.v1.GetJobRequest
+	23,  // 64: scanorama.v1.AdminService.ListJobs:input_type -> scanorama.v1.ListJobsRequest
+	25,  // 65: scanorama.v1.AdminService.CancelJob:input_type -> scanorama.v1.CancelJobRequest
+	27,  // 66: scanorama.v1.AdminService.ListAgents:input_type -> scanorama.v1.ListAgentsRequest
+	51,  // 67: scanorama.v1.AdminService.DrainAgent:input_type -> scanorama.v1.DrainAgentRequest
+	76,  // 68: scanorama.v1.AdminService.RevokeAgent:input_type -> scanorama.v1.RevokeAgentRequest
+	77,  // 69: scanorama.v1.AdminService.ApproveAgent:input_type -> scanorama.v1.ApproveAgentRequest
+	78,  // 70: scanorama.v1.AdminService.UpdateSite:input_type -> scanorama.v1.UpdateSiteRequest
+	79,  // 71: scanorama.v1.AdminService.CreateEnrollmentToken:input_type -> scanorama.v1.CreateEnrollmentTokenRequest
+	80,  // 72: scanorama.v1.AdminService.ListEnrollmentTokens:input_type -> scanorama.v1.ListEnrollmentTokensRequest
+	81,  // 73: scanorama.v1.AdminService.RevokeEnrollmentToken:input_type -> scanorama.v1.RevokeEnrollmentTokenRequest
+	29,  // 74: scanorama.v1.AdminService.ListHosts:input_type -> scanorama.v1.ListHostsRequest
+	31,  // 75: scanorama.v1.AdminService.GetHost:input_type -> scanorama.v1.GetHostRequest
+	33,  // 76: scanorama.v1.AdminService.ListHostChanges:input_type -> scanorama.v1.ListHostChangesRequest
+	53,  // 77: scanorama.v1.AdminService.UpdateHost:input_type -> scanorama.v1.UpdateHostRequest
+	55,  // 78: scanorama.v1.AdminService.ExportResults:input_type -> scanorama.v1.ExportResultsRequest
+	82,  // 79: scanorama.v1.AdminService.ImportResults:input_type -> scanorama.v1.ImportResultsRequest
+	35,  // 80: scanorama.v1.AdminService.WatchEvents:input_type -> scanorama.v1.WatchEventsRequest
+	57,  // 81: scanorama.v1.AdminService.GetStats:input_type -> scanorama.v1.GetStatsRequest
+	83,  // 82: scanorama.v1.AdminService.PauseScanning:input_type -> scanorama.v1.PauseScanningRequest
+	84,  // 83: scanorama.v1.AdminService.ResumeScanning:input_type -> scanorama.v1.ResumeScanningRequest
+	85,  // 84: scanorama.v1.AdminService.CreateToken:input_type -> scanorama.v1.CreateTokenRequest
+	86,  // 85: scanorama.v1.AdminService.ListTokens:input_type -> scanorama.v1.ListTokensRequest
+	87,  // 86: scanorama.v1.AdminService.RevokeToken:input_type -> scanorama.v1.RevokeTokenRequest
+	88,  // 87: scanorama.v1.AdminService.ListAuditEvents:input_type -> scanorama.v1.ListAuditEventsRequest
+	2,   // 88: scanorama.v1.AdminService.CreateSite:output_type -> scanorama.v1.CreateSiteResponse
+	4,   // 89: scanorama.v1.AdminService.ListSites:output_type -> scanorama.v1.ListSitesResponse
+	39,  // 90: scanorama.v1.AdminService.DeleteSite:output_type -> scanorama.v1.DeleteSiteResponse
+	42,  // 91: scanorama.v1.AdminService.CreateExclusion:output_type -> scanorama.v1.CreateExclusionResponse
+	44,  // 92: scanorama.v1.AdminService.ListExclusions:output_type -> scanorama.v1.ListExclusionsResponse
+	46,  // 93: scanorama.v1.AdminService.DeleteExclusion:output_type -> scanorama.v1.DeleteExclusionResponse
+	6,   // 94: scanorama.v1.AdminService.CreateTarget:output_type -> scanorama.v1.CreateTargetResponse
+	8,   // 95: scanorama.v1.AdminService.GetTarget:output_type -> scanorama.v1.GetTargetResponse
+	10,  // 96: scanorama.v1.AdminService.ListTargets:output_type -> scanorama.v1.ListTargetsResponse
+	12,  // 97: scanorama.v1.AdminService.UpdateTarget:output_type -> scanorama.v1.UpdateTargetResponse
+	14,  // 98: scanorama.v1.AdminService.DeleteTarget:output_type -> scanorama.v1.DeleteTargetResponse
+	16,  // 99: scanorama.v1.AdminService.CreateProfile:output_type -> scanorama.v1.CreateProfileResponse
+	48,  // 100: scanorama.v1.AdminService.GetProfile:output_type -> scanorama.v1.GetProfileResponse
+	18,  // 101: scanorama.v1.AdminService.ListProfiles:output_type -> scanorama.v1.ListProfilesResponse
+	50,  // 102: scanorama.v1.AdminService.DeleteProfile:output_type -> scanorama.v1.DeleteProfileResponse
+	20,  // 103: scanorama.v1.AdminService.ScanNow:output_type -> scanorama.v1.ScanNowResponse
+	22,  // 104: scanorama.v1.AdminService.GetJob:output_type -> scanorama.v1.GetJobResponse
+	24,  // 105: scanorama.v1.AdminService.ListJobs:output_type -> scanorama.v1.ListJobsResponse
+	26,  // 106: scanorama.v1.AdminService.CancelJob:output_type -> scanorama.v1.CancelJobResponse
+	28,  // 107: scanorama.v1.AdminService.ListAgents:output_type -> scanorama.v1.ListAgentsResponse
+	52,  // 108: scanorama.v1.AdminService.DrainAgent:output_type -> scanorama.v1.DrainAgentResponse
+	89,  // 109: scanorama.v1.AdminService.RevokeAgent:output_type -> scanorama.v1.RevokeAgentResponse
+	90,  // 110: scanorama.v1.AdminService.ApproveAgent:output_type -> scanorama.v1.ApproveAgentResponse
+	91,  // 111: scanorama.v1.AdminService.UpdateSite:output_type -> scanorama.v1.UpdateSiteResponse
+	92,  // 112: scanorama.v1.AdminService.CreateEnrollmentToken:output_type -> scanorama.v1.CreateEnrollmentTokenResponse
+	93,  // 113: scanorama.v1.AdminService.ListEnrollmentTokens:output_type -> scanorama.v1.ListEnrollmentTokensResponse
+	94,  // 114: scanorama.v1.AdminService.RevokeEnrollmentToken:output_type -> scanorama.v1.RevokeEnrollmentTokenResponse
+	30,  // 115: scanorama.v1.AdminService.ListHosts:output_type -> scanorama.v1.ListHostsResponse
+	32,  // 116: scanorama.v1.AdminService.GetHost:output_type -> scanorama.v1.GetHostResponse
+	34,  // 117: scanorama.v1.AdminService.ListHostChanges:output_type -> scanorama.v1.ListHostChangesResponse
+	54,  // 118: scanorama.v1.AdminService.UpdateHost:output_type -> scanorama.v1.UpdateHostResponse
+	56,  // 119: scanorama.v1.AdminService.ExportResults:output_type -> scanorama.v1.ExportResultsResponse
+	95,  // 120: scanorama.v1.AdminService.ImportResults:output_type -> scanorama.v1.ImportResultsResponse
+	37,  // 121: scanorama.v1.AdminService.WatchEvents:output_type -> scanorama.v1.WatchEventsResponse
+	58,  // 122: scanorama.v1.AdminService.GetStats:output_type -> scanorama.v1.GetStatsResponse
+	96,  // 123: scanorama.v1.AdminService.PauseScanning:output_type -> scanorama.v1.PauseScanningResponse
+	97,  // 124: scanorama.v1.AdminService.ResumeScanning:output_type -> scanorama.v1.ResumeScanningResponse
+	98,  // 125: scanorama.v1.AdminService.CreateToken:output_type -> scanorama.v1.CreateTokenResponse
+	99,  // 126: scanorama.v1.AdminService.ListTokens:output_type -> scanorama.v1.ListTokensResponse
+	100, // 127: scanorama.v1.AdminService.RevokeToken:output_type -> scanorama.v1.RevokeTokenResponse
+	101, // 128: scanorama.v1.AdminService.ListAuditEvents:output_type -> scanorama.v1.ListAuditEventsResponse
+	88,  // [88:129] is the sub-list for method output_type
+	47,  // [47:88] is the sub-list for method input_type
+	47,  // [47:47] is the sub-list for extension type_name
+	47,  // [47:47] is the sub-list for extension extendee
+	0,   // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_scanorama_v1_admin_proto_init() }
@@ -4153,6 +4158,7 @@ func file_scanorama_v1_admin_proto_init() {
 	file_scanorama_v1_enrollment_proto_init()
 	file_scanorama_v1_runtime_proto_init()
 	file_scanorama_v1_trust_people_proto_init()
+	file_scanorama_v1_results_io_proto_init()
 	file_scanorama_v1_types_proto_init()
 	file_scanorama_v1_admin_proto_msgTypes[10].OneofWrappers = []any{}
 	file_scanorama_v1_admin_proto_msgTypes[36].OneofWrappers = []any{

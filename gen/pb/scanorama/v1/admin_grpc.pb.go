@@ -51,6 +51,7 @@ const (
 	AdminService_ListHostChanges_FullMethodName       = "/scanorama.v1.AdminService/ListHostChanges"
 	AdminService_UpdateHost_FullMethodName            = "/scanorama.v1.AdminService/UpdateHost"
 	AdminService_ExportResults_FullMethodName         = "/scanorama.v1.AdminService/ExportResults"
+	AdminService_ImportResults_FullMethodName         = "/scanorama.v1.AdminService/ImportResults"
 	AdminService_WatchEvents_FullMethodName           = "/scanorama.v1.AdminService/WatchEvents"
 	AdminService_GetStats_FullMethodName              = "/scanorama.v1.AdminService/GetStats"
 	AdminService_PauseScanning_FullMethodName         = "/scanorama.v1.AdminService/PauseScanning"
@@ -116,6 +117,10 @@ type AdminServiceClient interface {
 	// ExportResults streams a job's or a site's port results as JSON lines,
 	// CSV, or nmap-compatible XML.
 	ExportResults(ctx context.Context, in *ExportResultsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportResultsResponse], error)
+	// ImportResults brings the results of an nmap run made elsewhere (its -oX
+	// file, streamed in chunks after a first start message) into a site as a
+	// job of kind "import", committed like an agent's results.
+	ImportResults(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportResultsRequest, ImportResultsResponse], error)
 	// WatchEvents streams job and host changes as they happen.
 	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
 	// GetStats is the operator's overview: the job queue, agents, what is
@@ -471,9 +476,22 @@ func (c *adminServiceClient) ExportResults(ctx context.Context, in *ExportResult
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AdminService_ExportResultsClient = grpc.ServerStreamingClient[ExportResultsResponse]
 
+func (c *adminServiceClient) ImportResults(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportResultsRequest, ImportResultsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AdminService_ServiceDesc.Streams[1], AdminService_ImportResults_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ImportResultsRequest, ImportResultsResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdminService_ImportResultsClient = grpc.ClientStreamingClient[ImportResultsRequest, ImportResultsResponse]
+
 func (c *adminServiceClient) WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &AdminService_ServiceDesc.Streams[1], AdminService_WatchEvents_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &AdminService_ServiceDesc.Streams[2], AdminService_WatchEvents_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -615,6 +633,10 @@ type AdminServiceServer interface {
 	// ExportResults streams a job's or a site's port results as JSON lines,
 	// CSV, or nmap-compatible XML.
 	ExportResults(*ExportResultsRequest, grpc.ServerStreamingServer[ExportResultsResponse]) error
+	// ImportResults brings the results of an nmap run made elsewhere (its -oX
+	// file, streamed in chunks after a first start message) into a site as a
+	// job of kind "import", committed like an agent's results.
+	ImportResults(grpc.ClientStreamingServer[ImportResultsRequest, ImportResultsResponse]) error
 	// WatchEvents streams job and host changes as they happen.
 	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
 	// GetStats is the operator's overview: the job queue, agents, what is
@@ -736,6 +758,9 @@ func (UnimplementedAdminServiceServer) UpdateHost(context.Context, *UpdateHostRe
 }
 func (UnimplementedAdminServiceServer) ExportResults(*ExportResultsRequest, grpc.ServerStreamingServer[ExportResultsResponse]) error {
 	return status.Error(codes.Unimplemented, "method ExportResults not implemented")
+}
+func (UnimplementedAdminServiceServer) ImportResults(grpc.ClientStreamingServer[ImportResultsRequest, ImportResultsResponse]) error {
+	return status.Error(codes.Unimplemented, "method ImportResults not implemented")
 }
 func (UnimplementedAdminServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
@@ -1351,6 +1376,13 @@ func _AdminService_ExportResults_Handler(srv interface{}, stream grpc.ServerStre
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AdminService_ExportResultsServer = grpc.ServerStreamingServer[ExportResultsResponse]
 
+func _AdminService_ImportResults_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(AdminServiceServer).ImportResults(&grpc.GenericServerStream[ImportResultsRequest, ImportResultsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdminService_ImportResultsServer = grpc.ClientStreamingServer[ImportResultsRequest, ImportResultsResponse]
+
 func _AdminService_WatchEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchEventsRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -1653,6 +1685,11 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "ExportResults",
 			Handler:       _AdminService_ExportResults_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "ImportResults",
+			Handler:       _AdminService_ImportResults_Handler,
+			ClientStreams: true,
 		},
 		{
 			StreamName:    "WatchEvents",

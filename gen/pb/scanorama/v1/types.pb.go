@@ -938,6 +938,9 @@ type Job struct {
 	Partial bool `protobuf:"varint,40,opt,name=partial,proto3" json:"partial,omitempty"`
 	// Hosts committed by a partial job.
 	HostsFinished int64 `protobuf:"varint,41,opt,name=hosts_finished,json=hostsFinished,proto3" json:"hosts_finished,omitempty"`
+	// "scan" (run by an agent) or "import" (results of an nmap run made
+	// elsewhere, brought in with ImportResults).
+	Kind          string `protobuf:"bytes,70,opt,name=kind,proto3" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1124,6 +1127,13 @@ func (x *Job) GetHostsFinished() int64 {
 		return x.HostsFinished
 	}
 	return 0
+}
+
+func (x *Job) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
 }
 
 // AgentCapabilities are reported by an agent when it registers.
@@ -1815,7 +1825,7 @@ const file_scanorama_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"open_ports\x18\x04 \x01(\x03R\topenPorts\x123\n" +
 	"\aelapsed\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\aelapsed\x12!\n" +
-	"\fnmap_version\x18\x06 \x01(\tR\vnmapVersion\"\xa2\x06\n" +
+	"\fnmap_version\x18\x06 \x01(\tR\vnmapVersion\"\xb6\x06\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttarget_id\x18\x02 \x01(\tR\btargetId\x12\x12\n" +
@@ -1845,7 +1855,8 @@ const file_scanorama_v1_types_proto_rawDesc = "" +
 	"exclusions\x12\x15\n" +
 	"\x06run_id\x18\x14 \x01(\tR\x05runId\x12\x18\n" +
 	"\apartial\x18( \x01(\bR\apartial\x12%\n" +
-	"\x0ehosts_finished\x18) \x01(\x03R\rhostsFinished\"W\n" +
+	"\x0ehosts_finished\x18) \x01(\x03R\rhostsFinished\x12\x12\n" +
+	"\x04kind\x18F \x01(\tR\x04kind\"W\n" +
 	"\x11AgentCapabilities\x12!\n" +
 	"\fnmap_version\x18\x01 \x01(\tR\vnmapVersion\x12\x1f\n" +
 	"\vraw_sockets\x18\x02 \x01(\bR\n" +

@@ -1,11 +1,10 @@
-package worker
+package nmaprun
 
-import (
-	"github.com/scanorama/scanorama/agent/nmaprun"
-	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
-)
+import pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 
-func hostPB(h nmaprun.Host) *pb.HostResult {
+// HostResult converts a host to the wire form results travel in: an
+// agent's results stream, and the controller's import of nmap XML files.
+func HostResult(h Host) *pb.HostResult {
 	out := &pb.HostResult{
 		Address: h.Address.String(), Status: h.Status, Reason: h.Reason, MacAddress: h.MAC, Vendor: h.Vendor,
 		Hostname: h.Hostname, OsName: h.OSName, OsFamily: h.OSFamily, OsAccuracy: int32(h.OSAccuracy),
