@@ -84,6 +84,8 @@ func TestReadmeCookbookCommandsWork(t *testing.T) {
 			vars["TARGET_ID"] = firstID.FindStringSubmatch(string(out))[1]
 		case strings.Contains(line, "AdminService/ScanNow"):
 			vars["JOB_ID"] = firstID.FindStringSubmatch(string(out))[1]
+		case strings.Contains(line, "AdminService/CreateWebhook"):
+			vars["WEBHOOK_ID"] = firstID.FindStringSubmatch(string(out))[1]
 		}
 	}
 }

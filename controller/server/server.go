@@ -33,6 +33,7 @@ import (
 	"github.com/scanorama/scanorama/controller/migrate"
 	"github.com/scanorama/scanorama/controller/pgserver"
 	"github.com/scanorama/scanorama/controller/scheduler"
+	"github.com/scanorama/scanorama/controller/webhooks"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
 
@@ -58,6 +59,10 @@ type Config struct {
 	// Roles, when set, keeps agents' certificates off AdminService and
 	// admins' off AgentService.
 	Roles *Roles
+	// WebhookRetryBase and WebhookMaxAttempts tune webhook retries
+	// (zero: webhooks.DefaultOptions).
+	WebhookRetryBase   time.Duration
+	WebhookMaxAttempts int
 	// Ready, when set, receives the bound address once the server accepts calls.
 	Ready func(addr net.Addr)
 }
@@ -150,6 +155,15 @@ func Run(ctx context.Context, cfg Config) error {
 	go reaper.Run(bg)
 
 	go scheduler.New(pool, log).Run(bg)
+
+	hookOpts := webhooks.DefaultOptions()
+	if cfg.WebhookRetryBase > 0 {
+		hookOpts.RetryBase = cfg.WebhookRetryBase
+	}
+	if cfg.WebhookMaxAttempts > 0 {
+		hookOpts.MaxAttempts = cfg.WebhookMaxAttempts
+	}
+	go webhooks.New(pool, hub, hookOpts, log).Run(bg)
 
 	in := ingest.New(pubCtx, pool, pub, log)
 	in.OnCommit = func(uuid.UUID) { maint.MarkDirty() }

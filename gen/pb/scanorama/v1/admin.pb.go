@@ -3478,7 +3478,7 @@ var File_scanorama_v1_admin_proto protoreflect.FileDescriptor
 
 const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x18scanorama/v1/admin.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18scanorama/v1/types.proto\"I\n" +
+	"\x18scanorama/v1/admin.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1escanorama/v1/change_feed.proto\x1a\x18scanorama/v1/types.proto\"I\n" +
 	"\x11CreateSiteRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\"<\n" +
@@ -3738,7 +3738,7 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\x19EXPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13EXPORT_FORMAT_JSONL\x10\x01\x12\x15\n" +
 	"\x11EXPORT_FORMAT_CSV\x10\x02\x12\x1a\n" +
-	"\x16EXPORT_FORMAT_NMAP_XML\x10\x032\xaa\x12\n" +
+	"\x16EXPORT_FORMAT_NMAP_XML\x10\x032\xf5\x16\n" +
 	"\fAdminService\x12O\n" +
 	"\n" +
 	"CreateSite\x12\x1f.scanorama.v1.CreateSiteRequest\x1a .scanorama.v1.CreateSiteResponse\x12L\n" +
@@ -3773,7 +3773,13 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"UpdateHost\x12\x1f.scanorama.v1.UpdateHostRequest\x1a .scanorama.v1.UpdateHostResponse\x12Z\n" +
 	"\rExportResults\x12\".scanorama.v1.ExportResultsRequest\x1a#.scanorama.v1.ExportResultsResponse0\x01\x12T\n" +
 	"\vWatchEvents\x12 .scanorama.v1.WatchEventsRequest\x1a!.scanorama.v1.WatchEventsResponse0\x01\x12I\n" +
-	"\bGetStats\x12\x1d.scanorama.v1.GetStatsRequest\x1a\x1e.scanorama.v1.GetStatsResponseB@Z>github.com/scanorama/scanorama/gen/pb/scanorama/v1;scanoramav1b\x06proto3"
+	"\bGetStats\x12\x1d.scanorama.v1.GetStatsRequest\x1a\x1e.scanorama.v1.GetStatsResponse\x12W\n" +
+	"\fWatchChanges\x12!.scanorama.v1.WatchChangesRequest\x1a\".scanorama.v1.WatchChangesResponse0\x01\x12X\n" +
+	"\rCreateWebhook\x12\".scanorama.v1.CreateWebhookRequest\x1a#.scanorama.v1.CreateWebhookResponse\x12U\n" +
+	"\fListWebhooks\x12!.scanorama.v1.ListWebhooksRequest\x1a\".scanorama.v1.ListWebhooksResponse\x12X\n" +
+	"\rDeleteWebhook\x12\".scanorama.v1.DeleteWebhookRequest\x1a#.scanorama.v1.DeleteWebhookResponse\x12p\n" +
+	"\x15ListWebhookDeliveries\x12*.scanorama.v1.ListWebhookDeliveriesRequest\x1a+.scanorama.v1.ListWebhookDeliveriesResponse\x12s\n" +
+	"\x16RetryWebhookDeliveries\x12+.scanorama.v1.RetryWebhookDeliveriesRequest\x1a,.scanorama.v1.RetryWebhookDeliveriesResponseB@Z>github.com/scanorama/scanorama/gen/pb/scanorama/v1;scanoramav1b\x06proto3"
 
 var (
 	file_scanorama_v1_admin_proto_rawDescOnce sync.Once
@@ -3790,80 +3796,92 @@ func file_scanorama_v1_admin_proto_rawDescGZIP() []byte {
 var file_scanorama_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_scanorama_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
 var file_scanorama_v1_admin_proto_goTypes = []any{
-	(ExportFormat)(0),               // 0: scanorama.v1.ExportFormat
-	(*CreateSiteRequest)(nil),       // 1: scanorama.v1.CreateSiteRequest
-	(*CreateSiteResponse)(nil),      // 2: scanorama.v1.CreateSiteResponse
-	(*ListSitesRequest)(nil),        // 3: scanorama.v1.ListSitesRequest
-	(*ListSitesResponse)(nil),       // 4: scanorama.v1.ListSitesResponse
-	(*CreateTargetRequest)(nil),     // 5: scanorama.v1.CreateTargetRequest
-	(*CreateTargetResponse)(nil),    // 6: scanorama.v1.CreateTargetResponse
-	(*GetTargetRequest)(nil),        // 7: scanorama.v1.GetTargetRequest
-	(*GetTargetResponse)(nil),       // 8: scanorama.v1.GetTargetResponse
-	(*ListTargetsRequest)(nil),      // 9: scanorama.v1.ListTargetsRequest
-	(*ListTargetsResponse)(nil),     // 10: scanorama.v1.ListTargetsResponse
-	(*UpdateTargetRequest)(nil),     // 11: scanorama.v1.UpdateTargetRequest
-	(*UpdateTargetResponse)(nil),    // 12: scanorama.v1.UpdateTargetResponse
-	(*DeleteTargetRequest)(nil),     // 13: scanorama.v1.DeleteTargetRequest
-	(*DeleteTargetResponse)(nil),    // 14: scanorama.v1.DeleteTargetResponse
-	(*CreateProfileRequest)(nil),    // 15: scanorama.v1.CreateProfileRequest
-	(*CreateProfileResponse)(nil),   // 16: scanorama.v1.CreateProfileResponse
-	(*ListProfilesRequest)(nil),     // 17: scanorama.v1.ListProfilesRequest
-	(*ListProfilesResponse)(nil),    // 18: scanorama.v1.ListProfilesResponse
-	(*ScanNowRequest)(nil),          // 19: scanorama.v1.ScanNowRequest
-	(*ScanNowResponse)(nil),         // 20: scanorama.v1.ScanNowResponse
-	(*GetJobRequest)(nil),           // 21: scanorama.v1.GetJobRequest
-	(*GetJobResponse)(nil),          // 22: scanorama.v1.GetJobResponse
-	(*ListJobsRequest)(nil),         // 23: scanorama.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),        // 24: scanorama.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),        // 25: scanorama.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),       // 26: scanorama.v1.CancelJobResponse
-	(*ListAgentsRequest)(nil),       // 27: scanorama.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),      // 28: scanorama.v1.ListAgentsResponse
-	(*ListHostsRequest)(nil),        // 29: scanorama.v1.ListHostsRequest
-	(*ListHostsResponse)(nil),       // 30: scanorama.v1.ListHostsResponse
-	(*GetHostRequest)(nil),          // 31: scanorama.v1.GetHostRequest
-	(*GetHostResponse)(nil),         // 32: scanorama.v1.GetHostResponse
-	(*ListHostChangesRequest)(nil),  // 33: scanorama.v1.ListHostChangesRequest
-	(*ListHostChangesResponse)(nil), // 34: scanorama.v1.ListHostChangesResponse
-	(*WatchEventsRequest)(nil),      // 35: scanorama.v1.WatchEventsRequest
-	(*JobEvent)(nil),                // 36: scanorama.v1.JobEvent
-	(*WatchEventsResponse)(nil),     // 37: scanorama.v1.WatchEventsResponse
-	(*DeleteSiteRequest)(nil),       // 38: scanorama.v1.DeleteSiteRequest
-	(*DeleteSiteResponse)(nil),      // 39: scanorama.v1.DeleteSiteResponse
-	(*Exclusion)(nil),               // 40: scanorama.v1.Exclusion
-	(*CreateExclusionRequest)(nil),  // 41: scanorama.v1.CreateExclusionRequest
-	(*CreateExclusionResponse)(nil), // 42: scanorama.v1.CreateExclusionResponse
-	(*ListExclusionsRequest)(nil),   // 43: scanorama.v1.ListExclusionsRequest
-	(*ListExclusionsResponse)(nil),  // 44: scanorama.v1.ListExclusionsResponse
-	(*DeleteExclusionRequest)(nil),  // 45: scanorama.v1.DeleteExclusionRequest
-	(*DeleteExclusionResponse)(nil), // 46: scanorama.v1.DeleteExclusionResponse
-	(*GetProfileRequest)(nil),       // 47: scanorama.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),      // 48: scanorama.v1.GetProfileResponse
-	(*DeleteProfileRequest)(nil),    // 49: scanorama.v1.DeleteProfileRequest
-	(*DeleteProfileResponse)(nil),   // 50: scanorama.v1.DeleteProfileResponse
-	(*DrainAgentRequest)(nil),       // 51: scanorama.v1.DrainAgentRequest
-	(*DrainAgentResponse)(nil),      // 52: scanorama.v1.DrainAgentResponse
-	(*UpdateHostRequest)(nil),       // 53: scanorama.v1.UpdateHostRequest
-	(*UpdateHostResponse)(nil),      // 54: scanorama.v1.UpdateHostResponse
-	(*ExportResultsRequest)(nil),    // 55: scanorama.v1.ExportResultsRequest
-	(*ExportResultsResponse)(nil),   // 56: scanorama.v1.ExportResultsResponse
-	(*GetStatsRequest)(nil),         // 57: scanorama.v1.GetStatsRequest
-	(*GetStatsResponse)(nil),        // 58: scanorama.v1.GetStatsResponse
-	(*PartitionStats)(nil),          // 59: scanorama.v1.PartitionStats
-	nil,                             // 60: scanorama.v1.GetStatsResponse.JobsEntry
-	nil,                             // 61: scanorama.v1.GetStatsResponse.AgentsEntry
-	(*Site)(nil),                    // 62: scanorama.v1.Site
-	(*durationpb.Duration)(nil),     // 63: google.protobuf.Duration
-	(*ScanWindow)(nil),              // 64: scanorama.v1.ScanWindow
-	(*Target)(nil),                  // 65: scanorama.v1.Target
-	(*ScanOptions)(nil),             // 66: scanorama.v1.ScanOptions
-	(*Profile)(nil),                 // 67: scanorama.v1.Profile
-	(*Job)(nil),                     // 68: scanorama.v1.Job
-	(JobStatus)(0),                  // 69: scanorama.v1.JobStatus
-	(*timestamppb.Timestamp)(nil),   // 70: google.protobuf.Timestamp
-	(*Agent)(nil),                   // 71: scanorama.v1.Agent
-	(*Host)(nil),                    // 72: scanorama.v1.Host
-	(*HostChange)(nil),              // 73: scanorama.v1.HostChange
+	(ExportFormat)(0),                      // 0: scanorama.v1.ExportFormat
+	(*CreateSiteRequest)(nil),              // 1: scanorama.v1.CreateSiteRequest
+	(*CreateSiteResponse)(nil),             // 2: scanorama.v1.CreateSiteResponse
+	(*ListSitesRequest)(nil),               // 3: scanorama.v1.ListSitesRequest
+	(*ListSitesResponse)(nil),              // 4: scanorama.v1.ListSitesResponse
+	(*CreateTargetRequest)(nil),            // 5: scanorama.v1.CreateTargetRequest
+	(*CreateTargetResponse)(nil),           // 6: scanorama.v1.CreateTargetResponse
+	(*GetTargetRequest)(nil),               // 7: scanorama.v1.GetTargetRequest
+	(*GetTargetResponse)(nil),              // 8: scanorama.v1.GetTargetResponse
+	(*ListTargetsRequest)(nil),             // 9: scanorama.v1.ListTargetsRequest
+	(*ListTargetsResponse)(nil),            // 10: scanorama.v1.ListTargetsResponse
+	(*UpdateTargetRequest)(nil),            // 11: scanorama.v1.UpdateTargetRequest
+	(*UpdateTargetResponse)(nil),           // 12: scanorama.v1.UpdateTargetResponse
+	(*DeleteTargetRequest)(nil),            // 13: scanorama.v1.DeleteTargetRequest
+	(*DeleteTargetResponse)(nil),           // 14: scanorama.v1.DeleteTargetResponse
+	(*CreateProfileRequest)(nil),           // 15: scanorama.v1.CreateProfileRequest
+	(*CreateProfileResponse)(nil),          // 16: scanorama.v1.CreateProfileResponse
+	(*ListProfilesRequest)(nil),            // 17: scanorama.v1.ListProfilesRequest
+	(*ListProfilesResponse)(nil),           // 18: scanorama.v1.ListProfilesResponse
+	(*ScanNowRequest)(nil),                 // 19: scanorama.v1.ScanNowRequest
+	(*ScanNowResponse)(nil),                // 20: scanorama.v1.ScanNowResponse
+	(*GetJobRequest)(nil),                  // 21: scanorama.v1.GetJobRequest
+	(*GetJobResponse)(nil),                 // 22: scanorama.v1.GetJobResponse
+	(*ListJobsRequest)(nil),                // 23: scanorama.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),               // 24: scanorama.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),               // 25: scanorama.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),              // 26: scanorama.v1.CancelJobResponse
+	(*ListAgentsRequest)(nil),              // 27: scanorama.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),             // 28: scanorama.v1.ListAgentsResponse
+	(*ListHostsRequest)(nil),               // 29: scanorama.v1.ListHostsRequest
+	(*ListHostsResponse)(nil),              // 30: scanorama.v1.ListHostsResponse
+	(*GetHostRequest)(nil),                 // 31: scanorama.v1.GetHostRequest
+	(*GetHostResponse)(nil),                // 32: scanorama.v1.GetHostResponse
+	(*ListHostChangesRequest)(nil),         // 33: scanorama.v1.ListHostChangesRequest
+	(*ListHostChangesResponse)(nil),        // 34: scanorama.v1.ListHostChangesResponse
+	(*WatchEventsRequest)(nil),             // 35: scanorama.v1.WatchEventsRequest
+	(*JobEvent)(nil),                       // 36: scanorama.v1.JobEvent
+	(*WatchEventsResponse)(nil),            // 37: scanorama.v1.WatchEventsResponse
+	(*DeleteSiteRequest)(nil),              // 38: scanorama.v1.DeleteSiteRequest
+	(*DeleteSiteResponse)(nil),             // 39: scanorama.v1.DeleteSiteResponse
+	(*Exclusion)(nil),                      // 40: scanorama.v1.Exclusion
+	(*CreateExclusionRequest)(nil),         // 41: scanorama.v1.CreateExclusionRequest
+	(*CreateExclusionResponse)(nil),        // 42: scanorama.v1.CreateExclusionResponse
+	(*ListExclusionsRequest)(nil),          // 43: scanorama.v1.ListExclusionsRequest
+	(*ListExclusionsResponse)(nil),         // 44: scanorama.v1.ListExclusionsResponse
+	(*DeleteExclusionRequest)(nil),         // 45: scanorama.v1.DeleteExclusionRequest
+	(*DeleteExclusionResponse)(nil),        // 46: scanorama.v1.DeleteExclusionResponse
+	(*GetProfileRequest)(nil),              // 47: scanorama.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),             // 48: scanorama.v1.GetProfileResponse
+	(*DeleteProfileRequest)(nil),           // 49: scanorama.v1.DeleteProfileRequest
+	(*DeleteProfileResponse)(nil),          // 50: scanorama.v1.DeleteProfileResponse
+	(*DrainAgentRequest)(nil),              // 51: scanorama.v1.DrainAgentRequest
+	(*DrainAgentResponse)(nil),             // 52: scanorama.v1.DrainAgentResponse
+	(*UpdateHostRequest)(nil),              // 53: scanorama.v1.UpdateHostRequest
+	(*UpdateHostResponse)(nil),             // 54: scanorama.v1.UpdateHostResponse
+	(*ExportResultsRequest)(nil),           // 55: scanorama.v1.ExportResultsRequest
+	(*ExportResultsResponse)(nil),          // 56: scanorama.v1.ExportResultsResponse
+	(*GetStatsRequest)(nil),                // 57: scanorama.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),               // 58: scanorama.v1.GetStatsResponse
+	(*PartitionStats)(nil),                 // 59: scanorama.v1.PartitionStats
+	nil,                                    // 60: scanorama.v1.GetStatsResponse.JobsEntry
+	nil,                                    // 61: scanorama.v1.GetStatsResponse.AgentsEntry
+	(*Site)(nil),                           // 62: scanorama.v1.Site
+	(*durationpb.Duration)(nil),            // 63: google.protobuf.Duration
+	(*ScanWindow)(nil),                     // 64: scanorama.v1.ScanWindow
+	(*Target)(nil),                         // 65: scanorama.v1.Target
+	(*ScanOptions)(nil),                    // 66: scanorama.v1.ScanOptions
+	(*Profile)(nil),                        // 67: scanorama.v1.Profile
+	(*Job)(nil),                            // 68: scanorama.v1.Job
+	(JobStatus)(0),                         // 69: scanorama.v1.JobStatus
+	(*timestamppb.Timestamp)(nil),          // 70: google.protobuf.Timestamp
+	(*Agent)(nil),                          // 71: scanorama.v1.Agent
+	(*Host)(nil),                           // 72: scanorama.v1.Host
+	(*HostChange)(nil),                     // 73: scanorama.v1.HostChange
+	(*WatchChangesRequest)(nil),            // 74: scanorama.v1.WatchChangesRequest
+	(*CreateWebhookRequest)(nil),           // 75: scanorama.v1.CreateWebhookRequest
+	(*ListWebhooksRequest)(nil),            // 76: scanorama.v1.ListWebhooksRequest
+	(*DeleteWebhookRequest)(nil),           // 77: scanorama.v1.DeleteWebhookRequest
+	(*ListWebhookDeliveriesRequest)(nil),   // 78: scanorama.v1.ListWebhookDeliveriesRequest
+	(*RetryWebhookDeliveriesRequest)(nil),  // 79: scanorama.v1.RetryWebhookDeliveriesRequest
+	(*WatchChangesResponse)(nil),           // 80: scanorama.v1.WatchChangesResponse
+	(*CreateWebhookResponse)(nil),          // 81: scanorama.v1.CreateWebhookResponse
+	(*ListWebhooksResponse)(nil),           // 82: scanorama.v1.ListWebhooksResponse
+	(*DeleteWebhookResponse)(nil),          // 83: scanorama.v1.DeleteWebhookResponse
+	(*ListWebhookDeliveriesResponse)(nil),  // 84: scanorama.v1.ListWebhookDeliveriesResponse
+	(*RetryWebhookDeliveriesResponse)(nil), // 85: scanorama.v1.RetryWebhookDeliveriesResponse
 }
 var file_scanorama_v1_admin_proto_depIdxs = []int32{
 	62, // 0: scanorama.v1.CreateSiteResponse.site:type_name -> scanorama.v1.Site
@@ -3939,36 +3957,48 @@ var file_scanorama_v1_admin_proto_depIdxs = []int32{
 	55, // 70: scanorama.v1.AdminService.ExportResults:input_type -> scanorama.v1.ExportResultsRequest
 	35, // 71: scanorama.v1.AdminService.WatchEvents:input_type -> scanorama.v1.WatchEventsRequest
 	57, // 72: scanorama.v1.AdminService.GetStats:input_type -> scanorama.v1.GetStatsRequest
-	2,  // 73: scanorama.v1.AdminService.CreateSite:output_type -> scanorama.v1.CreateSiteResponse
-	4,  // 74: scanorama.v1.AdminService.ListSites:output_type -> scanorama.v1.ListSitesResponse
-	39, // 75: scanorama.v1.AdminService.DeleteSite:output_type -> scanorama.v1.DeleteSiteResponse
-	42, // 76: scanorama.v1.AdminService.CreateExclusion:output_type -> scanorama.v1.CreateExclusionResponse
-	44, // 77: scanorama.v1.AdminService.ListExclusions:output_type -> scanorama.v1.ListExclusionsResponse
-	46, // 78: scanorama.v1.AdminService.DeleteExclusion:output_type -> scanorama.v1.DeleteExclusionResponse
-	6,  // 79: scanorama.v1.AdminService.CreateTarget:output_type -> scanorama.v1.CreateTargetResponse
-	8,  // 80: scanorama.v1.AdminService.GetTarget:output_type -> scanorama.v1.GetTargetResponse
-	10, // 81: scanorama.v1.AdminService.ListTargets:output_type -> scanorama.v1.ListTargetsResponse
-	12, // 82: scanorama.v1.AdminService.UpdateTarget:output_type -> scanorama.v1.UpdateTargetResponse
-	14, // 83: scanorama.v1.AdminService.DeleteTarget:output_type -> scanorama.v1.DeleteTargetResponse
-	16, // 84: scanorama.v1.AdminService.CreateProfile:output_type -> scanorama.v1.CreateProfileResponse
-	48, // 85: scanorama.v1.AdminService.GetProfile:output_type -> scanorama.v1.GetProfileResponse
-	18, // 86: scanorama.v1.AdminService.ListProfiles:output_type -> scanorama.v1.ListProfilesResponse
-	50, // 87: scanorama.v1.AdminService.DeleteProfile:output_type -> scanorama.v1.DeleteProfileResponse
-	20, // 88: scanorama.v1.AdminService.ScanNow:output_type -> scanorama.v1.ScanNowResponse
-	22, // 89: scanorama.v1.AdminService.GetJob:output_type -> scanorama.v1.GetJobResponse
-	24, // 90: scanorama.v1.AdminService.ListJobs:output_type -> scanorama.v1.ListJobsResponse
-	26, // 91: scanorama.v1.AdminService.CancelJob:output_type -> scanorama.v1.CancelJobResponse
-	28, // 92: scanorama.v1.AdminService.ListAgents:output_type -> scanorama.v1.ListAgentsResponse
-	52, // 93: scanorama.v1.AdminService.DrainAgent:output_type -> scanorama.v1.DrainAgentResponse
-	30, // 94: scanorama.v1.AdminService.ListHosts:output_type -> scanorama.v1.ListHostsResponse
-	32, // 95: scanorama.v1.AdminService.GetHost:output_type -> scanorama.v1.GetHostResponse
-	34, // 96: scanorama.v1.AdminService.ListHostChanges:output_type -> scanorama.v1.ListHostChangesResponse
-	54, // 97: scanorama.v1.AdminService.UpdateHost:output_type -> scanorama.v1.UpdateHostResponse
-	56, // 98: scanorama.v1.AdminService.ExportResults:output_type -> scanorama.v1.ExportResultsResponse
-	37, // 99: scanorama.v1.AdminService.WatchEvents:output_type -> scanorama.v1.WatchEventsResponse
-	58, // 100: scanorama.v1.AdminService.GetStats:output_type -> scanorama.v1.GetStatsResponse
-	73, // [73:101] is the sub-list for method output_type
-	45, // [45:73] is the sub-list for method input_type
+	74, // 73: scanorama.v1.AdminService.WatchChanges:input_type -> scanorama.v1.WatchChangesRequest
+	75, // 74: scanorama.v1.AdminService.CreateWebhook:input_type -> scanorama.v1.CreateWebhookRequest
+	76, // 75: scanorama.v1.AdminService.ListWebhooks:input_type -> scanorama.v1.ListWebhooksRequest
+	77, // 76: scanorama.v1.AdminService.DeleteWebhook:input_type -> scanorama.v1.DeleteWebhookRequest
+	78, // 77: scanorama.v1.AdminService.ListWebhookDeliveries:input_type -> scanorama.v1.ListWebhookDeliveriesRequest
+	79, // 78: scanorama.v1.AdminService.RetryWebhookDeliveries:input_type -> scanorama.v1.RetryWebhookDeliveriesRequest
+	2,  // 79: scanorama.v1.AdminService.CreateSite:output_type -> scanorama.v1.CreateSiteResponse
+	4,  // 80: scanorama.v1.AdminService.ListSites:output_type -> scanorama.v1.ListSitesResponse
+	39, // 81: scanorama.v1.AdminService.DeleteSite:output_type -> scanorama.v1.DeleteSiteResponse
+	42, // 82: scanorama.v1.AdminService.CreateExclusion:output_type -> scanorama.v1.CreateExclusionResponse
+	44, // 83: scanorama.v1.AdminService.ListExclusions:output_type -> scanorama.v1.ListExclusionsResponse
+	46, // 84: scanorama.v1.AdminService.DeleteExclusion:output_type -> scanorama.v1.DeleteExclusionResponse
+	6,  // 85: scanorama.v1.AdminService.CreateTarget:output_type -> scanorama.v1.CreateTargetResponse
+	8,  // 86: scanorama.v1.AdminService.GetTarget:output_type -> scanorama.v1.GetTargetResponse
+	10, // 87: scanorama.v1.AdminService.ListTargets:output_type -> scanorama.v1.ListTargetsResponse
+	12, // 88: scanorama.v1.AdminService.UpdateTarget:output_type -> scanorama.v1.UpdateTargetResponse
+	14, // 89: scanorama.v1.AdminService.DeleteTarget:output_type -> scanorama.v1.DeleteTargetResponse
+	16, // 90: scanorama.v1.AdminService.CreateProfile:output_type -> scanorama.v1.CreateProfileResponse
+	48, // 91: scanorama.v1.AdminService.GetProfile:output_type -> scanorama.v1.GetProfileResponse
+	18, // 92: scanorama.v1.AdminService.ListProfiles:output_type -> scanorama.v1.ListProfilesResponse
+	50, // 93: scanorama.v1.AdminService.DeleteProfile:output_type -> scanorama.v1.DeleteProfileResponse
+	20, // 94: scanorama.v1.AdminService.ScanNow:output_type -> scanorama.v1.ScanNowResponse
+	22, // 95: scanorama.v1.AdminService.GetJob:output_type -> scanorama.v1.GetJobResponse
+	24, // 96: scanorama.v1.AdminService.ListJobs:output_type -> scanorama.v1.ListJobsResponse
+	26, // 97: scanorama.v1.AdminService.CancelJob:output_type -> scanorama.v1.CancelJobResponse
+	28, // 98: scanorama.v1.AdminService.ListAgents:output_type -> scanorama.v1.ListAgentsResponse
+	52, // 99: scanorama.v1.AdminService.DrainAgent:output_type -> scanorama.v1.DrainAgentResponse
+	30, // 100: scanorama.v1.AdminService.ListHosts:output_type -> scanorama.v1.ListHostsResponse
+	32, // 101: scanorama.v1.AdminService.GetHost:output_type -> scanorama.v1.GetHostResponse
+	34, // 102: scanorama.v1.AdminService.ListHostChanges:output_type -> scanorama.v1.ListHostChangesResponse
+	54, // 103: scanorama.v1.AdminService.UpdateHost:output_type -> scanorama.v1.UpdateHostResponse
+	56, // 104: scanorama.v1.AdminService.ExportResults:output_type -> scanorama.v1.ExportResultsResponse
+	37, // 105: scanorama.v1.AdminService.WatchEvents:output_type -> scanorama.v1.WatchEventsResponse
+	58, // 106: scanorama.v1.AdminService.GetStats:output_type -> scanorama.v1.GetStatsResponse
+	80, // 107: scanorama.v1.AdminService.WatchChanges:output_type -> scanorama.v1.WatchChangesResponse
+	81, // 108: scanorama.v1.AdminService.CreateWebhook:output_type -> scanorama.v1.CreateWebhookResponse
+	82, // 109: scanorama.v1.AdminService.ListWebhooks:output_type -> scanorama.v1.ListWebhooksResponse
+	83, // 110: scanorama.v1.AdminService.DeleteWebhook:output_type -> scanorama.v1.DeleteWebhookResponse
+	84, // 111: scanorama.v1.AdminService.ListWebhookDeliveries:output_type -> scanorama.v1.ListWebhookDeliveriesResponse
+	85, // 112: scanorama.v1.AdminService.RetryWebhookDeliveries:output_type -> scanorama.v1.RetryWebhookDeliveriesResponse
+	79, // [79:113] is the sub-list for method output_type
+	45, // [45:79] is the sub-list for method input_type
 	45, // [45:45] is the sub-list for extension type_name
 	45, // [45:45] is the sub-list for extension extendee
 	0,  // [0:45] is the sub-list for field type_name
@@ -3979,6 +4009,7 @@ func file_scanorama_v1_admin_proto_init() {
 	if File_scanorama_v1_admin_proto != nil {
 		return
 	}
+	file_scanorama_v1_change_feed_proto_init()
 	file_scanorama_v1_types_proto_init()
 	file_scanorama_v1_admin_proto_msgTypes[10].OneofWrappers = []any{}
 	file_scanorama_v1_admin_proto_msgTypes[36].OneofWrappers = []any{
