@@ -98,7 +98,7 @@ func (s *Server) CreateWebhook(ctx context.Context, req *pb.CreateWebhookRequest
 		return nil, s.internal("create webhook "+req.GetName(), err)
 	}
 	s.log.Info("webhook created", "webhook", w.Name, "by", actor(ctx))
-	return &pb.CreateWebhookResponse{Webhook: webhookPB(w, siteName, 0, 0), Secret: secret}, nil
+	return &pb.CreateWebhookResponse{Webhook: webhookPB(db.Webhook(w), siteName, 0, 0), Secret: secret}, nil
 }
 
 // ListWebhooks implements AdminService.ListWebhooks, by name.
@@ -170,8 +170,8 @@ func (s *Server) ListWebhookDeliveries(ctx context.Context, req *pb.ListWebhookD
 			NextAttemptAt: timestamppb.New(r.NextAttemptAt), LastError: r.LastError.String, LastStatus: r.LastStatus.Int32,
 			CreatedAt: timestamppb.New(r.CreatedAt), FirstFeedSeq: r.FirstFeedSeq, LastFeedSeq: r.LastFeedSeq,
 		}
-		if r.DeliveredAt != nil {
-			d.DeliveredAt = timestamppb.New(*r.DeliveredAt)
+		if r.DeliveredAt.Valid {
+			d.DeliveredAt = timestamppb.New(r.DeliveredAt.Time)
 		}
 		resp.Deliveries = append(resp.Deliveries, d)
 	}

@@ -92,8 +92,8 @@ func (f *Feed) Start(ctx context.Context, seq int64, hasCursor, fromNow bool) (i
 		return st.PrunedThrough, nil
 	case seq < st.PrunedThrough:
 		e := &OutOfRangeError{Cursor: seq, PrunedThrough: st.PrunedThrough, Oldest: st.Oldest}
-		if st.PrunedAt != nil {
-			e.PrunedAt = *st.PrunedAt
+		if st.PrunedAt.Valid {
+			e.PrunedAt = st.PrunedAt.Time
 		}
 		return 0, e
 	case seq > st.Tip:

@@ -296,7 +296,7 @@ func (d *Dispatcher) sendNext(ctx context.Context, w db.Webhook) (bool, error) {
 	retry := d.backoff(attempts)
 	d.log.Warn("webhook delivery failed", "webhook", w.Name, "delivery", del.ID, "attempt", attempts, "dead", dead,
 		"retry_in", retry, "error", err)
-	p := db.MarkWebhookFailedParams{ID: del.ID, Dead: dead, RetryAfterSeconds: retry.Seconds(), LastError: err.Error()}
+	p := db.MarkWebhookFailedParams{ID: del.ID, Dead: dead, RetryAfterSeconds: retry.Seconds(), LastError: pgtype.Text{String: err.Error(), Valid: true}}
 	if status != 0 {
 		p.LastStatus = pgtype.Int4{Int32: int32(status), Valid: true}
 	}

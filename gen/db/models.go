@@ -27,6 +27,13 @@ type Agent struct {
 	LastSeen     time.Time
 }
 
+type ChangeFeed struct {
+	ID            bool
+	Epoch         uuid.UUID
+	PrunedThrough int64
+	PrunedAt      pgtype.Timestamptz
+}
+
 type Host struct {
 	ID             uuid.UUID
 	SiteID         uuid.UUID
@@ -58,6 +65,7 @@ type HostHistory struct {
 	ChangedAt    time.Time
 	ChangedBy    string
 	ChangeReason pgtype.Text
+	FeedSeq      int64
 }
 
 type HostSummary struct {
@@ -264,4 +272,48 @@ type Site struct {
 	Description string
 	CreatedAt   time.Time
 	CreatedBy   string
+}
+
+type Webhook struct {
+	ID             uuid.UUID
+	Name           string
+	Url            string
+	SiteID         uuid.NullUUID
+	TargetID       uuid.NullUUID
+	Events         []string
+	Secret         string
+	DownAfterScans int32
+	Format         string
+	CreatedAt      time.Time
+	CreatedBy      string
+}
+
+type WebhookCursor struct {
+	WebhookID uuid.UUID
+	FeedSeq   int64
+}
+
+type WebhookDelivery struct {
+	ID            uuid.UUID
+	WebhookID     uuid.UUID
+	Seq           int64
+	FirstFeedSeq  int64
+	LastFeedSeq   int64
+	EventCount    int32
+	Body          []byte
+	State         string
+	Attempts      int32
+	NextAttemptAt time.Time
+	LastError     pgtype.Text
+	LastStatus    pgtype.Int4
+	CreatedAt     time.Time
+	DeliveredAt   pgtype.Timestamptz
+}
+
+type WebhookPendingDown struct {
+	WebhookID uuid.UUID
+	HostID    uuid.UUID
+	HistoryID int64
+	FeedSeq   int64
+	Since     time.Time
 }

@@ -100,7 +100,7 @@ CREATE TABLE webhook_pending_downs (
 CREATE TABLE webhook_deliveries (
     id              uuid        PRIMARY KEY DEFAULT gen_random_uuid(),
     webhook_id      uuid        NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
-    seq             bigint      GENERATED ALWAYS AS IDENTITY,
+    seq             bigint      NOT NULL GENERATED ALWAYS AS IDENTITY,
     first_feed_seq  bigint      NOT NULL,
     last_feed_seq   bigint      NOT NULL,
     event_count     integer     NOT NULL CHECK (event_count > 0),

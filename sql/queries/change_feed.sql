@@ -2,8 +2,8 @@
 
 -- name: GetChangeFeedState :one
 SELECT epoch, pruned_through, pruned_at,
-       (SELECT coalesce(max(feed_seq), 0) FROM host_history)::bigint AS tip,
-       (SELECT min(feed_seq) FROM host_history)::bigint AS oldest
+       greatest((SELECT coalesce(max(feed_seq), 0) FROM host_history), pruned_through)::bigint AS tip,
+       coalesce((SELECT min(feed_seq) FROM host_history), 0)::bigint AS oldest
 FROM change_feed;
 
 -- name: ListFeedChanges :many
