@@ -173,8 +173,14 @@ func (d *Dispatcher) work(ctx context.Context, w db.Webhook) (bool, error) {
 	return true, nil
 }
 
-// build reads the feed after the webhook's cursor and writes at most one
-// delivery, moving the cursor past what it read, in one transaction.
+// buildBatches bounds the deliveries one build transaction writes: one
+// durable commit for several deliveries.
+const buildBatches = 8
+
+// build reads the feed after the webhook's cursor and writes up to
+// buildBatches deliveries, moving the cursor past what it read, in one
+// transaction. The transaction commits durably before any of them is sent:
+// a delivery id once POSTed is never made again with other contents.
 func (d *Dispatcher) build(ctx context.Context, w db.Webhook) (bool, error) {
 	tx, err := d.pool.Begin(ctx)
 	if err != nil {
@@ -186,24 +192,45 @@ func (d *Dispatcher) build(ctx context.Context, w db.Webhook) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("read cursor: %w", err)
 	}
+	start := cursor
+	for range buildBatches {
+		next, more, err := d.buildOne(ctx, q, w, cursor)
+		if err != nil {
+			return false, err
+		}
+		cursor = next
+		if !more {
+			break
+		}
+	}
+	if cursor == start {
+		return false, tx.Commit(ctx)
+	}
+	return true, tx.Commit(ctx)
+}
+
+// buildOne writes at most one delivery from the feed after cursor and
+// moves the cursor; it returns the new cursor and whether the feed may
+// have more.
+func (d *Dispatcher) buildOne(ctx context.Context, q *db.Queries, w db.Webhook, cursor int64) (int64, bool, error) {
 	var events []Event
 	if w.DownAfterScans > 1 {
 		// Held-back host_down changes whose scans are now in come first:
 		// they fired before anything the feed has after the cursor.
 		due, err := q.DuePendingDowns(ctx, db.DuePendingDownsParams{WebhookID: w.ID, DownAfterScans: w.DownAfterScans})
 		if err != nil {
-			return false, fmt.Errorf("read held-back host_down changes: %w", err)
+			return cursor, false, fmt.Errorf("read held-back host_down changes: %w", err)
 		}
 		for _, r := range due {
 			events = append(events, eventOf(changefeed.Row(r)))
 			if _, err := q.DeletePendingDown(ctx, db.DeletePendingDownParams{WebhookID: w.ID, HostID: r.HostHistory.HostID}); err != nil {
-				return false, err
+				return cursor, false, err
 			}
 		}
 	}
 	rows, err := changefeed.ReadWith(ctx, q, w.SiteID.UUID, cursor, readAhead)
 	if err != nil {
-		return false, err
+		return cursor, false, err
 	}
 	last := cursor
 	for _, r := range rows {
@@ -213,34 +240,34 @@ func (d *Dispatcher) build(ctx context.Context, w db.Webhook) (bool, error) {
 		last = r.HostHistory.FeedSeq
 		keep, err := d.filter(ctx, q, w, r)
 		if err != nil {
-			return false, err
+			return cursor, false, err
 		}
 		if keep {
 			events = append(events, eventOf(r))
 		}
 	}
 	if last == cursor && len(events) == 0 {
-		return false, nil
+		return cursor, false, nil
 	}
 	if last != cursor {
 		if err := q.SetWebhookCursor(ctx, db.SetWebhookCursorParams{WebhookID: w.ID, FeedSeq: last}); err != nil {
-			return false, err
+			return cursor, false, err
 		}
 	}
 	if len(events) > 0 {
 		id := uuid.New()
 		body, err := Body(id.String(), w.Name, w.Format, events)
 		if err != nil {
-			return false, err
+			return cursor, false, err
 		}
 		if _, err := q.InsertWebhookDelivery(ctx, db.InsertWebhookDeliveryParams{
 			ID: id, WebhookID: w.ID, FirstFeedSeq: min(cursor+1, last), LastFeedSeq: last,
 			EventCount: int32(len(events)), Body: body,
 		}); err != nil {
-			return false, fmt.Errorf("write delivery: %w", err)
+			return cursor, false, fmt.Errorf("write delivery: %w", err)
 		}
 	}
-	return true, tx.Commit(ctx)
+	return last, len(rows) == readAhead, nil
 }
 
 // filter applies the webhook's target, events and flap suppression to r.
@@ -287,9 +314,7 @@ func (d *Dispatcher) sendNext(ctx context.Context, w db.Webhook) (bool, error) {
 		return false, ctx.Err()
 	}
 	if err == nil {
-		return true, d.q.MarkWebhookDelivered(context.WithoutCancel(ctx), db.MarkWebhookDeliveredParams{
-			ID: del.ID, LastStatus: pgtype.Int4{Int32: int32(status), Valid: true},
-		})
+		return true, d.markDelivered(context.WithoutCancel(ctx), del.ID, status)
 	}
 	attempts := int(del.Attempts) + 1
 	dead := attempts >= d.opts.MaxAttempts
@@ -335,4 +360,18 @@ func (d *Dispatcher) post(ctx context.Context, w db.Webhook, del db.WebhookDeliv
 		return resp.StatusCode, fmt.Errorf("receiver answered %s", resp.Status)
 	}
 	return resp.StatusCode, nil
+}
+
+// markDelivered records a delivery as delivered without waiting for the WAL
+// flush: should a crash lose the mark, the delivery goes out again with the
+// same id and body, which receivers already deduplicate.
+func (d *Dispatcher) markDelivered(ctx context.Context, id uuid.UUID, status int) error {
+	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+			return err
+		}
+		return d.q.WithTx(tx).MarkWebhookDelivered(ctx, db.MarkWebhookDeliveredParams{
+			ID: id, LastStatus: pgtype.Int4{Int32: int32(status), Valid: true},
+		})
+	})
 }
