@@ -64,4 +64,3 @@ func (s *Server) WatchChanges(req *pb.WatchChangesRequest, stream pb.AdminServic
 	}
 	return nil
 }
-

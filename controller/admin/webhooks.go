@@ -166,7 +166,7 @@ func (s *Server) ListWebhookDeliveries(ctx context.Context, req *pb.ListWebhookD
 	for _, r := range rows {
 		d := &pb.WebhookDelivery{
 			Id: r.ID.String(), WebhookId: r.WebhookID.String(), Events: r.EventCount, Attempts: r.Attempts,
-			State: pb.WebhookDeliveryState(pb.WebhookDeliveryState_value["WEBHOOK_DELIVERY_STATE_"+upperASCII(r.State)]),
+			State:         pb.WebhookDeliveryState(pb.WebhookDeliveryState_value["WEBHOOK_DELIVERY_STATE_"+upperASCII(r.State)]),
 			NextAttemptAt: timestamppb.New(r.NextAttemptAt), LastError: r.LastError.String, LastStatus: r.LastStatus.Int32,
 			CreatedAt: timestamppb.New(r.CreatedAt), FirstFeedSeq: r.FirstFeedSeq, LastFeedSeq: r.LastFeedSeq,
 		}
