@@ -228,6 +228,9 @@ var metricMeta = map[string][2]string{
 	"list_host_changes_p99_ms":      {"ms", "< 20"},
 	"ingest_month12_vs_month1":      {"s", "≤ 1.1"},
 	"retention_month_s":             {"s", "< 5"},
+	"change_feed_lag_p99_ms":        {"ms", "< 100"},
+	"webhook_latency_p99_ms":        {"ms", "< 500"},
+	"webhook_burst_50k_vs_bare":     {"s", "≤ 2"},
 }
 
 // FailedResult is the row of a case that could not be measured.
