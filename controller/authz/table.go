@@ -72,7 +72,15 @@ var Table = map[string]Rule{
 	"ExportResults":   read,
 	"ImportResults":   operate,
 	"WatchEvents":     read,
-	"GetStats":        read,
+	"WatchChanges":    read,
+
+	// Webhooks reach people: operators manage them like targets.
+	"CreateWebhook":          operate,
+	"ListWebhooks":           read,
+	"DeleteWebhook":          operate,
+	"ListWebhookDeliveries":  read,
+	"RetryWebhookDeliveries": operate,
+	"GetStats":               read,
 
 	"CreateToken":     manage,
 	"ListTokens":      {Least: RoleAdmin},

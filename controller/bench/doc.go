@@ -16,6 +16,7 @@
 //	group lease:    lease_throughput_vs_sql, lease_throughput_vs_bare_sql
 //	group dispatch: dispatch_latency_p50_ms, dispatch_latency_p99_ms
 //	group agent:    agent_overhead_vs_nmap, agent_rss_growth_mb
+//	group feed:     change_feed_lag_p99_ms, webhook_latency_p99_ms, webhook_burst_50k_vs_bare
 //	group scale:    list_hosts_cidr_p99_ms, get_host_p99_ms, list_host_changes_p99_ms,
 //	                ingest_month12_vs_month1, retention_month_s
 //

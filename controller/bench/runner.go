@@ -58,6 +58,7 @@ func Groups() []Group {
 		{Name: "dispatch", Metrics: []string{"dispatch_latency_p50_ms", "dispatch_latency_p99_ms"}, Run: runDispatch},
 		{Name: "agent", Metrics: []string{"agent_overhead_vs_nmap", "agent_rss_growth_mb"},
 			Needs: []Prereq{needRoot, needIP, needNmap, needNetns}, Run: runAgent},
+		{Name: "feed", Metrics: []string{"change_feed_lag_p99_ms", "webhook_latency_p99_ms", "webhook_burst_50k_vs_bare"}, Run: runChangeFeed},
 		// Retention runs last: it archives a month of the shared dataset.
 		{Name: "scale", Metrics: []string{"list_hosts_cidr_p99_ms", "get_host_p99_ms", "list_host_changes_p99_ms",
 			"ingest_month12_vs_month1", "retention_month_s"}, Run: runScale},
@@ -227,6 +228,9 @@ var metricMeta = map[string][2]string{
 	"list_host_changes_p99_ms":      {"ms", "< 20"},
 	"ingest_month12_vs_month1":      {"s", "≤ 1.1"},
 	"retention_month_s":             {"s", "< 5"},
+	"change_feed_lag_p99_ms":        {"ms", "< 100"},
+	"webhook_latency_p99_ms":        {"ms", "< 500"},
+	"webhook_burst_50k_vs_bare":     {"s", "≤ 2"},
 }
 
 // FailedResult is the row of a case that could not be measured.

@@ -252,6 +252,30 @@ func TestEveryRPCEveryRole(t *testing.T) {
 			_, err = st.CloseAndRecv()
 			return err
 		},
+		"WatchChanges": func(ctx context.Context, c pb.AdminServiceClient) error {
+			st, err := c.WatchChanges(ctx, &pb.WatchChangesRequest{StopAtTip: true})
+			return recvErr[*pb.WatchChangesResponse](st, err)
+		},
+		"CreateWebhook": func(ctx context.Context, c pb.AdminServiceClient) error {
+			_, err := c.CreateWebhook(ctx, &pb.CreateWebhookRequest{Name: uniq("hook"), Url: "http://127.0.0.1:9/hook", Site: "nosuchsite"})
+			return err
+		},
+		"ListWebhooks": func(ctx context.Context, c pb.AdminServiceClient) error {
+			_, err := c.ListWebhooks(ctx, &pb.ListWebhooksRequest{})
+			return err
+		},
+		"DeleteWebhook": func(ctx context.Context, c pb.AdminServiceClient) error {
+			_, err := c.DeleteWebhook(ctx, &pb.DeleteWebhookRequest{Id: uuid.NewString()})
+			return err
+		},
+		"ListWebhookDeliveries": func(ctx context.Context, c pb.AdminServiceClient) error {
+			_, err := c.ListWebhookDeliveries(ctx, &pb.ListWebhookDeliveriesRequest{WebhookId: uuid.NewString()})
+			return err
+		},
+		"RetryWebhookDeliveries": func(ctx context.Context, c pb.AdminServiceClient) error {
+			_, err := c.RetryWebhookDeliveries(ctx, &pb.RetryWebhookDeliveriesRequest{WebhookId: uuid.NewString()})
+			return err
+		},
 		"UpdateSite": func(ctx context.Context, c pb.AdminServiceClient) error {
 			_, err := c.UpdateSite(ctx, &pb.UpdateSiteRequest{Name: "nosuchsite", Scopes: []string{"10.99.0.0/16"}})
 			return err

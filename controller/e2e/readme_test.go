@@ -3,6 +3,8 @@ package e2e_test
 import (
 	"bufio"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,6 +67,11 @@ func TestReadmeCookbookCommandsWork(t *testing.T) {
 	}
 	s := newStack(t)
 	vars := map[string]string{"$CTRL": s.addr, "$TOKEN": s.createToken("--role", "admin", "--name", "readme")}
+	// The cookbook's webhook points at a receiver this test opens, never at
+	// a port on this machine the test does not own.
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	defer hook.Close()
+	vars["http://127.0.0.1:8080/scanorama-hook"] = hook.URL + "/scanorama-hook"
 	seeded := false
 	for _, line := range cookbook(t) {
 		if strings.Contains(line, "AdminService/ListHosts") && !seeded {
@@ -93,6 +100,8 @@ func TestReadmeCookbookCommandsWork(t *testing.T) {
 		case strings.Contains(line, "AdminService/CreateToken"):
 			vars["TOKEN_ID"] = firstToken.FindStringSubmatch(string(out))[1]
 			vars["$LAB_VIEWER"] = regexp.MustCompile(`"secret": "(scn_[0-9a-f_]+)"`).FindStringSubmatch(string(out))[1]
+		case strings.Contains(line, "AdminService/CreateWebhook"):
+			vars["WEBHOOK_ID"] = firstID.FindStringSubmatch(string(out))[1]
 		}
 	}
 	// The viewer token the cookbook created and revoked no longer works.

@@ -38,6 +38,7 @@ import (
 	"github.com/scanorama/scanorama/controller/pki"
 	"github.com/scanorama/scanorama/controller/scheduler"
 	"github.com/scanorama/scanorama/controller/tokens"
+	"github.com/scanorama/scanorama/controller/webhooks"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
@@ -70,6 +71,10 @@ type Config struct {
 	// Insecure permits plaintext and unauthenticated AdminService calls
 	// (serve --insecure), on loopback listen addresses only.
 	Insecure bool
+	// WebhookRetryBase and WebhookMaxAttempts tune webhook retries
+	// (zero: webhooks.DefaultOptions).
+	WebhookRetryBase   time.Duration
+	WebhookMaxAttempts int
 	// Ready, when set, receives the bound address once the server accepts calls.
 	Ready func(addr net.Addr)
 	// CA, when set and TLS is nil, is the built-in controller CA: the
@@ -190,6 +195,15 @@ func Run(ctx context.Context, cfg Config) error {
 	go reaper.Run(bg)
 
 	go scheduler.New(pool, log).Run(bg)
+
+	hookOpts := webhooks.DefaultOptions()
+	if cfg.WebhookRetryBase > 0 {
+		hookOpts.RetryBase = cfg.WebhookRetryBase
+	}
+	if cfg.WebhookMaxAttempts > 0 {
+		hookOpts.MaxAttempts = cfg.WebhookMaxAttempts
+	}
+	go webhooks.New(pool, hub, hookOpts, log).Run(bg)
 
 	in := ingest.NewWithMetrics(pubCtx, pool, pub, m, log)
 	in.OnCommit = func(uuid.UUID) { maint.MarkDirty() }

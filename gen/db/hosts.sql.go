@@ -224,7 +224,7 @@ func (q *Queries) GetHost(ctx context.Context, arg GetHostParams) (GetHostRow, e
 }
 
 const listHostChanges = `-- name: ListHostChanges :many
-SELECT hh.id, hh.host_id, hh.site_id, hh.job_id, hh.event, hh.port, hh.protocol, hh.old_value, hh.new_value, hh.changed_at, hh.changed_by, hh.change_reason, s.name AS site_name, h.ip_address
+SELECT hh.id, hh.host_id, hh.site_id, hh.job_id, hh.event, hh.port, hh.protocol, hh.old_value, hh.new_value, hh.changed_at, hh.changed_by, hh.change_reason, hh.feed_seq, s.name AS site_name, h.ip_address
 FROM host_history hh
 JOIN hosts h ON h.id = hh.host_id
 JOIN sites s ON s.id = hh.site_id
@@ -286,6 +286,7 @@ func (q *Queries) ListHostChanges(ctx context.Context, arg ListHostChangesParams
 			&i.HostHistory.ChangedAt,
 			&i.HostHistory.ChangedBy,
 			&i.HostHistory.ChangeReason,
+			&i.HostHistory.FeedSeq,
 			&i.SiteName,
 			&i.IpAddress,
 		); err != nil {
@@ -429,7 +430,7 @@ func (q *Queries) ListHosts(ctx context.Context, arg ListHostsParams) ([]ListHos
 }
 
 const listJobHostChanges = `-- name: ListJobHostChanges :many
-SELECT hh.id, hh.host_id, hh.site_id, hh.job_id, hh.event, hh.port, hh.protocol, hh.old_value, hh.new_value, hh.changed_at, hh.changed_by, hh.change_reason, s.name AS site_name, h.ip_address
+SELECT hh.id, hh.host_id, hh.site_id, hh.job_id, hh.event, hh.port, hh.protocol, hh.old_value, hh.new_value, hh.changed_at, hh.changed_by, hh.change_reason, hh.feed_seq, s.name AS site_name, h.ip_address
 FROM host_history hh
 JOIN hosts h ON h.id = hh.host_id
 JOIN sites s ON s.id = hh.site_id
@@ -471,6 +472,7 @@ func (q *Queries) ListJobHostChanges(ctx context.Context, arg ListJobHostChanges
 			&i.HostHistory.ChangedAt,
 			&i.HostHistory.ChangedBy,
 			&i.HostHistory.ChangeReason,
+			&i.HostHistory.FeedSeq,
 			&i.SiteName,
 			&i.IpAddress,
 		); err != nil {

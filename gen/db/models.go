@@ -57,6 +57,13 @@ type AuditLog struct {
 	Message   string
 }
 
+type ChangeFeed struct {
+	ID            bool
+	Epoch         uuid.UUID
+	PrunedThrough int64
+	PrunedAt      pgtype.Timestamptz
+}
+
 type ControllerCa struct {
 	ID          int16
 	CertDer     []byte
@@ -108,6 +115,7 @@ type HostHistory struct {
 	ChangedAt    time.Time
 	ChangedBy    string
 	ChangeReason pgtype.Text
+	FeedSeq      int64
 }
 
 type HostSummary struct {
@@ -338,4 +346,48 @@ type Site struct {
 	ArchivedAt       pgtype.Timestamptz
 	PurgeRequestedAt pgtype.Timestamptz
 	Scopes           []netip.Prefix
+}
+
+type Webhook struct {
+	ID             uuid.UUID
+	Name           string
+	Url            string
+	SiteID         uuid.NullUUID
+	TargetID       uuid.NullUUID
+	Events         []string
+	Secret         string
+	DownAfterScans int32
+	Format         string
+	CreatedAt      time.Time
+	CreatedBy      string
+}
+
+type WebhookCursor struct {
+	WebhookID uuid.UUID
+	FeedSeq   int64
+}
+
+type WebhookDelivery struct {
+	ID            uuid.UUID
+	WebhookID     uuid.UUID
+	Seq           int64
+	FirstFeedSeq  int64
+	LastFeedSeq   int64
+	EventCount    int32
+	Body          []byte
+	State         string
+	Attempts      int32
+	NextAttemptAt time.Time
+	LastError     pgtype.Text
+	LastStatus    pgtype.Int4
+	CreatedAt     time.Time
+	DeliveredAt   pgtype.Timestamptz
+}
+
+type WebhookPendingDown struct {
+	WebhookID uuid.UUID
+	HostID    uuid.UUID
+	HistoryID int64
+	FeedSeq   int64
+	Since     time.Time
 }

@@ -130,6 +130,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	maxConns := fs.Int("db-max-conns", envInt("SCANORAMA_DB_MAX_CONNS", 40), "database connections this controller may open (env SCANORAMA_DB_MAX_CONNS)")
 	retention := fs.Int("retention-months", envInt("SCANORAMA_RETENTION_MONTHS", 13), "months of port_scans history kept live; older months move to the archive schema, 0 keeps all (env SCANORAMA_RETENTION_MONTHS)")
 	keep := registerRetention(fs)
+	hookRetry := fs.Duration("webhook-retry-base", envDuration("SCANORAMA_WEBHOOK_RETRY_BASE", time.Second), "delay before a failed webhook delivery's first retry; doubled per retry up to 5m, with jitter (env SCANORAMA_WEBHOOK_RETRY_BASE)")
+	hookAttempts := fs.Int("webhook-max-attempts", envInt("SCANORAMA_WEBHOOK_MAX_ATTEMPTS", 10), "attempts before a webhook delivery is dead (RetryWebhookDeliveries re-drives it) (env SCANORAMA_WEBHOOK_MAX_ATTEMPTS)")
 	ttl := fs.Duration("lease-ttl", envDuration("SCANORAMA_LEASE_TTL", 30*time.Second), "lease lifetime without a heartbeat (env SCANORAMA_LEASE_TTL)")
 	metricsListen := fs.String("metrics-listen", env("SCANORAMA_METRICS_LISTEN", ""), "serve Prometheus metrics at /metrics on this host:port; empty: off (env SCANORAMA_METRICS_LISTEN)")
 	var tlsFiles server.TLSFiles
@@ -170,6 +172,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	if *retention < 0 || *retention > 1200 {
 		return fail(stderr, fmt.Errorf("--retention-months: %d is outside 0..1200", *retention))
+	}
+	if *hookRetry < 10*time.Millisecond || *hookRetry > time.Hour {
+		return fail(stderr, fmt.Errorf("--webhook-retry-base: %s is outside 10ms..1h", *hookRetry))
+	}
+	if *hookAttempts < 1 || *hookAttempts > 100 {
+		return fail(stderr, fmt.Errorf("--webhook-max-attempts: %d is outside 1..100", *hookAttempts))
 	}
 	if *maxConns < 4 || *maxConns > 1000 {
 		return fail(stderr, fmt.Errorf("--db-max-conns: %d is outside 4..1000", *maxConns))
@@ -220,6 +228,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 		Retention: keep.Retention(),
 		TLS:       tlsCfg, Roles: roles, Insecure: *insecure, Logger: log, MetricsListen: *metricsListen,
 		CA: ca, Advertise: advertised, AgentCertTTL: *agentCertTTL, RequireAgentApproval: *requireApproval,
+		WebhookRetryBase: *hookRetry, WebhookMaxAttempts: *hookAttempts,
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("controller failed", "error", err)

@@ -3574,7 +3574,7 @@ var File_scanorama_v1_admin_proto protoreflect.FileDescriptor
 
 const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x18scanorama/v1/admin.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dscanorama/v1/enrollment.proto\x1a\x1ascanorama/v1/runtime.proto\x1a\x1fscanorama/v1/trust_people.proto\x1a\x1dscanorama/v1/results_io.proto\x1a\x18scanorama/v1/types.proto\"a\n" +
+	"\x18scanorama/v1/admin.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dscanorama/v1/enrollment.proto\x1a\x1ascanorama/v1/runtime.proto\x1a\x1fscanorama/v1/trust_people.proto\x1a\x1dscanorama/v1/results_io.proto\x1a\x1escanorama/v1/change_feed.proto\x1a\x18scanorama/v1/types.proto\"a\n" +
 	"\x11CreateSiteRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x16\n" +
@@ -3843,7 +3843,7 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\x19EXPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13EXPORT_FORMAT_JSONL\x10\x01\x12\x15\n" +
 	"\x11EXPORT_FORMAT_CSV\x10\x02\x12\x1a\n" +
-	"\x16EXPORT_FORMAT_NMAP_XML\x10\x032\xe5\x1b\n" +
+	"\x16EXPORT_FORMAT_NMAP_XML\x10\x032\xb0 \n" +
 	"\fAdminService\x12O\n" +
 	"\n" +
 	"CreateSite\x12\x1f.scanorama.v1.CreateSiteRequest\x1a .scanorama.v1.CreateSiteResponse\x12L\n" +
@@ -3893,7 +3893,13 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"ListTokens\x12\x1f.scanorama.v1.ListTokensRequest\x1a .scanorama.v1.ListTokensResponse\x12R\n" +
 	"\vRevokeToken\x12 .scanorama.v1.RevokeTokenRequest\x1a!.scanorama.v1.RevokeTokenResponse\x12^\n" +
-	"\x0fListAuditEvents\x12$.scanorama.v1.ListAuditEventsRequest\x1a%.scanorama.v1.ListAuditEventsResponseB@Z>github.com/scanorama/scanorama/gen/pb/scanorama/v1;scanoramav1b\x06proto3"
+	"\x0fListAuditEvents\x12$.scanorama.v1.ListAuditEventsRequest\x1a%.scanorama.v1.ListAuditEventsResponse\x12W\n" +
+	"\fWatchChanges\x12!.scanorama.v1.WatchChangesRequest\x1a\".scanorama.v1.WatchChangesResponse0\x01\x12X\n" +
+	"\rCreateWebhook\x12\".scanorama.v1.CreateWebhookRequest\x1a#.scanorama.v1.CreateWebhookResponse\x12U\n" +
+	"\fListWebhooks\x12!.scanorama.v1.ListWebhooksRequest\x1a\".scanorama.v1.ListWebhooksResponse\x12X\n" +
+	"\rDeleteWebhook\x12\".scanorama.v1.DeleteWebhookRequest\x1a#.scanorama.v1.DeleteWebhookResponse\x12p\n" +
+	"\x15ListWebhookDeliveries\x12*.scanorama.v1.ListWebhookDeliveriesRequest\x1a+.scanorama.v1.ListWebhookDeliveriesResponse\x12s\n" +
+	"\x16RetryWebhookDeliveries\x12+.scanorama.v1.RetryWebhookDeliveriesRequest\x1a,.scanorama.v1.RetryWebhookDeliveriesResponseB@Z>github.com/scanorama/scanorama/gen/pb/scanorama/v1;scanoramav1b\x06proto3"
 
 var (
 	file_scanorama_v1_admin_proto_rawDescOnce sync.Once
@@ -3910,108 +3916,120 @@ func file_scanorama_v1_admin_proto_rawDescGZIP() []byte {
 var file_scanorama_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_scanorama_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
 var file_scanorama_v1_admin_proto_goTypes = []any{
-	(ExportFormat)(0),                     // 0: scanorama.v1.ExportFormat
-	(*CreateSiteRequest)(nil),             // 1: scanorama.v1.CreateSiteRequest
-	(*CreateSiteResponse)(nil),            // 2: scanorama.v1.CreateSiteResponse
-	(*ListSitesRequest)(nil),              // 3: scanorama.v1.ListSitesRequest
-	(*ListSitesResponse)(nil),             // 4: scanorama.v1.ListSitesResponse
-	(*CreateTargetRequest)(nil),           // 5: scanorama.v1.CreateTargetRequest
-	(*CreateTargetResponse)(nil),          // 6: scanorama.v1.CreateTargetResponse
-	(*GetTargetRequest)(nil),              // 7: scanorama.v1.GetTargetRequest
-	(*GetTargetResponse)(nil),             // 8: scanorama.v1.GetTargetResponse
-	(*ListTargetsRequest)(nil),            // 9: scanorama.v1.ListTargetsRequest
-	(*ListTargetsResponse)(nil),           // 10: scanorama.v1.ListTargetsResponse
-	(*UpdateTargetRequest)(nil),           // 11: scanorama.v1.UpdateTargetRequest
-	(*UpdateTargetResponse)(nil),          // 12: scanorama.v1.UpdateTargetResponse
-	(*DeleteTargetRequest)(nil),           // 13: scanorama.v1.DeleteTargetRequest
-	(*DeleteTargetResponse)(nil),          // 14: scanorama.v1.DeleteTargetResponse
-	(*CreateProfileRequest)(nil),          // 15: scanorama.v1.CreateProfileRequest
-	(*CreateProfileResponse)(nil),         // 16: scanorama.v1.CreateProfileResponse
-	(*ListProfilesRequest)(nil),           // 17: scanorama.v1.ListProfilesRequest
-	(*ListProfilesResponse)(nil),          // 18: scanorama.v1.ListProfilesResponse
-	(*ScanNowRequest)(nil),                // 19: scanorama.v1.ScanNowRequest
-	(*ScanNowResponse)(nil),               // 20: scanorama.v1.ScanNowResponse
-	(*GetJobRequest)(nil),                 // 21: scanorama.v1.GetJobRequest
-	(*GetJobResponse)(nil),                // 22: scanorama.v1.GetJobResponse
-	(*ListJobsRequest)(nil),               // 23: scanorama.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),              // 24: scanorama.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),              // 25: scanorama.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),             // 26: scanorama.v1.CancelJobResponse
-	(*ListAgentsRequest)(nil),             // 27: scanorama.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),            // 28: scanorama.v1.ListAgentsResponse
-	(*ListHostsRequest)(nil),              // 29: scanorama.v1.ListHostsRequest
-	(*ListHostsResponse)(nil),             // 30: scanorama.v1.ListHostsResponse
-	(*GetHostRequest)(nil),                // 31: scanorama.v1.GetHostRequest
-	(*GetHostResponse)(nil),               // 32: scanorama.v1.GetHostResponse
-	(*ListHostChangesRequest)(nil),        // 33: scanorama.v1.ListHostChangesRequest
-	(*ListHostChangesResponse)(nil),       // 34: scanorama.v1.ListHostChangesResponse
-	(*WatchEventsRequest)(nil),            // 35: scanorama.v1.WatchEventsRequest
-	(*JobEvent)(nil),                      // 36: scanorama.v1.JobEvent
-	(*WatchEventsResponse)(nil),           // 37: scanorama.v1.WatchEventsResponse
-	(*DeleteSiteRequest)(nil),             // 38: scanorama.v1.DeleteSiteRequest
-	(*DeleteSiteResponse)(nil),            // 39: scanorama.v1.DeleteSiteResponse
-	(*Exclusion)(nil),                     // 40: scanorama.v1.Exclusion
-	(*CreateExclusionRequest)(nil),        // 41: scanorama.v1.CreateExclusionRequest
-	(*CreateExclusionResponse)(nil),       // 42: scanorama.v1.CreateExclusionResponse
-	(*ListExclusionsRequest)(nil),         // 43: scanorama.v1.ListExclusionsRequest
-	(*ListExclusionsResponse)(nil),        // 44: scanorama.v1.ListExclusionsResponse
-	(*DeleteExclusionRequest)(nil),        // 45: scanorama.v1.DeleteExclusionRequest
-	(*DeleteExclusionResponse)(nil),       // 46: scanorama.v1.DeleteExclusionResponse
-	(*GetProfileRequest)(nil),             // 47: scanorama.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),            // 48: scanorama.v1.GetProfileResponse
-	(*DeleteProfileRequest)(nil),          // 49: scanorama.v1.DeleteProfileRequest
-	(*DeleteProfileResponse)(nil),         // 50: scanorama.v1.DeleteProfileResponse
-	(*DrainAgentRequest)(nil),             // 51: scanorama.v1.DrainAgentRequest
-	(*DrainAgentResponse)(nil),            // 52: scanorama.v1.DrainAgentResponse
-	(*UpdateHostRequest)(nil),             // 53: scanorama.v1.UpdateHostRequest
-	(*UpdateHostResponse)(nil),            // 54: scanorama.v1.UpdateHostResponse
-	(*ExportResultsRequest)(nil),          // 55: scanorama.v1.ExportResultsRequest
-	(*ExportResultsResponse)(nil),         // 56: scanorama.v1.ExportResultsResponse
-	(*GetStatsRequest)(nil),               // 57: scanorama.v1.GetStatsRequest
-	(*GetStatsResponse)(nil),              // 58: scanorama.v1.GetStatsResponse
-	(*PartitionStats)(nil),                // 59: scanorama.v1.PartitionStats
-	nil,                                   // 60: scanorama.v1.GetStatsResponse.JobsEntry
-	nil,                                   // 61: scanorama.v1.GetStatsResponse.AgentsEntry
-	(*Site)(nil),                          // 62: scanorama.v1.Site
-	(*durationpb.Duration)(nil),           // 63: google.protobuf.Duration
-	(*ScanWindow)(nil),                    // 64: scanorama.v1.ScanWindow
-	(*Target)(nil),                        // 65: scanorama.v1.Target
-	(*ScanOptions)(nil),                   // 66: scanorama.v1.ScanOptions
-	(*Profile)(nil),                       // 67: scanorama.v1.Profile
-	(*Job)(nil),                           // 68: scanorama.v1.Job
-	(*RunProgress)(nil),                   // 69: scanorama.v1.RunProgress
-	(JobStatus)(0),                        // 70: scanorama.v1.JobStatus
-	(*timestamppb.Timestamp)(nil),         // 71: google.protobuf.Timestamp
-	(*Agent)(nil),                         // 72: scanorama.v1.Agent
-	(*Host)(nil),                          // 73: scanorama.v1.Host
-	(*HostChange)(nil),                    // 74: scanorama.v1.HostChange
-	(*ScanPause)(nil),                     // 75: scanorama.v1.ScanPause
-	(*RevokeAgentRequest)(nil),            // 76: scanorama.v1.RevokeAgentRequest
-	(*ApproveAgentRequest)(nil),           // 77: scanorama.v1.ApproveAgentRequest
-	(*UpdateSiteRequest)(nil),             // 78: scanorama.v1.UpdateSiteRequest
-	(*CreateEnrollmentTokenRequest)(nil),  // 79: scanorama.v1.CreateEnrollmentTokenRequest
-	(*ListEnrollmentTokensRequest)(nil),   // 80: scanorama.v1.ListEnrollmentTokensRequest
-	(*RevokeEnrollmentTokenRequest)(nil),  // 81: scanorama.v1.RevokeEnrollmentTokenRequest
-	(*ImportResultsRequest)(nil),          // 82: scanorama.v1.ImportResultsRequest
-	(*PauseScanningRequest)(nil),          // 83: scanorama.v1.PauseScanningRequest
-	(*ResumeScanningRequest)(nil),         // 84: scanorama.v1.ResumeScanningRequest
-	(*CreateTokenRequest)(nil),            // 85: scanorama.v1.CreateTokenRequest
-	(*ListTokensRequest)(nil),             // 86: scanorama.v1.ListTokensRequest
-	(*RevokeTokenRequest)(nil),            // 87: scanorama.v1.RevokeTokenRequest
-	(*ListAuditEventsRequest)(nil),        // 88: scanorama.v1.ListAuditEventsRequest
-	(*RevokeAgentResponse)(nil),           // 89: scanorama.v1.RevokeAgentResponse
-	(*ApproveAgentResponse)(nil),          // 90: scanorama.v1.ApproveAgentResponse
-	(*UpdateSiteResponse)(nil),            // 91: scanorama.v1.UpdateSiteResponse
-	(*CreateEnrollmentTokenResponse)(nil), // 92: scanorama.v1.CreateEnrollmentTokenResponse
-	(*ListEnrollmentTokensResponse)(nil),  // 93: scanorama.v1.ListEnrollmentTokensResponse
-	(*RevokeEnrollmentTokenResponse)(nil), // 94: scanorama.v1.RevokeEnrollmentTokenResponse
-	(*ImportResultsResponse)(nil),         // 95: scanorama.v1.ImportResultsResponse
-	(*PauseScanningResponse)(nil),         // 96: scanorama.v1.PauseScanningResponse
-	(*ResumeScanningResponse)(nil),        // 97: scanorama.v1.ResumeScanningResponse
-	(*CreateTokenResponse)(nil),           // 98: scanorama.v1.CreateTokenResponse
-	(*ListTokensResponse)(nil),            // 99: scanorama.v1.ListTokensResponse
-	(*RevokeTokenResponse)(nil),           // 100: scanorama.v1.RevokeTokenResponse
-	(*ListAuditEventsResponse)(nil),       // 101: scanorama.v1.ListAuditEventsResponse
+	(ExportFormat)(0),                      // 0: scanorama.v1.ExportFormat
+	(*CreateSiteRequest)(nil),              // 1: scanorama.v1.CreateSiteRequest
+	(*CreateSiteResponse)(nil),             // 2: scanorama.v1.CreateSiteResponse
+	(*ListSitesRequest)(nil),               // 3: scanorama.v1.ListSitesRequest
+	(*ListSitesResponse)(nil),              // 4: scanorama.v1.ListSitesResponse
+	(*CreateTargetRequest)(nil),            // 5: scanorama.v1.CreateTargetRequest
+	(*CreateTargetResponse)(nil),           // 6: scanorama.v1.CreateTargetResponse
+	(*GetTargetRequest)(nil),               // 7: scanorama.v1.GetTargetRequest
+	(*GetTargetResponse)(nil),              // 8: scanorama.v1.GetTargetResponse
+	(*ListTargetsRequest)(nil),             // 9: scanorama.v1.ListTargetsRequest
+	(*ListTargetsResponse)(nil),            // 10: scanorama.v1.ListTargetsResponse
+	(*UpdateTargetRequest)(nil),            // 11: scanorama.v1.UpdateTargetRequest
+	(*UpdateTargetResponse)(nil),           // 12: scanorama.v1.UpdateTargetResponse
+	(*DeleteTargetRequest)(nil),            // 13: scanorama.v1.DeleteTargetRequest
+	(*DeleteTargetResponse)(nil),           // 14: scanorama.v1.DeleteTargetResponse
+	(*CreateProfileRequest)(nil),           // 15: scanorama.v1.CreateProfileRequest
+	(*CreateProfileResponse)(nil),          // 16: scanorama.v1.CreateProfileResponse
+	(*ListProfilesRequest)(nil),            // 17: scanorama.v1.ListProfilesRequest
+	(*ListProfilesResponse)(nil),           // 18: scanorama.v1.ListProfilesResponse
+	(*ScanNowRequest)(nil),                 // 19: scanorama.v1.ScanNowRequest
+	(*ScanNowResponse)(nil),                // 20: scanorama.v1.ScanNowResponse
+	(*GetJobRequest)(nil),                  // 21: scanorama.v1.GetJobRequest
+	(*GetJobResponse)(nil),                 // 22: scanorama.v1.GetJobResponse
+	(*ListJobsRequest)(nil),                // 23: scanorama.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),               // 24: scanorama.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),               // 25: scanorama.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),              // 26: scanorama.v1.CancelJobResponse
+	(*ListAgentsRequest)(nil),              // 27: scanorama.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),             // 28: scanorama.v1.ListAgentsResponse
+	(*ListHostsRequest)(nil),               // 29: scanorama.v1.ListHostsRequest
+	(*ListHostsResponse)(nil),              // 30: scanorama.v1.ListHostsResponse
+	(*GetHostRequest)(nil),                 // 31: scanorama.v1.GetHostRequest
+	(*GetHostResponse)(nil),                // 32: scanorama.v1.GetHostResponse
+	(*ListHostChangesRequest)(nil),         // 33: scanorama.v1.ListHostChangesRequest
+	(*ListHostChangesResponse)(nil),        // 34: scanorama.v1.ListHostChangesResponse
+	(*WatchEventsRequest)(nil),             // 35: scanorama.v1.WatchEventsRequest
+	(*JobEvent)(nil),                       // 36: scanorama.v1.JobEvent
+	(*WatchEventsResponse)(nil),            // 37: scanorama.v1.WatchEventsResponse
+	(*DeleteSiteRequest)(nil),              // 38: scanorama.v1.DeleteSiteRequest
+	(*DeleteSiteResponse)(nil),             // 39: scanorama.v1.DeleteSiteResponse
+	(*Exclusion)(nil),                      // 40: scanorama.v1.Exclusion
+	(*CreateExclusionRequest)(nil),         // 41: scanorama.v1.CreateExclusionRequest
+	(*CreateExclusionResponse)(nil),        // 42: scanorama.v1.CreateExclusionResponse
+	(*ListExclusionsRequest)(nil),          // 43: scanorama.v1.ListExclusionsRequest
+	(*ListExclusionsResponse)(nil),         // 44: scanorama.v1.ListExclusionsResponse
+	(*DeleteExclusionRequest)(nil),         // 45: scanorama.v1.DeleteExclusionRequest
+	(*DeleteExclusionResponse)(nil),        // 46: scanorama.v1.DeleteExclusionResponse
+	(*GetProfileRequest)(nil),              // 47: scanorama.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),             // 48: scanorama.v1.GetProfileResponse
+	(*DeleteProfileRequest)(nil),           // 49: scanorama.v1.DeleteProfileRequest
+	(*DeleteProfileResponse)(nil),          // 50: scanorama.v1.DeleteProfileResponse
+	(*DrainAgentRequest)(nil),              // 51: scanorama.v1.DrainAgentRequest
+	(*DrainAgentResponse)(nil),             // 52: scanorama.v1.DrainAgentResponse
+	(*UpdateHostRequest)(nil),              // 53: scanorama.v1.UpdateHostRequest
+	(*UpdateHostResponse)(nil),             // 54: scanorama.v1.UpdateHostResponse
+	(*ExportResultsRequest)(nil),           // 55: scanorama.v1.ExportResultsRequest
+	(*ExportResultsResponse)(nil),          // 56: scanorama.v1.ExportResultsResponse
+	(*GetStatsRequest)(nil),                // 57: scanorama.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),               // 58: scanorama.v1.GetStatsResponse
+	(*PartitionStats)(nil),                 // 59: scanorama.v1.PartitionStats
+	nil,                                    // 60: scanorama.v1.GetStatsResponse.JobsEntry
+	nil,                                    // 61: scanorama.v1.GetStatsResponse.AgentsEntry
+	(*Site)(nil),                           // 62: scanorama.v1.Site
+	(*durationpb.Duration)(nil),            // 63: google.protobuf.Duration
+	(*ScanWindow)(nil),                     // 64: scanorama.v1.ScanWindow
+	(*Target)(nil),                         // 65: scanorama.v1.Target
+	(*ScanOptions)(nil),                    // 66: scanorama.v1.ScanOptions
+	(*Profile)(nil),                        // 67: scanorama.v1.Profile
+	(*Job)(nil),                            // 68: scanorama.v1.Job
+	(*RunProgress)(nil),                    // 69: scanorama.v1.RunProgress
+	(JobStatus)(0),                         // 70: scanorama.v1.JobStatus
+	(*timestamppb.Timestamp)(nil),          // 71: google.protobuf.Timestamp
+	(*Agent)(nil),                          // 72: scanorama.v1.Agent
+	(*Host)(nil),                           // 73: scanorama.v1.Host
+	(*HostChange)(nil),                     // 74: scanorama.v1.HostChange
+	(*ScanPause)(nil),                      // 75: scanorama.v1.ScanPause
+	(*RevokeAgentRequest)(nil),             // 76: scanorama.v1.RevokeAgentRequest
+	(*ApproveAgentRequest)(nil),            // 77: scanorama.v1.ApproveAgentRequest
+	(*UpdateSiteRequest)(nil),              // 78: scanorama.v1.UpdateSiteRequest
+	(*CreateEnrollmentTokenRequest)(nil),   // 79: scanorama.v1.CreateEnrollmentTokenRequest
+	(*ListEnrollmentTokensRequest)(nil),    // 80: scanorama.v1.ListEnrollmentTokensRequest
+	(*RevokeEnrollmentTokenRequest)(nil),   // 81: scanorama.v1.RevokeEnrollmentTokenRequest
+	(*ImportResultsRequest)(nil),           // 82: scanorama.v1.ImportResultsRequest
+	(*PauseScanningRequest)(nil),           // 83: scanorama.v1.PauseScanningRequest
+	(*ResumeScanningRequest)(nil),          // 84: scanorama.v1.ResumeScanningRequest
+	(*CreateTokenRequest)(nil),             // 85: scanorama.v1.CreateTokenRequest
+	(*ListTokensRequest)(nil),              // 86: scanorama.v1.ListTokensRequest
+	(*RevokeTokenRequest)(nil),             // 87: scanorama.v1.RevokeTokenRequest
+	(*ListAuditEventsRequest)(nil),         // 88: scanorama.v1.ListAuditEventsRequest
+	(*WatchChangesRequest)(nil),            // 89: scanorama.v1.WatchChangesRequest
+	(*CreateWebhookRequest)(nil),           // 90: scanorama.v1.CreateWebhookRequest
+	(*ListWebhooksRequest)(nil),            // 91: scanorama.v1.ListWebhooksRequest
+	(*DeleteWebhookRequest)(nil),           // 92: scanorama.v1.DeleteWebhookRequest
+	(*ListWebhookDeliveriesRequest)(nil),   // 93: scanorama.v1.ListWebhookDeliveriesRequest
+	(*RetryWebhookDeliveriesRequest)(nil),  // 94: scanorama.v1.RetryWebhookDeliveriesRequest
+	(*RevokeAgentResponse)(nil),            // 95: scanorama.v1.RevokeAgentResponse
+	(*ApproveAgentResponse)(nil),           // 96: scanorama.v1.ApproveAgentResponse
+	(*UpdateSiteResponse)(nil),             // 97: scanorama.v1.UpdateSiteResponse
+	(*CreateEnrollmentTokenResponse)(nil),  // 98: scanorama.v1.CreateEnrollmentTokenResponse
+	(*ListEnrollmentTokensResponse)(nil),   // 99: scanorama.v1.ListEnrollmentTokensResponse
+	(*RevokeEnrollmentTokenResponse)(nil),  // 100: scanorama.v1.RevokeEnrollmentTokenResponse
+	(*ImportResultsResponse)(nil),          // 101: scanorama.v1.ImportResultsResponse
+	(*PauseScanningResponse)(nil),          // 102: scanorama.v1.PauseScanningResponse
+	(*ResumeScanningResponse)(nil),         // 103: scanorama.v1.ResumeScanningResponse
+	(*CreateTokenResponse)(nil),            // 104: scanorama.v1.CreateTokenResponse
+	(*ListTokensResponse)(nil),             // 105: scanorama.v1.ListTokensResponse
+	(*RevokeTokenResponse)(nil),            // 106: scanorama.v1.RevokeTokenResponse
+	(*ListAuditEventsResponse)(nil),        // 107: scanorama.v1.ListAuditEventsResponse
+	(*WatchChangesResponse)(nil),           // 108: scanorama.v1.WatchChangesResponse
+	(*CreateWebhookResponse)(nil),          // 109: scanorama.v1.CreateWebhookResponse
+	(*ListWebhooksResponse)(nil),           // 110: scanorama.v1.ListWebhooksResponse
+	(*DeleteWebhookResponse)(nil),          // 111: scanorama.v1.DeleteWebhookResponse
+	(*ListWebhookDeliveriesResponse)(nil),  // 112: scanorama.v1.ListWebhookDeliveriesResponse
+	(*RetryWebhookDeliveriesResponse)(nil), // 113: scanorama.v1.RetryWebhookDeliveriesResponse
 }
 var file_scanorama_v1_admin_proto_depIdxs = []int32{
 	62,  // 0: scanorama.v1.CreateSiteResponse.site:type_name -> scanorama.v1.Site
@@ -4102,49 +4120,61 @@ var file_scanorama_v1_admin_proto_depIdxs = []int32{
 	86,  // 85: scanorama.v1.AdminService.ListTokens:input_type -> scanorama.v1.ListTokensRequest
 	87,  // 86: scanorama.v1.AdminService.RevokeToken:input_type -> scanorama.v1.RevokeTokenRequest
 	88,  // 87: scanorama.v1.AdminService.ListAuditEvents:input_type -> scanorama.v1.ListAuditEventsRequest
-	2,   // 88: scanorama.v1.AdminService.CreateSite:output_type -> scanorama.v1.CreateSiteResponse
-	4,   // 89: scanorama.v1.AdminService.ListSites:output_type -> scanorama.v1.ListSitesResponse
-	39,  // 90: scanorama.v1.AdminService.DeleteSite:output_type -> scanorama.v1.DeleteSiteResponse
-	42,  // 91: scanorama.v1.AdminService.CreateExclusion:output_type -> scanorama.v1.CreateExclusionResponse
-	44,  // 92: scanorama.v1.AdminService.ListExclusions:output_type -> scanorama.v1.ListExclusionsResponse
-	46,  // 93: scanorama.v1.AdminService.DeleteExclusion:output_type -> scanorama.v1.DeleteExclusionResponse
-	6,   // 94: scanorama.v1.AdminService.CreateTarget:output_type -> scanorama.v1.CreateTargetResponse
-	8,   // 95: scanorama.v1.AdminService.GetTarget:output_type -> scanorama.v1.GetTargetResponse
-	10,  // 96: scanorama.v1.AdminService.ListTargets:output_type -> scanorama.v1.ListTargetsResponse
-	12,  // 97: scanorama.v1.AdminService.UpdateTarget:output_type -> scanorama.v1.UpdateTargetResponse
-	14,  // 98: scanorama.v1.AdminService.DeleteTarget:output_type -> scanorama.v1.DeleteTargetResponse
-	16,  // 99: scanorama.v1.AdminService.CreateProfile:output_type -> scanorama.v1.CreateProfileResponse
-	48,  // 100: scanorama.v1.AdminService.GetProfile:output_type -> scanorama.v1.GetProfileResponse
-	18,  // 101: scanorama.v1.AdminService.ListProfiles:output_type -> scanorama.v1.ListProfilesResponse
-	50,  // 102: scanorama.v1.AdminService.DeleteProfile:output_type -> scanorama.v1.DeleteProfileResponse
-	20,  // 103: scanorama.v1.AdminService.ScanNow:output_type -> scanorama.v1.ScanNowResponse
-	22,  // 104: scanorama.v1.AdminService.GetJob:output_type -> scanorama.v1.GetJobResponse
-	24,  // 105: scanorama.v1.AdminService.ListJobs:output_type -> scanorama.v1.ListJobsResponse
-	26,  // 106: scanorama.v1.AdminService.CancelJob:output_type -> scanorama.v1.CancelJobResponse
-	28,  // 107: scanorama.v1.AdminService.ListAgents:output_type -> scanorama.v1.ListAgentsResponse
-	52,  // 108: scanorama.v1.AdminService.DrainAgent:output_type -> scanorama.v1.DrainAgentResponse
-	89,  // 109: scanorama.v1.AdminService.RevokeAgent:output_type -> scanorama.v1.RevokeAgentResponse
-	90,  // 110: scanorama.v1.AdminService.ApproveAgent:output_type -> scanorama.v1.ApproveAgentResponse
-	91,  // 111: scanorama.v1.AdminService.UpdateSite:output_type -> scanorama.v1.UpdateSiteResponse
-	92,  // 112: scanorama.v1.AdminService.CreateEnrollmentToken:output_type -> scanorama.v1.CreateEnrollmentTokenResponse
-	93,  // 113: scanorama.v1.AdminService.ListEnrollmentTokens:output_type -> scanorama.v1.ListEnrollmentTokensResponse
-	94,  // 114: scanorama.v1.AdminService.RevokeEnrollmentToken:output_type -> scanorama.v1.RevokeEnrollmentTokenResponse
-	30,  // 115: scanorama.v1.AdminService.ListHosts:output_type -> scanorama.v1.ListHostsResponse
-	32,  // 116: scanorama.v1.AdminService.GetHost:output_type -> scanorama.v1.GetHostResponse
-	34,  // 117: scanorama.v1.AdminService.ListHostChanges:output_type -> scanorama.v1.ListHostChangesResponse
-	54,  // 118: scanorama.v1.AdminService.UpdateHost:output_type -> scanorama.v1.UpdateHostResponse
-	56,  // 119: scanorama.v1.AdminService.ExportResults:output_type -> scanorama.v1.ExportResultsResponse
-	95,  // 120: scanorama.v1.AdminService.ImportResults:output_type -> scanorama.v1.ImportResultsResponse
-	37,  // 121: scanorama.v1.AdminService.WatchEvents:output_type -> scanorama.v1.WatchEventsResponse
-	58,  // 122: scanorama.v1.AdminService.GetStats:output_type -> scanorama.v1.GetStatsResponse
-	96,  // 123: scanorama.v1.AdminService.PauseScanning:output_type -> scanorama.v1.PauseScanningResponse
-	97,  // 124: scanorama.v1.AdminService.ResumeScanning:output_type -> scanorama.v1.ResumeScanningResponse
-	98,  // 125: scanorama.v1.AdminService.CreateToken:output_type -> scanorama.v1.CreateTokenResponse
-	99,  // 126: scanorama.v1.AdminService.ListTokens:output_type -> scanorama.v1.ListTokensResponse
-	100, // 127: scanorama.v1.AdminService.RevokeToken:output_type -> scanorama.v1.RevokeTokenResponse
-	101, // 128: scanorama.v1.AdminService.ListAuditEvents:output_type -> scanorama.v1.ListAuditEventsResponse
-	88,  // [88:129] is the sub-list for method output_type
-	47,  // [47:88] is the sub-list for method input_type
+	89,  // 88: scanorama.v1.AdminService.WatchChanges:input_type -> scanorama.v1.WatchChangesRequest
+	90,  // 89: scanorama.v1.AdminService.CreateWebhook:input_type -> scanorama.v1.CreateWebhookRequest
+	91,  // 90: scanorama.v1.AdminService.ListWebhooks:input_type -> scanorama.v1.ListWebhooksRequest
+	92,  // 91: scanorama.v1.AdminService.DeleteWebhook:input_type -> scanorama.v1.DeleteWebhookRequest
+	93,  // 92: scanorama.v1.AdminService.ListWebhookDeliveries:input_type -> scanorama.v1.ListWebhookDeliveriesRequest
+	94,  // 93: scanorama.v1.AdminService.RetryWebhookDeliveries:input_type -> scanorama.v1.RetryWebhookDeliveriesRequest
+	2,   // 94: scanorama.v1.AdminService.CreateSite:output_type -> scanorama.v1.CreateSiteResponse
+	4,   // 95: scanorama.v1.AdminService.ListSites:output_type -> scanorama.v1.ListSitesResponse
+	39,  // 96: scanorama.v1.AdminService.DeleteSite:output_type -> scanorama.v1.DeleteSiteResponse
+	42,  // 97: scanorama.v1.AdminService.CreateExclusion:output_type -> scanorama.v1.CreateExclusionResponse
+	44,  // 98: scanorama.v1.AdminService.ListExclusions:output_type -> scanorama.v1.ListExclusionsResponse
+	46,  // 99: scanorama.v1.AdminService.DeleteExclusion:output_type -> scanorama.v1.DeleteExclusionResponse
+	6,   // 100: scanorama.v1.AdminService.CreateTarget:output_type -> scanorama.v1.CreateTargetResponse
+	8,   // 101: scanorama.v1.AdminService.GetTarget:output_type -> scanorama.v1.GetTargetResponse
+	10,  // 102: scanorama.v1.AdminService.ListTargets:output_type -> scanorama.v1.ListTargetsResponse
+	12,  // 103: scanorama.v1.AdminService.UpdateTarget:output_type -> scanorama.v1.UpdateTargetResponse
+	14,  // 104: scanorama.v1.AdminService.DeleteTarget:output_type -> scanorama.v1.DeleteTargetResponse
+	16,  // 105: scanorama.v1.AdminService.CreateProfile:output_type -> scanorama.v1.CreateProfileResponse
+	48,  // 106: scanorama.v1.AdminService.GetProfile:output_type -> scanorama.v1.GetProfileResponse
+	18,  // 107: scanorama.v1.AdminService.ListProfiles:output_type -> scanorama.v1.ListProfilesResponse
+	50,  // 108: scanorama.v1.AdminService.DeleteProfile:output_type -> scanorama.v1.DeleteProfileResponse
+	20,  // 109: scanorama.v1.AdminService.ScanNow:output_type -> scanorama.v1.ScanNowResponse
+	22,  // 110: scanorama.v1.AdminService.GetJob:output_type -> scanorama.v1.GetJobResponse
+	24,  // 111: scanorama.v1.AdminService.ListJobs:output_type -> scanorama.v1.ListJobsResponse
+	26,  // 112: scanorama.v1.AdminService.CancelJob:output_type -> scanorama.v1.CancelJobResponse
+	28,  // 113: scanorama.v1.AdminService.ListAgents:output_type -> scanorama.v1.ListAgentsResponse
+	52,  // 114: scanorama.v1.AdminService.DrainAgent:output_type -> scanorama.v1.DrainAgentResponse
+	95,  // 115: scanorama.v1.AdminService.RevokeAgent:output_type -> scanorama.v1.RevokeAgentResponse
+	96,  // 116: scanorama.v1.AdminService.ApproveAgent:output_type -> scanorama.v1.ApproveAgentResponse
+	97,  // 117: scanorama.v1.AdminService.UpdateSite:output_type -> scanorama.v1.UpdateSiteResponse
+	98,  // 118: scanorama.v1.AdminService.CreateEnrollmentToken:output_type -> scanorama.v1.CreateEnrollmentTokenResponse
+	99,  // 119: scanorama.v1.AdminService.ListEnrollmentTokens:output_type -> scanorama.v1.ListEnrollmentTokensResponse
+	100, // 120: scanorama.v1.AdminService.RevokeEnrollmentToken:output_type -> scanorama.v1.RevokeEnrollmentTokenResponse
+	30,  // 121: scanorama.v1.AdminService.ListHosts:output_type -> scanorama.v1.ListHostsResponse
+	32,  // 122: scanorama.v1.AdminService.GetHost:output_type -> scanorama.v1.GetHostResponse
+	34,  // 123: scanorama.v1.AdminService.ListHostChanges:output_type -> scanorama.v1.ListHostChangesResponse
+	54,  // 124: scanorama.v1.AdminService.UpdateHost:output_type -> scanorama.v1.UpdateHostResponse
+	56,  // 125: scanorama.v1.AdminService.ExportResults:output_type -> scanorama.v1.ExportResultsResponse
+	101, // 126: scanorama.v1.AdminService.ImportResults:output_type -> scanorama.v1.ImportResultsResponse
+	37,  // 127: scanorama.v1.AdminService.WatchEvents:output_type -> scanorama.v1.WatchEventsResponse
+	58,  // 128: scanorama.v1.AdminService.GetStats:output_type -> scanorama.v1.GetStatsResponse
+	102, // 129: scanorama.v1.AdminService.PauseScanning:output_type -> scanorama.v1.PauseScanningResponse
+	103, // 130: scanorama.v1.AdminService.ResumeScanning:output_type -> scanorama.v1.ResumeScanningResponse
+	104, // 131: scanorama.v1.AdminService.CreateToken:output_type -> scanorama.v1.CreateTokenResponse
+	105, // 132: scanorama.v1.AdminService.ListTokens:output_type -> scanorama.v1.ListTokensResponse
+	106, // 133: scanorama.v1.AdminService.RevokeToken:output_type -> scanorama.v1.RevokeTokenResponse
+	107, // 134: scanorama.v1.AdminService.ListAuditEvents:output_type -> scanorama.v1.ListAuditEventsResponse
+	108, // 135: scanorama.v1.AdminService.WatchChanges:output_type -> scanorama.v1.WatchChangesResponse
+	109, // 136: scanorama.v1.AdminService.CreateWebhook:output_type -> scanorama.v1.CreateWebhookResponse
+	110, // 137: scanorama.v1.AdminService.ListWebhooks:output_type -> scanorama.v1.ListWebhooksResponse
+	111, // 138: scanorama.v1.AdminService.DeleteWebhook:output_type -> scanorama.v1.DeleteWebhookResponse
+	112, // 139: scanorama.v1.AdminService.ListWebhookDeliveries:output_type -> scanorama.v1.ListWebhookDeliveriesResponse
+	113, // 140: scanorama.v1.AdminService.RetryWebhookDeliveries:output_type -> scanorama.v1.RetryWebhookDeliveriesResponse
+	94,  // [94:141] is the sub-list for method output_type
+	47,  // [47:94] is the sub-list for method input_type
 	47,  // [47:47] is the sub-list for extension type_name
 	47,  // [47:47] is the sub-list for extension extendee
 	0,   // [0:47] is the sub-list for field type_name
@@ -4159,6 +4189,7 @@ func file_scanorama_v1_admin_proto_init() {
 	file_scanorama_v1_runtime_proto_init()
 	file_scanorama_v1_trust_people_proto_init()
 	file_scanorama_v1_results_io_proto_init()
+	file_scanorama_v1_change_feed_proto_init()
 	file_scanorama_v1_types_proto_init()
 	file_scanorama_v1_admin_proto_msgTypes[10].OneofWrappers = []any{}
 	file_scanorama_v1_admin_proto_msgTypes[36].OneofWrappers = []any{

@@ -19,47 +19,53 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_CreateSite_FullMethodName            = "/scanorama.v1.AdminService/CreateSite"
-	AdminService_ListSites_FullMethodName             = "/scanorama.v1.AdminService/ListSites"
-	AdminService_DeleteSite_FullMethodName            = "/scanorama.v1.AdminService/DeleteSite"
-	AdminService_CreateExclusion_FullMethodName       = "/scanorama.v1.AdminService/CreateExclusion"
-	AdminService_ListExclusions_FullMethodName        = "/scanorama.v1.AdminService/ListExclusions"
-	AdminService_DeleteExclusion_FullMethodName       = "/scanorama.v1.AdminService/DeleteExclusion"
-	AdminService_CreateTarget_FullMethodName          = "/scanorama.v1.AdminService/CreateTarget"
-	AdminService_GetTarget_FullMethodName             = "/scanorama.v1.AdminService/GetTarget"
-	AdminService_ListTargets_FullMethodName           = "/scanorama.v1.AdminService/ListTargets"
-	AdminService_UpdateTarget_FullMethodName          = "/scanorama.v1.AdminService/UpdateTarget"
-	AdminService_DeleteTarget_FullMethodName          = "/scanorama.v1.AdminService/DeleteTarget"
-	AdminService_CreateProfile_FullMethodName         = "/scanorama.v1.AdminService/CreateProfile"
-	AdminService_GetProfile_FullMethodName            = "/scanorama.v1.AdminService/GetProfile"
-	AdminService_ListProfiles_FullMethodName          = "/scanorama.v1.AdminService/ListProfiles"
-	AdminService_DeleteProfile_FullMethodName         = "/scanorama.v1.AdminService/DeleteProfile"
-	AdminService_ScanNow_FullMethodName               = "/scanorama.v1.AdminService/ScanNow"
-	AdminService_GetJob_FullMethodName                = "/scanorama.v1.AdminService/GetJob"
-	AdminService_ListJobs_FullMethodName              = "/scanorama.v1.AdminService/ListJobs"
-	AdminService_CancelJob_FullMethodName             = "/scanorama.v1.AdminService/CancelJob"
-	AdminService_ListAgents_FullMethodName            = "/scanorama.v1.AdminService/ListAgents"
-	AdminService_DrainAgent_FullMethodName            = "/scanorama.v1.AdminService/DrainAgent"
-	AdminService_RevokeAgent_FullMethodName           = "/scanorama.v1.AdminService/RevokeAgent"
-	AdminService_ApproveAgent_FullMethodName          = "/scanorama.v1.AdminService/ApproveAgent"
-	AdminService_UpdateSite_FullMethodName            = "/scanorama.v1.AdminService/UpdateSite"
-	AdminService_CreateEnrollmentToken_FullMethodName = "/scanorama.v1.AdminService/CreateEnrollmentToken"
-	AdminService_ListEnrollmentTokens_FullMethodName  = "/scanorama.v1.AdminService/ListEnrollmentTokens"
-	AdminService_RevokeEnrollmentToken_FullMethodName = "/scanorama.v1.AdminService/RevokeEnrollmentToken"
-	AdminService_ListHosts_FullMethodName             = "/scanorama.v1.AdminService/ListHosts"
-	AdminService_GetHost_FullMethodName               = "/scanorama.v1.AdminService/GetHost"
-	AdminService_ListHostChanges_FullMethodName       = "/scanorama.v1.AdminService/ListHostChanges"
-	AdminService_UpdateHost_FullMethodName            = "/scanorama.v1.AdminService/UpdateHost"
-	AdminService_ExportResults_FullMethodName         = "/scanorama.v1.AdminService/ExportResults"
-	AdminService_ImportResults_FullMethodName         = "/scanorama.v1.AdminService/ImportResults"
-	AdminService_WatchEvents_FullMethodName           = "/scanorama.v1.AdminService/WatchEvents"
-	AdminService_GetStats_FullMethodName              = "/scanorama.v1.AdminService/GetStats"
-	AdminService_PauseScanning_FullMethodName         = "/scanorama.v1.AdminService/PauseScanning"
-	AdminService_ResumeScanning_FullMethodName        = "/scanorama.v1.AdminService/ResumeScanning"
-	AdminService_CreateToken_FullMethodName           = "/scanorama.v1.AdminService/CreateToken"
-	AdminService_ListTokens_FullMethodName            = "/scanorama.v1.AdminService/ListTokens"
-	AdminService_RevokeToken_FullMethodName           = "/scanorama.v1.AdminService/RevokeToken"
-	AdminService_ListAuditEvents_FullMethodName       = "/scanorama.v1.AdminService/ListAuditEvents"
+	AdminService_CreateSite_FullMethodName             = "/scanorama.v1.AdminService/CreateSite"
+	AdminService_ListSites_FullMethodName              = "/scanorama.v1.AdminService/ListSites"
+	AdminService_DeleteSite_FullMethodName             = "/scanorama.v1.AdminService/DeleteSite"
+	AdminService_CreateExclusion_FullMethodName        = "/scanorama.v1.AdminService/CreateExclusion"
+	AdminService_ListExclusions_FullMethodName         = "/scanorama.v1.AdminService/ListExclusions"
+	AdminService_DeleteExclusion_FullMethodName        = "/scanorama.v1.AdminService/DeleteExclusion"
+	AdminService_CreateTarget_FullMethodName           = "/scanorama.v1.AdminService/CreateTarget"
+	AdminService_GetTarget_FullMethodName              = "/scanorama.v1.AdminService/GetTarget"
+	AdminService_ListTargets_FullMethodName            = "/scanorama.v1.AdminService/ListTargets"
+	AdminService_UpdateTarget_FullMethodName           = "/scanorama.v1.AdminService/UpdateTarget"
+	AdminService_DeleteTarget_FullMethodName           = "/scanorama.v1.AdminService/DeleteTarget"
+	AdminService_CreateProfile_FullMethodName          = "/scanorama.v1.AdminService/CreateProfile"
+	AdminService_GetProfile_FullMethodName             = "/scanorama.v1.AdminService/GetProfile"
+	AdminService_ListProfiles_FullMethodName           = "/scanorama.v1.AdminService/ListProfiles"
+	AdminService_DeleteProfile_FullMethodName          = "/scanorama.v1.AdminService/DeleteProfile"
+	AdminService_ScanNow_FullMethodName                = "/scanorama.v1.AdminService/ScanNow"
+	AdminService_GetJob_FullMethodName                 = "/scanorama.v1.AdminService/GetJob"
+	AdminService_ListJobs_FullMethodName               = "/scanorama.v1.AdminService/ListJobs"
+	AdminService_CancelJob_FullMethodName              = "/scanorama.v1.AdminService/CancelJob"
+	AdminService_ListAgents_FullMethodName             = "/scanorama.v1.AdminService/ListAgents"
+	AdminService_DrainAgent_FullMethodName             = "/scanorama.v1.AdminService/DrainAgent"
+	AdminService_RevokeAgent_FullMethodName            = "/scanorama.v1.AdminService/RevokeAgent"
+	AdminService_ApproveAgent_FullMethodName           = "/scanorama.v1.AdminService/ApproveAgent"
+	AdminService_UpdateSite_FullMethodName             = "/scanorama.v1.AdminService/UpdateSite"
+	AdminService_CreateEnrollmentToken_FullMethodName  = "/scanorama.v1.AdminService/CreateEnrollmentToken"
+	AdminService_ListEnrollmentTokens_FullMethodName   = "/scanorama.v1.AdminService/ListEnrollmentTokens"
+	AdminService_RevokeEnrollmentToken_FullMethodName  = "/scanorama.v1.AdminService/RevokeEnrollmentToken"
+	AdminService_ListHosts_FullMethodName              = "/scanorama.v1.AdminService/ListHosts"
+	AdminService_GetHost_FullMethodName                = "/scanorama.v1.AdminService/GetHost"
+	AdminService_ListHostChanges_FullMethodName        = "/scanorama.v1.AdminService/ListHostChanges"
+	AdminService_UpdateHost_FullMethodName             = "/scanorama.v1.AdminService/UpdateHost"
+	AdminService_ExportResults_FullMethodName          = "/scanorama.v1.AdminService/ExportResults"
+	AdminService_ImportResults_FullMethodName          = "/scanorama.v1.AdminService/ImportResults"
+	AdminService_WatchEvents_FullMethodName            = "/scanorama.v1.AdminService/WatchEvents"
+	AdminService_GetStats_FullMethodName               = "/scanorama.v1.AdminService/GetStats"
+	AdminService_PauseScanning_FullMethodName          = "/scanorama.v1.AdminService/PauseScanning"
+	AdminService_ResumeScanning_FullMethodName         = "/scanorama.v1.AdminService/ResumeScanning"
+	AdminService_CreateToken_FullMethodName            = "/scanorama.v1.AdminService/CreateToken"
+	AdminService_ListTokens_FullMethodName             = "/scanorama.v1.AdminService/ListTokens"
+	AdminService_RevokeToken_FullMethodName            = "/scanorama.v1.AdminService/RevokeToken"
+	AdminService_ListAuditEvents_FullMethodName        = "/scanorama.v1.AdminService/ListAuditEvents"
+	AdminService_WatchChanges_FullMethodName           = "/scanorama.v1.AdminService/WatchChanges"
+	AdminService_CreateWebhook_FullMethodName          = "/scanorama.v1.AdminService/CreateWebhook"
+	AdminService_ListWebhooks_FullMethodName           = "/scanorama.v1.AdminService/ListWebhooks"
+	AdminService_DeleteWebhook_FullMethodName          = "/scanorama.v1.AdminService/DeleteWebhook"
+	AdminService_ListWebhookDeliveries_FullMethodName  = "/scanorama.v1.AdminService/ListWebhookDeliveries"
+	AdminService_RetryWebhookDeliveries_FullMethodName = "/scanorama.v1.AdminService/RetryWebhookDeliveries"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -137,6 +143,16 @@ type AdminServiceClient interface {
 	RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*RevokeTokenResponse, error)
 	// ListAuditEvents reads the audit log, newest first (admin only).
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
+	// WatchChanges streams host changes in commit order with a cursor to
+	// resume from: no change is lost or repeated across reconnects.
+	WatchChanges(ctx context.Context, in *WatchChangesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchChangesResponse], error)
+	// Webhooks POST host changes to a URL, signed, in order, with retries.
+	CreateWebhook(ctx context.Context, in *CreateWebhookRequest, opts ...grpc.CallOption) (*CreateWebhookResponse, error)
+	ListWebhooks(ctx context.Context, in *ListWebhooksRequest, opts ...grpc.CallOption) (*ListWebhooksResponse, error)
+	DeleteWebhook(ctx context.Context, in *DeleteWebhookRequest, opts ...grpc.CallOption) (*DeleteWebhookResponse, error)
+	ListWebhookDeliveries(ctx context.Context, in *ListWebhookDeliveriesRequest, opts ...grpc.CallOption) (*ListWebhookDeliveriesResponse, error)
+	// RetryWebhookDeliveries makes a webhook's dead deliveries pending again.
+	RetryWebhookDeliveries(ctx context.Context, in *RetryWebhookDeliveriesRequest, opts ...grpc.CallOption) (*RetryWebhookDeliveriesResponse, error)
 }
 
 type adminServiceClient struct {
@@ -578,6 +594,75 @@ func (c *adminServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditE
 	return out, nil
 }
 
+func (c *adminServiceClient) WatchChanges(ctx context.Context, in *WatchChangesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchChangesResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AdminService_ServiceDesc.Streams[3], AdminService_WatchChanges_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchChangesRequest, WatchChangesResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdminService_WatchChangesClient = grpc.ServerStreamingClient[WatchChangesResponse]
+
+func (c *adminServiceClient) CreateWebhook(ctx context.Context, in *CreateWebhookRequest, opts ...grpc.CallOption) (*CreateWebhookResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateWebhookResponse)
+	err := c.cc.Invoke(ctx, AdminService_CreateWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListWebhooks(ctx context.Context, in *ListWebhooksRequest, opts ...grpc.CallOption) (*ListWebhooksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListWebhooksResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListWebhooks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) DeleteWebhook(ctx context.Context, in *DeleteWebhookRequest, opts ...grpc.CallOption) (*DeleteWebhookResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteWebhookResponse)
+	err := c.cc.Invoke(ctx, AdminService_DeleteWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListWebhookDeliveries(ctx context.Context, in *ListWebhookDeliveriesRequest, opts ...grpc.CallOption) (*ListWebhookDeliveriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListWebhookDeliveriesResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListWebhookDeliveries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RetryWebhookDeliveries(ctx context.Context, in *RetryWebhookDeliveriesRequest, opts ...grpc.CallOption) (*RetryWebhookDeliveriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetryWebhookDeliveriesResponse)
+	err := c.cc.Invoke(ctx, AdminService_RetryWebhookDeliveries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -653,6 +738,16 @@ type AdminServiceServer interface {
 	RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error)
 	// ListAuditEvents reads the audit log, newest first (admin only).
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
+	// WatchChanges streams host changes in commit order with a cursor to
+	// resume from: no change is lost or repeated across reconnects.
+	WatchChanges(*WatchChangesRequest, grpc.ServerStreamingServer[WatchChangesResponse]) error
+	// Webhooks POST host changes to a URL, signed, in order, with retries.
+	CreateWebhook(context.Context, *CreateWebhookRequest) (*CreateWebhookResponse, error)
+	ListWebhooks(context.Context, *ListWebhooksRequest) (*ListWebhooksResponse, error)
+	DeleteWebhook(context.Context, *DeleteWebhookRequest) (*DeleteWebhookResponse, error)
+	ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*ListWebhookDeliveriesResponse, error)
+	// RetryWebhookDeliveries makes a webhook's dead deliveries pending again.
+	RetryWebhookDeliveries(context.Context, *RetryWebhookDeliveriesRequest) (*RetryWebhookDeliveriesResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -785,6 +880,24 @@ func (UnimplementedAdminServiceServer) RevokeToken(context.Context, *RevokeToken
 }
 func (UnimplementedAdminServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
+}
+func (UnimplementedAdminServiceServer) WatchChanges(*WatchChangesRequest, grpc.ServerStreamingServer[WatchChangesResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchChanges not implemented")
+}
+func (UnimplementedAdminServiceServer) CreateWebhook(context.Context, *CreateWebhookRequest) (*CreateWebhookResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateWebhook not implemented")
+}
+func (UnimplementedAdminServiceServer) ListWebhooks(context.Context, *ListWebhooksRequest) (*ListWebhooksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWebhooks not implemented")
+}
+func (UnimplementedAdminServiceServer) DeleteWebhook(context.Context, *DeleteWebhookRequest) (*DeleteWebhookResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteWebhook not implemented")
+}
+func (UnimplementedAdminServiceServer) ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*ListWebhookDeliveriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWebhookDeliveries not implemented")
+}
+func (UnimplementedAdminServiceServer) RetryWebhookDeliveries(context.Context, *RetryWebhookDeliveriesRequest) (*RetryWebhookDeliveriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetryWebhookDeliveries not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -1520,6 +1633,107 @@ func _AdminService_ListAuditEvents_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_WatchChanges_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchChangesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AdminServiceServer).WatchChanges(m, &grpc.GenericServerStream[WatchChangesRequest, WatchChangesResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdminService_WatchChangesServer = grpc.ServerStreamingServer[WatchChangesResponse]
+
+func _AdminService_CreateWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CreateWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CreateWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CreateWebhook(ctx, req.(*CreateWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListWebhooks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWebhooksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListWebhooks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListWebhooks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListWebhooks(ctx, req.(*ListWebhooksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_DeleteWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DeleteWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DeleteWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DeleteWebhook(ctx, req.(*DeleteWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListWebhookDeliveries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWebhookDeliveriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListWebhookDeliveries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListWebhookDeliveries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListWebhookDeliveries(ctx, req.(*ListWebhookDeliveriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RetryWebhookDeliveries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetryWebhookDeliveriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RetryWebhookDeliveries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RetryWebhookDeliveries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RetryWebhookDeliveries(ctx, req.(*RetryWebhookDeliveriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1679,6 +1893,26 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ListAuditEvents",
 			Handler:    _AdminService_ListAuditEvents_Handler,
 		},
+		{
+			MethodName: "CreateWebhook",
+			Handler:    _AdminService_CreateWebhook_Handler,
+		},
+		{
+			MethodName: "ListWebhooks",
+			Handler:    _AdminService_ListWebhooks_Handler,
+		},
+		{
+			MethodName: "DeleteWebhook",
+			Handler:    _AdminService_DeleteWebhook_Handler,
+		},
+		{
+			MethodName: "ListWebhookDeliveries",
+			Handler:    _AdminService_ListWebhookDeliveries_Handler,
+		},
+		{
+			MethodName: "RetryWebhookDeliveries",
+			Handler:    _AdminService_RetryWebhookDeliveries_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -1694,6 +1928,11 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "WatchEvents",
 			Handler:       _AdminService_WatchEvents_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchChanges",
+			Handler:       _AdminService_WatchChanges_Handler,
 			ServerStreams: true,
 		},
 	},

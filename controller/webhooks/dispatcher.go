@@ -1,0 +1,377 @@
+// Package webhooks owns webhook delivery. Each webhook follows the change
+// feed (controller/changefeed) with a cursor kept in the database and turns
+// what it reads into deliveries: rows of an outbox, each a batch of at most
+// BatchSize changes with a fixed id and body, written in the same
+// transaction that moves the cursor. A dispatcher then POSTs each webhook's
+// deliveries in order, retrying with exponential backoff and jitter until
+// the retry budget is spent (the delivery is then dead and holds the line
+// until RetryWebhookDeliveries re-drives it). Nothing is kept in memory
+// that a restart could lose, and a claim on the webhook's row, held by an
+// open transaction, lets only one controller work on a webhook at a time.
+package webhooks
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/scanorama/scanorama/controller/changefeed"
+	"github.com/scanorama/scanorama/gen/db"
+)
+
+// BatchSize bounds the changes of one delivery.
+const BatchSize = 500
+
+// readAhead is how many feed rows one build reads looking for a batch.
+const readAhead = BatchSize
+
+// Options tune delivery.
+type Options struct {
+	// RetryBase is the first retry's delay; each retry doubles it, up to
+	// RetryMax, and a random part of up to half is taken off.
+	RetryBase, RetryMax time.Duration
+	// MaxAttempts is the retry budget: a delivery that failed this many
+	// times is dead.
+	MaxAttempts int
+	// Timeout bounds one POST.
+	Timeout time.Duration
+	// PollEvery bounds how long an idle dispatcher waits without a wake-up.
+	PollEvery time.Duration
+}
+
+// DefaultOptions are the controller's defaults.
+func DefaultOptions() Options {
+	return Options{RetryBase: time.Second, RetryMax: 5 * time.Minute, MaxAttempts: 10, Timeout: 10 * time.Second, PollEvery: time.Second}
+}
+
+// Dispatcher builds and sends deliveries.
+type Dispatcher struct {
+	pool   *pgxpool.Pool
+	q      *db.Queries
+	wake   changefeed.Waker
+	opts   Options
+	client *http.Client
+	log    hclog.Logger
+}
+
+// New returns a Dispatcher; wake may be nil (then it polls).
+func New(pool *pgxpool.Pool, wake changefeed.Waker, opts Options, log hclog.Logger) *Dispatcher {
+	return &Dispatcher{
+		pool: pool, q: db.New(pool), wake: wake, opts: opts, log: log.Named("webhooks"),
+		client: &http.Client{
+			Timeout: opts.Timeout,
+			// A receiver that redirects is misconfigured; following would
+			// send the signed body somewhere nobody configured.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+}
+
+// Run dispatches until ctx ends.
+func (d *Dispatcher) Run(ctx context.Context) {
+	var wake <-chan string
+	if d.wake != nil {
+		ch, unsubscribe := d.wake.SubscribeEvents(1)
+		defer unsubscribe()
+		wake = ch
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	// With no webhook at all, wake-ups (every job event) are not worth a
+	// query each; the poll still notices a webhook created elsewhere.
+	idle := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+			if idle {
+				continue
+			}
+		case <-timer.C:
+		}
+		claimed, busy, err := d.Cycle(ctx)
+		if err != nil && ctx.Err() == nil {
+			d.log.Warn("webhook dispatch failed; retrying", "error", err)
+		}
+		idle = claimed == 0 && err == nil
+		next := d.opts.PollEvery
+		if busy {
+			next = 0
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(next)
+	}
+}
+
+// claimLimit bounds the webhooks one controller works on per cycle (more
+// than that are not expected; the rest would wait for a later cycle).
+const claimLimit = 1000
+
+// cycleBudget bounds one cycle's work on a webhook, so claims turn over.
+const cycleBudget = 5 * time.Second
+
+// Cycle claims the webhooks no other controller is working on and, for
+// each, builds the deliveries the feed has for it and sends the due ones.
+// It reports how many webhooks it claimed and whether there may be more to
+// do right away.
+func (d *Dispatcher) Cycle(ctx context.Context) (int, bool, error) {
+	claim, err := d.pool.Begin(ctx)
+	if err != nil {
+		return 0, false, fmt.Errorf("begin claim: %w", err)
+	}
+	defer func() { _ = claim.Rollback(context.WithoutCancel(ctx)) }()
+	hooks, err := d.q.WithTx(claim).ClaimWebhooks(ctx, claimLimit)
+	if err != nil {
+		return 0, false, fmt.Errorf("claim webhooks: %w", err)
+	}
+	busy := false
+	for _, w := range hooks {
+		more, err := d.work(ctx, w)
+		if err != nil {
+			return len(hooks), busy, fmt.Errorf("webhook %s: %w", w.Name, err)
+		}
+		busy = busy || more
+	}
+	return len(hooks), busy, claim.Commit(ctx)
+}
+
+// work builds and sends for one claimed webhook until nothing is due or
+// the budget is spent; true when the budget ran out first.
+func (d *Dispatcher) work(ctx context.Context, w db.Webhook) (bool, error) {
+	deadline := time.Now().Add(cycleBudget)
+	for time.Now().Before(deadline) {
+		built, err := d.build(ctx, w)
+		if err != nil {
+			return false, err
+		}
+		sent, err := d.sendNext(ctx, w)
+		if err != nil {
+			return false, err
+		}
+		if !built && !sent {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// buildBatches bounds the deliveries one build transaction writes: one
+// durable commit for several deliveries.
+const buildBatches = 8
+
+// build reads the feed after the webhook's cursor and writes up to
+// buildBatches deliveries, moving the cursor past what it read, in one
+// transaction. The transaction commits durably before any of them is sent:
+// a delivery id once POSTed is never made again with other contents.
+func (d *Dispatcher) build(ctx context.Context, w db.Webhook) (bool, error) {
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	q := d.q.WithTx(tx)
+	cursor, err := q.GetWebhookCursor(ctx, w.ID)
+	if err != nil {
+		return false, fmt.Errorf("read cursor: %w", err)
+	}
+	start := cursor
+	for range buildBatches {
+		next, more, err := d.buildOne(ctx, q, w, cursor)
+		if err != nil {
+			return false, err
+		}
+		cursor = next
+		if !more {
+			break
+		}
+	}
+	if cursor == start {
+		return false, tx.Commit(ctx)
+	}
+	return true, tx.Commit(ctx)
+}
+
+// buildOne writes at most one delivery from the feed after cursor and
+// moves the cursor; it returns the new cursor and whether the feed may
+// have more.
+func (d *Dispatcher) buildOne(ctx context.Context, q *db.Queries, w db.Webhook, cursor int64) (int64, bool, error) {
+	var events []Event
+	if w.DownAfterScans > 1 {
+		// Held-back host_down changes whose scans are now in come first:
+		// they fired before anything the feed has after the cursor.
+		due, err := q.DuePendingDowns(ctx, db.DuePendingDownsParams{WebhookID: w.ID, DownAfterScans: w.DownAfterScans})
+		if err != nil {
+			return cursor, false, fmt.Errorf("read held-back host_down changes: %w", err)
+		}
+		for _, r := range due {
+			events = append(events, eventOf(changefeed.Row(r)))
+			if _, err := q.DeletePendingDown(ctx, db.DeletePendingDownParams{WebhookID: w.ID, HostID: r.HostHistory.HostID}); err != nil {
+				return cursor, false, err
+			}
+		}
+	}
+	rows, err := changefeed.ReadWith(ctx, q, w.SiteID.UUID, cursor, readAhead)
+	if err != nil {
+		return cursor, false, err
+	}
+	last := cursor
+	for _, r := range rows {
+		if len(events) >= BatchSize {
+			break
+		}
+		last = r.HostHistory.FeedSeq
+		keep, err := d.filter(ctx, q, w, r)
+		if err != nil {
+			return cursor, false, err
+		}
+		if keep {
+			events = append(events, eventOf(r))
+		}
+	}
+	if last == cursor && len(events) == 0 {
+		return cursor, false, nil
+	}
+	if last != cursor {
+		if err := q.SetWebhookCursor(ctx, db.SetWebhookCursorParams{WebhookID: w.ID, FeedSeq: last}); err != nil {
+			return cursor, false, err
+		}
+	}
+	if len(events) > 0 {
+		id := uuid.New()
+		body, err := Body(id.String(), w.Name, w.Format, events)
+		if err != nil {
+			return cursor, false, err
+		}
+		if _, err := q.InsertWebhookDelivery(ctx, db.InsertWebhookDeliveryParams{
+			ID: id, WebhookID: w.ID, FirstFeedSeq: min(cursor+1, last), LastFeedSeq: last,
+			EventCount: int32(len(events)), Body: body,
+		}); err != nil {
+			return cursor, false, fmt.Errorf("write delivery: %w", err)
+		}
+	}
+	return last, len(rows) == readAhead, nil
+}
+
+// filter applies the webhook's target, events and flap suppression to r.
+func (d *Dispatcher) filter(ctx context.Context, q *db.Queries, w db.Webhook, r changefeed.Row) (bool, error) {
+	if w.TargetID.Valid && (!r.TargetID.Valid || r.TargetID.UUID != w.TargetID.UUID) {
+		return false, nil
+	}
+	wants := func(ev string) bool { return len(w.Events) == 0 || slices.Contains(w.Events, ev) }
+	h := r.HostHistory
+	if w.DownAfterScans > 1 {
+		switch {
+		case h.Event == "host_down" && wants("host_down"):
+			return false, q.AddPendingDown(ctx, db.AddPendingDownParams{
+				WebhookID: w.ID, HostID: h.HostID, HistoryID: h.ID, FeedSeq: h.FeedSeq, Since: h.ChangedAt,
+			})
+		case h.Event == "host_up" || h.Event == "host_discovered":
+			n, err := q.DeletePendingDown(ctx, db.DeletePendingDownParams{WebhookID: w.ID, HostID: h.HostID})
+			if err != nil {
+				return false, err
+			}
+			if n > 0 {
+				// Back before its down alert went out: neither is sent.
+				return false, nil
+			}
+		}
+	}
+	return wants(h.Event), nil
+}
+
+// sendNext POSTs the webhook's oldest undelivered delivery if it is due.
+func (d *Dispatcher) sendNext(ctx context.Context, w db.Webhook) (bool, error) {
+	del, err := d.q.NextWebhookDelivery(ctx, w.ID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read next delivery: %w", err)
+	}
+	if del.State == "dead" || del.NextAttemptAt.After(time.Now()) {
+		return false, nil
+	}
+	status, err := d.post(ctx, w, del)
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if err == nil {
+		return true, d.markDelivered(context.WithoutCancel(ctx), del.ID, status)
+	}
+	attempts := int(del.Attempts) + 1
+	dead := attempts >= d.opts.MaxAttempts
+	retry := d.backoff(attempts)
+	d.log.Warn("webhook delivery failed", "webhook", w.Name, "delivery", del.ID, "attempt", attempts, "dead", dead,
+		"retry_in", retry, "error", err)
+	p := db.MarkWebhookFailedParams{ID: del.ID, Dead: dead, RetryAfterSeconds: retry.Seconds(), LastError: pgtype.Text{String: err.Error(), Valid: true}}
+	if status != 0 {
+		p.LastStatus = pgtype.Int4{Int32: int32(status), Valid: true}
+	}
+	// A failure ends this webhook's turn: later deliveries wait behind it.
+	return false, d.q.MarkWebhookFailed(context.WithoutCancel(ctx), p)
+}
+
+// backoff is the delay before attempt+1: RetryBase doubled per attempt,
+// capped at RetryMax, less a random part of up to half (jitter, so many
+// webhooks failing together do not retry together).
+func (d *Dispatcher) backoff(attempt int) time.Duration {
+	delay := d.opts.RetryBase
+	for i := 1; i < attempt && delay < d.opts.RetryMax; i++ {
+		delay *= 2
+	}
+	delay = min(delay, d.opts.RetryMax)
+	return delay - time.Duration(rand.Int64N(int64(delay)/2+1))
+}
+
+func (d *Dispatcher) post(ctx context.Context, w db.Webhook, del db.WebhookDelivery) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.Url, bytes.NewReader(del.Body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "scanorama-webhooks/1")
+	req.Header.Set(HeaderDelivery, del.ID.String())
+	req.Header.Set(HeaderSignature, Sign(w.Secret, del.Body))
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return resp.StatusCode, fmt.Errorf("receiver answered %s", resp.Status)
+	}
+	return resp.StatusCode, nil
+}
+
+// markDelivered records a delivery as delivered without waiting for the WAL
+// flush: should a crash lose the mark, the delivery goes out again with the
+// same id and body, which receivers already deduplicate.
+func (d *Dispatcher) markDelivered(ctx context.Context, id uuid.UUID, status int) error {
+	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+			return err
+		}
+		return d.q.WithTx(tx).MarkWebhookDelivered(ctx, db.MarkWebhookDeliveredParams{
+			ID: id, LastStatus: pgtype.Int4{Int32: int32(status), Valid: true},
+		})
+	})
+}
