@@ -16,7 +16,6 @@ import (
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
 
-
 // CreateEnrollmentToken implements AdminService.CreateEnrollmentToken: the
 // same token "scanorama-controller agent enroll" prints. Only its hash is
 // stored; the token is in this response and nowhere else.

@@ -3574,7 +3574,7 @@ var File_scanorama_v1_admin_proto protoreflect.FileDescriptor
 
 const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x18scanorama/v1/admin.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dscanorama/v1/enrollment.proto\x1a\x1ascanorama/v1/runtime.proto\x1a\x1fscanorama/v1/trust_people.proto\x1a\x1dscanorama/v1/results_io.proto\x1a\x1escanorama/v1/change_feed.proto\x1a\x18scanorama/v1/types.proto\"a\n" +
+	"\x18scanorama/v1/admin.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1escanorama/v1/change_feed.proto\x1a\x1dscanorama/v1/enrollment.proto\x1a\x1dscanorama/v1/results_io.proto\x1a\x1ascanorama/v1/runtime.proto\x1a\x1fscanorama/v1/trust_people.proto\x1a\x18scanorama/v1/types.proto\"a\n" +
 	"\x11CreateSiteRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x16\n" +
@@ -4185,11 +4185,11 @@ func file_scanorama_v1_admin_proto_init() {
 	if File_scanorama_v1_admin_proto != nil {
 		return
 	}
+	file_scanorama_v1_change_feed_proto_init()
 	file_scanorama_v1_enrollment_proto_init()
+	file_scanorama_v1_results_io_proto_init()
 	file_scanorama_v1_runtime_proto_init()
 	file_scanorama_v1_trust_people_proto_init()
-	file_scanorama_v1_results_io_proto_init()
-	file_scanorama_v1_change_feed_proto_init()
 	file_scanorama_v1_types_proto_init()
 	file_scanorama_v1_admin_proto_msgTypes[10].OneofWrappers = []any{}
 	file_scanorama_v1_admin_proto_msgTypes[36].OneofWrappers = []any{
