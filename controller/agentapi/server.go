@@ -38,9 +38,12 @@ type Server struct {
 	ingest *ingest.Ingester
 	log    hclog.Logger
 	agents *agentCache
+	// touched are agents whose last_seen Run writes in the next batch.
+	touched touches
 }
 
-// New returns an AgentService implementation.
+// New returns an AgentService implementation; Run must run beside it to
+// record the agents' last contact.
 func New(pool *pgxpool.Pool, leaser *leasing.Leaser, in *ingest.Ingester, log hclog.Logger) *Server {
 	return &Server{pool: pool, q: db.New(pool), leaser: leaser, ingest: in, log: log.Named("agentapi"), agents: newAgentCache(agentCacheTTL)}
 }
@@ -109,10 +112,16 @@ func (s *Server) agent(ctx context.Context, id string) (db.Agent, error) {
 		return a, nil
 	}
 	a, err := s.q.GetAgent(ctx, aid)
-	if err == nil && (time.Since(a.LastSeen) > touchEvery || a.State == "lost") {
-		// last_seen is coarse on purpose: a write on every call would cost a
-		// synchronous commit per heartbeat, acquire and results stream.
+	switch {
+	case err != nil:
+	case a.State == "lost":
+		// Back at once: the agent must not be treated as lost any longer.
 		a, err = s.q.TouchAgent(ctx, aid)
+	case time.Since(a.LastSeen) > touchEvery:
+		// last_seen is coarse on purpose and written in batches (touch.go):
+		// a write on every call would cost a synchronous commit per
+		// heartbeat, acquire and results stream.
+		s.touched.mark(aid)
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return db.Agent{}, status.Errorf(codes.Unauthenticated, "agent_id %s is not registered; call Register", id)

@@ -1,12 +1,11 @@
 // Package maintenance owns the controller's housekeeping loops: keeping
-// monthly port_scans partitions ahead of time, refreshing the host_summary
-// materialized view after results commit, and running interval schedules.
+// monthly port_scans partitions ahead of time and archiving months past
+// retention.
 // Every loop is safe to run on several controllers at once.
 package maintenance
 
 import (
 	"context"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -23,9 +22,6 @@ type Maintainer struct {
 	pool  *pgxpool.Pool
 	q     *db.Queries
 	log   hclog.Logger
-	dirty atomic.Bool
-	// SummaryEvery bounds how often host_summary is refreshed.
-	SummaryEvery time.Duration
 	// RetentionMonths keeps this many whole months of port_scans live
 	// (plus the current one); older months move to the archive schema.
 	// Zero keeps everything.
@@ -36,7 +32,7 @@ type Maintainer struct {
 
 // New returns a Maintainer.
 func New(pool *pgxpool.Pool, log hclog.Logger) *Maintainer {
-	return &Maintainer{pool: pool, q: db.New(pool), log: log.Named("maintenance"), SummaryEvery: 15 * time.Second, Now: time.Now}
+	return &Maintainer{pool: pool, q: db.New(pool), log: log.Named("maintenance"), Now: time.Now}
 }
 
 // EnsurePartitions creates the partitions for last month through
@@ -54,26 +50,14 @@ func (m *Maintainer) EnsurePartitions(ctx context.Context) error {
 	return nil
 }
 
-// MarkDirty asks for a host_summary refresh; results just committed.
-func (m *Maintainer) MarkDirty() { m.dirty.Store(true) }
-
 // Run loops until ctx ends.
 func (m *Maintainer) Run(ctx context.Context) {
-	summary := time.NewTicker(m.SummaryEvery)
-	defer summary.Stop()
 	partitions := time.NewTicker(6 * time.Hour)
 	defer partitions.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-summary.C:
-			if m.dirty.Swap(false) {
-				if err := m.q.RefreshHostSummary(ctx); err != nil && ctx.Err() == nil {
-					m.dirty.Store(true)
-					m.log.Warn("refresh host_summary failed; will retry", "error", err)
-				}
-			}
 		case <-partitions.C:
 			if err := m.EnsurePartitions(ctx); err != nil && ctx.Err() == nil {
 				m.log.Error("create port_scans partitions failed; will retry", "error", err)

@@ -13,7 +13,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -152,13 +151,13 @@ func Run(ctx context.Context, cfg Config) error {
 	go scheduler.New(pool, log).Run(bg)
 
 	in := ingest.New(pubCtx, pool, pub, log)
-	in.OnCommit = func(uuid.UUID) { maint.MarkDirty() }
 
 	opts := []grpc.ServerOption{
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.MaxRecvMsgSize(16 << 20),
 	}
+	opts = append(opts, connOptions()...)
 	security := "plaintext"
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
@@ -176,7 +175,9 @@ func Run(ctx context.Context, cfg Config) error {
 			"use --tls-cert, --tls-key and --tls-client-ca", "listen", lis.Addr().String())
 	}
 	gs := grpc.NewServer(opts...)
-	pb.RegisterAgentServiceServer(gs, agentapi.New(pool, leaser, in, log))
+	agentSrv := agentapi.New(pool, leaser, in, log)
+	go agentSrv.Run(bg)
+	pb.RegisterAgentServiceServer(gs, agentSrv)
 	pb.RegisterAdminServiceServer(gs, admin.New(pool, hub, log))
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)

@@ -60,16 +60,6 @@ type HostHistory struct {
 	ChangeReason pgtype.Text
 }
 
-type HostSummary struct {
-	HostID      uuid.UUID
-	SiteID      uuid.UUID
-	IpAddress   netip.Addr
-	Status      string
-	LastSeen    time.Time
-	OpenPorts   int64
-	LastScanned interface{}
-}
-
 type IngestHost struct {
 	Ip           netip.Addr
 	Status       string
