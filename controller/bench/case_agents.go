@@ -96,6 +96,7 @@ func runAgents(ctx context.Context, e *Env, o Options) ([]Result, error) {
 // in a short-lived goroutine.
 type agentSim struct {
 	agents []*SimAgent
+	held   []atomic.Pointer[pb.Lease] // the lease each agent works on, renewed by its heartbeats
 	conns  []*grpc.ClientConn
 
 	recording atomic.Bool
@@ -131,6 +132,7 @@ func (s *agentSim) err() error {
 func (s *agentSim) register(ctx context.Context, addr string, n int) error {
 	s.agents = make([]*SimAgent, n)
 	s.conns = make([]*grpc.ClientConn, n)
+	s.held = make([]atomic.Pointer[pb.Lease], n)
 	var next atomic.Int64
 	errs := make(chan error, 32)
 	var wg sync.WaitGroup
@@ -165,22 +167,22 @@ func (s *agentSim) register(ctx context.Context, addr string, n int) error {
 
 func (s *agentSim) start(ctx context.Context) {
 	r := rand.New(rand.NewPCG(12, 12))
-	for _, a := range s.agents {
+	for i, a := range s.agents {
 		s.wg.Add(1)
-		go s.poll(ctx, a)
+		go s.poll(ctx, a, &s.held[i])
 		every := a.HeartbeatEvery
 		if every <= 0 {
 			every = 10 * time.Second
 		}
 		s.heartbeatIntervalFirst = every
-		s.schedule(ctx, a, every, time.Now().Add(time.Duration(r.Int64N(int64(every)))))
+		s.schedule(ctx, a, &s.held[i], every, time.Now().Add(time.Duration(r.Int64N(int64(every)))))
 	}
 }
 
 // schedule heartbeats a every interval from first, like the agent's ticker:
 // a heartbeat that ends after the next was due is followed at once, missed
 // ones are not made up.
-func (s *agentSim) schedule(ctx context.Context, a *SimAgent, every time.Duration, first time.Time) {
+func (s *agentSim) schedule(ctx context.Context, a *SimAgent, held *atomic.Pointer[pb.Lease], every time.Duration, first time.Time) {
 	next := first
 	var t *time.Timer
 	fire := func() {
@@ -189,7 +191,11 @@ func (s *agentSim) schedule(ctx context.Context, a *SimAgent, every time.Duratio
 		}
 		begin := time.Now()
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := a.Heartbeat(cctx)
+		var leases []*pb.Lease
+		if l := held.Load(); l != nil {
+			leases = append(leases, l)
+		}
+		err := a.Heartbeat(cctx, leases...)
 		cancel()
 		took := time.Since(begin)
 		switch {
@@ -218,7 +224,7 @@ func (s *agentSim) schedule(ctx context.Context, a *SimAgent, every time.Duratio
 	context.AfterFunc(ctx, func() { t.Stop() })
 }
 
-func (s *agentSim) poll(ctx context.Context, a *SimAgent) {
+func (s *agentSim) poll(ctx context.Context, a *SimAgent, held *atomic.Pointer[pb.Lease]) {
 	defer s.wg.Done()
 	s.pollsStarted.Add(1)
 	for ctx.Err() == nil {
@@ -245,7 +251,10 @@ func (s *agentSim) poll(ctx context.Context, a *SimAgent) {
 			s.noteErr(fmt.Errorf("lease network %q: %w", l.GetNetwork(), err))
 			continue
 		}
-		if _, err := a.Send(ctx, l, tinyResults(p.Addr().Next().String())); err != nil {
+		held.Store(l)
+		_, err = a.Send(ctx, l, tinyResults(p.Addr().Next().String()))
+		held.Store(nil)
+		if err != nil {
 			if ctx.Err() == nil {
 				s.sendErrs.Add(1)
 				s.noteErr(fmt.Errorf("stream results: %w", err))

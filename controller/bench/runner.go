@@ -50,7 +50,7 @@ func (o Options) Wants(name string) bool {
 func DefaultOptions() Options {
 	return Options{IngestHosts: 250, IngestPorts: 4000, LeaseJobs: 10000, LeaseAgents: 100, DispatchTrials: 500, AgentTrials: 5, IngestRuns: 3,
 		ScaleMonthRows: 1_000_000, ScaleReads: 300, ScaleIngestRuns: 2,
-		AgentsIdle: 60 * time.Second, AgentsJobs: 4000}
+		AgentsIdle: 60 * time.Second, AgentsJobs: 1000}
 }
 
 // Groups lists every case group in run order.

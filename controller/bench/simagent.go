@@ -50,9 +50,14 @@ func RegisterSimAgent(ctx context.Context, addr string, conn *grpc.ClientConn, s
 	return a, nil
 }
 
-// Heartbeat sends an agent heartbeat without leases (an idle agent's).
-func (a *SimAgent) Heartbeat(ctx context.Context) error {
-	_, err := a.c.Heartbeat(ctx, &pb.HeartbeatRequest{AgentId: a.ID})
+// Heartbeat sends an agent heartbeat renewing the leases held (none for an
+// idle agent).
+func (a *SimAgent) Heartbeat(ctx context.Context, held ...*pb.Lease) error {
+	req := &pb.HeartbeatRequest{AgentId: a.ID}
+	for _, l := range held {
+		req.Leases = append(req.Leases, &pb.LeaseProgress{JobId: l.GetJobId(), LeaseToken: l.GetLeaseToken(), ProgressPercent: 50})
+	}
+	_, err := a.c.Heartbeat(ctx, req)
 	return err
 }
 
