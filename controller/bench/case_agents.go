@@ -84,7 +84,15 @@ func runAgents(ctx context.Context, e *Env, o Options) ([]Result, error) {
 		}
 		rs, err := agentsAt(ctx, e, o, n)
 		if err != nil {
-			return nil, fmt.Errorf("%d agents: %w", n, err)
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			// One fleet size failing keeps the other's numbers.
+			e.Log.Error("agents case failed", "agents", n, "error", err)
+			for _, m := range agentsMetrics(n) {
+				out = append(out, FailedResult(m, fmt.Errorf("%d agents: %w", n, err)))
+			}
+			continue
 		}
 		out = append(out, rs...)
 	}
@@ -401,16 +409,24 @@ func agentsAt(ctx context.Context, e *Env, o Options, n int) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A fresh admin connection: the first one sat idle through the idle
+	// window and a starved client may miss the server's keepalive ping.
+	adminConn, err := Dial(c.Addr)
+	if err != nil {
+		return nil, err
+	}
+	defer adminConn.Close()
+	admin := pb.NewAdminServiceClient(adminConn)
 	cpu := e.startCPU(c.PID())
 	done0 := sim.jobsDone.Load()
 	jbegin := time.Now()
 	total := 0
 	for i, nw := range nets {
-		t, err := c.Admin.CreateTarget(ctx, &pb.CreateTargetRequest{Site: "bench", Name: fmt.Sprintf("agents-%d", i), Network: nw.String(), Ports: "80"})
+		t, err := admin.CreateTarget(ctx, &pb.CreateTargetRequest{Site: "bench", Name: fmt.Sprintf("agents-%d", i), Network: nw.String(), Ports: "80"})
 		if err != nil {
 			return nil, fmt.Errorf("CreateTarget %s: %w", nw, err)
 		}
-		sn, err := c.Admin.ScanNow(ctx, &pb.ScanNowRequest{TargetId: t.GetTarget().GetId()})
+		sn, err := admin.ScanNow(ctx, &pb.ScanNowRequest{TargetId: t.GetTarget().GetId()})
 		if err != nil {
 			return nil, fmt.Errorf("ScanNow %s: %w", nw, err)
 		}
