@@ -112,15 +112,15 @@ type agentSim struct {
 	hbLat     []float64 // ms, while recording
 	hbLag     []float64 // ms a heartbeat started after it was due, while recording
 
-	heartbeats, hbErrs     atomic.Int64
-	polls, pollErrs        atomic.Int64
-	jobsDone, sendErrs     atomic.Int64
-	firstErrMu             sync.Mutex
-	firstErr               error
-	pollsStarted           atomic.Int64
-	lastJob                atomic.Int64 // unix nanos of the last committed job
-	wg                     sync.WaitGroup
-	heartbeatIntervalFirst time.Duration
+	heartbeats, hbErrs atomic.Int64
+	polls, pollErrs    atomic.Int64
+	jobsDone, sendErrs atomic.Int64
+	firstErrMu         sync.Mutex
+	firstErr           error
+	pollsStarted       atomic.Int64
+	lastJob            atomic.Int64 // unix nanos of the last committed job
+	wg                 sync.WaitGroup
+	heartbeatEvery     atomic.Int64 // time.Duration
 }
 
 func (s *agentSim) noteErr(err error) {
@@ -137,7 +137,7 @@ func (s *agentSim) err() error {
 	return s.firstErr
 }
 
-func (s *agentSim) register(ctx context.Context, addr string, n int) error {
+func (s *agentSim) register(ctx, runCtx context.Context, addr string, n int) error {
 	s.agents = make([]*SimAgent, n)
 	s.conns = make([]*grpc.ClientConn, n)
 	s.held = make([]atomic.Pointer[pb.Lease], n)
@@ -165,6 +165,7 @@ func (s *agentSim) register(ctx context.Context, addr string, n int) error {
 					return
 				}
 				s.agents[i] = a
+				s.startOne(runCtx, i, a)
 			}
 		}()
 	}
@@ -173,18 +174,17 @@ func (s *agentSim) register(ctx context.Context, addr string, n int) error {
 	return errors.Join(<-errs, ctx.Err())
 }
 
-func (s *agentSim) start(ctx context.Context) {
-	r := rand.New(rand.NewPCG(12, 12))
-	for i, a := range s.agents {
-		s.wg.Add(1)
-		go s.poll(ctx, a, &s.held[i])
-		every := a.HeartbeatEvery
-		if every <= 0 {
-			every = 10 * time.Second
-		}
-		s.heartbeatIntervalFirst = every
-		s.schedule(ctx, a, &s.held[i], every, time.Now().Add(time.Duration(r.Int64N(int64(every)))))
+// startOne starts agent i's long-poll loop and heartbeats (first one at a
+// random point of the interval) as soon as it registered, as a real agent.
+func (s *agentSim) startOne(ctx context.Context, i int, a *SimAgent) {
+	s.wg.Add(1)
+	go s.poll(ctx, a, &s.held[i])
+	every := a.HeartbeatEvery
+	if every <= 0 {
+		every = 10 * time.Second
 	}
+	s.heartbeatEvery.Store(int64(every))
+	s.schedule(ctx, a, &s.held[i], every, time.Now().Add(time.Duration(rand.Int64N(int64(every)))))
 }
 
 // schedule heartbeats a every interval from first, like the agent's ticker:
@@ -360,19 +360,18 @@ func agentsAt(ctx context.Context, e *Env, o Options, n int) ([]Result, error) {
 	e.Log.Info("registering simulated agents (one gRPC connection each)", "agents", n)
 	begin := time.Now()
 	simCPU0 := selfCPU()
-	if err := sim.register(ctx, c.Addr, n); err != nil {
-		sim.close()
+	defer sim.close()
+	if err := sim.register(ctx, runCtx, c.Addr, n); err != nil {
+		stopRun()
 		return nil, fmt.Errorf("register: %w", err)
 	}
-	sim.start(runCtx)
-	defer sim.close()
 	defer stopRun()
 	for sim.pollsStarted.Load() < int64(n) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	e.Log.Info("agents registered and long-polling", "agents", n, "elapsed", time.Since(begin).Round(time.Millisecond))
 	// Let the first heartbeat round and the registrations' touches settle.
-	if err := sleepCtx(ctx, sim.heartbeatIntervalFirst); err != nil {
+	if err := sleepCtx(ctx, time.Duration(sim.heartbeatEvery.Load())); err != nil {
 		return nil, err
 	}
 
@@ -478,7 +477,7 @@ func agentsAt(ctx context.Context, e *Env, o Options, n int) ([]Result, error) {
 		errNote = fmt.Sprintf("; first error: %v", sim.err())
 	}
 	common := fmt.Sprintf("%d simulated agents (one gRPC connection each, long-poll %s, heartbeat every %s, one site) against one controller, simulator on the same machine",
-		n, agentsPollWait, sim.heartbeatIntervalFirst)
+		n, agentsPollWait, time.Duration(sim.heartbeatEvery.Load()))
 	m := agentsMetrics(n)
 	meta := func(i int) (string, string) { x := metricMeta[m[i]]; return x[0], x[1] }
 	u0, g0 := meta(0)
