@@ -19,9 +19,9 @@ const PartitionMonthsAhead = 3
 
 // Maintainer runs the housekeeping loops.
 type Maintainer struct {
-	pool  *pgxpool.Pool
-	q     *db.Queries
-	log   hclog.Logger
+	pool *pgxpool.Pool
+	q    *db.Queries
+	log  hclog.Logger
 	// RetentionMonths keeps this many whole months of port_scans live
 	// (plus the current one); older months move to the archive schema.
 	// Zero keeps everything.
