@@ -42,9 +42,12 @@ type Server struct {
 	trust  *Trust // nil: agents are not enrolled (see Trust)
 	// touch bounds how stale an agent's last_seen may get while it calls.
 	touch time.Duration
+	// touched are agents whose last_seen Run writes in the next batch.
+	touched touches
 }
 
-// New returns an AgentService implementation.
+// New returns an AgentService implementation; Run must run beside it to
+// record the agents' last contact.
 func New(pool *pgxpool.Pool, leaser *leasing.Leaser, in *ingest.Ingester, log hclog.Logger) *Server {
 	// An agent is lost after 3 TTLs of silence; its calls (and open
 	// long-polls, every TTL/3) must refresh last_seen well within that: the
@@ -148,10 +151,16 @@ func (s *Server) cachedAgent(ctx context.Context, id string) (db.Agent, error) {
 		return a, nil
 	}
 	a, err := s.q.GetAgent(ctx, aid)
-	if err == nil && (time.Since(a.LastSeen) > s.touch || a.State == "lost") {
-		// last_seen is coarse on purpose: a write on every call would cost a
-		// synchronous commit per heartbeat, acquire and results stream.
+	switch {
+	case err != nil:
+	case a.State == "lost":
+		// Back at once: the agent must not be treated as lost any longer.
 		a, err = s.q.TouchAgent(ctx, aid)
+	case time.Since(a.LastSeen) > s.touch:
+		// last_seen is coarse on purpose and written in batches (touch.go):
+		// a write on every call would cost a synchronous commit per
+		// heartbeat, acquire and results stream.
+		s.touched.mark(aid)
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return db.Agent{}, status.Errorf(codes.Unauthenticated, "agent_id %s is not registered; call Register", id)
@@ -175,7 +184,12 @@ func (s *Server) AcquireJob(ctx context.Context, req *pb.AcquireJobRequest) (*pb
 	if a, err = s.enrolledScope(ctx, a); err != nil {
 		return nil, err
 	}
+	// An open poll counts as liveness (Run marks waiting agents every
+	// heartbeat interval), so an idle agent whose poll outlasts 3 TTLs is
+	// never marked lost, whatever the TTL.
+	s.touched.wait(a.ID)
 	job, err := s.leaser.Acquire(ctx, a, req.GetWait().AsDuration())
+	s.touched.done(a.ID)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, status.FromContextError(ctx.Err()).Err()

@@ -33,8 +33,10 @@ type Options struct {
 	AgentTrials    int // overhead trials (pairs)
 	// ScaleMonthRows is the port_scans rows of each of the scale dataset's 12 months.
 	ScaleMonthRows  int
-	ScaleReads      int // timed calls of each admin read
-	ScaleIngestRuns int // month-1/month-12 ingest pairs; the best of each counts
+	ScaleReads      int           // timed calls of each admin read
+	ScaleIngestRuns int           // month-1/month-12 ingest pairs; the best of each counts
+	AgentsIdle      time.Duration // agents case: the idle window CPU per heartbeat is measured over
+	AgentsJobs      int           // agents case: jobs the fleet leases in the jobs window
 	// Metrics are the results the caller wants from the group (all when empty).
 	Metrics []string
 }
@@ -47,7 +49,8 @@ func (o Options) Wants(name string) bool {
 // DefaultOptions are the sizes the design names.
 func DefaultOptions() Options {
 	return Options{IngestHosts: 250, IngestPorts: 4000, LeaseJobs: 10000, LeaseAgents: 100, DispatchTrials: 500, AgentTrials: 5, IngestRuns: 3,
-		ScaleMonthRows: 1_000_000, ScaleReads: 300, ScaleIngestRuns: 2}
+		ScaleMonthRows: 1_000_000, ScaleReads: 300, ScaleIngestRuns: 2,
+		AgentsIdle: 60 * time.Second, AgentsJobs: 1000}
 }
 
 // Groups lists every case group in run order.
@@ -59,6 +62,7 @@ func Groups() []Group {
 		{Name: "agent", Metrics: []string{"agent_overhead_vs_nmap", "agent_rss_growth_mb"},
 			Needs: []Prereq{needRoot, needIP, needNmap, needNetns}, Run: runAgent},
 		{Name: "feed", Metrics: []string{"change_feed_lag_p99_ms", "webhook_latency_p99_ms", "webhook_burst_50k_vs_bare"}, Run: runChangeFeed},
+		{Name: "agents", Metrics: agentsAllMetrics(), Run: runAgents},
 		// Retention runs last: it archives a month of the shared dataset.
 		{Name: "scale", Metrics: []string{"list_hosts_cidr_p99_ms", "get_host_p99_ms", "list_host_changes_p99_ms",
 			"ingest_month12_vs_month1", "retention_month_s"}, Run: runScale},

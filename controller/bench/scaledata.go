@@ -296,9 +296,6 @@ func generateScaleData(ctx context.Context, e *Env, name string, monthRows int) 
 		ORDER BY changed_at, hi`, scaleHostIdx, last, scaleJobID("m"), scalePorts), siteID); err != nil {
 		return nil, err
 	}
-	if _, err := step("host_summary", "REFRESH MATERIALIZED VIEW host_summary"); err != nil {
-		return nil, err
-	}
 	// A year-old database has been vacuumed and analyzed: do both now so
 	// that autovacuum does not do it during the timed phases.
 	if _, err := step("vacuum analyze", "VACUUM (ANALYZE)"); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
@@ -18,8 +19,10 @@ import (
 type SimAgent struct {
 	ID   string
 	Name string
-	c    pb.AgentServiceClient
-	conn *grpc.ClientConn // owned when the agent dialled its own connection
+	// HeartbeatEvery is the interval the controller asked for at Register.
+	HeartbeatEvery time.Duration
+	c              pb.AgentServiceClient
+	conn           *grpc.ClientConn // owned when the agent dialled its own connection
 }
 
 // RegisterSimAgent registers name in site with scope. conn nil dials a
@@ -43,7 +46,31 @@ func RegisterSimAgent(ctx context.Context, addr string, conn *grpc.ClientConn, s
 		return nil, fmt.Errorf("register %s: %w", name, err)
 	}
 	a.ID = resp.GetAgentId()
+	a.HeartbeatEvery = resp.GetHeartbeatInterval().AsDuration()
 	return a, nil
+}
+
+// Heartbeat sends an agent heartbeat renewing the leases held (none for an
+// idle agent).
+func (a *SimAgent) Heartbeat(ctx context.Context, held ...*pb.Lease) error {
+	req := &pb.HeartbeatRequest{AgentId: a.ID}
+	for _, l := range held {
+		req.Leases = append(req.Leases, &pb.LeaseProgress{JobId: l.GetJobId(), LeaseToken: l.GetLeaseToken(), ProgressPercent: 50})
+	}
+	_, err := a.c.Heartbeat(ctx, req)
+	return err
+}
+
+// DialLight opens one agent's connection with small transport buffers, so
+// a simulator holding ten thousand of them (one TCP connection per agent,
+// as real agents have) stays cheap. The server side is untouched.
+func DialLight(addr string) (*grpc.ClientConn, error) {
+	return grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithReadBufferSize(4<<10),
+		grpc.WithWriteBufferSize(4<<10),
+		grpc.WithSharedWriteBuffer(true),
+	)
 }
 
 // Close closes the agent's own connection.

@@ -340,8 +340,6 @@ func TestBackupRestoreIntoFreshCluster(t *testing.T) {
 	a := register(t, s.agentc, "lab", "a", "10.99.0.0/16")
 	scanTarget(t, s, a, "10.99.15.0/24", host("10.99.15.10", 22, 80), host("10.99.15.11", 443))
 	scanTarget(t, s, a, "10.99.16.0/24", host("10.99.16.10", 22))
-	// Let the host_summary refresh settle so both sides read the same.
-	time.Sleep(time.Second)
 
 	dump := filepath.Join(t.TempDir(), "scanorama.dump")
 	ctl := filepath.Join(binDir, "scanorama-controller")

@@ -28,17 +28,20 @@ type Hub struct {
 	connString string
 	log        hclog.Logger
 
-	mu       sync.Mutex
-	nextID   int
-	jobSubs  map[int]jobSub
-	evSubs   map[int]chan string
+	mu     sync.Mutex
+	nextID int
+	// jobs holds the long-polls waiting for work, per site, longest
+	// waiting first (wake.go).
+	jobs   map[string]*waitQueue
+	evSubs map[int]chan string
+	// WakeBatch is how many long-polls of a site one notification wakes.
+	WakeBatch int
+	// Recheck is how often the longest-waiting long-polls of every site look
+	// for work without a notification (jobs whose backoff ended, a batch
+	// whose agents could not take the job).
+	Recheck  time.Duration
 	ready    chan struct{}
 	readyOne sync.Once
-}
-
-type jobSub struct {
-	site string // "" = every site
-	ch   chan struct{}
 }
 
 // NewHub returns a hub that will listen on connString once Run is called.
@@ -46,7 +49,9 @@ func NewHub(connString string, log hclog.Logger) *Hub {
 	return &Hub{
 		connString: connString,
 		log:        log.Named("events"),
-		jobSubs:    map[int]jobSub{},
+		jobs:       map[string]*waitQueue{},
+		WakeBatch:  DefaultWakeBatch,
+		Recheck:    DefaultRecheck,
 		evSubs:     map[int]chan string{},
 		ready:      make(chan struct{}),
 	}
@@ -54,23 +59,6 @@ func NewHub(connString string, log hclog.Logger) *Hub {
 
 // Ready is closed once the hub has listened successfully for the first time.
 func (h *Hub) Ready() <-chan struct{} { return h.ready }
-
-// SubscribeJobs returns a channel that receives a wake-up whenever work may
-// have appeared in site, and a function to unsubscribe. Subscribe before
-// looking for work, so a job created in between still wakes the caller.
-func (h *Hub) SubscribeJobs(site string) (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	h.mu.Lock()
-	id := h.nextID
-	h.nextID++
-	h.jobSubs[id] = jobSub{site: site, ch: ch}
-	h.mu.Unlock()
-	return ch, func() {
-		h.mu.Lock()
-		delete(h.jobSubs, id)
-		h.mu.Unlock()
-	}
-}
 
 // SubscribeEvents returns a channel of raw event payloads. A subscriber that
 // falls more than buffer events behind loses the oldest ones rather than
@@ -86,22 +74,6 @@ func (h *Hub) SubscribeEvents(buffer int) (<-chan string, func()) {
 		h.mu.Lock()
 		delete(h.evSubs, id)
 		h.mu.Unlock()
-	}
-}
-
-// WakeSite wakes the job subscribers of one site ("" wakes all). The
-// controller calls it for work it created itself, so a local long-poll does
-// not wait for the notification's round trip.
-func (h *Hub) WakeSite(site string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, s := range h.jobSubs {
-		if site == "" || s.site == "" || s.site == site {
-			select {
-			case s.ch <- struct{}{}:
-			default:
-			}
-		}
 	}
 }
 
@@ -128,6 +100,7 @@ func (h *Hub) publish(payload string) {
 // Run listens until ctx ends, reconnecting with backoff when the connection
 // drops (for example while PostgreSQL restarts).
 func (h *Hub) Run(ctx context.Context) {
+	go h.recheckLoop(ctx)
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := h.listen(ctx)

@@ -25,10 +25,14 @@ import (
 // ErrLeaseLost means the caller no longer holds the lease it names.
 var ErrLeaseLost = errors.New("lease lost")
 
-// Waker lets Acquire sleep until work may have appeared in a site.
+// Waker lets Acquire sleep until work may have appeared in a site. It
+// wakes a bounded number of a site's waiters per notification and rechecks
+// on its own (events.Hub), so Acquire keeps no timer of its own.
 type Waker interface {
 	SubscribeJobs(site string) (<-chan struct{}, func())
 	WakeSite(site string)
+	// WakeOne passes a wake-up on to another waiter of site.
+	WakeOne(site string)
 }
 
 // Publisher sends job events to watchers off the request path.
@@ -42,8 +46,6 @@ type Config struct {
 	TTL time.Duration
 	// MaxWait caps one long-poll.
 	MaxWait time.Duration
-	// Recheck bounds how long a lost notification can delay a job.
-	Recheck time.Duration
 	// Metrics, when set, counts leases granted, renewed and reassigned and
 	// writes fenced off for a lost lease.
 	Metrics *metrics.Controller
@@ -51,7 +53,7 @@ type Config struct {
 
 // DefaultConfig suits agents that heartbeat every TTL/3.
 func DefaultConfig() Config {
-	return Config{TTL: 30 * time.Second, MaxWait: 30 * time.Second, Recheck: 5 * time.Second}
+	return Config{TTL: 30 * time.Second, MaxWait: 30 * time.Second}
 }
 
 // Leaser grants and fences leases.
@@ -81,15 +83,11 @@ func (l *Leaser) HeartbeatInterval() time.Duration { return l.cfg.TTL / 3 }
 // its scope, whose needs its capabilities meet. It returns (nil, nil) when
 // nothing arrived within wait.
 //
-// An open poll counts as liveness: the agent's last_seen is refreshed every
-// heartbeat interval (TTL/3) while it waits, so an idle agent whose poll
-// outlasts 3 TTLs is never marked lost, whatever the TTL.
+// An open poll counts as liveness; agentapi records it (see its touches).
 func (l *Leaser) Acquire(ctx context.Context, agent db.Agent, wait time.Duration) (*db.AcquireJobRow, error) {
 	if wait <= 0 || wait > l.cfg.MaxWait {
 		wait = l.cfg.MaxWait
 	}
-	alive := time.NewTicker(l.HeartbeatInterval())
-	defer alive.Stop()
 	wake, unsubscribe := l.waker.SubscribeJobs(agent.SiteID.String())
 	defer unsubscribe()
 	deadline := time.NewTimer(wait)
@@ -110,26 +108,19 @@ func (l *Leaser) Acquire(ctx context.Context, agent db.Agent, wait time.Duration
 			}
 			l.log.Debug("leased job", "job_id", job.ID, "agent", agent.Name, "lease_token", job.LeaseToken, "attempt", job.Attempt)
 			l.pub.Publish(events.JobEvent{JobID: job.ID, SiteID: job.SiteID, Status: "leased", WorkerID: agent.ID.String()}.Payload())
+			// More work may be queued behind this job: pass the wake-up on.
+			l.waker.WakeOne(agent.SiteID.String())
 			return &job, nil
 		case !errors.Is(err, pgx.ErrNoRows):
 			return nil, fmt.Errorf("acquire job for agent %s: %w", agent.Name, err)
 		}
-		recheck := time.NewTimer(l.cfg.Recheck)
 		select {
 		case <-ctx.Done():
-			recheck.Stop()
 			return nil, ctx.Err()
 		case <-deadline.C:
-			recheck.Stop()
 			return nil, nil
 		case <-wake:
-		case <-recheck.C:
-		case <-alive.C:
-			if _, err := l.q.TouchAgent(ctx, agent.ID); err != nil && ctx.Err() == nil {
-				l.log.Warn("could not record a waiting agent as alive", "agent", agent.Name, "error", err)
-			}
 		}
-		recheck.Stop()
 	}
 }
 

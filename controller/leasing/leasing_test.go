@@ -25,6 +25,7 @@ type quietWaker struct{}
 
 func (quietWaker) SubscribeJobs(string) (<-chan struct{}, func()) { return nil, func() {} }
 func (quietWaker) WakeSite(string)                                {}
+func (quietWaker) WakeOne(string)                                 {}
 
 type discard struct{}
 
@@ -67,7 +68,7 @@ func newLeaseFixture(t *testing.T, maxAttempts int) *leaseFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{TTL: time.Minute, MaxWait: time.Second, Recheck: time.Second}
+	cfg := Config{TTL: time.Minute, MaxWait: time.Second}
 	return &leaseFixture{pool: pool, l: New(pool, quietWaker{}, discard{}, cfg, hclog.NewNullLogger()), agent: a, job: job}
 }
 

@@ -50,7 +50,6 @@ func (m *Maintainer) Purge(ctx context.Context) (PurgeStats, error) {
 				st.Targets++
 			}
 			m.log.Info("purge finished", "kind", r.Kind, "id", r.ObjectID)
-			m.MarkDirty()
 		}
 	}
 	return st, ctx.Err()

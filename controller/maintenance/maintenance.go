@@ -1,6 +1,5 @@
 // Package maintenance owns the controller's housekeeping loops: keeping
-// monthly port_scans partitions ahead of time, refreshing the host_summary
-// materialized view after results commit, archiving old months of
+// monthly port_scans partitions ahead of time, archiving old months of
 // port_scans, retention of everything that grows, and the background purge of
 // deleted targets and sites. Schedules are the scheduler package's. Every loop
 // is safe to run on several controllers at once.
@@ -8,7 +7,6 @@ package maintenance
 
 import (
 	"context"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -22,12 +20,9 @@ const PartitionMonthsAhead = 3
 
 // Maintainer runs the housekeeping loops.
 type Maintainer struct {
-	pool  *pgxpool.Pool
-	q     *db.Queries
-	log   hclog.Logger
-	dirty atomic.Bool
-	// SummaryEvery bounds how often host_summary is refreshed.
-	SummaryEvery time.Duration
+	pool *pgxpool.Pool
+	q    *db.Queries
+	log  hclog.Logger
 	// RetentionMonths keeps this many whole months of port_scans live
 	// (plus the current one); older months move to the archive schema.
 	// Zero keeps everything.
@@ -47,7 +42,7 @@ type Maintainer struct {
 
 // New returns a Maintainer.
 func New(pool *pgxpool.Pool, log hclog.Logger) *Maintainer {
-	return &Maintainer{pool: pool, q: db.New(pool), log: log.Named("maintenance"), SummaryEvery: 15 * time.Second,
+	return &Maintainer{pool: pool, q: db.New(pool), log: log.Named("maintenance"),
 		RetentionEvery: time.Hour, PurgeEvery: 2 * time.Second, Now: time.Now}
 }
 
@@ -66,13 +61,8 @@ func (m *Maintainer) EnsurePartitions(ctx context.Context) error {
 	return nil
 }
 
-// MarkDirty asks for a host_summary refresh; results just committed.
-func (m *Maintainer) MarkDirty() { m.dirty.Store(true) }
-
 // Run loops until ctx ends.
 func (m *Maintainer) Run(ctx context.Context) {
-	summary := time.NewTicker(m.SummaryEvery)
-	defer summary.Stop()
 	partitions := time.NewTicker(6 * time.Hour)
 	defer partitions.Stop()
 	retention := time.NewTicker(m.RetentionEvery)
@@ -90,13 +80,6 @@ func (m *Maintainer) Run(ctx context.Context) {
 		case <-retention.C:
 			if _, err := m.RetentionPass(ctx); err != nil && ctx.Err() == nil {
 				m.log.Error("retention pass failed; will retry", "error", err)
-			}
-		case <-summary.C:
-			if m.dirty.Swap(false) {
-				if err := m.q.RefreshHostSummary(ctx); err != nil && ctx.Err() == nil {
-					m.dirty.Store(true)
-					m.log.Warn("refresh host_summary failed; will retry", "error", err)
-				}
 			}
 		case <-partitions.C:
 			if err := m.EnsurePartitions(ctx); err != nil && ctx.Err() == nil {

@@ -60,7 +60,7 @@ func TestUpFromEmptyIsIdempotentAndConcurrent(t *testing.T) {
 		t.Fatalf("version = %d, %v; want %d", v, err, len(all))
 	}
 	for _, table := range []string{"sites", "scan_targets", "scan_target_ports", "scan_profiles", "scan_jobs",
-		"scan_job_leases", "agents", "hosts", "port_scans", "services", "host_history", "host_summary", "scan_exclusions"} {
+		"scan_job_leases", "agents", "hosts", "port_scans", "services", "host_history", "scan_exclusions"} {
 		var ok bool
 		if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&ok); err != nil || !ok {
 			t.Errorf("table %s missing (err %v)", table, err)

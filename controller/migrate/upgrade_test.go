@@ -109,7 +109,6 @@ func TestUpgradeFromPreviousReleases(t *testing.T) {
 				{"SELECT count(*) FROM port_scans", 4},
 				{"SELECT count(*) FROM services WHERE state = 'open'", 4},
 				{"SELECT count(*) FROM host_history", 6},
-				{"SELECT count(*) FROM host_summary WHERE open_ports = 2", 2},
 			} {
 				var got int
 				if err := conn.QueryRow(ctx, c.sql).Scan(&got); err != nil || got != c.want {

@@ -167,6 +167,7 @@ func (nopWaker) SubscribeJobs(string) (<-chan struct{}, func()) {
 	return make(chan struct{}), func() {}
 }
 func (nopWaker) WakeSite(string) {}
+func (nopWaker) WakeOne(string)  {}
 
 // lease takes a pending job as a real agent would and heartbeats it to running.
 func lease(t *testing.T, pool *pgxpool.Pool, siteID netip.Prefix) (*leasing.Leaser, leasing.LeaseRef) {

@@ -13,7 +13,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -206,7 +205,6 @@ func Run(ctx context.Context, cfg Config) error {
 	go webhooks.New(pool, hub, hookOpts, log).Run(bg)
 
 	in := ingest.NewWithMetrics(pubCtx, pool, pub, m, log)
-	in.OnCommit = func(uuid.UUID) { maint.MarkDirty() }
 
 	agentSrv := agentapi.New(pool, leaser, in, log)
 	var trust *agentapi.Trust
@@ -222,6 +220,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	// First in the chain, so calls the role check refuses are counted too.
 	opts = append(opts, grpcMetrics(m)...)
+	opts = append(opts, connOptions()...)
 	authorizer := &authz.Authorizer{
 		Tokens: tokens.NewVerifier(pool), Insecure: cfg.Insecure,
 		Audit: &audit.Recorder{DB: pool, Log: log.Named("audit")}, Log: log.Named("authz"),
@@ -257,6 +256,7 @@ func Run(ctx context.Context, cfg Config) error {
 	opts = append(opts, grpc.ChainUnaryInterceptor(authorizer.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(authorizer.StreamInterceptor()))
 	gs := grpc.NewServer(opts...)
+	go agentSrv.Run(bg)
 	pb.RegisterAgentServiceServer(gs, agentSrv)
 	pb.RegisterAdminServiceServer(gs, admin.New(pool, hub, log).WithImporter(in))
 	hs := health.NewServer()

@@ -486,15 +486,6 @@ func (q *Queries) ListJobHostChanges(ctx context.Context, arg ListJobHostChanges
 	return items, nil
 }
 
-const refreshHostSummary = `-- name: RefreshHostSummary :exec
-REFRESH MATERIALIZED VIEW CONCURRENTLY host_summary
-`
-
-func (q *Queries) RefreshHostSummary(ctx context.Context) error {
-	_, err := q.db.Exec(ctx, refreshHostSummary)
-	return err
-}
-
 const setHostIgnored = `-- name: SetHostIgnored :one
 UPDATE hosts SET ignore_scanning = $1
 WHERE site_id = $2 AND ip_address = $3

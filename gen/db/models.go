@@ -118,16 +118,6 @@ type HostHistory struct {
 	FeedSeq      int64
 }
 
-type HostSummary struct {
-	HostID      uuid.UUID
-	SiteID      uuid.UUID
-	IpAddress   netip.Addr
-	Status      string
-	LastSeen    time.Time
-	OpenPorts   int64
-	LastScanned interface{}
-}
-
 type IngestHost struct {
 	Ip           netip.Addr
 	Status       string

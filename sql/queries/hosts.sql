@@ -46,9 +46,6 @@ WHERE (sqlc.narg(site_id)::uuid IS NULL OR hh.site_id = sqlc.narg(site_id))
 ORDER BY hh.changed_at DESC, hh.id DESC
 LIMIT @row_limit;
 
--- name: RefreshHostSummary :exec
-REFRESH MATERIALIZED VIEW CONCURRENTLY host_summary;
-
 -- name: EnsurePortScanPartitions :one
 SELECT ensure_port_scan_partitions(@from_ts::timestamptz, @months::int)::int;
 

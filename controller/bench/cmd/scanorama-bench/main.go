@@ -5,7 +5,7 @@
 //
 // `make bench` runs every case; `make bench CASE=name` runs one. NAME is a
 // case name (e.g. ingest_vs_copy) or a group (ingest, lease, dispatch, agent,
-// scale); `make bench-data` runs the scale group.
+// agents, scale); `make bench-data` runs the scale group.
 package main
 
 import (
@@ -50,6 +50,8 @@ func run() int {
 	fs.IntVar(&o.ScaleMonthRows, "scale-month-rows", o.ScaleMonthRows, "scale cases: port_scans rows in each of the dataset's 12 months (e.g. 100000 for a quick check)")
 	fs.IntVar(&o.ScaleReads, "scale-reads", o.ScaleReads, "scale cases: timed calls of each admin read")
 	fs.IntVar(&o.ScaleIngestRuns, "scale-ingest-runs", o.ScaleIngestRuns, "scale cases: month-1/month-12 ingest pairs (best of each counts, ≤ 4)")
+	fs.DurationVar(&o.AgentsIdle, "agents-idle", o.AgentsIdle, "agents case: idle window (CPU per heartbeat is measured over it)")
+	fs.IntVar(&o.AgentsJobs, "agents-jobs", o.AgentsJobs, "agents case: jobs leased by the simulated fleet")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
