@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/scanorama/scanorama/controller/leasing"
 	"github.com/scanorama/scanorama/controller/migrate"
 	"github.com/scanorama/scanorama/controller/pgtest"
 	"github.com/scanorama/scanorama/gen/db"
@@ -54,7 +55,7 @@ func TestHeartbeatTouchIsBatched(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.NewPool(t)
 	id := agentSeenMinuteAgo(t, pool, "active")
-	s := New(pool, nil, nil, hclog.NewNullLogger())
+	s := New(pool, testLeaser(pool), nil, hclog.NewNullLogger())
 	for range 3 {
 		if _, err := s.Heartbeat(context.Background(), &pb.HeartbeatRequest{AgentId: id.String()}); err != nil {
 			t.Fatal(err)
@@ -76,11 +77,27 @@ func TestLostAgentIsBackAtItsFirstCall(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.NewPool(t)
 	id := agentSeenMinuteAgo(t, pool, "lost")
-	s := New(pool, nil, nil, hclog.NewNullLogger())
+	s := New(pool, testLeaser(pool), nil, hclog.NewNullLogger())
 	if _, err := s.Heartbeat(context.Background(), &pb.HeartbeatRequest{AgentId: id.String()}); err != nil {
 		t.Fatal(err)
 	}
 	if ago, st := lastContact(t, pool, id); ago > 30*time.Second || st != "active" {
 		t.Fatalf("last_seen %s ago, state %s; want recent, active without waiting for a flush", ago, st)
 	}
+}
+
+// nopWaker and nopPublisher stand in for the notification hub: these tests
+// lease nothing.
+type nopWaker struct{}
+
+func (nopWaker) SubscribeJobs(string) (<-chan struct{}, func()) { return nil, func() {} }
+func (nopWaker) WakeSite(string)                                {}
+func (nopWaker) WakeOne(string)                                 {}
+
+type nopPublisher struct{}
+
+func (nopPublisher) Publish(string) {}
+
+func testLeaser(pool *pgxpool.Pool) *leasing.Leaser {
+	return leasing.New(pool, nopWaker{}, nopPublisher{}, leasing.DefaultConfig(), hclog.NewNullLogger())
 }
