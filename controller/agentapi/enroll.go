@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/scanorama/scanorama/controller/apierr"
+	"github.com/scanorama/scanorama/controller/audit"
 	"github.com/scanorama/scanorama/controller/pki"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
@@ -77,7 +80,14 @@ func (s *Server) Enroll(ctx context.Context, req *pb.EnrollRequest) (*pb.EnrollR
 			return apierr.InvalidField("csr_der", "%v", err)
 		}
 		resp = &pb.EnrollResponse{AgentId: a.ID.String(), Site: site.Name, CertDer: cert.Raw, CaDer: s.trust.CA.Cert.Raw, State: state}
-		return nil
+		// On record in the same transaction: no agent exists without the
+		// audit row that says which token brought it in.
+		return audit.Record(ctx, tx, audit.Event{
+			Actor: "enrollment-token:" + tok.ID, Role: "agent", Action: "agent.enroll",
+			SiteID: uuid.NullUUID{UUID: site.ID, Valid: true}, ObjectIDs: []string{a.ID.String(), tok.ID},
+			Peer: peerAddr(ctx), Outcome: codes.OK,
+			Message: fmt.Sprintf("agent %q enrolled (%s)", req.GetName(), state),
+		})
 	})
 	if err != nil {
 		return nil, s.mapErr("enroll agent", err)
@@ -149,4 +159,12 @@ func intersectScopes(agent, site []netip.Prefix) []netip.Prefix {
 		}
 	}
 	return out
+}
+
+// peerAddr is the caller's address, for the audit log.
+func peerAddr(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
 }

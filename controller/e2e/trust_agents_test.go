@@ -77,6 +77,16 @@ func TestEnrolledAgentScans(t *testing.T) {
 	if id := creds.Identity(); id.Site != "lab" || id.AgentID.String() != job.GetWorkerId() {
 		t.Errorf("certificate identity %v; want site lab and the job's worker %s", id, job.GetWorkerId())
 	}
+	// The token's creation and the enrollment are on record, the secret is not.
+	if n := s.count(`SELECT count(*) FROM audit_log WHERE action = 'enrollment_token.create' AND actor LIKE 'cli%'`); n != 1 {
+		t.Errorf("audit rows of the token's creation = %d, want 1", n)
+	}
+	if n := s.count(`SELECT count(*) FROM audit_log WHERE action = 'agent.enroll' AND $1 = ANY (object_ids)`, job.GetWorkerId()); n != 1 {
+		t.Errorf("audit rows of the enrollment = %d, want 1", n)
+	}
+	if n := s.count(`SELECT count(*) FROM audit_log a WHERE a::text LIKE '%' || $1 || '%'`, secret); n != 0 {
+		t.Error("the enrollment token's secret is in the audit log")
+	}
 
 	// Restart without a token: the identity on disk is enough.
 	agent.stop(t)

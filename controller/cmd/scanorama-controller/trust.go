@@ -15,9 +15,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/grpc/codes"
 
+	"github.com/scanorama/scanorama/controller/audit"
 	"github.com/scanorama/scanorama/controller/pgserver"
 	"github.com/scanorama/scanorama/controller/pki"
 	"github.com/scanorama/scanorama/controller/server"
@@ -179,6 +182,10 @@ func agentCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if n == 0 {
 			return fail(stderr, fmt.Errorf("--id: no unrevoked token %q", *id))
 		}
+		if err := audit.Record(ctx, conn, audit.Event{Actor: cliActor(), Role: "admin", Action: "enrollment_token.revoke",
+			ObjectIDs: []string{*id}, Outcome: codes.OK}); err != nil {
+			return fail(stderr, err)
+		}
 		fmt.Fprintf(stdout, "revoked enrollment token %s\n", *id)
 		return 0
 	}
@@ -212,6 +219,11 @@ func agentCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		ID: tok.ID, SecretHash: tok.SecretHash(), SiteID: s.ID, MaxUses: int32(*uses), TtlSeconds: ttl.Seconds(), CreatedBy: cliActor(),
 	})
 	if err != nil {
+		return fail(stderr, err)
+	}
+	if err := audit.Record(ctx, conn, audit.Event{Actor: cliActor(), Role: "admin", Action: "enrollment_token.create",
+		SiteID: uuid.NullUUID{UUID: s.ID, Valid: true}, ObjectIDs: []string{row.ID}, Outcome: codes.OK,
+		Message: fmt.Sprintf("uses=%d ttl=%s", row.MaxUses, *ttl)}); err != nil {
 		return fail(stderr, err)
 	}
 	fmt.Fprintf(stdout, "enrollment token %s for site %s: %d use(s), expires %s\n", row.ID, s.Name, row.MaxUses, row.ExpiresAt.UTC().Format(time.RFC3339))
