@@ -39,6 +39,7 @@ func scalar[T any](t testing.TB, pool *pgxpool.Pool, sql string, args ...any) T 
 }
 
 func TestParallelTestsAreIsolated(t *testing.T) {
+	SkipShort(t)
 	t.Parallel()
 	var mu sync.Mutex
 	names := map[string]string{}
@@ -87,6 +88,7 @@ func TestParallelTestsAreIsolated(t *testing.T) {
 }
 
 func TestTemplateIsClonedNotRerun(t *testing.T) {
+	SkipShort(t)
 	t.Parallel()
 	const clones = 10
 	last := NewPool(t) // warm-up: may start the cluster and build the template
@@ -111,6 +113,7 @@ func TestTemplateIsClonedNotRerun(t *testing.T) {
 }
 
 func TestDatabaseIsDroppedAtCleanup(t *testing.T) {
+	SkipShort(t)
 	t.Parallel()
 	var name string
 	t.Run("user", func(t *testing.T) {
@@ -123,6 +126,7 @@ func TestDatabaseIsDroppedAtCleanup(t *testing.T) {
 }
 
 func TestDropDisconnectsLeakedConnections(t *testing.T) {
+	SkipShort(t)
 	t.Parallel()
 	var leaked *pgx.Conn
 	t.Run("leaks", func(t *testing.T) {
@@ -140,6 +144,7 @@ func TestDropDisconnectsLeakedConnections(t *testing.T) {
 }
 
 func TestPrivateClusterSurvivesFaults(t *testing.T) {
+	SkipShort(t)
 	t.Parallel()
 	srv := NewPrivateCluster(t)
 	url := srv.URL(pgserver.DefaultDatabase)
@@ -214,6 +219,7 @@ func TestSharedClusterStoppedWhenTestPanics(t *testing.T) {
 }
 
 func TestHelperPanics(t *testing.T) {
+	SkipShort(t)
 	if os.Getenv(helperEnv) != helperPanic {
 		t.Skip("helper process for TestSharedClusterStoppedWhenTestPanics")
 	}
@@ -229,6 +235,7 @@ func TestHelperPanics(t *testing.T) {
 // pointed at a server through SCANORAMA_TEST_DATABASE_URL, then checks they
 // left no databases behind.
 func TestExternalServer(t *testing.T) {
+	SkipShort(t)
 	if os.Getenv(helperEnv) != "" {
 		t.Skip("already a helper process")
 	}
