@@ -51,7 +51,7 @@ func TestAgentDoctor(t *testing.T) {
 	spool := filepath.Join(t.TempDir(), "spool")
 
 	t.Run("healthy", func(t *testing.T) {
-		out, code := doctor(t, "scanorama-agent", "--controller", s.addr, "--site", "lab", "--spool-dir", spool)
+		out, code := doctor(t, "scanorama-agent", "--insecure", "--controller", s.addr, "--site", "lab", "--spool-dir", spool)
 		if code != 0 {
 			t.Fatalf("exit %d, want 0:\n%s", code, out)
 		}
@@ -69,7 +69,7 @@ func TestAgentDoctor(t *testing.T) {
 	})
 	t.Run("unreachable controller", func(t *testing.T) {
 		dead := freePort(t) // closed again: nothing listens there
-		out, code := doctor(t, "scanorama-agent", "--controller", s.addr+","+dead, "--site", "lab", "--spool-dir", spool)
+		out, code := doctor(t, "scanorama-agent", "--insecure", "--controller", s.addr+","+dead, "--site", "lab", "--spool-dir", spool)
 		if code != 1 {
 			t.Fatalf("exit %d, want 1:\n%s", code, out)
 		}
@@ -84,7 +84,7 @@ func TestAgentDoctor(t *testing.T) {
 		if err := exec.Command("touch", file).Run(); err != nil {
 			t.Fatal(err)
 		}
-		out, code := doctor(t, "scanorama-agent", "--controller", s.addr, "--site", "lab",
+		out, code := doctor(t, "scanorama-agent", "--insecure", "--controller", s.addr, "--site", "lab",
 			"--spool-dir", filepath.Join(file, "spool"), "--nmap", filepath.Join(t.TempDir(), "no-nmap"))
 		if code != 1 {
 			t.Fatalf("exit %d, want 1:\n%s", code, out)

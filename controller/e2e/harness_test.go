@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -250,6 +251,14 @@ func (s *stack) connect() {
 
 func (s *stack) startController() {
 	s.t.Helper()
+	if s.creds == nil && !slices.Contains(s.extra, "--insecure") {
+		// Clients that dial plaintext need a controller serving --insecure
+		// (loopback only), and agents that speak it.
+		s.extra = append([]string{"--insecure"}, s.extra...)
+		if len(s.agentArgs) == 0 {
+			s.agentArgs = []string{"--insecure"}
+		}
+	}
 	args := append([]string{"serve", "--listen", s.addr, "--database-url", s.dbURL, "--log-level", "debug"}, s.extra...)
 	s.ctrl = start(s.t, "controller", "scanorama-controller", args...)
 	s.waitHealthy()

@@ -226,7 +226,7 @@ func TestControllerRefusesEditedMigration(t *testing.T) {
 	if _, err := s.pool.Exec(context.Background(), `UPDATE schema_migrations SET checksum = repeat('0', 64) WHERE version = 6`); err != nil {
 		t.Fatal(err)
 	}
-	p := start(t, "controller", "scanorama-controller", "serve", "--listen", s.addr, "--database-url", s.dbURL)
+	p := start(t, "controller", "scanorama-controller", "serve", "--insecure", "--listen", s.addr, "--database-url", s.dbURL)
 	select {
 	case <-p.done:
 	case <-time.After(60 * time.Second):

@@ -105,7 +105,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 40
 	}
-	if err := CheckTransport(cfg.Listen, cfg.TLS != nil, cfg.Insecure); err != nil {
+	if err := CheckTransport(cfg.Listen, cfg.TLS != nil || cfg.CA != nil, cfg.Insecure); err != nil {
 		return err
 	}
 	lis, err := net.Listen("tcp", cfg.Listen)

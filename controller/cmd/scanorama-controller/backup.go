@@ -102,6 +102,9 @@ func restoreCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	if err := requireEmpty(ctx, dbURL); err != nil {
 		return fail(stderr, err)
 	}
+	if err := ensureClusterRoles(ctx, dbURL); err != nil {
+		return fail(stderr, err)
+	}
 	if err := runPG(ctx, "pg_restore", dbURL, stderr, "--no-owner", "--exit-on-error", "--single-transaction", *in); err != nil {
 		log.Error("restore failed; the database is unchanged", "error", err)
 		return 1
@@ -137,6 +140,33 @@ func requireEmpty(ctx context.Context, dbURL string) error {
 	}
 	if tables > 0 {
 		return fmt.Errorf("the database already holds %d tables; restore into an empty database (a new database, or a fresh --data-dir)", tables)
+	}
+	return nil
+}
+
+// clusterRoles creates what a dump cannot carry: roles belong to the
+// cluster, not the database, and the restored policies and grants name
+// scanorama_admin_api (created by migration 0011_trust_people.sql the same
+// way).
+const clusterRoles = `
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'scanorama_admin_api') THEN
+        CREATE ROLE scanorama_admin_api NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT;
+    END IF;
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        EXECUTE format('GRANT scanorama_admin_api TO %I', current_user);
+    END IF;
+END $$`
+
+func ensureClusterRoles(ctx context.Context, dbURL string) error {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return fmt.Errorf("connect to database: %w", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, clusterRoles); err != nil {
+		return fmt.Errorf("create the roles the backup's policies name: %w", err)
 	}
 	return nil
 }
