@@ -82,6 +82,8 @@ func startCAStack(t *testing.T, dbURL, dataDir string, controllerArgs ...string)
 	pool.AddCert(ca)
 	s := &stack{t: t, dbURL: dbURL, addr: freePort(t), extra: append([]string{"--data-dir", dataDir}, controllerArgs...),
 		creds: credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool})}
+	// With the built-in CA people use bearer tokens: the test's admin has one.
+	s.token = s.createToken("--role", "admin", "--name", "e2e-ca-stack")
 	s.startController()
 	s.connect()
 	return &caStack{stack: s, dataDir: dataDir, ca: ca}

@@ -25,7 +25,8 @@ import (
 // newStackOnDatabase starts a controller on loopback on an existing database.
 func newStackOnDatabase(t *testing.T, dbURL string, controllerArgs ...string) *stack {
 	t.Helper()
-	s := &stack{t: t, dbURL: dbURL, addr: freePortOn(t, netip.MustParseAddr("127.0.0.1")), extra: controllerArgs, creds: insecure.NewCredentials()}
+	s := &stack{t: t, dbURL: dbURL, addr: freePortOn(t, netip.MustParseAddr("127.0.0.1")),
+		extra: append([]string{"--insecure"}, controllerArgs...), creds: insecure.NewCredentials(), agentArgs: []string{"--insecure"}}
 	s.startController()
 	s.connect()
 	return s
