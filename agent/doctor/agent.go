@@ -40,24 +40,24 @@ func Agent(ctx context.Context, cfg worker.Config) []Result {
 	var out []Result
 	caps, err := nmaprun.DetectCapabilities(ctx, cfg.NmapPath)
 	if err != nil {
-		out = append(out, fail("nmap", "%v; install nmap (apt-get install nmap) or point --nmap at it", err))
+		out = append(out, Failf("nmap", "%v; install nmap (apt-get install nmap) or point --nmap at it", err))
 	} else {
 		path := cfg.NmapPath
 		if p, err := execPath(cfg.NmapPath); err == nil {
 			path = p
 		}
-		out = append(out, ok("nmap", "%s, version %s", path, caps.NmapVersion))
+		out = append(out, Okf("nmap", "%s, version %s", path, caps.NmapVersion))
 		if caps.RawSockets {
-			out = append(out, ok("raw sockets", "available: SYN, UDP and OS detection scans can run"))
+			out = append(out, Okf("raw sockets", "available: SYN, UDP and OS detection scans can run"))
 		} else {
-			out = append(out, warn("raw sockets", "not available: only TCP connect scans run here; run as root or "+
+			out = append(out, Warnf("raw sockets", "not available: only TCP connect scans run here; run as root or "+
 				"grant CAP_NET_RAW (setcap cap_net_raw,cap_net_admin+eip on the nmap binary and the agent)"))
 		}
 	}
 	out = append(out, spoolCheck(cfg.SpoolDir))
 	out = append(out, tlsChecks(cfg.TLS, time.Now())...)
 	if _, err := cfg.TLS.Credentials(); err != nil {
-		return append(out, fail("tls", "%v", err))
+		return append(out, Failf("tls", "%v", err))
 	}
 	for _, c := range cfg.Controllers {
 		out = append(out, controllerChecks(ctx, c, cfg.TLS)...)
@@ -76,53 +76,53 @@ func execPath(p string) (string, error) {
 func spoolCheck(dir string) Result {
 	const check = "spool"
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fail(check, "cannot create %s: %v; fix --spool-dir or its parent's permissions", dir, err)
+		return Failf(check, "cannot create %s: %v; fix --spool-dir or its parent's permissions", dir, err)
 	}
 	f, err := os.CreateTemp(dir, ".doctor-*")
 	if err != nil {
-		return fail(check, "%s is not writable: %v; fix --spool-dir's permissions", dir, err)
+		return Failf(check, "%s is not writable: %v; fix --spool-dir's permissions", dir, err)
 	}
 	_, werr := f.Write([]byte("scanorama doctor\n"))
 	serr := f.Sync()
 	cerr := f.Close()
 	rerr := os.Remove(f.Name())
 	if err := errors.Join(werr, serr, cerr, rerr); err != nil {
-		return fail(check, "write to %s failed: %v", dir, err)
+		return Failf(check, "write to %s failed: %v", dir, err)
 	}
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
-		return fail(check, "cannot read free space of %s: %v", dir, err)
+		return Failf(check, "cannot read free space of %s: %v", dir, err)
 	}
 	free := st.Bavail * uint64(st.Bsize)
 	if free < MinSpoolFree {
-		return fail(check, "%s is writable but has only %s free (need %s); free space or move --spool-dir", dir, bytesIEC(free), bytesIEC(MinSpoolFree))
+		return Failf(check, "%s is writable but has only %s free (need %s); free space or move --spool-dir", dir, bytesIEC(free), bytesIEC(MinSpoolFree))
 	}
-	return ok(check, "%s is writable, %s free", dir, bytesIEC(free))
+	return Okf(check, "%s is writable, %s free", dir, bytesIEC(free))
 }
 
 // tlsChecks reads the CA bundle and the client certificate and reports
 // their validity periods.
 func tlsChecks(t worker.TLS, now time.Time) []Result {
 	if !t.Enabled {
-		return []Result{warn("tls", "plaintext to the controller: nothing to check; use --tls-ca (and --tls-cert/--tls-key for mTLS) outside a trusted network")}
+		return []Result{Warnf("tls", "plaintext to the controller: nothing to check; use --tls-ca (and --tls-cert/--tls-key for mTLS) outside a trusted network")}
 	}
 	var out []Result
 	if t.CAFile != "" {
-		certs, err := readCerts(t.CAFile)
+		certs, err := ReadCerts(t.CAFile)
 		if err != nil {
-			out = append(out, fail("tls ca", "--tls-ca %s: %v", t.CAFile, err))
+			out = append(out, Failf("tls ca", "--tls-ca %s: %v", t.CAFile, err))
 		} else {
 			for _, c := range certs {
 				out = append(out, certExpiry("tls ca", "--tls-ca", c, now))
 			}
 		}
 	} else {
-		out = append(out, ok("tls ca", "the system's roots verify the controller"))
+		out = append(out, Okf("tls ca", "the system's roots verify the controller"))
 	}
 	if t.CertFile != "" {
-		certs, err := readCerts(t.CertFile)
+		certs, err := ReadCerts(t.CertFile)
 		if err != nil {
-			out = append(out, fail("tls cert", "--tls-cert %s: %v", t.CertFile, err))
+			out = append(out, Failf("tls cert", "--tls-cert %s: %v", t.CertFile, err))
 		} else {
 			out = append(out, certExpiry("tls cert", "--tls-cert", certs[0], now))
 		}
@@ -130,7 +130,8 @@ func tlsChecks(t worker.TLS, now time.Time) []Result {
 	return out
 }
 
-func readCerts(file string) ([]*x509.Certificate, error) {
+// ReadCerts reads every PEM certificate of file.
+func ReadCerts(file string) ([]*x509.Certificate, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
@@ -166,13 +167,13 @@ func certExpiry(check, flag string, c *x509.Certificate, now time.Time) Result {
 	left := c.NotAfter.Sub(now)
 	switch {
 	case now.Before(c.NotBefore):
-		return fail(check, "%s %q is not valid before %s; check this host's clock or reissue it", flag, name, c.NotBefore.UTC().Format(time.RFC3339))
+		return Failf(check, "%s %q is not valid before %s; check this host's clock or reissue it", flag, name, c.NotBefore.UTC().Format(time.RFC3339))
 	case left <= 0:
-		return fail(check, "%s %q expired at %s; renew it", flag, name, c.NotAfter.UTC().Format(time.RFC3339))
+		return Failf(check, "%s %q expired at %s; renew it", flag, name, c.NotAfter.UTC().Format(time.RFC3339))
 	case left < CertWarnWithin:
-		return warn(check, "%s %q expires in %s (%s); renew it soon", flag, name, days(left), c.NotAfter.UTC().Format(time.RFC3339))
+		return Warnf(check, "%s %q expires in %s (%s); renew it soon", flag, name, days(left), c.NotAfter.UTC().Format(time.RFC3339))
 	}
-	return ok(check, "%s %q valid until %s (%s)", flag, name, c.NotAfter.UTC().Format(time.RFC3339), days(left))
+	return Okf(check, "%s %q valid until %s (%s)", flag, name, c.NotAfter.UTC().Format(time.RFC3339), days(left))
 }
 
 // controllerChecks dials one controller on its own: its health (the TLS
@@ -186,23 +187,23 @@ func controllerChecks(ctx context.Context, addr string, t worker.TLS) []Result {
 	}
 	creds, err := t.Credentials()
 	if err != nil {
-		return []Result{fail(check, "%v", err)}
+		return []Result{Failf(check, "%v", err)}
 	}
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
-		return []Result{fail(check, "%v; fix --controller", err)}
+		return []Result{Failf(check, "%v; fix --controller", err)}
 	}
 	defer conn.Close()
 	health := within(ctx, callTimeout, func(ctx context.Context) Result {
 		began := time.Now()
 		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: pb.AgentService_ServiceDesc.ServiceName}, grpc.WaitForReady(true))
 		if err != nil {
-			return fail(check, "unreachable: %v; check that the controller runs, --controller, the firewall and the TLS flags", err)
+			return Failf(check, "unreachable: %v; check that the controller runs, --controller, the firewall and the TLS flags", err)
 		}
 		if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-			return fail(check, "reachable but %s (the controller cannot reach its database?)", resp.GetStatus())
+			return Failf(check, "reachable but %s (the controller cannot reach its database?)", resp.GetStatus())
 		}
-		return ok(check, "reachable, SERVING, round trip %s", time.Since(began).Round(time.Microsecond))
+		return Okf(check, "reachable, SERVING, round trip %s", time.Since(began).Round(time.Microsecond))
 	})
 	if health.Status == Fail {
 		return []Result{health}
@@ -220,16 +221,16 @@ func clockSkew(ctx context.Context, check string, c pb.AgentServiceClient) Resul
 	resp, err := c.GetServerTime(ctx, &pb.GetServerTimeRequest{})
 	received := time.Now()
 	if err != nil {
-		return fail(check, "cannot read the controller's clock: %v (a controller older than this agent?)", err)
+		return Failf(check, "cannot read the controller's clock: %v (a controller older than this agent?)", err)
 	}
 	rtt := received.Sub(sent)
 	mid := sent.Add(rtt / 2)
 	skew := mid.Sub(resp.GetServerTime().AsTime())
 	desc := fmt.Sprintf("this host is %s %s the controller (±%s)", abs(skew).Round(time.Millisecond), aheadBehind(skew), (rtt / 2).Round(time.Microsecond))
 	if abs(skew) > MaxClockSkew+rtt/2 {
-		return fail(check, "%s, more than %s; synchronise the clocks (chrony or systemd-timesyncd)", desc, MaxClockSkew)
+		return Failf(check, "%s, more than %s; synchronise the clocks (chrony or systemd-timesyncd)", desc, MaxClockSkew)
 	}
-	return ok(check, "%s", desc)
+	return Okf(check, "%s", desc)
 }
 
 func aheadBehind(d time.Duration) string {

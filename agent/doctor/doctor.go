@@ -47,15 +47,16 @@ func Report(w io.Writer, results []Result) (failed bool) {
 	return failed
 }
 
-func ok(check, format string, args ...any) Result {
+// Okf, Warnf and Failf make one check's line.
+func Okf(check, format string, args ...any) Result {
 	return Result{Check: check, Status: OK, Detail: fmt.Sprintf(format, args...)}
 }
 
-func warn(check, format string, args ...any) Result {
+func Warnf(check, format string, args ...any) Result {
 	return Result{Check: check, Status: Warn, Detail: fmt.Sprintf(format, args...)}
 }
 
-func fail(check, format string, args ...any) Result {
+func Failf(check, format string, args ...any) Result {
 	return Result{Check: check, Status: Fail, Detail: fmt.Sprintf(format, args...)}
 }
 

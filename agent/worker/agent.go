@@ -22,7 +22,7 @@ import (
 	"github.com/scanorama/scanorama/agent/nmaprun"
 	"github.com/scanorama/scanorama/agent/spool"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
-	"github.com/scanorama/scanorama/protocol"
+	"github.com/scanorama/scanorama/agent/protocol"
 )
 
 // Agent is one running agent.

@@ -27,7 +27,7 @@ import (
 	"github.com/scanorama/scanorama/controller/leasing"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
-	"github.com/scanorama/scanorama/protocol"
+	"github.com/scanorama/scanorama/agent/protocol"
 )
 
 // Server implements pb.AgentServiceServer.

@@ -7,68 +7,41 @@ package doctor
 import (
 	"context"
 	"crypto/x509"
-	"encoding/pem"
-	"errors"
-	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	agentdoctor "github.com/scanorama/scanorama/agent/doctor"
 	"github.com/scanorama/scanorama/controller/maintenance"
 	"github.com/scanorama/scanorama/controller/migrate"
 	"github.com/scanorama/scanorama/controller/server"
 	"github.com/scanorama/scanorama/gen/db"
 )
 
-// Status of one check; only Fail makes the doctor exit non-zero.
-type Status int
-
-// Check outcomes.
-const (
-	OK Status = iota
-	Warn
-	Fail
+// The line format, statuses and certificate reading are the agent
+// doctor's (agent/doctor), so both doctors print alike.
+type (
+	Status = agentdoctor.Status
+	Result = agentdoctor.Result
 )
 
-func (s Status) String() string {
-	switch s {
-	case OK:
-		return "OK"
-	case Warn:
-		return "WARN"
-	}
-	return "FAIL"
-}
-
-// Result is one check's line.
-type Result struct {
-	Check  string
-	Status Status
-	Detail string
-}
+// Check outcomes; only Fail makes the doctor exit non-zero.
+const (
+	OK   = agentdoctor.OK
+	Warn = agentdoctor.Warn
+	Fail = agentdoctor.Fail
+)
 
 // Report prints one line per result and reports whether any failed.
-func Report(w io.Writer, results []Result) (failed bool) {
-	for _, r := range results {
-		fmt.Fprintf(w, "%-4s %s: %s\n", r.Status, r.Check, r.Detail)
-		failed = failed || r.Status == Fail
-	}
-	return failed
-}
+func Report(w io.Writer, results []Result) bool { return agentdoctor.Report(w, results) }
 
-func ok(check, format string, args ...any) Result {
-	return Result{Check: check, Status: OK, Detail: fmt.Sprintf(format, args...)}
-}
-
-func warn(check, format string, args ...any) Result {
-	return Result{Check: check, Status: Warn, Detail: fmt.Sprintf(format, args...)}
-}
-
-func fail(check, format string, args ...any) Result {
-	return Result{Check: check, Status: Fail, Detail: fmt.Sprintf(format, args...)}
-}
+var (
+	ok        = agentdoctor.Okf
+	warn      = agentdoctor.Warnf
+	fail      = agentdoctor.Failf
+	readCerts = agentdoctor.ReadCerts
+)
 
 // CertWarnWithin warns of a certificate that expires this soon.
 const CertWarnWithin = 14 * 24 * time.Hour
@@ -182,33 +155,6 @@ func tlsChecks(f server.TLSFiles, now time.Time) []Result {
 		}
 	}
 	return out
-}
-
-func readCerts(file string) ([]*x509.Certificate, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	var certs []*x509.Certificate
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("parse certificate: %w", err)
-		}
-		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, errors.New("holds no PEM certificate")
-	}
-	return certs, nil
 }
 
 func certExpiry(flag string, c *x509.Certificate, now time.Time) Result {

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
-	"github.com/scanorama/scanorama/protocol"
+	"github.com/scanorama/scanorama/agent/protocol"
 )
 
 // The only controller is SIGKILLed while an agent scans and stays down for
