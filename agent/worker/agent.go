@@ -20,9 +20,9 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/scanorama/scanorama/agent/nmaprun"
+	"github.com/scanorama/scanorama/agent/protocol"
 	"github.com/scanorama/scanorama/agent/spool"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
-	"github.com/scanorama/scanorama/agent/protocol"
 )
 
 // Agent is one running agent.

@@ -22,12 +22,12 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/scanorama/scanorama/agent/protocol"
 	"github.com/scanorama/scanorama/controller/apierr"
 	"github.com/scanorama/scanorama/controller/ingest"
 	"github.com/scanorama/scanorama/controller/leasing"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
-	"github.com/scanorama/scanorama/agent/protocol"
 )
 
 // Server implements pb.AgentServiceServer.

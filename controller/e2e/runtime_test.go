@@ -10,8 +10,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 	"github.com/scanorama/scanorama/agent/protocol"
+	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
 
 // The only controller is SIGKILLed while an agent scans and stays down for
