@@ -53,7 +53,7 @@ func TestAddressLiteralsStayInSafeRanges(t *testing.T) {
 			for _, lit := range ipv4Literal.FindAllString(sc.Text(), -1) {
 				a, err := netip.ParseAddr(lit)
 				if err != nil {
-					continue // 999.1.1.1 and friends: not an address
+					continue // an octet over 255: not an address
 				}
 				if !inAllowed(a) {
 					t.Errorf("%s:%d: address %s is outside loopback, the test ranges and the documentation ranges", name, line, lit)
