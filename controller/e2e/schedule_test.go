@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/scanorama/scanorama/controller/scheduler"
-	"github.com/scanorama/scanorama/controller/scheduler/calendar"
+	"github.com/scanorama/scanorama/controller/calendar"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
 

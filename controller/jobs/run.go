@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
-	"github.com/scanorama/scanorama/controller/scheduler/calendar"
+	"github.com/scanorama/scanorama/controller/calendar"
 	"github.com/scanorama/scanorama/gen/db"
 )
 

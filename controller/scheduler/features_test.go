@@ -16,7 +16,7 @@ import (
 	"github.com/scanorama/scanorama/agent/scanspec"
 	"github.com/scanorama/scanorama/controller/leasing"
 	"github.com/scanorama/scanorama/controller/scheduler"
-	"github.com/scanorama/scanorama/controller/scheduler/calendar"
+	"github.com/scanorama/scanorama/controller/calendar"
 	"github.com/scanorama/scanorama/gen/db"
 )
 

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/scanorama/scanorama/controller/scheduler/calendar"
+	"github.com/scanorama/scanorama/controller/calendar"
 	"github.com/scanorama/scanorama/gen/db"
 )
 
