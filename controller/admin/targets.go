@@ -16,9 +16,9 @@ import (
 
 	"github.com/scanorama/scanorama/agent/scanspec"
 	"github.com/scanorama/scanorama/controller/apierr"
+	"github.com/scanorama/scanorama/controller/calendar"
 	"github.com/scanorama/scanorama/controller/jobs"
 	"github.com/scanorama/scanorama/controller/scheduler"
-	"github.com/scanorama/scanorama/controller/calendar"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )

@@ -11,8 +11,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/scanorama/scanorama/controller/scheduler"
 	"github.com/scanorama/scanorama/controller/calendar"
+	"github.com/scanorama/scanorama/controller/scheduler"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
 

@@ -14,9 +14,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/scanorama/scanorama/agent/scanspec"
+	"github.com/scanorama/scanorama/controller/calendar"
 	"github.com/scanorama/scanorama/controller/leasing"
 	"github.com/scanorama/scanorama/controller/scheduler"
-	"github.com/scanorama/scanorama/controller/calendar"
 	"github.com/scanorama/scanorama/gen/db"
 )
 
