@@ -33,6 +33,14 @@ const (
 	PingARP      PingMethod = "arp"       // nmap -PR
 )
 
+// ScanTypes lists every scan type; scan_profiles.scan_type allows exactly these.
+func ScanTypes() []ScanType { return []ScanType{ScanConnect, ScanSYN, ScanUDP, ScanPing} }
+
+// PingMethods lists every host discovery method.
+func PingMethods() []PingMethod {
+	return []PingMethod{PingICMPEcho, PingTCPSYN, PingTCPACK, PingUDP, PingARP}
+}
+
 // Unset is the sentinel for the optional integer fields of [Options] whose
 // zero value is meaningful (VersionIntensity, Timing, MaxRetries).
 const Unset = -1

@@ -28,6 +28,46 @@ var pingMethods = map[pb.PingMethod]scanspec.PingMethod{
 	pb.PingMethod_PING_METHOD_ARP:       scanspec.PingARP,
 }
 
+// ScanTypeToPB is the API's value of a scan type (as stored in
+// scan_profiles.scan_type); an unknown type is an error, never UNSPECIFIED.
+func ScanTypeToPB(t scanspec.ScanType) (pb.ScanType, error) {
+	for k, v := range scanTypes {
+		if v == t {
+			return k, nil
+		}
+	}
+	return pb.ScanType_SCAN_TYPE_UNSPECIFIED, fmt.Errorf("unknown scan type %q", string(t))
+}
+
+// ScanTypeFromPB is the scan type of an API value; UNSPECIFIED and unknown
+// numbers are errors.
+func ScanTypeFromPB(p pb.ScanType) (scanspec.ScanType, error) {
+	if t, ok := scanTypes[p]; ok {
+		return t, nil
+	}
+	return "", fmt.Errorf("no scan type for %s", p)
+}
+
+// PingMethodToPB is the API's value of a ping method (as stored in
+// scan_profiles.ping_methods); an unknown method is an error.
+func PingMethodToPB(m scanspec.PingMethod) (pb.PingMethod, error) {
+	for k, v := range pingMethods {
+		if v == m {
+			return k, nil
+		}
+	}
+	return pb.PingMethod_PING_METHOD_UNSPECIFIED, fmt.Errorf("unknown ping method %q", string(m))
+}
+
+// PingMethodFromPB is the ping method of an API value; UNSPECIFIED and
+// unknown numbers are errors.
+func PingMethodFromPB(p pb.PingMethod) (scanspec.PingMethod, error) {
+	if m, ok := pingMethods[p]; ok {
+		return m, nil
+	}
+	return "", fmt.Errorf("no ping method for %s", p)
+}
+
 // FieldError names the invalid ScanOptions field (snake_case, as in the API).
 type FieldError = scanspec.FieldError
 
@@ -101,16 +141,10 @@ func ToPB(o scanspec.Options) *pb.ScanOptions {
 	if !o.Ports.Empty() {
 		out.Ports = o.Ports.String()
 	}
-	for k, v := range scanTypes {
-		if v == o.ScanType {
-			out.ScanType = k
-		}
-	}
+	out.ScanType, _ = ScanTypeToPB(o.ScanType) // valid options: known
 	for _, m := range o.PingMethods {
-		for k, v := range pingMethods {
-			if v == m {
-				out.PingMethods = append(out.PingMethods, k)
-			}
+		if p, err := PingMethodToPB(m); err == nil {
+			out.PingMethods = append(out.PingMethods, p)
 		}
 	}
 	if o.VersionIntensity != scanspec.Unset {
