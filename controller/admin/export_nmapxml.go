@@ -16,6 +16,7 @@ import (
 	"github.com/scanorama/scanorama/agent/scanspec/specpb"
 	"github.com/scanorama/scanorama/controller/apierr"
 	"github.com/scanorama/scanorama/controller/nmapxml"
+	"github.com/scanorama/scanorama/controller/state"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
@@ -195,7 +196,7 @@ func jobRun(j db.NmapXMLJobRow) nmapxml.Run {
 	if st.ElapsedSec > 0 {
 		run.Elapsed = time.Duration(st.ElapsedSec * float64(time.Second))
 	}
-	if j.Kind != "scan" {
+	if state.JobKind(j.Kind) != state.KindScan {
 		// An imported file's command line and scan type were not kept.
 		return run
 	}

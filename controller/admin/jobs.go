@@ -16,6 +16,7 @@ import (
 	"github.com/scanorama/scanorama/controller/apierr"
 	"github.com/scanorama/scanorama/controller/events"
 	"github.com/scanorama/scanorama/controller/jobs"
+	"github.com/scanorama/scanorama/controller/state"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
@@ -73,7 +74,11 @@ func (s *Server) job(ctx context.Context, id uuid.UUID) (*pb.Job, error) {
 	if err != nil {
 		return nil, s.internal("read job", err)
 	}
-	return jobPB(row.ScanJob, row.SiteName, row.ProfileName), nil
+	j, err := jobPB(row.ScanJob, row.SiteName, row.ProfileName)
+	if err != nil {
+		return nil, s.internal("read job", err)
+	}
+	return j, nil
 }
 
 // GetJob implements AdminService.GetJob.
@@ -95,21 +100,15 @@ func (s *Server) GetJob(ctx context.Context, req *pb.GetJobRequest) (*pb.GetJobR
 	return resp, nil
 }
 
-var jobStatusNames = map[pb.JobStatus]string{
-	pb.JobStatus_JOB_STATUS_PENDING: "pending", pb.JobStatus_JOB_STATUS_LEASED: "leased",
-	pb.JobStatus_JOB_STATUS_RUNNING: "running", pb.JobStatus_JOB_STATUS_COMPLETED: "completed",
-	pb.JobStatus_JOB_STATUS_FAILED: "failed", pb.JobStatus_JOB_STATUS_CANCELLED: "cancelled",
-}
-
 // ListJobs implements AdminService.ListJobs, newest first.
 func (s *Server) ListJobs(ctx context.Context, req *pb.ListJobsRequest) (*pb.ListJobsResponse, error) {
 	p := db.ListJobsParams{}
 	if st := req.GetStatus(); st != pb.JobStatus_JOB_STATUS_UNSPECIFIED {
-		name, ok := jobStatusNames[st]
-		if !ok {
+		name, err := state.JobStatusFromPB(st)
+		if err != nil {
 			return nil, apierr.InvalidField("status", "unknown status %d", st)
 		}
-		p.Status = pgtype.Text{String: name, Valid: true}
+		p.Status = pgtype.Text{String: string(name), Valid: true}
 	}
 	if req.GetTargetId() != "" {
 		id, err := parseID("target_id", req.GetTargetId())
@@ -138,7 +137,11 @@ func (s *Server) ListJobs(ctx context.Context, req *pb.ListJobsRequest) (*pb.Lis
 	}
 	resp := &pb.ListJobsResponse{NextPageToken: next}
 	for _, r := range rows {
-		resp.Jobs = append(resp.Jobs, jobPB(r.ScanJob, r.SiteName, r.ProfileName))
+		j, err := jobPB(r.ScanJob, r.SiteName, r.ProfileName)
+		if err != nil {
+			return nil, s.internal("list jobs", err)
+		}
+		resp.Jobs = append(resp.Jobs, j)
 	}
 	return resp, nil
 }
@@ -174,11 +177,11 @@ func (s *Server) CancelJob(ctx context.Context, req *pb.CancelJobRequest) (*pb.C
 			return err
 		}
 		if j.LeaseToken > 0 {
-			if err := q.EndLease(ctx, db.EndLeaseParams{Outcome: pgtype.Text{String: "cancelled", Valid: true}, JobID: id, LeaseToken: j.LeaseToken}); err != nil {
+			if err := q.EndLease(ctx, db.EndLeaseParams{Outcome: pgtype.Text{String: string(state.LeaseCancelled), Valid: true}, JobID: id, LeaseToken: j.LeaseToken}); err != nil {
 				return err
 			}
 		}
-		return q.NotifyJobEvent(ctx, events.JobEvent{JobID: id, SiteID: j.SiteID, Status: "cancelled", ProgressPercent: int32(j.ProgressPercent)}.Payload())
+		return q.NotifyJobEvent(ctx, events.JobEvent{JobID: id, SiteID: j.SiteID, Status: state.JobCancelled, ProgressPercent: int32(j.ProgressPercent)}.Payload())
 	})
 	if err != nil {
 		return nil, s.internal("cancel job", err)
@@ -191,10 +194,16 @@ func (s *Server) CancelJob(ctx context.Context, req *pb.CancelJobRequest) (*pb.C
 	return &pb.CancelJobResponse{Job: j}, nil
 }
 
-func jobPB(j db.ScanJob, site, profile string) *pb.Job {
+// jobPB is a job row as the API's Job; a status the API has no value for is
+// an error, not JOB_STATUS_UNSPECIFIED.
+func jobPB(j db.ScanJob, site, profile string) (*pb.Job, error) {
+	status, err := state.JobStatus(j.Status).ToPB()
+	if err != nil {
+		return nil, fmt.Errorf("job %s: %w", j.ID, err)
+	}
 	out := &pb.Job{
 		Id: j.ID.String(), TargetId: j.TargetID.String(), Site: site, Network: j.Network.String(), Ports: j.Ports,
-		Profile: profile, Status: pb.JobStatus(pb.JobStatus_value["JOB_STATUS_"+upperASCII(j.Status)]),
+		Profile: profile, Status: status,
 		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, WorkerId: j.WorkerID.String, LeaseToken: j.LeaseToken,
 		ProgressPercent: int32(j.ProgressPercent), CreatedAt: timestamppb.New(j.CreatedAt),
 		ErrorMessage: j.ErrorMessage.String, Partial: j.Partial, HostsFinished: j.HostsFinished.Int64, Kind: j.Kind,
@@ -230,15 +239,5 @@ func jobPB(j db.ScanJob, site, profile string) *pb.Job {
 			}
 		}
 	}
-	return out
-}
-
-func upperASCII(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'a' && c <= 'z' {
-			b[i] = c - 32
-		}
-	}
-	return string(b)
+	return out, nil
 }

@@ -89,7 +89,11 @@ func (s *Server) GetProfile(ctx context.Context, req *pb.GetProfileRequest) (*pb
 	if err != nil {
 		return nil, s.internal("read profile", err)
 	}
-	return &pb.GetProfileResponse{Profile: profilePB(p)}, nil
+	out, err := profilePB(p)
+	if err != nil {
+		return nil, s.internal("read profile", err)
+	}
+	return &pb.GetProfileResponse{Profile: out}, nil
 }
 
 // DrainAgent implements AdminService.DrainAgent.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/scanorama/scanorama/controller/apierr"
 	"github.com/scanorama/scanorama/controller/events"
+	"github.com/scanorama/scanorama/controller/state"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
@@ -50,7 +51,7 @@ func (s *Server) PauseScanning(ctx context.Context, req *pb.PauseScanningRequest
 			return fmt.Errorf("cancel running jobs: %w", err)
 		}
 		for _, j := range jobs {
-			ev := events.JobEvent{JobID: j.ID, SiteID: j.SiteID, Status: "cancelled", ProgressPercent: int32(j.ProgressPercent)}
+			ev := events.JobEvent{JobID: j.ID, SiteID: j.SiteID, Status: state.JobCancelled, ProgressPercent: int32(j.ProgressPercent)}
 			if err := q.NotifyJobEvent(ctx, ev.Payload()); err != nil {
 				return fmt.Errorf("publish job event: %w", err)
 			}

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"time"
 
@@ -30,8 +31,8 @@ func (s *Server) CreateToken(ctx context.Context, req *pb.CreateTokenRequest) (*
 	if req.GetName() == "" || len(req.GetName()) > 128 {
 		bad = append(bad, apierr.Field("name", "required, at most 128 characters"))
 	}
-	role := authz.Role(req.GetRole())
-	if role < authz.RoleViewer || role > authz.RoleAdmin {
+	role, err := authz.RoleFromPB(req.GetRole())
+	if err != nil {
 		bad = append(bad, apierr.Field("role", "TOKEN_ROLE_ADMIN, TOKEN_ROLE_OPERATOR or TOKEN_ROLE_VIEWER"))
 	}
 	var ttl time.Duration
@@ -57,7 +58,11 @@ func (s *Server) CreateToken(ctx context.Context, req *pb.CreateTokenRequest) (*
 		return nil, s.internal("create token", err)
 	}
 	s.log.Info("token created", "id", row.ID, "name", row.Name, "role", row.Role, "by", actor(ctx))
-	return &pb.CreateTokenResponse{Token: tokenPB(row, req.GetSites()), Secret: secret}, nil
+	out, err := tokenPB(row, req.GetSites())
+	if err != nil {
+		return nil, s.internal("create token", err)
+	}
+	return &pb.CreateTokenResponse{Token: out, Secret: secret}, nil
 }
 
 // siteIDs resolves site names the caller can see; any other is NotFound.
@@ -105,7 +110,11 @@ func (s *Server) ListTokens(ctx context.Context, req *pb.ListTokensRequest) (*pb
 	}
 	resp := &pb.ListTokensResponse{NextPageToken: next}
 	for _, r := range rows {
-		resp.Tokens = append(resp.Tokens, tokenPB(r.ApiToken, r.SiteNames))
+		out, err := tokenPB(r.ApiToken, r.SiteNames)
+		if err != nil {
+			return nil, s.internal("list tokens", err)
+		}
+		resp.Tokens = append(resp.Tokens, out)
 	}
 	return resp, nil
 }
@@ -124,12 +133,23 @@ func (s *Server) RevokeToken(ctx context.Context, req *pb.RevokeTokenRequest) (*
 		return nil, s.internal("revoke token", err)
 	}
 	s.log.Info("token revoked", "id", row.ID, "name", row.Name, "by", actor(ctx))
-	return &pb.RevokeTokenResponse{Token: tokenPB(row, nil)}, nil
+	out, err := tokenPB(row, nil)
+	if err != nil {
+		return nil, s.internal("revoke token", err)
+	}
+	return &pb.RevokeTokenResponse{Token: out}, nil
 }
 
-func tokenPB(t db.ApiToken, sites []string) *pb.APIToken {
-	role, _ := authz.ParseRole(t.Role)
-	out := &pb.APIToken{Id: t.ID, Name: t.Name, Role: pb.TokenRole(role), Sites: sites,
+func tokenPB(t db.ApiToken, sites []string) (*pb.APIToken, error) {
+	role, err := authz.ParseRole(t.Role)
+	if err != nil {
+		return nil, fmt.Errorf("token %s: %w", t.ID, err)
+	}
+	rolePB, err := role.ToPB()
+	if err != nil {
+		return nil, fmt.Errorf("token %s: %w", t.ID, err)
+	}
+	out := &pb.APIToken{Id: t.ID, Name: t.Name, Role: rolePB, Sites: sites,
 		CreatedAt: timestamppb.New(t.CreatedAt), CreatedBy: t.CreatedBy, RevokedBy: t.RevokedBy.String}
 	if t.ExpiresAt.Valid {
 		out.ExpiresAt = timestamppb.New(t.ExpiresAt.Time)
@@ -137,7 +157,7 @@ func tokenPB(t db.ApiToken, sites []string) *pb.APIToken {
 	if t.RevokedAt.Valid {
 		out.RevokedAt = timestamppb.New(t.RevokedAt.Time)
 	}
-	return out
+	return out, nil
 }
 
 type auditCursor struct{ ID int64 }

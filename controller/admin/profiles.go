@@ -95,7 +95,11 @@ func (s *Server) CreateProfile(ctx context.Context, req *pb.CreateProfileRequest
 	if err != nil {
 		return nil, s.internal("create profile "+req.GetName(), err)
 	}
-	return &pb.CreateProfileResponse{Profile: profilePB(row)}, nil
+	out, err := profilePB(row)
+	if err != nil {
+		return nil, s.internal("create profile "+req.GetName(), err)
+	}
+	return &pb.CreateProfileResponse{Profile: out}, nil
 }
 
 // ListProfiles implements AdminService.ListProfiles.
@@ -109,16 +113,24 @@ func (s *Server) ListProfiles(ctx context.Context, req *pb.ListProfilesRequest) 
 	}
 	resp := &pb.ListProfilesResponse{NextPageToken: next}
 	for _, r := range rows {
-		resp.Profiles = append(resp.Profiles, profilePB(r))
+		out, err := profilePB(r)
+		if err != nil {
+			return nil, s.internal("list profiles", err)
+		}
+		resp.Profiles = append(resp.Profiles, out)
 	}
 	return resp, nil
 }
 
-func profilePB(p db.ScanProfile) *pb.Profile {
-	return &pb.Profile{
-		Id: p.ID.String(), Name: p.Name, Description: p.Description, Options: jobs.ProfileOptions(p),
-		Builtin: p.Builtin, CreatedAt: timestamppb.New(p.CreatedAt),
+func profilePB(p db.ScanProfile) (*pb.Profile, error) {
+	opts, err := jobs.ProfileOptions(p)
+	if err != nil {
+		return nil, err
 	}
+	return &pb.Profile{
+		Id: p.ID.String(), Name: p.Name, Description: p.Description, Options: opts,
+		Builtin: p.Builtin, CreatedAt: timestamppb.New(p.CreatedAt),
+	}, nil
 }
 
 func nonNilStrings(s []string) []string {

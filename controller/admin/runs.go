@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/scanorama/scanorama/agent/scanspec"
+	"github.com/scanorama/scanorama/controller/state"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
 
@@ -32,11 +33,11 @@ func (s *Server) runProgress(ctx context.Context, runID string) (*pb.RunProgress
 		} else {
 			p.HostsTotal = addCapped(p.HostsTotal, covers)
 		}
-		switch r.Status {
-		case "completed":
+		switch st := state.JobStatus(r.Status); {
+		case st == state.JobCompleted:
 			p.JobsCompleted++
 			p.HostsDone = addCapped(p.HostsDone, covers)
-		case "pending", "leased", "running":
+		case st.Unfinished():
 			p.JobsUnfinished++
 		}
 		if r.Partial {

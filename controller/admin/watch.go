@@ -10,6 +10,7 @@ import (
 
 	"github.com/scanorama/scanorama/controller/authz"
 	"github.com/scanorama/scanorama/controller/events"
+	"github.com/scanorama/scanorama/controller/state"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
@@ -51,14 +52,21 @@ func (s *Server) WatchEvents(req *pb.WatchEventsRequest, stream pb.AdminService_
 			if (site.Valid && ev.SiteID != site.UUID) || !caller.SeesSite(ev.SiteID) {
 				continue
 			}
+			status, err := ev.Status.ToPB()
+			if err != nil {
+				// A publisher wrote a status the API has no value for: a
+				// bug to see in the log, not JOB_STATUS_UNSPECIFIED on the wire.
+				s.log.Error("job event with an unknown status", "job_id", ev.JobID, "error", err)
+				continue
+			}
 			now := timestamppb.New(time.Now())
 			if err := stream.Send(&pb.WatchEventsResponse{Time: now, Event: &pb.WatchEventsResponse_Job{Job: &pb.JobEvent{
-				JobId: ev.JobID.String(), Status: pb.JobStatus(pb.JobStatus_value["JOB_STATUS_"+upperASCII(ev.Status)]),
+				JobId: ev.JobID.String(), Status: status,
 				ProgressPercent: ev.ProgressPercent, WorkerId: ev.WorkerID,
 			}}}); err != nil {
 				return err
 			}
-			if ev.Status != "completed" || ev.Changes == 0 {
+			if ev.Status != state.JobCompleted || ev.Changes == 0 {
 				continue
 			}
 			rows, err := s.q.ListJobHostChanges(ctx, db.ListJobHostChangesParams{JobID: uuid.NullUUID{UUID: ev.JobID, Valid: true}, RowLimit: maxChangesPerJobEvent})

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math"
 
 	"github.com/google/uuid"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/scanorama/scanorama/controller/apierr"
+	"github.com/scanorama/scanorama/controller/state"
 	"github.com/scanorama/scanorama/controller/webhooks"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
@@ -42,13 +44,13 @@ func (s *Server) CreateWebhook(ctx context.Context, req *pb.CreateWebhookRequest
 	if down < 1 || down > 100 {
 		bad = append(bad, apierr.Field("down_after_scans", "must be 1-100, got %d", req.GetDownAfterScans()))
 	}
-	format := "json"
-	switch req.GetFormat() {
-	case pb.WebhookFormat_WEBHOOK_FORMAT_UNSPECIFIED, pb.WebhookFormat_WEBHOOK_FORMAT_JSON:
-	case pb.WebhookFormat_WEBHOOK_FORMAT_SLACK:
-		format = "slack"
-	default:
-		bad = append(bad, apierr.Field("format", "unknown format %d", req.GetFormat()))
+	format := state.FormatJSON
+	if req.GetFormat() != pb.WebhookFormat_WEBHOOK_FORMAT_UNSPECIFIED {
+		f, err := state.WebhookFormatFromPB(req.GetFormat())
+		if err != nil {
+			bad = append(bad, apierr.Field("format", "unknown format %d", req.GetFormat()))
+		}
+		format = f
 	}
 	var target uuid.NullUUID
 	if req.GetTargetId() != "" {
@@ -92,13 +94,17 @@ func (s *Server) CreateWebhook(ctx context.Context, req *pb.CreateWebhookRequest
 	}
 	w, err := s.q.CreateWebhook(ctx, db.CreateWebhookParams{
 		Name: req.GetName(), Url: req.GetUrl(), SiteID: site, TargetID: target, Events: events, Secret: secret,
-		DownAfterScans: down, Format: format, CreatedBy: actor(ctx),
+		DownAfterScans: down, Format: string(format), CreatedBy: actor(ctx),
 	})
 	if err != nil {
 		return nil, s.internal("create webhook "+req.GetName(), err)
 	}
 	s.log.Info("webhook created", "webhook", w.Name, "by", actor(ctx))
-	return &pb.CreateWebhookResponse{Webhook: webhookPB(db.Webhook(w), siteName, 0, 0), Secret: secret}, nil
+	out, err := webhookPB(db.Webhook(w), siteName, 0, 0)
+	if err != nil {
+		return nil, s.internal("create webhook "+req.GetName(), err)
+	}
+	return &pb.CreateWebhookResponse{Webhook: out, Secret: secret}, nil
 }
 
 // ListWebhooks implements AdminService.ListWebhooks, by name.
@@ -112,7 +118,11 @@ func (s *Server) ListWebhooks(ctx context.Context, req *pb.ListWebhooksRequest) 
 	}
 	resp := &pb.ListWebhooksResponse{NextPageToken: next}
 	for _, r := range rows {
-		resp.Webhooks = append(resp.Webhooks, webhookPB(r.Webhook, r.SiteName.String, r.Pending, r.Dead))
+		out, err := webhookPB(r.Webhook, r.SiteName.String, r.Pending, r.Dead)
+		if err != nil {
+			return nil, s.internal("list webhooks", err)
+		}
+		resp.Webhooks = append(resp.Webhooks, out)
 	}
 	return resp, nil
 }
@@ -143,16 +153,12 @@ func (s *Server) ListWebhookDeliveries(ctx context.Context, req *pb.ListWebhookD
 		return nil, err
 	}
 	p := db.ListWebhookDeliveriesParams{WebhookID: id}
-	switch req.GetState() {
-	case pb.WebhookDeliveryState_WEBHOOK_DELIVERY_STATE_UNSPECIFIED:
-	case pb.WebhookDeliveryState_WEBHOOK_DELIVERY_STATE_PENDING:
-		p.State = pgText("pending")
-	case pb.WebhookDeliveryState_WEBHOOK_DELIVERY_STATE_DELIVERED:
-		p.State = pgText("delivered")
-	case pb.WebhookDeliveryState_WEBHOOK_DELIVERY_STATE_DEAD:
-		p.State = pgText("dead")
-	default:
-		return nil, apierr.InvalidField("state", "unknown state %d", req.GetState())
+	if req.GetState() != pb.WebhookDeliveryState_WEBHOOK_DELIVERY_STATE_UNSPECIFIED {
+		st, err := state.DeliveryStateFromPB(req.GetState())
+		if err != nil {
+			return nil, apierr.InvalidField("state", "unknown state %d", req.GetState())
+		}
+		p.State = pgText(string(st))
 	}
 	cur := deliveryCursor{Seq: math.MaxInt64}
 	rows, next, err := paginate(req, &cur, func(limit int32) ([]db.ListWebhookDeliveriesRow, error) {
@@ -164,9 +170,13 @@ func (s *Server) ListWebhookDeliveries(ctx context.Context, req *pb.ListWebhookD
 	}
 	resp := &pb.ListWebhookDeliveriesResponse{NextPageToken: next}
 	for _, r := range rows {
+		st, err := state.DeliveryState(r.State).ToPB()
+		if err != nil {
+			return nil, s.internal("list webhook deliveries", err)
+		}
 		d := &pb.WebhookDelivery{
 			Id: r.ID.String(), WebhookId: r.WebhookID.String(), Events: r.EventCount, Attempts: r.Attempts,
-			State:         pb.WebhookDeliveryState(pb.WebhookDeliveryState_value["WEBHOOK_DELIVERY_STATE_"+upperASCII(r.State)]),
+			State:         st,
 			NextAttemptAt: timestamppb.New(r.NextAttemptAt), LastError: r.LastError.String, LastStatus: r.LastStatus.Int32,
 			CreatedAt: timestamppb.New(r.CreatedAt), FirstFeedSeq: r.FirstFeedSeq, LastFeedSeq: r.LastFeedSeq,
 		}
@@ -207,16 +217,20 @@ func (s *Server) webhookID(ctx context.Context, raw string) (uuid.UUID, error) {
 	return id, nil
 }
 
-func webhookPB(w db.Webhook, site string, pending, dead int64) *pb.Webhook {
+func webhookPB(w db.Webhook, site string, pending, dead int64) (*pb.Webhook, error) {
+	format, err := state.WebhookFormat(w.Format).ToPB()
+	if err != nil {
+		return nil, fmt.Errorf("webhook %s: %w", w.Name, err)
+	}
 	out := &pb.Webhook{
 		Id: w.ID.String(), Name: w.Name, Url: w.Url, Site: site, Events: w.Events, DownAfterScans: w.DownAfterScans,
-		Format:    pb.WebhookFormat(pb.WebhookFormat_value["WEBHOOK_FORMAT_"+upperASCII(w.Format)]),
+		Format:    format,
 		CreatedAt: timestamppb.New(w.CreatedAt), PendingDeliveries: pending, DeadDeliveries: dead,
 	}
 	if w.TargetID.Valid {
 		out.TargetId = w.TargetID.UUID.String()
 	}
-	return out
+	return out, nil
 }
 
 func pgText(s string) pgtype.Text { return pgtype.Text{String: s, Valid: true} }

@@ -17,6 +17,7 @@ import (
 	"github.com/scanorama/scanorama/controller/apierr"
 	"github.com/scanorama/scanorama/controller/audit"
 	"github.com/scanorama/scanorama/controller/pki"
+	"github.com/scanorama/scanorama/controller/state"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
@@ -60,12 +61,12 @@ func (s *Server) Enroll(ctx context.Context, req *pb.EnrollRequest) (*pb.EnrollR
 		if err != nil {
 			return fmt.Errorf("read site: %w", err)
 		}
-		state := "active"
+		agentState := state.AgentActive
 		if s.trust.RequireApproval {
-			state = "pending_approval"
+			agentState = state.AgentPendingApproval
 		}
 		a, err := q.CreateEnrolledAgent(ctx, db.CreateEnrolledAgentParams{
-			SiteID: site.ID, Name: req.GetName(), State: state, Hostname: req.GetHostname(), Version: req.GetVersion(),
+			SiteID: site.ID, Name: req.GetName(), State: string(agentState), Hostname: req.GetHostname(), Version: req.GetVersion(),
 		})
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
@@ -79,14 +80,14 @@ func (s *Server) Enroll(ctx context.Context, req *pb.EnrollRequest) (*pb.EnrollR
 		if err != nil {
 			return apierr.InvalidField("csr_der", "%v", err)
 		}
-		resp = &pb.EnrollResponse{AgentId: a.ID.String(), Site: site.Name, CertDer: cert.Raw, CaDer: s.trust.CA.Cert.Raw, State: state}
+		resp = &pb.EnrollResponse{AgentId: a.ID.String(), Site: site.Name, CertDer: cert.Raw, CaDer: s.trust.CA.Cert.Raw, State: string(agentState)}
 		// On record in the same transaction: no agent exists without the
 		// audit row that says which token brought it in.
 		return audit.Record(ctx, tx, audit.Event{
 			Actor: "enrollment-token:" + tok.ID, Role: "agent", Action: "agent.enroll",
 			SiteID: uuid.NullUUID{UUID: site.ID, Valid: true}, ObjectIDs: []string{a.ID.String(), tok.ID},
 			Peer: peerAddr(ctx), Outcome: codes.OK,
-			Message: fmt.Sprintf("agent %q enrolled (%s)", req.GetName(), state),
+			Message: fmt.Sprintf("agent %q enrolled (%s)", req.GetName(), agentState),
 		})
 	})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/scanorama/scanorama/controller/apierr"
 	"github.com/scanorama/scanorama/controller/pki"
+	"github.com/scanorama/scanorama/controller/state"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
@@ -46,7 +47,7 @@ func (s *Server) registerEnrolled(ctx context.Context, id pki.Identity, req *pb.
 	if err != nil {
 		return nil, s.internal("register agent", err)
 	}
-	if a.State == "revoked" {
+	if state.AgentState(a.State) == state.AgentRevoked {
 		return nil, status.Errorf(codes.PermissionDenied, "agent %s (%s) is revoked", a.ID, a.Name)
 	}
 	if req.GetName() != "" && req.GetName() != a.Name {
@@ -71,7 +72,7 @@ func (s *Server) enrolledScope(ctx context.Context, a db.Agent) (db.Agent, error
 	if !a.Enrolled {
 		return a, nil
 	}
-	if a.State == "pending_approval" {
+	if state.AgentState(a.State) == state.AgentPendingApproval {
 		return a, status.Errorf(codes.FailedPrecondition, "agent %s (%s) awaits approval (AdminService.ApproveAgent)", a.ID, a.Name)
 	}
 	siteScopes, err := s.q.GetSiteScopes(ctx, a.SiteID)

@@ -26,6 +26,7 @@ import (
 	"github.com/scanorama/scanorama/controller/apierr"
 	"github.com/scanorama/scanorama/controller/ingest"
 	"github.com/scanorama/scanorama/controller/leasing"
+	"github.com/scanorama/scanorama/controller/state"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
@@ -133,7 +134,7 @@ func (s *Server) agent(ctx context.Context, requested string) (db.Agent, error) 
 	if err != nil {
 		return a, err
 	}
-	if a.State == "revoked" {
+	if state.AgentState(a.State) == state.AgentRevoked {
 		return db.Agent{}, status.Errorf(codes.PermissionDenied, "agent %s (%s) is revoked", a.ID, a.Name)
 	}
 	if _, ok := IdentityFrom(ctx); a.Enrolled && !ok {
@@ -153,7 +154,7 @@ func (s *Server) cachedAgent(ctx context.Context, id string) (db.Agent, error) {
 	a, err := s.q.GetAgent(ctx, aid)
 	switch {
 	case err != nil:
-	case a.State == "lost":
+	case state.AgentState(a.State) == state.AgentLost:
 		// Back at once: the agent must not be treated as lost any longer.
 		a, err = s.q.TouchAgent(ctx, aid)
 	case time.Since(a.LastSeen) > s.touch:
@@ -178,7 +179,7 @@ func (s *Server) AcquireJob(ctx context.Context, req *pb.AcquireJobRequest) (*pb
 	if err != nil {
 		return nil, err
 	}
-	if a.State == "draining" {
+	if state.AgentState(a.State) == state.AgentDraining {
 		return &pb.AcquireJobResponse{}, nil
 	}
 	if a, err = s.enrolledScope(ctx, a); err != nil {
@@ -219,7 +220,7 @@ func (s *Server) Heartbeat(ctx context.Context, req *pb.HeartbeatRequest) (*pb.H
 	if err != nil {
 		return nil, err
 	}
-	resp := &pb.HeartbeatResponse{Draining: a.State == "draining"}
+	resp := &pb.HeartbeatResponse{Draining: state.AgentState(a.State) == state.AgentDraining}
 	for i, l := range req.GetLeases() {
 		jobID, err := uuid.Parse(l.GetJobId())
 		if err != nil {
@@ -292,7 +293,11 @@ func (s *Server) FailJob(ctx context.Context, req *pb.FailJobRequest) (*pb.FailJ
 		return nil, s.mapErr("fail job", err)
 	}
 	s.log.Warn("agent failed job", "job_id", ref.JobID, "agent", a.Name, "error", msg, "new_status", st)
-	return &pb.FailJobResponse{Status: pb.JobStatus(pb.JobStatus_value["JOB_STATUS_"+upper(st)])}, nil
+	jobStatus, err := st.ToPB()
+	if err != nil {
+		return nil, s.internal("fail job", err)
+	}
+	return &pb.FailJobResponse{Status: jobStatus}, nil
 }
 
 // ReleaseJob implements AgentService.ReleaseJob.
@@ -345,14 +350,4 @@ func (s *Server) internal(what string, err error) error {
 	}
 	s.log.Error(what+" failed", "error", err)
 	return status.Errorf(codes.Unavailable, "%s: %v", what, err)
-}
-
-func upper(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'a' && c <= 'z' {
-			b[i] = c - 32
-		}
-	}
-	return string(b)
 }

@@ -8,6 +8,8 @@ package authz
 import (
 	"fmt"
 	"strings"
+
+	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
 
 // Role orders what a caller may do; a higher role may do everything a lower one may.
@@ -31,6 +33,35 @@ func (r Role) String() string {
 		return "admin"
 	}
 	return "none"
+}
+
+var rolePB = map[Role]pb.TokenRole{
+	RoleViewer:   pb.TokenRole_TOKEN_ROLE_VIEWER,
+	RoleOperator: pb.TokenRole_TOKEN_ROLE_OPERATOR,
+	RoleAdmin:    pb.TokenRole_TOKEN_ROLE_ADMIN,
+}
+
+// Roles lists every role a token may have, least first; api_tokens.role
+// allows exactly their names.
+func Roles() []Role { return []Role{RoleViewer, RoleOperator, RoleAdmin} }
+
+// ToPB is the API's value of r; RoleNone has none and is an error.
+func (r Role) ToPB() (pb.TokenRole, error) {
+	if p, ok := rolePB[r]; ok {
+		return p, nil
+	}
+	return pb.TokenRole_TOKEN_ROLE_UNSPECIFIED, fmt.Errorf("role %s has no API value", r)
+}
+
+// RoleFromPB is the role of an API value; UNSPECIFIED and unknown numbers
+// are errors.
+func RoleFromPB(p pb.TokenRole) (Role, error) {
+	for r, v := range rolePB {
+		if v == p {
+			return r, nil
+		}
+	}
+	return RoleNone, fmt.Errorf("no role for %s", p)
 }
 
 // ParseRole reads "viewer", "operator" or "admin".

@@ -4,17 +4,19 @@ import (
 	"encoding/json"
 
 	"github.com/google/uuid"
+
+	"github.com/scanorama/scanorama/controller/state"
 )
 
 // JobEvent is the payload published on ChannelEvents when a job changes
 // state or reports progress; WatchEvents streams it.
 type JobEvent struct {
-	Type            string    `json:"type"`
-	JobID           uuid.UUID `json:"job_id"`
-	SiteID          uuid.UUID `json:"site_id"`
-	Status          string    `json:"status"`
-	ProgressPercent int32     `json:"progress_percent"`
-	WorkerID        string    `json:"worker_id,omitempty"`
+	Type            string          `json:"type"`
+	JobID           uuid.UUID       `json:"job_id"`
+	SiteID          uuid.UUID       `json:"site_id"`
+	Status          state.JobStatus `json:"status"`
+	ProgressPercent int32           `json:"progress_percent"`
+	WorkerID        string          `json:"worker_id,omitempty"`
 	// Changes counts the host_history rows a completed job wrote.
 	Changes int64 `json:"changes,omitempty"`
 }

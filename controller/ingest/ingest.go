@@ -32,6 +32,7 @@ import (
 	"github.com/scanorama/scanorama/controller/events"
 	"github.com/scanorama/scanorama/controller/leasing"
 	"github.com/scanorama/scanorama/controller/metrics"
+	"github.com/scanorama/scanorama/controller/state"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 	"github.com/scanorama/scanorama/sql/staging"
@@ -276,11 +277,11 @@ func (s *stream) checkLease(ctx context.Context) (db.GetJobLeaseStateRow, bool, 
 	if job.WorkerID.String != s.ref.WorkerID || job.LeaseToken != s.ref.Token {
 		return job, false, fmt.Errorf("%w: job %s is now at lease token %d (yours: %d)", leasing.ErrLeaseLost, s.ref.JobID, job.LeaseToken, s.ref.Token)
 	}
-	switch job.Status {
-	case "completed":
+	switch state.JobStatus(job.Status) {
+	case state.JobCompleted:
 		return job, true, nil
-	case "leased", "running":
-	case "cancelled":
+	case state.JobLeased, state.JobRunning:
+	case state.JobCancelled:
 		// Cancelled while this lease held it (a cancel of a pending job
 		// leaves no holder): the holder commits what it finished, once.
 		if job.Partial {
@@ -410,12 +411,12 @@ func (s *stream) commit(ctx context.Context, job db.GetJobLeaseStateRow, sum *pb
 	}
 	res.Hosts, res.PortRows, res.Changes = c.hosts, c.rows, c.changes
 	ev := events.JobEvent{
-		JobID: s.ref.JobID, SiteID: c.siteID, Status: "completed", ProgressPercent: 100,
+		JobID: s.ref.JobID, SiteID: c.siteID, Status: state.JobCompleted, ProgressPercent: 100,
 		WorkerID: s.ref.WorkerID, Changes: c.changes,
 	}
-	if job.Status == "cancelled" {
+	if state.JobStatus(job.Status) == state.JobCancelled {
 		res.Partial = true
-		ev.Status, ev.ProgressPercent = "cancelled", 0
+		ev.Status, ev.ProgressPercent = state.JobCancelled, 0
 	}
 	// Published after the commit, not in it: NOTIFY serializes every
 	// committing transaction that sent one, fsync included. Watching is a

@@ -71,7 +71,10 @@ type execContext struct {
 
 // EffectiveOptions merges a profile with a target's own ports.
 func EffectiveOptions(p db.ScanProfile, targetPorts string) (scanspec.Options, error) {
-	in := ProfileOptions(p)
+	in, err := ProfileOptions(p)
+	if err != nil {
+		return scanspec.Options{}, err
+	}
 	if targetPorts != "" && in.GetScanType() != pb.ScanType_SCAN_TYPE_PING {
 		in.Ports, in.TopPorts = targetPorts, 0
 	}
@@ -81,10 +84,16 @@ func EffectiveOptions(p db.ScanProfile, targetPorts string) (scanspec.Options, e
 	return specpb.FromPB(in)
 }
 
-// ProfileOptions is a profile row as the API's ScanOptions.
-func ProfileOptions(p db.ScanProfile) *pb.ScanOptions {
+// ProfileOptions is a profile row as the API's ScanOptions. A scan type or
+// ping method the API has no value for is an error (the schema's CHECK and
+// the tests of specpb keep that from happening).
+func ProfileOptions(p db.ScanProfile) (*pb.ScanOptions, error) {
+	scanType, err := specpb.ScanTypeToPB(scanspec.ScanType(p.ScanType))
+	if err != nil {
+		return nil, fmt.Errorf("profile %s: %w", p.Name, err)
+	}
 	o := &pb.ScanOptions{
-		ScanType:          pb.ScanType(pb.ScanType_value["SCAN_TYPE_"+upper(p.ScanType)]),
+		ScanType:          scanType,
 		Ports:             p.Ports,
 		TopPorts:          p.TopPorts,
 		ServiceDetection:  p.ServiceDetection,
@@ -111,9 +120,13 @@ func ProfileOptions(p db.ScanProfile) *pb.ScanOptions {
 		o.HostTimeout = durationSeconds(p.HostTimeoutSeconds)
 	}
 	for _, m := range p.PingMethods {
-		o.PingMethods = append(o.PingMethods, pb.PingMethod(pb.PingMethod_value["PING_METHOD_"+upper(m)]))
+		pm, err := specpb.PingMethodToPB(scanspec.PingMethod(m))
+		if err != nil {
+			return nil, fmt.Errorf("profile %s: %w", p.Name, err)
+		}
+		o.PingMethods = append(o.PingMethods, pm)
 	}
-	return o
+	return o, nil
 }
 
 // Create inserts the jobs of one run in q's transaction and notifies the

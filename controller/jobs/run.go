@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/scanorama/scanorama/controller/calendar"
+	"github.com/scanorama/scanorama/controller/state"
 	"github.com/scanorama/scanorama/gen/db"
 )
 
@@ -74,7 +75,7 @@ func StartRun(ctx context.Context, q *db.Queries, r RunRequest) (Run, error) {
 	}
 	at, why := Deadline(r.Target, r.Now, r.WindowClose)
 	row, err := q.InsertRun(ctx, db.InsertRunParams{
-		TargetID: r.Target.ID, ScheduledFor: r.ScheduledFor, Origin: r.Origin, Outcome: "created", Phase: phase,
+		TargetID: r.Target.ID, ScheduledFor: r.ScheduledFor, Origin: r.Origin, Outcome: string(state.RunCreated), Phase: phase,
 		CancelAt: pgtype.Timestamptz{Time: at, Valid: !at.IsZero()}, CancelReason: pgtype.Text{String: why, Valid: !at.IsZero()},
 		CreatedBy: r.CreatedBy,
 	})

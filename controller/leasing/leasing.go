@@ -19,6 +19,7 @@ import (
 
 	"github.com/scanorama/scanorama/controller/events"
 	"github.com/scanorama/scanorama/controller/metrics"
+	"github.com/scanorama/scanorama/controller/state"
 	"github.com/scanorama/scanorama/gen/db"
 )
 
@@ -107,7 +108,7 @@ func (l *Leaser) Acquire(ctx context.Context, agent db.Agent, wait time.Duration
 				l.cfg.Metrics.Lease(metrics.LeaseReassigned)
 			}
 			l.log.Debug("leased job", "job_id", job.ID, "agent", agent.Name, "lease_token", job.LeaseToken, "attempt", job.Attempt)
-			l.pub.Publish(events.JobEvent{JobID: job.ID, SiteID: job.SiteID, Status: "leased", WorkerID: agent.ID.String()}.Payload())
+			l.pub.Publish(events.JobEvent{JobID: job.ID, SiteID: job.SiteID, Status: state.JobLeased, WorkerID: agent.ID.String()}.Payload())
 			// More work may be queued behind this job: pass the wake-up on.
 			l.waker.WakeOne(agent.SiteID.String())
 			return &job, nil
@@ -158,7 +159,7 @@ func (l *Leaser) Heartbeat(ctx context.Context, ref LeaseRef, progress int) (Hea
 	})
 	if err == nil {
 		l.cfg.Metrics.Lease(metrics.LeaseRenewed)
-		l.pub.Publish(events.JobEvent{JobID: ref.JobID, SiteID: row.SiteID, Status: "running", ProgressPercent: int32(row.ProgressPercent), WorkerID: ref.WorkerID}.Payload())
+		l.pub.Publish(events.JobEvent{JobID: ref.JobID, SiteID: row.SiteID, Status: state.JobRunning, ProgressPercent: int32(row.ProgressPercent), WorkerID: ref.WorkerID}.Payload())
 		return HeartbeatResult{State: LeaseActive, TimeoutAt: row.TimeoutAt.Time}, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
@@ -172,7 +173,7 @@ func (l *Leaser) Heartbeat(ctx context.Context, ref LeaseRef, progress int) (Hea
 	if err != nil {
 		return HeartbeatResult{}, fmt.Errorf("read job %s: %w", ref.JobID, err)
 	}
-	if st.Status == "cancelled" && st.LeaseToken == ref.Token && st.WorkerID.String == ref.WorkerID {
+	if state.JobStatus(st.Status) == state.JobCancelled && st.LeaseToken == ref.Token && st.WorkerID.String == ref.WorkerID {
 		return HeartbeatResult{State: LeaseCancelled}, nil
 	}
 	l.cfg.Metrics.Fenced(metrics.FencedHeartbeat)
@@ -181,25 +182,25 @@ func (l *Leaser) Heartbeat(ctx context.Context, ref LeaseRef, progress int) (Hea
 
 // Fail gives up a lease with an error. Retryable errors send the job back
 // to the queue while attempts remain. It returns the job's new status.
-func (l *Leaser) Fail(ctx context.Context, ref LeaseRef, msg string, retryable bool) (string, error) {
-	var status string
+func (l *Leaser) Fail(ctx context.Context, ref LeaseRef, msg string, retryable bool) (state.JobStatus, error) {
+	var status state.JobStatus
 	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
 		q := l.q.WithTx(tx)
 		row, err := q.FailJob(ctx, db.FailJobParams{
 			Retryable: retryable, ErrorMessage: msg, ID: ref.JobID, WorkerID: ref.WorkerID, LeaseToken: ref.Token,
 		})
-		status = row.Status
+		status = state.JobStatus(row.Status)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrLeaseLost
 		}
 		if err != nil {
 			return fmt.Errorf("fail job %s: %w", ref.JobID, err)
 		}
-		if err := q.EndLease(ctx, db.EndLeaseParams{Outcome: pgText("failed"), JobID: ref.JobID, LeaseToken: ref.Token}); err != nil {
+		if err := q.EndLease(ctx, db.EndLeaseParams{Outcome: pgText(string(state.LeaseFailed)), JobID: ref.JobID, LeaseToken: ref.Token}); err != nil {
 			return fmt.Errorf("end lease: %w", err)
 		}
 		l.notifyJob(ctx, q, events.JobEvent{JobID: ref.JobID, SiteID: row.SiteID, Status: status, WorkerID: ref.WorkerID})
-		if status == "pending" {
+		if status == state.JobPending {
 			return l.notifySite(ctx, q, ref.JobID)
 		}
 		return nil
@@ -230,7 +231,7 @@ func (l *Leaser) release(ctx context.Context, ref LeaseRef) error {
 		if n == 0 {
 			return ErrLeaseLost
 		}
-		if err := q.EndLease(ctx, db.EndLeaseParams{Outcome: pgText("released"), JobID: ref.JobID, LeaseToken: ref.Token}); err != nil {
+		if err := q.EndLease(ctx, db.EndLeaseParams{Outcome: pgText(string(state.LeaseReleased)), JobID: ref.JobID, LeaseToken: ref.Token}); err != nil {
 			return fmt.Errorf("end lease: %w", err)
 		}
 		return l.notifySite(ctx, q, ref.JobID)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/scanorama/scanorama/controller/migrate"
 	"github.com/scanorama/scanorama/controller/pgtest"
+	"github.com/scanorama/scanorama/controller/state"
 	"github.com/scanorama/scanorama/gen/db"
 )
 
@@ -163,24 +164,24 @@ func TestFailAndReleaseAreFenced(t *testing.T) {
 	tests := []struct {
 		name        string
 		maxAttempts int
-		op          func(l *Leaser, r LeaseRef) (string, error)
+		op          func(l *Leaser, r LeaseRef) (state.JobStatus, error)
 		stale       bool
 		wantStatus  string // the job's status afterwards
 		wantErr     error
 		returned    bool // a release gives the attempt back
 	}{
 		{name: "retryable failure with attempts left goes back to the queue", maxAttempts: 3,
-			op: func(l *Leaser, r LeaseRef) (string, error) { return l.Fail(ctx, r, "nmap crashed", true) }, wantStatus: "pending"},
+			op: func(l *Leaser, r LeaseRef) (state.JobStatus, error) { return l.Fail(ctx, r, "nmap crashed", true) }, wantStatus: "pending"},
 		{name: "retryable failure on the last attempt fails the job", maxAttempts: 1,
-			op: func(l *Leaser, r LeaseRef) (string, error) { return l.Fail(ctx, r, "nmap crashed", true) }, wantStatus: "failed"},
+			op: func(l *Leaser, r LeaseRef) (state.JobStatus, error) { return l.Fail(ctx, r, "nmap crashed", true) }, wantStatus: "failed"},
 		{name: "permanent failure fails the job", maxAttempts: 3,
-			op: func(l *Leaser, r LeaseRef) (string, error) { return l.Fail(ctx, r, "bad target", false) }, wantStatus: "failed"},
+			op: func(l *Leaser, r LeaseRef) (state.JobStatus, error) { return l.Fail(ctx, r, "bad target", false) }, wantStatus: "failed"},
 		{name: "a stale holder cannot fail the job", maxAttempts: 3, stale: true,
-			op: func(l *Leaser, r LeaseRef) (string, error) { return l.Fail(ctx, r, "late", false) }, wantStatus: "leased", wantErr: ErrLeaseLost},
+			op: func(l *Leaser, r LeaseRef) (state.JobStatus, error) { return l.Fail(ctx, r, "late", false) }, wantStatus: "leased", wantErr: ErrLeaseLost},
 		{name: "release returns the job", maxAttempts: 3,
-			op: func(l *Leaser, r LeaseRef) (string, error) { return "", l.Release(ctx, r) }, wantStatus: "pending", returned: true},
+			op: func(l *Leaser, r LeaseRef) (state.JobStatus, error) { return "", l.Release(ctx, r) }, wantStatus: "pending", returned: true},
 		{name: "a stale holder cannot release the job", maxAttempts: 3, stale: true,
-			op: func(l *Leaser, r LeaseRef) (string, error) { return "", l.Release(ctx, r) }, wantStatus: "leased", wantErr: ErrLeaseLost},
+			op: func(l *Leaser, r LeaseRef) (state.JobStatus, error) { return "", l.Release(ctx, r) }, wantStatus: "leased", wantErr: ErrLeaseLost},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

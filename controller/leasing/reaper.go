@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/scanorama/scanorama/controller/metrics"
+	"github.com/scanorama/scanorama/controller/state"
 	"github.com/scanorama/scanorama/gen/db"
 )
 
@@ -120,7 +121,7 @@ func (r *Reaper) reapOnce(ctx context.Context) (int, int, error) {
 		}
 		for _, row := range rows {
 			r.log.Warn("lease expired", "job_id", row.ID, "new_status", row.Status, "reason", row.ErrorMessage.String)
-			if row.Status == "pending" {
+			if state.JobStatus(row.Status) == state.JobPending {
 				if err := r.q.NotifyJobsAvailable(ctx, row.SiteID.String()); err != nil {
 					return total, 0, fmt.Errorf("notify site: %w", err)
 				}

@@ -37,6 +37,7 @@ import (
 
 	"github.com/scanorama/scanorama/controller/events"
 	"github.com/scanorama/scanorama/controller/jobs"
+	"github.com/scanorama/scanorama/controller/state"
 	"github.com/scanorama/scanorama/gen/db"
 )
 
@@ -221,7 +222,7 @@ func (s *Scheduler) runTarget(ctx context.Context, q *db.Queries, t db.ScanTarge
 		}
 		s.log.Info("run skipped: previous run still going", "target_id", t.ID, "scheduled_for", scheduledFor, "active_jobs", work.ActiveJobs)
 		_, err := q.InsertRun(ctx, db.InsertRunParams{
-			TargetID: t.ID, ScheduledFor: scheduledFor, Origin: jobs.OriginSchedule, Outcome: "skipped", Reason: reason,
+			TargetID: t.ID, ScheduledFor: scheduledFor, Origin: jobs.OriginSchedule, Outcome: string(state.RunSkipped), Reason: reason,
 			Phase: jobs.PhaseFinished, CreatedBy: "scheduler",
 		})
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -257,7 +258,7 @@ func (s *Scheduler) runFailed(ctx context.Context, q *db.Queries, t db.ScanTarge
 		return none, err
 	}
 	_, err := q.InsertRun(ctx, db.InsertRunParams{
-		TargetID: t.ID, ScheduledFor: t.NextRunAt.Time, Origin: jobs.OriginSchedule, Outcome: "skipped",
+		TargetID: t.ID, ScheduledFor: t.NextRunAt.Time, Origin: jobs.OriginSchedule, Outcome: string(state.RunSkipped),
 		Reason: fmt.Sprintf("run failed: %v", cause), Phase: jobs.PhaseFinished, CreatedBy: "scheduler",
 	})
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
@@ -279,7 +280,7 @@ func (s *Scheduler) EnforceDeadlines(ctx context.Context, now time.Time) (int, e
 				return err
 			}
 			for _, r := range rows {
-				payload := events.JobEvent{JobID: r.ID, SiteID: r.SiteID, Status: "cancelled", ProgressPercent: int32(r.ProgressPercent)}.Payload()
+				payload := events.JobEvent{JobID: r.ID, SiteID: r.SiteID, Status: state.JobCancelled, ProgressPercent: int32(r.ProgressPercent)}.Payload()
 				if err := q.NotifyJobEvent(ctx, payload); err != nil {
 					return err
 				}

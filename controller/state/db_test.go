@@ -10,6 +10,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/scanorama/scanorama/agent/scanspec"
+	"github.com/scanorama/scanorama/controller/authz"
+	"github.com/scanorama/scanorama/controller/jobs"
 	"github.com/scanorama/scanorama/controller/migrate"
 	"github.com/scanorama/scanorama/controller/pgtest"
 	"github.com/scanorama/scanorama/controller/state"
@@ -37,7 +39,11 @@ func TestConstantsMatchCheckConstraints(t *testing.T) {
 		{"host_history", "event", strs(state.ChangeEvents())},
 		{"webhooks", "format", strs(state.WebhookFormats())},
 		{"webhook_deliveries", "state", strs(state.DeliveryStates())},
+		{"scan_runs", "outcome", strs(state.RunOutcomes())},
+		{"scan_runs", "origin", []string{jobs.OriginSchedule, jobs.OriginScanNow}},
+		{"scan_runs", "phase", []string{jobs.PhaseDiscovery, jobs.PhasePortScan, jobs.PhaseFinished}},
 		{"scan_profiles", "scan_type", strs(scanspec.ScanTypes())},
+		{"api_tokens", "role", roleNames()},
 	}
 	for _, c := range cases {
 		t.Run(c.table+"."+c.column, func(t *testing.T) {
@@ -90,6 +96,14 @@ func allowed(t *testing.T, pool *pgxpool.Pool, table, column string) []string {
 	}
 	if len(out) == 0 {
 		t.Fatalf("no values in %q", defs[0])
+	}
+	return out
+}
+
+func roleNames() []string {
+	var out []string
+	for _, r := range authz.Roles() {
+		out = append(out, r.String())
 	}
 	return out
 }

@@ -76,3 +76,21 @@ func LeaseOutcomes() []LeaseOutcome { return leaseOutcomes.values() }
 
 // ParseLeaseOutcome reads an outcome from the database.
 func ParseLeaseOutcome(s string) (LeaseOutcome, error) { return leaseOutcomes.parse(s) }
+
+// RunOutcome is scan_runs.outcome: whether a scheduled run created its jobs.
+// (A run's origin and phase are jobs.Origin* and jobs.Phase*.)
+type RunOutcome string
+
+// Run outcomes (scan_runs_outcome_check).
+const (
+	RunCreated RunOutcome = "created"
+	RunSkipped RunOutcome = "skipped"
+)
+
+var runOutcomes = newVocab("run outcome", RunCreated, RunSkipped)
+
+// RunOutcomes lists every run outcome.
+func RunOutcomes() []RunOutcome { return runOutcomes.values() }
+
+// ParseRunOutcome reads an outcome from the database.
+func ParseRunOutcome(s string) (RunOutcome, error) { return runOutcomes.parse(s) }

@@ -132,6 +132,7 @@ func TestVocabulariesParseOnlyTheirOwn(t *testing.T) {
 		{"change event", strs(ChangeEvents()), func(s string) error { _, err := ParseChangeEvent(s); return err }},
 		{"lease outcome", strs(LeaseOutcomes()), func(s string) error { _, err := ParseLeaseOutcome(s); return err }},
 		{"job kind", strs(JobKinds()), func(s string) error { _, err := ParseJobKind(s); return err }},
+		{"run outcome", strs(RunOutcomes()), func(s string) error { _, err := ParseRunOutcome(s); return err }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -28,6 +28,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/scanorama/scanorama/controller/changefeed"
+	"github.com/scanorama/scanorama/controller/state"
 	"github.com/scanorama/scanorama/gen/db"
 )
 
@@ -278,12 +279,12 @@ func (d *Dispatcher) filter(ctx context.Context, q *db.Queries, w db.Webhook, r 
 	wants := func(ev string) bool { return len(w.Events) == 0 || slices.Contains(w.Events, ev) }
 	h := r.HostHistory
 	if w.DownAfterScans > 1 {
-		switch {
-		case h.Event == "host_down" && wants("host_down"):
+		switch ev := state.ChangeEvent(h.Event); {
+		case ev == state.HostDown && wants(string(state.HostDown)):
 			return false, q.AddPendingDown(ctx, db.AddPendingDownParams{
 				WebhookID: w.ID, HostID: h.HostID, HistoryID: h.ID, FeedSeq: h.FeedSeq, Since: h.ChangedAt,
 			})
-		case h.Event == "host_up" || h.Event == "host_discovered":
+		case ev == state.HostUp || ev == state.HostDiscovered:
 			n, err := q.DeletePendingDown(ctx, db.DeletePendingDownParams{WebhookID: w.ID, HostID: h.HostID})
 			if err != nil {
 				return false, err
@@ -306,7 +307,7 @@ func (d *Dispatcher) sendNext(ctx context.Context, w db.Webhook) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("read next delivery: %w", err)
 	}
-	if del.State == "dead" || del.NextAttemptAt.After(time.Now()) {
+	if state.DeliveryState(del.State) == state.DeliveryDead || del.NextAttemptAt.After(time.Now()) {
 		return false, nil
 	}
 	status, err := d.post(ctx, w, del)

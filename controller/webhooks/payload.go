@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/scanorama/scanorama/controller/changefeed"
+	"github.com/scanorama/scanorama/controller/state"
 )
 
 // Headers of every delivery.
@@ -78,7 +79,7 @@ func eventOf(r changefeed.Row) Event {
 // Body encodes a delivery.
 func Body(deliveryID, webhook, format string, events []Event) ([]byte, error) {
 	p := Payload{DeliveryID: deliveryID, Webhook: webhook, Events: events}
-	if format == "slack" {
+	if state.WebhookFormat(format) == state.FormatSlack {
 		p.Text = SlackText(events)
 	}
 	return json.Marshal(p)

@@ -4,10 +4,20 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+
+	"github.com/scanorama/scanorama/controller/state"
 )
 
 // Events a webhook can filter on: host_history's events.
-var Events = []string{"host_discovered", "host_up", "host_down", "port_opened", "port_closed", "service_changed", "os_changed"}
+var Events = eventNames()
+
+func eventNames() []string {
+	var out []string
+	for _, e := range state.ChangeEvents() {
+		out = append(out, string(e))
+	}
+	return out
+}
 
 // CheckURL accepts an absolute http or https URL with a host and nothing a
 // POST cannot carry.
