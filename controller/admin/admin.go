@@ -7,17 +7,13 @@ package admin
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/netip"
 	"strings"
 
 	"github.com/google/uuid"
 	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/scanorama/scanorama/controller/apierr"
 	"github.com/scanorama/scanorama/controller/authz"
@@ -119,28 +115,9 @@ func (s *Server) optionalSite(ctx context.Context, name string) (uuid.NullUUID, 
 	return uuid.NullUUID{UUID: site.ID, Valid: true}, nil
 }
 
-// internal maps unexpected errors; constraint violations that slipped past
-// validation still come back as the caller's mistake, not INTERNAL.
+// internal maps unexpected errors (apierr.People): constraint violations
+// that slipped past validation still come back as the caller's mistake, not
+// INTERNAL.
 func (s *Server) internal(what string, err error) error {
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch pgErr.Code {
-		case "23505":
-			return status.Errorf(codes.AlreadyExists, "%s: already exists (%s)", what, pgErr.ConstraintName)
-		case "23503":
-			return status.Errorf(codes.FailedPrecondition, "%s: still referenced (%s)", what, pgErr.ConstraintName)
-		case "42501": // row-level security or a missing grant: outside the caller's sites
-			return status.Errorf(codes.PermissionDenied, "%s: not allowed for this caller (outside its sites)", what)
-		case "23514", "22P02", "22001":
-			return status.Errorf(codes.InvalidArgument, "%s: %s", what, pgErr.Message)
-		}
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return status.FromContextError(err).Err()
-	}
-	s.log.Error(what+" failed", "error", err)
-	return status.Error(codes.Internal, fmt.Sprintf("%s failed; see the controller log", what))
+	return apierr.People.Err(s.log, what, err)
 }

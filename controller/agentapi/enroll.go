@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -68,8 +67,7 @@ func (s *Server) Enroll(ctx context.Context, req *pb.EnrollRequest) (*pb.EnrollR
 		a, err := q.CreateEnrolledAgent(ctx, db.CreateEnrolledAgentParams{
 			SiteID: site.ID, Name: req.GetName(), State: string(agentState), Hostname: req.GetHostname(), Version: req.GetVersion(),
 		})
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		if apierr.IsUniqueViolation(err) {
 			return status.Errorf(codes.AlreadyExists, "name: site %q already has an agent named %q; enroll with another --name", site.Name, req.GetName())
 		}
 		if err != nil {
@@ -91,7 +89,7 @@ func (s *Server) Enroll(ctx context.Context, req *pb.EnrollRequest) (*pb.EnrollR
 		})
 	})
 	if err != nil {
-		return nil, s.mapErr("enroll agent", err)
+		return nil, s.internal("enroll agent", err)
 	}
 	s.log.Info("agent enrolled", "agent_id", resp.GetAgentId(), "site", resp.GetSite(), "name", req.GetName(),
 		"token_id", tok.ID, "state", resp.GetState())

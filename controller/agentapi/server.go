@@ -14,7 +14,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -257,7 +256,7 @@ func (s *Server) StreamResults(stream pb.AgentService_StreamResultsServer) error
 	}
 	res, err := s.ingest.Ingest(ctx, a.ID.String(), &replay{first: first, rest: stream})
 	if err != nil {
-		return s.mapErr("ingest results", err)
+		return s.internal("ingest results", err)
 	}
 	return stream.SendAndClose(&pb.StreamResultsResponse{
 		JobId: res.JobID.String(), AlreadyCommitted: res.AlreadyCommitted, Hosts: res.Hosts, PortRows: res.PortRows,
@@ -290,7 +289,7 @@ func (s *Server) FailJob(ctx context.Context, req *pb.FailJobRequest) (*pb.FailJ
 	}
 	st, err := s.leaser.Fail(ctx, ref, fmt.Sprintf("agent %s: %s", a.Name, msg), req.GetRetryable())
 	if err != nil {
-		return nil, s.mapErr("fail job", err)
+		return nil, s.internal("fail job", err)
 	}
 	s.log.Warn("agent failed job", "job_id", ref.JobID, "agent", a.Name, "error", msg, "new_status", st)
 	jobStatus, err := st.ToPB()
@@ -307,7 +306,7 @@ func (s *Server) ReleaseJob(ctx context.Context, req *pb.ReleaseJobRequest) (*pb
 		return nil, err
 	}
 	if err := s.leaser.Release(ctx, ref); err != nil {
-		return nil, s.mapErr("release job", err)
+		return nil, s.internal("release job", err)
 	}
 	return &pb.ReleaseJobResponse{}, nil
 }
@@ -324,30 +323,9 @@ func (s *Server) leaseRef(ctx context.Context, agentID, jobID string, token int6
 	return a, leasing.LeaseRef{JobID: id, WorkerID: a.ID.String(), Token: token}, nil
 }
 
-func (s *Server) mapErr(what string, err error) error {
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	switch {
-	case errors.Is(err, leasing.ErrLeaseLost):
-		return status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, ingest.ErrIncomplete):
-		return status.Error(codes.Aborted, err.Error())
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return status.FromContextError(err).Err()
-	}
-	return s.internal(what, err)
-}
-
+// internal maps an error for an agent (apierr.Agents): lease lost is
+// FAILED_PRECONDITION, an incomplete stream ABORTED, and everything that is
+// not the agent's fault UNAVAILABLE, so it retries with its results spooled.
 func (s *Server) internal(what string, err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return status.FromContextError(err).Err()
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) || errors.Is(err, pgx.ErrTxClosed) {
-		s.log.Error(what+" failed", "error", err)
-		return status.Errorf(codes.Unavailable, "%s: database error; retry later", what)
-	}
-	s.log.Error(what+" failed", "error", err)
-	return status.Errorf(codes.Unavailable, "%s: %v", what, err)
+	return apierr.Agents.Err(s.log, what, err)
 }

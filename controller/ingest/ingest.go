@@ -88,8 +88,9 @@ type Result struct {
 // holds the lease (sql/migrations/0006_ingest_commit.sql).
 const sqlstateLeaseLost = "SCL01"
 
-// ErrIncomplete means the stream ended before its summary: nothing was written.
-var ErrIncomplete = errors.New("results stream ended before its summary; nothing was written")
+// ErrIncomplete means the stream ended before its summary: nothing was
+// written. The API says ABORTED: the sender may send the whole stream again.
+var ErrIncomplete = apierr.Sentinel(codes.Aborted, "results stream ended before its summary; nothing was written")
 
 // Publisher sends job events to watchers off the request path.
 type Publisher interface {

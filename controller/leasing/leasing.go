@@ -16,15 +16,18 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc/codes"
 
+	"github.com/scanorama/scanorama/controller/apierr"
 	"github.com/scanorama/scanorama/controller/events"
 	"github.com/scanorama/scanorama/controller/metrics"
 	"github.com/scanorama/scanorama/controller/state"
 	"github.com/scanorama/scanorama/gen/db"
 )
 
-// ErrLeaseLost means the caller no longer holds the lease it names.
-var ErrLeaseLost = errors.New("lease lost")
+// ErrLeaseLost means the caller no longer holds the lease it names. The API
+// says FAILED_PRECONDITION: the agent must stop and drop the job.
+var ErrLeaseLost = apierr.Sentinel(codes.FailedPrecondition, "lease lost")
 
 // Waker lets Acquire sleep until work may have appeared in a site. It
 // wakes a bounded number of a site's waiters per notification and rechecks
