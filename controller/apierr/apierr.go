@@ -1,6 +1,9 @@
 // Package apierr builds the gRPC errors both controller services return, so
 // that every user mistake reads the same way: INVALID_ARGUMENT with a
-// google.rpc.BadRequest naming the field, NOT_FOUND naming what was missing.
+// google.rpc.BadRequest naming the field, NOT_FOUND naming what was missing;
+// and the one translation of errors from below the API (PostgreSQL codes,
+// context errors, lost leases, incomplete streams) into gRPC statuses
+// (translate.go), so a service never invents its own.
 package apierr
 
 import (

@@ -45,6 +45,20 @@ type Reaper struct {
 	// Metrics, when set, counts reaper passes, expired leases and agents
 	// marked lost.
 	Metrics *metrics.Controller
+	// Batch is how many expired leases one statement reaps (its locks and
+	// WAL stay bounded after a mass expiry); a pass repeats until a batch
+	// comes back short. Zero or less means DefaultReapBatch.
+	Batch int
+}
+
+// DefaultReapBatch is Reaper.Batch when unset.
+const DefaultReapBatch = 500
+
+func (r *Reaper) batch() int {
+	if r.Batch <= 0 {
+		return DefaultReapBatch
+	}
+	return r.Batch
 }
 
 // NewReaper returns a reaper that runs every interval, calls an agent lost
@@ -115,7 +129,7 @@ func (r *Reaper) reapOnce(ctx context.Context) (int, int, error) {
 		if time.Since(r.started) < r.startGrace {
 			grace = r.startGrace
 		}
-		rows, err := r.q.ReapExpiredLeases(ctx, grace.Seconds())
+		rows, err := r.q.ReapExpiredLeases(ctx, db.ReapExpiredLeasesParams{GraceSeconds: grace.Seconds(), BatchSize: int32(r.batch())})
 		if err != nil {
 			return total, 0, fmt.Errorf("reap expired leases: %w", err)
 		}
@@ -129,7 +143,7 @@ func (r *Reaper) reapOnce(ctx context.Context) (int, int, error) {
 			}
 		}
 		total += len(rows)
-		if len(rows) < 500 {
+		if len(rows) < r.batch() {
 			break
 		}
 	}

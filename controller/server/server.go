@@ -53,6 +53,9 @@ type Config struct {
 	LeaseTTL time.Duration
 	// ReapEvery is how often expired leases are reaped.
 	ReapEvery time.Duration
+	// ReapBatch is how many expired leases one reap statement handles
+	// (leasing.DefaultReapBatch when zero).
+	ReapBatch int
 	// MaxConns caps the database pool.
 	MaxConns int32
 	// RetentionMonths of port_scans stay live; older months are archived (0 keeps all).
@@ -188,6 +191,7 @@ func Run(ctx context.Context, cfg Config) error {
 	leaser := leasing.New(pool, hub, pub, lcfg, log)
 	reaper := leasing.NewReaper(pool, hub, cfg.ReapEvery, 3*cfg.LeaseTTL, cfg.LeaseTTL, log)
 	reaper.Metrics = m
+	reaper.Batch = cfg.ReapBatch
 	if _, err := reaper.ReapOnce(ctx); err != nil {
 		return fmt.Errorf("reap leases at start: %w", err)
 	}

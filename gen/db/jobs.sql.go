@@ -552,7 +552,7 @@ WITH expired AS (
     WHERE e.status IN ('leased', 'running')
       AND e.timeout_at < now() - make_interval(secs => $1::float8)
     ORDER BY e.timeout_at
-    LIMIT 500
+    LIMIT $2::int
     FOR UPDATE SKIP LOCKED
 ), reaped AS (
     UPDATE scan_jobs j
@@ -578,6 +578,11 @@ WITH expired AS (
 SELECT id, status, site_id, error_message FROM reaped
 `
 
+type ReapExpiredLeasesParams struct {
+	GraceSeconds float64
+	BatchSize    int32
+}
+
 type ReapExpiredLeasesRow struct {
 	ID           uuid.UUID
 	Status       string
@@ -586,9 +591,10 @@ type ReapExpiredLeasesRow struct {
 }
 
 // Expired leases go back to pending, or to failed once attempts are used up.
-// grace_seconds spares leases that expired only recently (see Reaper).
-func (q *Queries) ReapExpiredLeases(ctx context.Context, graceSeconds float64) ([]ReapExpiredLeasesRow, error) {
-	rows, err := q.db.Query(ctx, reapExpiredLeases, graceSeconds)
+// grace_seconds spares leases that expired only recently (see Reaper);
+// batch_size bounds one statement's locks and WAL (Reaper.Batch).
+func (q *Queries) ReapExpiredLeases(ctx context.Context, arg ReapExpiredLeasesParams) ([]ReapExpiredLeasesRow, error) {
+	rows, err := q.db.Query(ctx, reapExpiredLeases, arg.GraceSeconds, arg.BatchSize)
 	if err != nil {
 		return nil, err
 	}

@@ -138,14 +138,15 @@ RETURNING *;
 
 -- name: ReapExpiredLeases :many
 -- Expired leases go back to pending, or to failed once attempts are used up.
--- grace_seconds spares leases that expired only recently (see Reaper).
+-- grace_seconds spares leases that expired only recently (see Reaper);
+-- batch_size bounds one statement's locks and WAL (Reaper.Batch).
 WITH expired AS (
     SELECT e.id
     FROM scan_jobs e
     WHERE e.status IN ('leased', 'running')
       AND e.timeout_at < now() - make_interval(secs => @grace_seconds::float8)
     ORDER BY e.timeout_at
-    LIMIT 500
+    LIMIT @batch_size::int
     FOR UPDATE SKIP LOCKED
 ), reaped AS (
     UPDATE scan_jobs j
