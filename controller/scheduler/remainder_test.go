@@ -91,9 +91,15 @@ func TestWindowCloseCarriesRemainderOver(t *testing.T) {
 	if n := count(t, pool, `SELECT count(*) FROM scan_jobs WHERE status = 'pending' AND cardinality(exclusions) = 3 AND remainder_of IS NOT NULL`); n != 1 {
 		t.Fatalf("%d pending third-night remainders, want 1", n)
 	}
-	// An operator's cancel is final: not carried over.
-	if _, err := pool.Exec(ctx, `UPDATE scan_jobs SET status = 'cancelled', completed_at = now(), error_message = 'cancelled by admin'
-		WHERE status = 'pending'`); err != nil {
+	// Interrupted jobs are recognised by cancelled_by_deadline, set only by
+	// the deadline.
+	if n := count(t, pool, `SELECT count(*) FROM scan_jobs WHERE status = 'cancelled' AND NOT cancelled_by_deadline`); n != 0 {
+		t.Fatalf("%d jobs the deadline cancelled lack cancelled_by_deadline", n)
+	}
+	// An operator's cancel is final: not carried over, even when its reason
+	// reads exactly like the run's deadline message.
+	if _, err := pool.Exec(ctx, `UPDATE scan_jobs j SET status = 'cancelled', completed_at = now(), error_message = r.cancel_reason
+		FROM scan_runs r WHERE r.id = j.run_id AND j.status = 'pending'`); err != nil {
 		t.Fatal(err)
 	}
 	c.set(local(12, 3, 6, 0))
