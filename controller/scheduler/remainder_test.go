@@ -73,6 +73,10 @@ func TestWindowCloseCarriesRemainderOver(t *testing.T) {
 	if want := local(12, 2, 6, 0); !runDeadline.Equal(want) {
 		t.Fatalf("run deadline %s, want the next close %s", runDeadline, want)
 	}
+	// The message the remainder gets when that window closes names the new close.
+	if n := count(t, pool, `SELECT count(*) FROM scan_runs WHERE cancel_reason LIKE '%closed at 2026-12-02T06:00:00+01:00%'`); n != 1 {
+		t.Fatalf("the run's cancel_reason does not name the next close")
+	}
 	if got, err := s.RunOnce(ctx); err != nil || got.Carried != 0 {
 		t.Fatalf("second pass: %+v %v; want nothing more carried", got, err)
 	}

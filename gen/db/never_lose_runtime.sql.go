@@ -66,18 +66,22 @@ func (q *Queries) CancelRunningJobs(ctx context.Context, arg CancelRunningJobsPa
 
 const extendRunDeadline = `-- name: ExtendRunDeadline :exec
 UPDATE scan_runs
-SET cancel_at = GREATEST(cancel_at, $1::timestamptz), jobs = jobs + 1, updated_at = now()
-WHERE id = $2
+SET cancel_at = GREATEST(cancel_at, $1::timestamptz),
+    cancel_reason = CASE WHEN $1::timestamptz > cancel_at THEN $2::text ELSE cancel_reason END,
+    jobs = jobs + 1, updated_at = now()
+WHERE id = $3
 `
 
 type ExtendRunDeadlineParams struct {
-	CancelAt time.Time
-	ID       uuid.UUID
+	CancelAt     time.Time
+	CancelReason string
+	ID           uuid.UUID
 }
 
-// A run with a remainder job lives on until the window the remainder runs in closes.
+// A run with a remainder job lives on until the window the remainder runs in
+// closes; the reason its jobs get then names that close.
 func (q *Queries) ExtendRunDeadline(ctx context.Context, arg ExtendRunDeadlineParams) error {
-	_, err := q.db.Exec(ctx, extendRunDeadline, arg.CancelAt, arg.ID)
+	_, err := q.db.Exec(ctx, extendRunDeadline, arg.CancelAt, arg.CancelReason, arg.ID)
 	return err
 }
 

@@ -104,9 +104,12 @@ RETURNING id;
 UPDATE scan_jobs SET carried_over = true WHERE id = @id;
 
 -- name: ExtendRunDeadline :exec
--- A run with a remainder job lives on until the window the remainder runs in closes.
+-- A run with a remainder job lives on until the window the remainder runs in
+-- closes; the reason its jobs get then names that close.
 UPDATE scan_runs
-SET cancel_at = GREATEST(cancel_at, @cancel_at::timestamptz), jobs = jobs + 1, updated_at = now()
+SET cancel_at = GREATEST(cancel_at, @cancel_at::timestamptz),
+    cancel_reason = CASE WHEN @cancel_at::timestamptz > cancel_at THEN @cancel_reason::text ELSE cancel_reason END,
+    jobs = jobs + 1, updated_at = now()
 WHERE id = @id;
 
 -- name: RunJobsProgress :many
