@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
+
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
 
@@ -174,5 +176,103 @@ func TestCancelMidScanCommitsFinishedHosts(t *testing.T) {
 	}
 	if run := got.GetRun(); run == nil || run.GetHostsTotal() != 8 || run.GetHostsDone() != 4 || run.GetJobsPartial() != 1 {
 		t.Fatalf("run progress: %v; want 4 of 8 hosts done by one partial job", run)
+	}
+}
+
+// A scheduled scan's window closes while a real agent's real nmap is in the
+// middle of a segment (the first host group done, the silent one not): the
+// scheduler cancels the job at the close, the agent commits the finished
+// hosts, and what is left becomes a job of the same run that starts at the
+// window's next opening; GetJob.run shows the progress. The window is one
+// real minute long (windows have minute granularity; the controller runs
+// on the wall clock).
+func TestWindowCloseMidScanCarriesRemainderOver(t *testing.T) {
+	t.Parallel()
+	requireNetns(t)
+	guardForwarding(t)
+	logf := elapsedLogger(t)
+	s, site := newPartialSite(t, "--lease-ttl", "3s")
+	ctx := s.ctx()
+	a := s.nsAgent(site, "agent", "lab", "10.99.0.0/24")
+	s.waitAgent("lab", "agent", a)
+	// The window is the current UTC minute; with under 25 s of it left, the next one.
+	now := time.Now().UTC()
+	if now.Second() >= 35 {
+		time.Sleep(time.Until(now.Truncate(time.Minute).Add(time.Minute + 200*time.Millisecond)))
+		now = time.Now().UTC()
+	}
+	opens := now.Truncate(time.Minute)
+	closes := opens.Add(time.Minute)
+	tgt, err := s.admin.CreateTarget(ctx, &pb.CreateTargetRequest{Site: "lab", Name: "seg", Network: partialNetwork,
+		Ports: partialPorts, Profile: "slow-tail", Interval: durationpb.New(time.Hour), TimeZone: "UTC",
+		Window: &pb.ScanWindow{Days: "*", Start: opens.Format("15:04"), End: closes.Format("15:04")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logf("target with window %s-%s UTC", opens.Format("15:04"), closes.Format("15:04"))
+	var jobID string
+	eventually(t, "the scheduler's run", 20*time.Second, func() bool {
+		return s.pool.QueryRow(ctx, `SELECT id::text FROM scan_jobs WHERE target_id = $1`, tgt.GetTarget().GetId()).Scan(&jobID) == nil
+	})
+	s.waitStatus(jobID, pb.JobStatus_JOB_STATUS_RUNNING, 30*time.Second)
+	eventually(t, "nmap finished the first host group", 40*time.Second, func() bool {
+		return len(finishedHosts(a.out.String())) == len(partialFast)
+	})
+	if time.Now().After(closes) {
+		t.Fatalf("the first host group finished after the window closed; the test proves nothing")
+	}
+	logf("first host group finished; window closes in %s", time.Until(closes).Round(time.Second))
+	eventually(t, "cancelled at the window's close", time.Until(closes)+30*time.Second, func() bool {
+		j, err := s.admin.GetJob(ctx, &pb.GetJobRequest{Id: jobID})
+		return err == nil && j.GetJob().GetStatus() == pb.JobStatus_JOB_STATUS_CANCELLED
+	})
+	got := checkPartialCommit(t, s, jobID)
+	logf("partial commit: %d hosts", got.GetJob().GetHostsFinished())
+	for _, silent := range partialSilent {
+		if finishedHosts(a.out.String())[silent] {
+			t.Fatalf("nmap finished the silent host %s before the close; the test proves nothing", silent)
+		}
+	}
+	if j := got.GetJob(); !j.GetCancelledByDeadline() || !strings.Contains(j.GetErrorMessage(), "scan window closed") {
+		t.Fatalf("job cancelled_by_deadline=%v (%s); want the window's close", j.GetCancelledByDeadline(), j.GetErrorMessage())
+	}
+
+	// The remainder: the same run, the silent hosts only, from the next opening.
+	var remID string
+	eventually(t, "remainder job", 20*time.Second, func() bool {
+		return s.pool.QueryRow(ctx, `SELECT id::text FROM scan_jobs WHERE remainder_of = $1`, jobID).Scan(&remID) == nil
+	})
+	rem, err := s.admin.GetJob(ctx, &pb.GetJobRequest{Id: remID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := rem.GetJob(); j.GetStatus() != pb.JobStatus_JOB_STATUS_PENDING || j.GetRemainderOf() != jobID ||
+		j.GetRunId() != got.GetJob().GetRunId() || j.GetNetwork() != partialNetwork {
+		t.Fatalf("remainder job %v; want pending, remainder_of %s, same run and network", j, jobID)
+	}
+	var excluded string
+	var notBefore, runDeadline time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT array_to_string(array(SELECT host(x) FROM unnest(j.exclusions) x ORDER BY x), ','),
+		j.scheduled_at, r.cancel_at FROM scan_jobs j JOIN scan_runs r ON r.id = j.run_id WHERE j.id = $1`, remID).
+		Scan(&excluded, &notBefore, &runDeadline); err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.Join(partialFast, ","); excluded != want {
+		t.Fatalf("remainder excludes %s, want the finished hosts %s", excluded, want)
+	}
+	if want := opens.Add(24 * time.Hour); !notBefore.Equal(want) {
+		t.Fatalf("remainder starts %s, want the next opening %s", notBefore, want)
+	}
+	if want := closes.Add(24 * time.Hour); !runDeadline.Equal(want) {
+		t.Fatalf("run deadline %s, want the next close %s", runDeadline, want)
+	}
+	run := rem.GetRun()
+	if run.GetHostsTotal() != 8 || run.GetHostsDone() != 4 || run.GetJobsPartial() != 1 || run.GetRemainderJobs() != 1 {
+		t.Fatalf("run progress: %v; want 4 of 8 hosts done, one partial job, one remainder", run)
+	}
+	// Not leased before its window: the idle agent stays idle.
+	time.Sleep(2 * time.Second)
+	if n := s.count(`SELECT count(*) FROM scan_job_leases WHERE job_id = $1`, remID); n != 0 {
+		t.Fatalf("the remainder was leased %d times before the next window", n)
 	}
 }
