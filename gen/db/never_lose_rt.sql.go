@@ -29,7 +29,7 @@ SELECT archived_port_scan_rows(array(SELECT j.id FROM scan_jobs j WHERE j.target
 `
 
 // Interrupted scans and safe deletes, second round (issue #10); see
-// migration 0016.
+// migration 0017.
 // Result rows of a target's jobs that live in archived months.
 func (q *Queries) TargetArchivedPortRows(ctx context.Context, targetID uuid.UUID) (int64, error) {
 	row := q.db.QueryRow(ctx, targetArchivedPortRows, targetID)

@@ -1,5 +1,5 @@
 -- Interrupted scans and safe deletes, second round (issue #10); see
--- migration 0016.
+-- migration 0017.
 
 -- name: TargetArchivedPortRows :one
 -- Result rows of a target's jobs that live in archived months.
