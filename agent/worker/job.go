@@ -331,6 +331,9 @@ func (e *events) Host(ctx context.Context, h nmaprun.Host) error {
 		return fmt.Errorf("spool host %s: %w", h.Address, err)
 	}
 	e.j.a.cfg.Metrics.HostStreamed()
+	// Operators (and the e2e tests) see which hosts a cancelled or
+	// interrupted scan had finished.
+	e.j.log.Debug("host finished", "address", h.Address, "status", h.Status)
 	return nil
 }
 

@@ -211,6 +211,10 @@ func jobPB(j db.ScanJob, site, profile string) (*pb.Job, error) {
 	if j.RunID.Valid {
 		out.RunId = j.RunID.UUID.String()
 	}
+	out.CancelledByDeadline = j.CancelledByDeadline
+	if j.RemainderOf.Valid {
+		out.RemainderOf = j.RemainderOf.UUID.String()
+	}
 	if j.TimeoutAt.Valid {
 		out.TimeoutAt = timestamppb.New(j.TimeoutAt.Time)
 	}

@@ -68,8 +68,12 @@ func (s *Server) DeleteTarget(ctx context.Context, req *pb.DeleteTargetRequest) 
 			return err
 		}
 		if n.Jobs > 0 {
-			return apierr.FailedPrecondition("id", "target %q has %d jobs, %d result rows (port_scans) and %d host changes; "+
-				"pass archive: true to stop scanning and keep them, or purge: true to delete them", cur.Name, n.Jobs, n.PortRows, n.Changes)
+			archived, err := q.TargetArchivedPortRows(ctx, id)
+			if err != nil {
+				return err
+			}
+			return apierr.FailedPrecondition("id", "target %q has %d jobs, %d result rows (port_scans, %d of them in archived months) and %d host changes; "+
+				"pass archive: true to stop scanning and keep them, or purge: true to delete them", cur.Name, n.Jobs, n.PortRows+archived, archived, n.Changes)
 		}
 		what = "deleted"
 		_, err = q.DeleteTarget(ctx, id)
@@ -126,8 +130,12 @@ func (s *Server) DeleteSite(ctx context.Context, req *pb.DeleteSiteRequest) (*pb
 			return err
 		}
 		if n.Jobs > 0 || n.Hosts > 0 {
-			return apierr.FailedPrecondition("name", "site %q has %d jobs, %d result rows (port_scans), %d hosts and %d host changes; "+
-				"pass archive: true to stop scanning and keep them, or purge: true to delete them", site.Name, n.Jobs, n.PortRows, n.Hosts, n.Changes)
+			archived, err := q.SiteArchivedPortRows(ctx, site.ID)
+			if err != nil {
+				return err
+			}
+			return apierr.FailedPrecondition("name", "site %q has %d jobs, %d result rows (port_scans, %d of them in archived months), %d hosts and %d host changes; "+
+				"pass archive: true to stop scanning and keep them, or purge: true to delete them", site.Name, n.Jobs, n.PortRows+archived, archived, n.Hosts, n.Changes)
 		}
 		what = "deleted"
 		_, err = q.DeleteSite(ctx, site.Name)

@@ -31,6 +31,8 @@ var Table = map[string]Rule{
 	"ListSites":  read,
 	"UpdateSite": manage,
 	"DeleteSite": manage,
+	// Undoing an archive is allowed to whoever may archive.
+	"UnarchiveSite": manage,
 
 	// Emergency stop: whoever may run and cancel scans may stop them all.
 	"PauseScanning":  operate,
@@ -40,11 +42,12 @@ var Table = map[string]Rule{
 	"ListExclusions":  read,
 	"DeleteExclusion": operate,
 
-	"CreateTarget": operate,
-	"GetTarget":    read,
-	"ListTargets":  read,
-	"UpdateTarget": operate,
-	"DeleteTarget": operate,
+	"CreateTarget":    operate,
+	"GetTarget":       read,
+	"ListTargets":     read,
+	"UpdateTarget":    operate,
+	"DeleteTarget":    operate,
+	"UnarchiveTarget": operate,
 
 	"CreateProfile": operate,
 	"GetProfile":    read,

@@ -18,45 +18,14 @@ import (
 )
 
 // ListenerCommand is the hidden subcommand the bench re-executes itself
-// with, inside the target namespace, to hold TCP ports open.
+// with, inside the target namespace, to hold TCP ports open: the arguments
+// that follow are deploy/listener's (the one listener program the demo and
+// the e2e tests use too).
 const ListenerCommand = "__bench-listen"
 
 // labNetwork holds every address the agent cases probe. It exists only on
 // the veth pair between the two namespaces the bench creates.
 var labNetwork = netip.MustParsePrefix("10.99.0.0/16")
-
-// ServeListeners listens on 0.0.0.0 at each of the comma-separated ports,
-// accepts and closes connections, and prints "ready" once listening. It runs
-// until killed.
-func ServeListeners(args []string) int {
-	if len(args) != 1 {
-		fmt.Fprintf(os.Stderr, "usage: %s PORT[,PORT...]\n", ListenerCommand)
-		return 2
-	}
-	for _, ps := range strings.Split(args[0], ",") {
-		port, err := strconv.Atoi(ps)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "bad port %q\n", ps)
-			return 2
-		}
-		l, err := net.Listen("tcp4", net.JoinHostPort("0.0.0.0", strconv.Itoa(port)))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
-	}
-	fmt.Println("ready")
-	select {}
-}
 
 func ipCmd(ctx context.Context, stdin string, args ...string) error {
 	cmd := exec.CommandContext(ctx, "ip", args...)
@@ -175,7 +144,7 @@ func setupLab(ctx context.Context, e *Env, live []netip.Addr, openPorts string) 
 	if err != nil {
 		return nil, err
 	}
-	ln, err := e.StartProc("listeners", "ip", "netns", "exec", lab.targetNS, self, ListenerCommand, openPorts)
+	ln, err := e.StartProc("listeners", "ip", "netns", "exec", lab.targetNS, self, ListenerCommand, "-accept", acceptList(openPorts))
 	if err != nil {
 		return nil, err
 	}
@@ -223,4 +192,14 @@ func (l *netLab) nmap(ctx context.Context, args []string) (time.Duration, error)
 		return 0, fmt.Errorf("nmap wrote no XML")
 	}
 	return el, nil
+}
+
+// acceptList turns "22,80" into deploy/listener's "-accept" list, every
+// address of the namespace.
+func acceptList(ports string) string {
+	var out []string
+	for _, p := range strings.Split(ports, ",") {
+		out = append(out, net.JoinHostPort("0.0.0.0", strings.TrimSpace(p)))
+	}
+	return strings.Join(out, ",")
 }

@@ -268,8 +268,9 @@ func generateScaleData(ctx context.Context, e *Env, name string, monthRows int) 
 	// host_history: discovery in the first month, then a few port and
 	// service changes a year, oldest first (ids grow with time, as live).
 	if d.History, err = step("host_history", fmt.Sprintf(`
-		INSERT INTO host_history (host_id, site_id, job_id, event, port, protocol, old_value, new_value, changed_at, changed_by, change_reason)
-		SELECT host_id, $1, job_id, event, port, protocol, old_value, new_value, changed_at, 'bench-data', 'scan'
+		INSERT INTO host_history (host_id, site_id, job_id, event, port, protocol, old_value, new_value, changed_at, changed_by, change_reason, feed_seq)
+		SELECT host_id, $1, job_id, event, port, protocol, old_value, new_value, changed_at, 'bench-data', 'scan',
+		       nextval('host_history_feed_seq') -- final numbers now: nothing is left for the commit-time renumbering
 		FROM (
 		    SELECT h.id AS host_id, j.id AS job_id, ev.event, ev.port, ev.protocol, ev.old_value, ev.new_value,
 		           j.completed_at AS changed_at, hi

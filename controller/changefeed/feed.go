@@ -1,7 +1,8 @@
 // Package changefeed owns the change feed: host_history read in commit
-// order. Every history row carries a feed_seq drawn under a lock held until
-// its transaction commits (sql/migrations/0013_change_feed.sql), so rows
-// become visible in feed_seq order and a reader that pages with
+// order. Every history row carries a feed_seq drawn at its transaction's
+// commit under a lock held until the commit is visible
+// (sql/migrations/0016_feed_stamp_at_commit.sql), so rows become visible in
+// feed_seq order and a reader that pages with
 // "feed_seq > last seen" never skips a row committed late nor sees one twice,
 // whichever controller committed it and however commits interleave. Clients
 // hold the position as an opaque cursor (see Scope). Live followers are

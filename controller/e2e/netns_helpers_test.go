@@ -449,10 +449,10 @@ func spawn(cmd *exec.Cmd) error {
 func buildNSListener(t *testing.T) string {
 	t.Helper()
 	nslistenerOnce.Do(func() {
-		nslistenerPath = filepath.Join(binDir, "nslistener")
-		out, err := exec.Command("go", "build", "-o", nslistenerPath, "./internal/nslistener").CombinedOutput()
+		nslistenerPath = filepath.Join(binDir, "scanorama-listener")
+		out, err := exec.Command("go", "build", "-o", nslistenerPath, "github.com/scanorama/scanorama/deploy/listener/cmd/scanorama-listener").CombinedOutput()
 		if err != nil {
-			nslistenerErr = fmt.Errorf("build nslistener: %v\n%s", err, out)
+			nslistenerErr = fmt.Errorf("build scanorama-listener: %v\n%s", err, out)
 		}
 	})
 	if nslistenerErr != nil {

@@ -288,6 +288,14 @@ func TestEveryRPCEveryRole(t *testing.T) {
 			_, err := c.ResumeScanning(ctx, &pb.ResumeScanningRequest{Site: "nosuchsite"})
 			return err
 		},
+		"UnarchiveTarget": func(ctx context.Context, c pb.AdminServiceClient) error {
+			_, err := c.UnarchiveTarget(ctx, &pb.UnarchiveTargetRequest{Id: uuid.NewString()})
+			return err
+		},
+		"UnarchiveSite": func(ctx context.Context, c pb.AdminServiceClient) error {
+			_, err := c.UnarchiveSite(ctx, &pb.UnarchiveSiteRequest{Name: "no-such-site"})
+			return err
+		},
 		"RevokeAgent": func(ctx context.Context, c pb.AdminServiceClient) error {
 			_, err := c.RevokeAgent(ctx, &pb.RevokeAgentRequest{Id: uuid.NewString()})
 			return err

@@ -103,6 +103,16 @@ func StartRun(ctx context.Context, q *db.Queries, r RunRequest) (Run, error) {
 	return Run{ScanRun: row, Jobs: created}, nil
 }
 
+// WindowClosedReason is the error_message of the jobs a scan window's close
+// at closes cancels, in the target's time zone.
+func WindowClosedReason(t db.ScanTarget, closes time.Time) string {
+	loc, err := calendar.LoadZone(t.TimeZone)
+	if err != nil {
+		loc = time.UTC
+	}
+	return fmt.Sprintf("cancelled by scheduler: scan window closed at %s (%s)", closes.In(loc).Format(time.RFC3339), loc)
+}
+
 // Deadline is when a run of t started at now must end, and the message its
 // cancelled jobs get: the earlier of windowClose (if set) and now plus the
 // target's max_duration (if set). Zero if neither applies.
@@ -110,12 +120,8 @@ func Deadline(t db.ScanTarget, now, windowClose time.Time) (time.Time, string) {
 	var at time.Time
 	var why string
 	if !windowClose.IsZero() {
-		loc, err := calendar.LoadZone(t.TimeZone)
-		if err != nil {
-			loc = time.UTC
-		}
 		at = windowClose
-		why = fmt.Sprintf("cancelled by scheduler: scan window closed at %s (%s)", windowClose.In(loc).Format(time.RFC3339), loc)
+		why = WindowClosedReason(t, windowClose)
 	}
 	if t.MaxDurationSeconds.Valid {
 		d := time.Duration(t.MaxDurationSeconds.Int32) * time.Second

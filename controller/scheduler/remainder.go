@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/scanorama/scanorama/agent/scanspec"
+	"github.com/scanorama/scanorama/controller/jobs"
 	"github.com/scanorama/scanorama/gen/db"
 )
 
@@ -74,7 +75,9 @@ func (s *Scheduler) carryOver(ctx context.Context, q *db.Queries, j db.ScanJob, 
 		return fmt.Errorf("create remainder of job %s: %w", j.ID, err)
 	}
 	if !closes.IsZero() {
-		if err := q.ExtendRunDeadline(ctx, db.ExtendRunDeadlineParams{CancelAt: closes, ID: j.RunID.UUID}); err != nil {
+		if err := q.ExtendRunDeadline(ctx, db.ExtendRunDeadlineParams{
+			CancelAt: closes, CancelReason: jobs.WindowClosedReason(t, closes), ID: j.RunID.UUID,
+		}); err != nil {
 			return fmt.Errorf("extend run %s: %w", j.RunID.UUID, err)
 		}
 	}

@@ -73,6 +73,10 @@ func TestWindowCloseCarriesRemainderOver(t *testing.T) {
 	if want := local(12, 2, 6, 0); !runDeadline.Equal(want) {
 		t.Fatalf("run deadline %s, want the next close %s", runDeadline, want)
 	}
+	// The message the remainder gets when that window closes names the new close.
+	if n := count(t, pool, `SELECT count(*) FROM scan_runs WHERE cancel_reason LIKE '%closed at 2026-12-02T06:00:00+01:00%'`); n != 1 {
+		t.Fatalf("the run's cancel_reason does not name the next close")
+	}
 	if got, err := s.RunOnce(ctx); err != nil || got.Carried != 0 {
 		t.Fatalf("second pass: %+v %v; want nothing more carried", got, err)
 	}
@@ -91,9 +95,15 @@ func TestWindowCloseCarriesRemainderOver(t *testing.T) {
 	if n := count(t, pool, `SELECT count(*) FROM scan_jobs WHERE status = 'pending' AND cardinality(exclusions) = 3 AND remainder_of IS NOT NULL`); n != 1 {
 		t.Fatalf("%d pending third-night remainders, want 1", n)
 	}
-	// An operator's cancel is final: not carried over.
-	if _, err := pool.Exec(ctx, `UPDATE scan_jobs SET status = 'cancelled', completed_at = now(), error_message = 'cancelled by admin'
-		WHERE status = 'pending'`); err != nil {
+	// Interrupted jobs are recognised by cancelled_by_deadline, set only by
+	// the deadline.
+	if n := count(t, pool, `SELECT count(*) FROM scan_jobs WHERE status = 'cancelled' AND NOT cancelled_by_deadline`); n != 0 {
+		t.Fatalf("%d jobs the deadline cancelled lack cancelled_by_deadline", n)
+	}
+	// An operator's cancel is final: not carried over, even when its reason
+	// reads exactly like the run's deadline message.
+	if _, err := pool.Exec(ctx, `UPDATE scan_jobs j SET status = 'cancelled', completed_at = now(), error_message = r.cancel_reason
+		FROM scan_runs r WHERE r.id = j.run_id AND j.status = 'pending'`); err != nil {
 		t.Fatal(err)
 	}
 	c.set(local(12, 3, 6, 0))

@@ -8,38 +8,23 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/reflection"
 
 	"github.com/scanorama/scanorama/controller/admin"
 	"github.com/scanorama/scanorama/controller/agentapi"
-	"github.com/scanorama/scanorama/controller/audit"
-	"github.com/scanorama/scanorama/controller/authz"
 	"github.com/scanorama/scanorama/controller/events"
 	"github.com/scanorama/scanorama/controller/ingest"
 	"github.com/scanorama/scanorama/controller/leasing"
 	"github.com/scanorama/scanorama/controller/maintenance"
 	"github.com/scanorama/scanorama/controller/metrics"
-	"github.com/scanorama/scanorama/controller/migrate"
-	"github.com/scanorama/scanorama/controller/pgserver"
 	"github.com/scanorama/scanorama/controller/pki"
 	"github.com/scanorama/scanorama/controller/scheduler"
-	"github.com/scanorama/scanorama/controller/tokens"
 	"github.com/scanorama/scanorama/controller/webhooks"
 	"github.com/scanorama/scanorama/gen/db"
-	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
 
 // Config configures a controller.
@@ -93,11 +78,14 @@ type Config struct {
 	Metrics *metrics.Controller
 }
 
-// Run serves until ctx is cancelled, then stops gracefully.
-func Run(ctx context.Context, cfg Config) error {
-	log := cfg.Logger
-	if log == nil {
-		log = hclog.Default()
+// shutdownGrace bounds how long open calls and background loops get to
+// finish at shutdown.
+const shutdownGrace = 10 * time.Second
+
+// withDefaults fills what the caller left zero.
+func (cfg Config) withDefaults() Config {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.Default()
 	}
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = leasing.DefaultConfig().TTL
@@ -108,6 +96,15 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 40
 	}
+	return cfg
+}
+
+// Run serves until ctx is cancelled, then stops gracefully: the gRPC server
+// drains first (the last commits' job events still go out), then the
+// background loops stop, then the database closes.
+func Run(ctx context.Context, cfg Config) error {
+	cfg = cfg.withDefaults()
+	log := cfg.Logger
 	if err := CheckTransport(cfg.Listen, cfg.TLS != nil || cfg.CA != nil, cfg.Insecure); err != nil {
 		return err
 	}
@@ -120,163 +117,50 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("--insecure: %s is not a loopback address; insecure serving is for one machine only", lis.Addr())
 	}
 
-	url := cfg.DatabaseURL
-	if url == "" {
-		pg, err := pgserver.Start(ctx, pgserver.Options{DataDir: cfg.DataDir, Logger: log.Named("postgres")})
-		if err != nil {
-			return fmt.Errorf("start managed PostgreSQL: %w", err)
-		}
-		defer func() {
-			stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if err := pg.Stop(stopCtx); err != nil {
-				log.Error("stop managed PostgreSQL", "error", err)
-			} else {
-				log.Info("managed PostgreSQL stopped")
-			}
-		}()
-		url = pg.URL(pgserver.DefaultDatabase)
-	}
-	if err := Migrate(ctx, url, log); err != nil {
+	d, err := openDatabase(ctx, cfg, log)
+	if err != nil {
 		return err
 	}
-	poolCfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		return fmt.Errorf("--database-url: %w", err)
-	}
-	poolCfg.MaxConns = cfg.MaxConns
-	// Short OLTP statements only: JIT compiling costs more than it saves
-	// here, and a generic plan of an optional-filter query (cost estimates
-	// in the millions) would otherwise pay hundreds of ms of compilation.
-	poolCfg.ConnConfig.RuntimeParams["jit"] = "off"
-	ingest.ConfigurePool(poolCfg)
-	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
-	if err != nil {
-		return fmt.Errorf("connect to database: %w", err)
-	}
-	defer pool.Close()
+	defer d.Close()
 	m := cfg.Metrics
 	if m == nil && cfg.MetricsListen != "" {
 		m = metrics.NewController()
 	}
-	m.RegisterPool(pool)
-	m.RegisterDatabase(pool, log.Named("metrics"))
+	m.RegisterPool(d.pool)
+	m.RegisterDatabase(d.pool, log.Named("metrics"))
 
-	bg, stopBG := context.WithCancel(context.Background())
-	defer stopBG()
-	hub := events.NewHub(url, log)
-	go hub.Run(bg)
+	bg := newLoops(log)
+	defer bg.Stop(shutdownGrace)
 	// Job events are published until the gRPC server has stopped, so the
 	// last commits' events still go out.
 	pubCtx, stopPub := context.WithCancel(context.Background())
 	defer stopPub()
-	pub := events.NewPublisher(pool, 8192, log)
+	pub := events.NewPublisher(d.pool, 8192, log)
 	go pub.Run(pubCtx)
 	m.RegisterEventDrops(pub.Dropped)
 
-	maint := maintenance.New(pool, log)
-	maint.RetentionMonths = cfg.RetentionMonths
-	maint.Retention = cfg.Retention
-	if err := maint.EnsurePartitions(ctx); err != nil {
-		return fmt.Errorf("create port_scans partitions: %w", err)
+	in := ingest.NewWithMetrics(pubCtx, d.pool, pub, m, log)
+	svc, err := startComponents(ctx, cfg, d, pub, in, bg, m)
+	if err != nil {
+		return err
 	}
-	if _, err := maint.Archive(ctx); err != nil {
-		return fmt.Errorf("archive old port_scans: %w", err)
-	}
-	go maint.Run(bg)
-
-	lcfg := leasing.DefaultConfig()
-	lcfg.TTL = cfg.LeaseTTL
-	lcfg.Metrics = m
-	leaser := leasing.New(pool, hub, pub, lcfg, log)
-	reaper := leasing.NewReaper(pool, hub, cfg.ReapEvery, 3*cfg.LeaseTTL, cfg.LeaseTTL, log)
-	reaper.Metrics = m
-	reaper.Batch = cfg.ReapBatch
-	if _, err := reaper.ReapOnce(ctx); err != nil {
-		return fmt.Errorf("reap leases at start: %w", err)
-	}
-	go reaper.Run(bg)
-
-	go scheduler.New(pool, log).Run(bg)
-
-	hookOpts := webhooks.DefaultOptions()
-	if cfg.WebhookRetryBase > 0 {
-		hookOpts.RetryBase = cfg.WebhookRetryBase
-	}
-	if cfg.WebhookMaxAttempts > 0 {
-		hookOpts.MaxAttempts = cfg.WebhookMaxAttempts
-	}
-	go webhooks.New(pool, hub, hookOpts, log).Run(bg)
-
-	in := ingest.NewWithMetrics(pubCtx, pool, pub, m, log)
-
-	agentSrv := agentapi.New(pool, leaser, in, log)
-	var trust *agentapi.Trust
 	if cfg.TLS == nil && !cfg.Insecure {
-		if cfg.TLS, trust, err = builtinCA(ctx, db.New(pool), cfg); err != nil {
+		if cfg.TLS, svc.trust, err = builtinCA(ctx, db.New(d.pool), cfg); err != nil {
 			return err
 		}
 	}
-	opts := []grpc.ServerOption{
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.MaxRecvMsgSize(16 << 20),
-	}
-	// First in the chain, so calls the role check refuses are counted too.
-	opts = append(opts, grpcMetrics(m)...)
-	opts = append(opts, connOptions()...)
-	authorizer := &authz.Authorizer{
-		Tokens: tokens.NewVerifier(pool), Insecure: cfg.Insecure,
-		Audit: &audit.Recorder{DB: pool, Log: log.Named("audit")}, Log: log.Named("authz"),
-	}
-	security := "plaintext"
-	if cfg.TLS != nil {
-		// Certificates of the built-in CA are agents', never admins': people
-		// use bearer tokens there.
-		authorizer.Cert = certInfo(cfg.TLS, cfg.Roles, trust == nil)
-		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
-		security = "tls"
-		if cfg.TLS.ClientAuth == tls.RequireAndVerifyClientCert {
-			security = "mtls"
-		}
-		if cfg.Roles != nil {
-			opts = append(opts, grpc.ChainUnaryInterceptor(cfg.Roles.UnaryInterceptor()),
-				grpc.ChainStreamInterceptor(cfg.Roles.StreamInterceptor()))
-			security = "mtls with agent and admin roles"
-		}
-		if trust != nil {
-			agentSrv.EnableTrust(*trust)
-			opts = append(opts, grpc.ChainUnaryInterceptor(agentSrv.UnaryInterceptor()),
-				grpc.ChainStreamInterceptor(agentSrv.StreamInterceptor()))
-			security = "tls with the built-in CA (enrolled agents, CA " + cfg.CA.Fingerprint() + ")"
+	gs, hs, security := newGRPCServer(cfg, d.pool, svc, m, log)
+	bg.Go("agent-touch", svc.agent.Run)
+	bg.Go("health", func(ctx context.Context) { watchDatabase(ctx, d.pool, hs, log) })
+	if cfg.MetricsListen != "" {
+		if _, err := metrics.Serve(bg.ctx, cfg.MetricsListen, m.Registry(), log.Named("metrics")); err != nil {
+			return err
 		}
 	}
 	if cfg.Insecure {
 		log.Warn("!!! INSECURE: --insecure serves without authentication; anyone who can reach "+lis.Addr().String()+
 			" is an admin, agents join any site they name. For tests and demos on one machine only. !!!",
 			"listen", lis.Addr().String(), "transport", security)
-		security += ", insecure (no authentication required)"
-	}
-	opts = append(opts, grpc.ChainUnaryInterceptor(authorizer.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(authorizer.StreamInterceptor()))
-	gs := grpc.NewServer(opts...)
-	go agentSrv.Run(bg)
-	pb.RegisterAgentServiceServer(gs, agentSrv)
-	pb.RegisterAdminServiceServer(gs, admin.New(pool, hub, log).WithImporter(in))
-	hs := health.NewServer()
-	healthpb.RegisterHealthServer(gs, hs)
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	hs.SetServingStatus(pb.AgentService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-	hs.SetServingStatus(pb.AdminService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-	reflection.Register(gs)
-	go watchDatabase(bg, pool, hs, log)
-	if m != nil {
-		m.GRPC().InitializeMetrics(gs)
-	}
-	if cfg.MetricsListen != "" {
-		if _, err := metrics.Serve(bg, cfg.MetricsListen, m.Registry(), log.Named("metrics")); err != nil {
-			return err
-		}
 	}
 
 	serveErr := make(chan error, 1)
@@ -291,100 +175,59 @@ func Run(ctx context.Context, cfg Config) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
-	hs.Shutdown()
-	stopped := make(chan struct{})
-	go func() { gs.GracefulStop(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-time.After(10 * time.Second):
-		log.Warn("streams still open after 10s; closing them")
-		gs.Stop()
-	}
+	stopGRPC(gs, hs, shutdownGrace, log)
 	stopPub()
 	<-pub.Done()
 	return nil
 }
 
-// Migrate applies the embedded migrations to the database at url.
-func Migrate(ctx context.Context, url string, log hclog.Logger) error {
-	conn, err := connectRetry(ctx, url, log)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	applied, err := migrate.Up(ctx, conn, log.Named("migrate"))
-	if err != nil {
-		return err
-	}
-	v, err := migrate.Version(ctx, conn)
-	if err != nil {
-		return err
-	}
-	log.Info("schema ready", "version", v, "applied_now", len(applied))
-	return nil
-}
+// startComponents runs the start-up work that must finish before serving
+// (partitions, archiving, reaping leases that expired while no controller
+// ran), starts the background loops under bg, and builds the services.
+func startComponents(ctx context.Context, cfg Config, d *database, pub *events.Publisher, in *ingest.Ingester,
+	bg *loops, m *metrics.Controller) (services, error) {
+	log, pool := cfg.Logger, d.pool
+	hub := events.NewHub(d.url, log)
+	bg.Go("notification-hub", hub.Run)
 
-// connectRetry waits out a database that is still starting.
-func connectRetry(ctx context.Context, url string, log hclog.Logger) (*pgx.Conn, error) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		conn, err := pgx.Connect(ctx, url)
-		if err == nil {
-			return conn, nil
-		}
-		if time.Now().After(deadline) || errors.Is(err, context.Canceled) {
-			return nil, fmt.Errorf("connect to database: %w", err)
-		}
-		log.Warn("database not reachable yet; retrying", "error", err)
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(time.Second):
-		}
+	maint := maintenance.New(pool, log)
+	maint.RetentionMonths = cfg.RetentionMonths
+	maint.Retention = cfg.Retention
+	if err := maint.EnsurePartitions(ctx); err != nil {
+		return services{}, fmt.Errorf("create port_scans partitions: %w", err)
 	}
-}
+	if _, err := maint.Archive(ctx); err != nil {
+		return services{}, fmt.Errorf("archive old port_scans: %w", err)
+	}
+	bg.Go("maintenance", maint.Run)
 
-// watchDatabase keeps the health status honest: a controller that cannot
-// reach PostgreSQL can neither lease nor commit, so it reports NOT_SERVING
-// until the database answers again.
-func watchDatabase(ctx context.Context, pool *pgxpool.Pool, hs *health.Server, log hclog.Logger) {
-	serving := true
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := pool.Ping(pctx)
-		cancel()
-		if ok := err == nil; ok != serving && ctx.Err() == nil {
-			serving = ok
-			st := healthpb.HealthCheckResponse_SERVING
-			if !ok {
-				st = healthpb.HealthCheckResponse_NOT_SERVING
-				log.Warn("database unreachable; health is NOT_SERVING", "error", err)
-			} else {
-				log.Info("database reachable again; health is SERVING")
-			}
-			for _, svc := range []string{"", pb.AgentService_ServiceDesc.ServiceName, pb.AdminService_ServiceDesc.ServiceName} {
-				hs.SetServingStatus(svc, st)
-			}
-		}
+	lcfg := leasing.DefaultConfig()
+	lcfg.TTL = cfg.LeaseTTL
+	lcfg.Metrics = m
+	leaser := leasing.New(pool, hub, pub, lcfg, log)
+	reaper := leasing.NewReaper(pool, hub, cfg.ReapEvery, 3*cfg.LeaseTTL, cfg.LeaseTTL, log)
+	reaper.Metrics = m
+	reaper.Batch = cfg.ReapBatch
+	if _, err := reaper.ReapOnce(ctx); err != nil {
+		return services{}, fmt.Errorf("reap leases at start: %w", err)
 	}
-}
+	bg.Go("reaper", reaper.Run)
+	bg.Go("scheduler", scheduler.New(pool, log).Run)
 
-// grpcMetrics returns the server options that count calls into m.
-func grpcMetrics(m *metrics.Controller) []grpc.ServerOption {
-	if m == nil {
-		return nil
+	hookOpts := webhooks.DefaultOptions()
+	if cfg.WebhookRetryBase > 0 {
+		hookOpts.RetryBase = cfg.WebhookRetryBase
 	}
-	return []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(m.GRPC().UnaryServerInterceptor()),
-		grpc.ChainStreamInterceptor(m.GRPC().StreamServerInterceptor()),
+	if cfg.WebhookMaxAttempts > 0 {
+		hookOpts.MaxAttempts = cfg.WebhookMaxAttempts
 	}
+	bg.Go("webhooks", webhooks.New(pool, hub, hookOpts, log).Run)
+
+	svc := services{
+		agent: agentapi.New(pool, leaser, in, log),
+		admin: admin.New(pool, hub, log).WithImporter(in),
+	}
+	return svc, nil
 }
 
 func isLoopback(host string) bool {

@@ -64,7 +64,7 @@ trap cleanup EXIT
 
 rm -rf "$STATE"
 mkdir -p "$STATE"
-go build -o "$BIN/scanorama-demo-listener" "$ROOT/deploy/demo/listener"
+go build -o "$BIN/scanorama-listener" "$ROOT/deploy/listener/cmd/scanorama-listener"
 
 CTRL="127.0.0.1:$(free_port 7443)"
 say "Starting the controller on $CTRL (it runs its own PostgreSQL under $STATE/controller)"
@@ -87,10 +87,12 @@ echo "   token: ${TOKEN:0:21}... (the demo uses it from here on: -H \"authorizat
 G=("$BIN/grpcurl" -plaintext -H "authorization: Bearer $TOKEN")
 
 say "Opening a demo HTTP listener on loopback"
-"$BIN/scanorama-demo-listener" >"$STATE/listener.out" 2>&1 &
+# A server header nmap does not know: -sV then names it by its Go-style
+# "400 Bad Request" reply.
+"$BIN/scanorama-listener" -http 127.0.0.1:0 -server scanorama-demo/1.0 >"$STATE/listener.out" 2>&1 &
 pids+=($!)
-for _ in $(seq 1 50); do grep -q '^port ' "$STATE/listener.out" 2>/dev/null && break; sleep 0.1; done
-PORT=$(awk '/^port /{print $2; exit}' "$STATE/listener.out")
+for _ in $(seq 1 50); do grep -q '^ready' "$STATE/listener.out" 2>/dev/null && break; sleep 0.1; done
+PORT=$(awk '/^listening /{n = split($2, a, ":"); print a[n]; exit}' "$STATE/listener.out")
 echo "listening on 127.0.0.1:$PORT"
 
 say "Creating a site"

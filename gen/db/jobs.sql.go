@@ -61,12 +61,12 @@ WITH candidate AS (
             ORDER BY 1)
     FROM candidate
     WHERE j.id = candidate.id
-    RETURNING j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, j.partial, j.hosts_finished, j.finished_hosts, j.remainder_of, j.carried_over, j.kind
+    RETURNING j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, j.partial, j.hosts_finished, j.finished_hosts, j.remainder_of, j.carried_over, j.kind, j.cancelled_by_deadline
 ), recorded AS (
     INSERT INTO scan_job_leases (job_id, lease_token, worker_id)
     SELECT leased.id, leased.lease_token, leased.worker_id FROM leased
 )
-SELECT leased.id, leased.target_id, leased.site_id, leased.profile_id, leased.network, leased.ports, leased.exclusions, leased.options, leased.requires_raw, leased.status, leased.priority, leased.attempt, leased.max_attempts, leased.worker_id, leased.lease_token, leased.timeout_at, leased.progress_percent, leased.scheduled_at, leased.started_at, leased.completed_at, leased.error_message, leased.scan_stats, leased.execution_context, leased.created_at, leased.created_by, leased.run_id, leased.partial, leased.hosts_finished, leased.finished_hosts, leased.remainder_of, leased.carried_over, leased.kind, s.name AS site_name FROM leased JOIN sites s ON s.id = leased.site_id
+SELECT leased.id, leased.target_id, leased.site_id, leased.profile_id, leased.network, leased.ports, leased.exclusions, leased.options, leased.requires_raw, leased.status, leased.priority, leased.attempt, leased.max_attempts, leased.worker_id, leased.lease_token, leased.timeout_at, leased.progress_percent, leased.scheduled_at, leased.started_at, leased.completed_at, leased.error_message, leased.scan_stats, leased.execution_context, leased.created_at, leased.created_by, leased.run_id, leased.partial, leased.hosts_finished, leased.finished_hosts, leased.remainder_of, leased.carried_over, leased.kind, leased.cancelled_by_deadline, s.name AS site_name FROM leased JOIN sites s ON s.id = leased.site_id
 `
 
 type AcquireJobParams struct {
@@ -78,39 +78,40 @@ type AcquireJobParams struct {
 }
 
 type AcquireJobRow struct {
-	ID               uuid.UUID
-	TargetID         uuid.UUID
-	SiteID           uuid.UUID
-	ProfileID        uuid.UUID
-	Network          netip.Prefix
-	Ports            string
-	Exclusions       []netip.Prefix
-	Options          []byte
-	RequiresRaw      bool
-	Status           string
-	Priority         int16
-	Attempt          int32
-	MaxAttempts      int32
-	WorkerID         pgtype.Text
-	LeaseToken       int64
-	TimeoutAt        pgtype.Timestamptz
-	ProgressPercent  int16
-	ScheduledAt      time.Time
-	StartedAt        pgtype.Timestamptz
-	CompletedAt      pgtype.Timestamptz
-	ErrorMessage     pgtype.Text
-	ScanStats        []byte
-	ExecutionContext []byte
-	CreatedAt        time.Time
-	CreatedBy        string
-	RunID            uuid.NullUUID
-	Partial          bool
-	HostsFinished    pgtype.Int8
-	FinishedHosts    []netip.Addr
-	RemainderOf      uuid.NullUUID
-	CarriedOver      bool
-	Kind             string
-	SiteName         string
+	ID                  uuid.UUID
+	TargetID            uuid.UUID
+	SiteID              uuid.UUID
+	ProfileID           uuid.UUID
+	Network             netip.Prefix
+	Ports               string
+	Exclusions          []netip.Prefix
+	Options             []byte
+	RequiresRaw         bool
+	Status              string
+	Priority            int16
+	Attempt             int32
+	MaxAttempts         int32
+	WorkerID            pgtype.Text
+	LeaseToken          int64
+	TimeoutAt           pgtype.Timestamptz
+	ProgressPercent     int16
+	ScheduledAt         time.Time
+	StartedAt           pgtype.Timestamptz
+	CompletedAt         pgtype.Timestamptz
+	ErrorMessage        pgtype.Text
+	ScanStats           []byte
+	ExecutionContext    []byte
+	CreatedAt           time.Time
+	CreatedBy           string
+	RunID               uuid.NullUUID
+	Partial             bool
+	HostsFinished       pgtype.Int8
+	FinishedHosts       []netip.Addr
+	RemainderOf         uuid.NullUUID
+	CarriedOver         bool
+	Kind                string
+	CancelledByDeadline bool
+	SiteName            string
 }
 
 // One statement: pick the oldest eligible pending job of the agent's site
@@ -159,6 +160,7 @@ func (q *Queries) AcquireJob(ctx context.Context, arg AcquireJobParams) (Acquire
 		&i.RemainderOf,
 		&i.CarriedOver,
 		&i.Kind,
+		&i.CancelledByDeadline,
 		&i.SiteName,
 	)
 	return i, err
@@ -169,7 +171,7 @@ UPDATE scan_jobs
 SET status = 'cancelled', completed_at = now(), timeout_at = NULL,
     error_message = $1::text
 WHERE id = $2 AND status IN ('pending', 'leased', 'running')
-RETURNING id, target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw, status, priority, attempt, max_attempts, worker_id, lease_token, timeout_at, progress_percent, scheduled_at, started_at, completed_at, error_message, scan_stats, execution_context, created_at, created_by, run_id, partial, hosts_finished, finished_hosts, remainder_of, carried_over, kind
+RETURNING id, target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw, status, priority, attempt, max_attempts, worker_id, lease_token, timeout_at, progress_percent, scheduled_at, started_at, completed_at, error_message, scan_stats, execution_context, created_at, created_by, run_id, partial, hosts_finished, finished_hosts, remainder_of, carried_over, kind, cancelled_by_deadline
 `
 
 type CancelJobParams struct {
@@ -213,6 +215,7 @@ func (q *Queries) CancelJob(ctx context.Context, arg CancelJobParams) (ScanJob, 
 		&i.RemainderOf,
 		&i.CarriedOver,
 		&i.Kind,
+		&i.CancelledByDeadline,
 	)
 	return i, err
 }
@@ -303,7 +306,7 @@ func (q *Queries) FailJob(ctx context.Context, arg FailJobParams) (FailJobRow, e
 }
 
 const getJob = `-- name: GetJob :one
-SELECT j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, j.partial, j.hosts_finished, j.finished_hosts, j.remainder_of, j.carried_over, j.kind, s.name AS site_name, p.name AS profile_name
+SELECT j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, j.partial, j.hosts_finished, j.finished_hosts, j.remainder_of, j.carried_over, j.kind, j.cancelled_by_deadline, s.name AS site_name, p.name AS profile_name
 FROM scan_jobs j
 JOIN sites s ON s.id = j.site_id
 JOIN scan_profiles p ON p.id = j.profile_id
@@ -352,6 +355,7 @@ func (q *Queries) GetJob(ctx context.Context, id uuid.UUID) (GetJobRow, error) {
 		&i.ScanJob.RemainderOf,
 		&i.ScanJob.CarriedOver,
 		&i.ScanJob.Kind,
+		&i.ScanJob.CancelledByDeadline,
 		&i.SiteName,
 		&i.ProfileName,
 	)
@@ -395,7 +399,7 @@ func (q *Queries) GetJobLeaseState(ctx context.Context, id uuid.UUID) (GetJobLea
 }
 
 const listJobs = `-- name: ListJobs :many
-SELECT j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, j.partial, j.hosts_finished, j.finished_hosts, j.remainder_of, j.carried_over, j.kind, s.name AS site_name, p.name AS profile_name
+SELECT j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, j.partial, j.hosts_finished, j.finished_hosts, j.remainder_of, j.carried_over, j.kind, j.cancelled_by_deadline, s.name AS site_name, p.name AS profile_name
 FROM scan_jobs j
 JOIN sites s ON s.id = j.site_id
 JOIN scan_profiles p ON p.id = j.profile_id
@@ -477,6 +481,7 @@ func (q *Queries) ListJobs(ctx context.Context, arg ListJobsParams) ([]ListJobsR
 			&i.ScanJob.RemainderOf,
 			&i.ScanJob.CarriedOver,
 			&i.ScanJob.Kind,
+			&i.ScanJob.CancelledByDeadline,
 			&i.SiteName,
 			&i.ProfileName,
 		); err != nil {

@@ -191,38 +191,39 @@ type ScanExclusion struct {
 }
 
 type ScanJob struct {
-	ID               uuid.UUID
-	TargetID         uuid.UUID
-	SiteID           uuid.UUID
-	ProfileID        uuid.UUID
-	Network          netip.Prefix
-	Ports            string
-	Exclusions       []netip.Prefix
-	Options          []byte
-	RequiresRaw      bool
-	Status           string
-	Priority         int16
-	Attempt          int32
-	MaxAttempts      int32
-	WorkerID         pgtype.Text
-	LeaseToken       int64
-	TimeoutAt        pgtype.Timestamptz
-	ProgressPercent  int16
-	ScheduledAt      time.Time
-	StartedAt        pgtype.Timestamptz
-	CompletedAt      pgtype.Timestamptz
-	ErrorMessage     pgtype.Text
-	ScanStats        []byte
-	ExecutionContext []byte
-	CreatedAt        time.Time
-	CreatedBy        string
-	RunID            uuid.NullUUID
-	Partial          bool
-	HostsFinished    pgtype.Int8
-	FinishedHosts    []netip.Addr
-	RemainderOf      uuid.NullUUID
-	CarriedOver      bool
-	Kind             string
+	ID                  uuid.UUID
+	TargetID            uuid.UUID
+	SiteID              uuid.UUID
+	ProfileID           uuid.UUID
+	Network             netip.Prefix
+	Ports               string
+	Exclusions          []netip.Prefix
+	Options             []byte
+	RequiresRaw         bool
+	Status              string
+	Priority            int16
+	Attempt             int32
+	MaxAttempts         int32
+	WorkerID            pgtype.Text
+	LeaseToken          int64
+	TimeoutAt           pgtype.Timestamptz
+	ProgressPercent     int16
+	ScheduledAt         time.Time
+	StartedAt           pgtype.Timestamptz
+	CompletedAt         pgtype.Timestamptz
+	ErrorMessage        pgtype.Text
+	ScanStats           []byte
+	ExecutionContext    []byte
+	CreatedAt           time.Time
+	CreatedBy           string
+	RunID               uuid.NullUUID
+	Partial             bool
+	HostsFinished       pgtype.Int8
+	FinishedHosts       []netip.Addr
+	RemainderOf         uuid.NullUUID
+	CarriedOver         bool
+	Kind                string
+	CancelledByDeadline bool
 }
 
 type ScanJobLease struct {

@@ -66,18 +66,22 @@ func (q *Queries) CancelRunningJobs(ctx context.Context, arg CancelRunningJobsPa
 
 const extendRunDeadline = `-- name: ExtendRunDeadline :exec
 UPDATE scan_runs
-SET cancel_at = GREATEST(cancel_at, $1::timestamptz), jobs = jobs + 1, updated_at = now()
-WHERE id = $2
+SET cancel_at = GREATEST(cancel_at, $1::timestamptz),
+    cancel_reason = CASE WHEN $1::timestamptz > cancel_at THEN $2::text ELSE cancel_reason END,
+    jobs = jobs + 1, updated_at = now()
+WHERE id = $3
 `
 
 type ExtendRunDeadlineParams struct {
-	CancelAt time.Time
-	ID       uuid.UUID
+	CancelAt     time.Time
+	CancelReason string
+	ID           uuid.UUID
 }
 
-// A run with a remainder job lives on until the window the remainder runs in closes.
+// A run with a remainder job lives on until the window the remainder runs in
+// closes; the reason its jobs get then names that close.
 func (q *Queries) ExtendRunDeadline(ctx context.Context, arg ExtendRunDeadlineParams) error {
-	_, err := q.db.Exec(ctx, extendRunDeadline, arg.CancelAt, arg.ID)
+	_, err := q.db.Exec(ctx, extendRunDeadline, arg.CancelAt, arg.CancelReason, arg.ID)
 	return err
 }
 
@@ -148,12 +152,12 @@ func (q *Queries) ListPauses(ctx context.Context) ([]ListPausesRow, error) {
 }
 
 const lockInterruptedJobs = `-- name: LockInterruptedJobs :many
-SELECT j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, j.partial, j.hosts_finished, j.finished_hosts, j.remainder_of, j.carried_over, j.kind, t.id, t.site_id, t.name, t.network, t.profile_id, t.scan_interval_seconds, t.enabled, t.next_run_at, t.created_at, t.updated_at, t.created_by, t.modified_by, t.cron_expr, t.time_zone, t.window_days, t.window_start_minute, t.window_end_minute, t.max_duration_seconds, t.discovery_first, t.archived_at, t.purge_requested_at
+SELECT j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, j.partial, j.hosts_finished, j.finished_hosts, j.remainder_of, j.carried_over, j.kind, j.cancelled_by_deadline, t.id, t.site_id, t.name, t.network, t.profile_id, t.scan_interval_seconds, t.enabled, t.next_run_at, t.created_at, t.updated_at, t.created_by, t.modified_by, t.cron_expr, t.time_zone, t.window_days, t.window_start_minute, t.window_end_minute, t.max_duration_seconds, t.discovery_first, t.archived_at, t.purge_requested_at
 FROM scan_jobs j
 JOIN scan_runs r ON r.id = j.run_id
 JOIN scan_targets t ON t.id = j.target_id
 WHERE j.status = 'cancelled' AND NOT j.carried_over
-  AND r.origin = 'schedule' AND r.cancel_reason IS NOT NULL AND j.error_message = r.cancel_reason
+  AND j.cancelled_by_deadline AND r.origin = 'schedule'
   AND t.window_days IS NOT NULL
   AND (j.partial OR j.worker_id IS NULL OR j.completed_at < $1::timestamptz)
   AND NOT EXISTS (SELECT 1 FROM scan_jobs x
@@ -176,7 +180,7 @@ type LockInterruptedJobsRow struct {
 }
 
 // Jobs of scheduled runs with a scan window that the run's deadline
-// cancelled (error_message is the run's cancel_reason) and that are settled:
+// cancelled (cancelled_by_deadline, set by CancelOverdueJobs) and that are settled:
 // their holder committed the hosts it finished (partial), nobody held them,
 // or the holder stayed silent since settled_before. Only once every job of
 // the run that was due has ended, so moving the run's deadline to the next
@@ -223,6 +227,7 @@ func (q *Queries) LockInterruptedJobs(ctx context.Context, arg LockInterruptedJo
 			&i.ScanJob.RemainderOf,
 			&i.ScanJob.CarriedOver,
 			&i.ScanJob.Kind,
+			&i.ScanJob.CancelledByDeadline,
 			&i.ScanTarget.ID,
 			&i.ScanTarget.SiteID,
 			&i.ScanTarget.Name,

@@ -47,7 +47,8 @@ WITH overdue AS (
     FOR UPDATE OF j SKIP LOCKED
 ), cancelled AS (
     UPDATE scan_jobs j
-    SET status = 'cancelled', completed_at = now(), timeout_at = NULL, error_message = overdue.cancel_reason
+    SET status = 'cancelled', completed_at = now(), timeout_at = NULL, error_message = overdue.cancel_reason,
+        cancelled_by_deadline = true
     FROM overdue
     WHERE j.id = overdue.id
     RETURNING j.id, j.site_id, j.lease_token, j.progress_percent, j.error_message
@@ -74,7 +75,8 @@ type CancelOverdueJobsRow struct {
 // Unfinished jobs of runs past their deadline (scan window closed,
 // max_duration elapsed) are cancelled like CancelJob does: final at once,
 // the lease ended as 'cancelled' (worker_id and lease_token stay, so the
-// holder learns of it at its next heartbeat).
+// holder learns of it at its next heartbeat). cancelled_by_deadline marks
+// them for the carry-over step (scheduler.CarryOver).
 func (q *Queries) CancelOverdueJobs(ctx context.Context, arg CancelOverdueJobsParams) ([]CancelOverdueJobsRow, error) {
 	rows, err := q.db.Query(ctx, cancelOverdueJobs, arg.Now, arg.RowLimit)
 	if err != nil {
@@ -157,7 +159,7 @@ INSERT INTO scan_jobs (target_id, site_id, profile_id, network, ports, exclusion
                        max_attempts, priority, created_by, execution_context, run_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
         $9, $10, $11, $12, $13)
-RETURNING id, target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw, status, priority, attempt, max_attempts, worker_id, lease_token, timeout_at, progress_percent, scheduled_at, started_at, completed_at, error_message, scan_stats, execution_context, created_at, created_by, run_id, partial, hosts_finished, finished_hosts, remainder_of, carried_over, kind
+RETURNING id, target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw, status, priority, attempt, max_attempts, worker_id, lease_token, timeout_at, progress_percent, scheduled_at, started_at, completed_at, error_message, scan_stats, execution_context, created_at, created_by, run_id, partial, hosts_finished, finished_hosts, remainder_of, carried_over, kind, cancelled_by_deadline
 `
 
 type InsertRunJobParams struct {
@@ -226,6 +228,7 @@ func (q *Queries) InsertRunJob(ctx context.Context, arg InsertRunJobParams) (Sca
 		&i.RemainderOf,
 		&i.CarriedOver,
 		&i.Kind,
+		&i.CancelledByDeadline,
 	)
 	return i, err
 }

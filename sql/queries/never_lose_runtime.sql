@@ -70,7 +70,7 @@ UPDATE agents SET protocol_version = @protocol_version WHERE id = @id;
 
 -- name: LockInterruptedJobs :many
 -- Jobs of scheduled runs with a scan window that the run's deadline
--- cancelled (error_message is the run's cancel_reason) and that are settled:
+-- cancelled (cancelled_by_deadline, set by CancelOverdueJobs) and that are settled:
 -- their holder committed the hosts it finished (partial), nobody held them,
 -- or the holder stayed silent since settled_before. Only once every job of
 -- the run that was due has ended, so moving the run's deadline to the next
@@ -80,7 +80,7 @@ FROM scan_jobs j
 JOIN scan_runs r ON r.id = j.run_id
 JOIN scan_targets t ON t.id = j.target_id
 WHERE j.status = 'cancelled' AND NOT j.carried_over
-  AND r.origin = 'schedule' AND r.cancel_reason IS NOT NULL AND j.error_message = r.cancel_reason
+  AND j.cancelled_by_deadline AND r.origin = 'schedule'
   AND t.window_days IS NOT NULL
   AND (j.partial OR j.worker_id IS NULL OR j.completed_at < @settled_before::timestamptz)
   AND NOT EXISTS (SELECT 1 FROM scan_jobs x
@@ -104,9 +104,12 @@ RETURNING id;
 UPDATE scan_jobs SET carried_over = true WHERE id = @id;
 
 -- name: ExtendRunDeadline :exec
--- A run with a remainder job lives on until the window the remainder runs in closes.
+-- A run with a remainder job lives on until the window the remainder runs in
+-- closes; the reason its jobs get then names that close.
 UPDATE scan_runs
-SET cancel_at = GREATEST(cancel_at, @cancel_at::timestamptz), jobs = jobs + 1, updated_at = now()
+SET cancel_at = GREATEST(cancel_at, @cancel_at::timestamptz),
+    cancel_reason = CASE WHEN @cancel_at::timestamptz > cancel_at THEN @cancel_reason::text ELSE cancel_reason END,
+    jobs = jobs + 1, updated_at = now()
 WHERE id = @id;
 
 -- name: RunJobsProgress :many

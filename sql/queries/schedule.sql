@@ -67,7 +67,8 @@ ORDER BY h.ip_address;
 -- Unfinished jobs of runs past their deadline (scan window closed,
 -- max_duration elapsed) are cancelled like CancelJob does: final at once,
 -- the lease ended as 'cancelled' (worker_id and lease_token stay, so the
--- holder learns of it at its next heartbeat).
+-- holder learns of it at its next heartbeat). cancelled_by_deadline marks
+-- them for the carry-over step (scheduler.CarryOver).
 WITH overdue AS (
     SELECT j.id, r.cancel_reason
     FROM scan_jobs j
@@ -79,7 +80,8 @@ WITH overdue AS (
     FOR UPDATE OF j SKIP LOCKED
 ), cancelled AS (
     UPDATE scan_jobs j
-    SET status = 'cancelled', completed_at = now(), timeout_at = NULL, error_message = overdue.cancel_reason
+    SET status = 'cancelled', completed_at = now(), timeout_at = NULL, error_message = overdue.cancel_reason,
+        cancelled_by_deadline = true
     FROM overdue
     WHERE j.id = overdue.id
     RETURNING j.id, j.site_id, j.lease_token, j.progress_percent, j.error_message

@@ -23,11 +23,12 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/scanorama/scanorama/controller/bench"
+	"github.com/scanorama/scanorama/deploy/listener"
 )
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == bench.ListenerCommand {
-		os.Exit(bench.ServeListeners(os.Args[2:]))
+		os.Exit(listener.Main(os.Args[2:], os.Stdout, os.Stderr))
 	}
 	os.Exit(run())
 }

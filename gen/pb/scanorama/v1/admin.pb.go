@@ -3574,7 +3574,7 @@ var File_scanorama_v1_admin_proto protoreflect.FileDescriptor
 
 const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x18scanorama/v1/admin.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1escanorama/v1/change_feed.proto\x1a\x1dscanorama/v1/enrollment.proto\x1a\x1dscanorama/v1/results_io.proto\x1a\x1ascanorama/v1/runtime.proto\x1a\x1fscanorama/v1/trust_people.proto\x1a\x18scanorama/v1/types.proto\"a\n" +
+	"\x18scanorama/v1/admin.proto\x12\fscanorama.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1escanorama/v1/change_feed.proto\x1a\x1dscanorama/v1/enrollment.proto\x1a\x1dscanorama/v1/results_io.proto\x1a\x1ascanorama/v1/runtime.proto\x1a\x1fscanorama/v1/trust_people.proto\x1a\x18scanorama/v1/types.proto\x1a\x1cscanorama/v1/unarchive.proto\"a\n" +
 	"\x11CreateSiteRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x16\n" +
@@ -3843,7 +3843,7 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\x19EXPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13EXPORT_FORMAT_JSONL\x10\x01\x12\x15\n" +
 	"\x11EXPORT_FORMAT_CSV\x10\x02\x12\x1a\n" +
-	"\x16EXPORT_FORMAT_NMAP_XML\x10\x032\xb0 \n" +
+	"\x16EXPORT_FORMAT_NMAP_XML\x10\x032\xea!\n" +
 	"\fAdminService\x12O\n" +
 	"\n" +
 	"CreateSite\x12\x1f.scanorama.v1.CreateSiteRequest\x1a .scanorama.v1.CreateSiteResponse\x12L\n" +
@@ -3888,7 +3888,9 @@ const file_scanorama_v1_admin_proto_rawDesc = "" +
 	"\vWatchEvents\x12 .scanorama.v1.WatchEventsRequest\x1a!.scanorama.v1.WatchEventsResponse0\x01\x12I\n" +
 	"\bGetStats\x12\x1d.scanorama.v1.GetStatsRequest\x1a\x1e.scanorama.v1.GetStatsResponse\x12X\n" +
 	"\rPauseScanning\x12\".scanorama.v1.PauseScanningRequest\x1a#.scanorama.v1.PauseScanningResponse\x12[\n" +
-	"\x0eResumeScanning\x12#.scanorama.v1.ResumeScanningRequest\x1a$.scanorama.v1.ResumeScanningResponse\x12R\n" +
+	"\x0eResumeScanning\x12#.scanorama.v1.ResumeScanningRequest\x1a$.scanorama.v1.ResumeScanningResponse\x12^\n" +
+	"\x0fUnarchiveTarget\x12$.scanorama.v1.UnarchiveTargetRequest\x1a%.scanorama.v1.UnarchiveTargetResponse\x12X\n" +
+	"\rUnarchiveSite\x12\".scanorama.v1.UnarchiveSiteRequest\x1a#.scanorama.v1.UnarchiveSiteResponse\x12R\n" +
 	"\vCreateToken\x12 .scanorama.v1.CreateTokenRequest\x1a!.scanorama.v1.CreateTokenResponse\x12O\n" +
 	"\n" +
 	"ListTokens\x12\x1f.scanorama.v1.ListTokensRequest\x1a .scanorama.v1.ListTokensResponse\x12R\n" +
@@ -4001,35 +4003,39 @@ var file_scanorama_v1_admin_proto_goTypes = []any{
 	(*ImportResultsRequest)(nil),           // 82: scanorama.v1.ImportResultsRequest
 	(*PauseScanningRequest)(nil),           // 83: scanorama.v1.PauseScanningRequest
 	(*ResumeScanningRequest)(nil),          // 84: scanorama.v1.ResumeScanningRequest
-	(*CreateTokenRequest)(nil),             // 85: scanorama.v1.CreateTokenRequest
-	(*ListTokensRequest)(nil),              // 86: scanorama.v1.ListTokensRequest
-	(*RevokeTokenRequest)(nil),             // 87: scanorama.v1.RevokeTokenRequest
-	(*ListAuditEventsRequest)(nil),         // 88: scanorama.v1.ListAuditEventsRequest
-	(*WatchChangesRequest)(nil),            // 89: scanorama.v1.WatchChangesRequest
-	(*CreateWebhookRequest)(nil),           // 90: scanorama.v1.CreateWebhookRequest
-	(*ListWebhooksRequest)(nil),            // 91: scanorama.v1.ListWebhooksRequest
-	(*DeleteWebhookRequest)(nil),           // 92: scanorama.v1.DeleteWebhookRequest
-	(*ListWebhookDeliveriesRequest)(nil),   // 93: scanorama.v1.ListWebhookDeliveriesRequest
-	(*RetryWebhookDeliveriesRequest)(nil),  // 94: scanorama.v1.RetryWebhookDeliveriesRequest
-	(*RevokeAgentResponse)(nil),            // 95: scanorama.v1.RevokeAgentResponse
-	(*ApproveAgentResponse)(nil),           // 96: scanorama.v1.ApproveAgentResponse
-	(*UpdateSiteResponse)(nil),             // 97: scanorama.v1.UpdateSiteResponse
-	(*CreateEnrollmentTokenResponse)(nil),  // 98: scanorama.v1.CreateEnrollmentTokenResponse
-	(*ListEnrollmentTokensResponse)(nil),   // 99: scanorama.v1.ListEnrollmentTokensResponse
-	(*RevokeEnrollmentTokenResponse)(nil),  // 100: scanorama.v1.RevokeEnrollmentTokenResponse
-	(*ImportResultsResponse)(nil),          // 101: scanorama.v1.ImportResultsResponse
-	(*PauseScanningResponse)(nil),          // 102: scanorama.v1.PauseScanningResponse
-	(*ResumeScanningResponse)(nil),         // 103: scanorama.v1.ResumeScanningResponse
-	(*CreateTokenResponse)(nil),            // 104: scanorama.v1.CreateTokenResponse
-	(*ListTokensResponse)(nil),             // 105: scanorama.v1.ListTokensResponse
-	(*RevokeTokenResponse)(nil),            // 106: scanorama.v1.RevokeTokenResponse
-	(*ListAuditEventsResponse)(nil),        // 107: scanorama.v1.ListAuditEventsResponse
-	(*WatchChangesResponse)(nil),           // 108: scanorama.v1.WatchChangesResponse
-	(*CreateWebhookResponse)(nil),          // 109: scanorama.v1.CreateWebhookResponse
-	(*ListWebhooksResponse)(nil),           // 110: scanorama.v1.ListWebhooksResponse
-	(*DeleteWebhookResponse)(nil),          // 111: scanorama.v1.DeleteWebhookResponse
-	(*ListWebhookDeliveriesResponse)(nil),  // 112: scanorama.v1.ListWebhookDeliveriesResponse
-	(*RetryWebhookDeliveriesResponse)(nil), // 113: scanorama.v1.RetryWebhookDeliveriesResponse
+	(*UnarchiveTargetRequest)(nil),         // 85: scanorama.v1.UnarchiveTargetRequest
+	(*UnarchiveSiteRequest)(nil),           // 86: scanorama.v1.UnarchiveSiteRequest
+	(*CreateTokenRequest)(nil),             // 87: scanorama.v1.CreateTokenRequest
+	(*ListTokensRequest)(nil),              // 88: scanorama.v1.ListTokensRequest
+	(*RevokeTokenRequest)(nil),             // 89: scanorama.v1.RevokeTokenRequest
+	(*ListAuditEventsRequest)(nil),         // 90: scanorama.v1.ListAuditEventsRequest
+	(*WatchChangesRequest)(nil),            // 91: scanorama.v1.WatchChangesRequest
+	(*CreateWebhookRequest)(nil),           // 92: scanorama.v1.CreateWebhookRequest
+	(*ListWebhooksRequest)(nil),            // 93: scanorama.v1.ListWebhooksRequest
+	(*DeleteWebhookRequest)(nil),           // 94: scanorama.v1.DeleteWebhookRequest
+	(*ListWebhookDeliveriesRequest)(nil),   // 95: scanorama.v1.ListWebhookDeliveriesRequest
+	(*RetryWebhookDeliveriesRequest)(nil),  // 96: scanorama.v1.RetryWebhookDeliveriesRequest
+	(*RevokeAgentResponse)(nil),            // 97: scanorama.v1.RevokeAgentResponse
+	(*ApproveAgentResponse)(nil),           // 98: scanorama.v1.ApproveAgentResponse
+	(*UpdateSiteResponse)(nil),             // 99: scanorama.v1.UpdateSiteResponse
+	(*CreateEnrollmentTokenResponse)(nil),  // 100: scanorama.v1.CreateEnrollmentTokenResponse
+	(*ListEnrollmentTokensResponse)(nil),   // 101: scanorama.v1.ListEnrollmentTokensResponse
+	(*RevokeEnrollmentTokenResponse)(nil),  // 102: scanorama.v1.RevokeEnrollmentTokenResponse
+	(*ImportResultsResponse)(nil),          // 103: scanorama.v1.ImportResultsResponse
+	(*PauseScanningResponse)(nil),          // 104: scanorama.v1.PauseScanningResponse
+	(*ResumeScanningResponse)(nil),         // 105: scanorama.v1.ResumeScanningResponse
+	(*UnarchiveTargetResponse)(nil),        // 106: scanorama.v1.UnarchiveTargetResponse
+	(*UnarchiveSiteResponse)(nil),          // 107: scanorama.v1.UnarchiveSiteResponse
+	(*CreateTokenResponse)(nil),            // 108: scanorama.v1.CreateTokenResponse
+	(*ListTokensResponse)(nil),             // 109: scanorama.v1.ListTokensResponse
+	(*RevokeTokenResponse)(nil),            // 110: scanorama.v1.RevokeTokenResponse
+	(*ListAuditEventsResponse)(nil),        // 111: scanorama.v1.ListAuditEventsResponse
+	(*WatchChangesResponse)(nil),           // 112: scanorama.v1.WatchChangesResponse
+	(*CreateWebhookResponse)(nil),          // 113: scanorama.v1.CreateWebhookResponse
+	(*ListWebhooksResponse)(nil),           // 114: scanorama.v1.ListWebhooksResponse
+	(*DeleteWebhookResponse)(nil),          // 115: scanorama.v1.DeleteWebhookResponse
+	(*ListWebhookDeliveriesResponse)(nil),  // 116: scanorama.v1.ListWebhookDeliveriesResponse
+	(*RetryWebhookDeliveriesResponse)(nil), // 117: scanorama.v1.RetryWebhookDeliveriesResponse
 }
 var file_scanorama_v1_admin_proto_depIdxs = []int32{
 	62,  // 0: scanorama.v1.CreateSiteResponse.site:type_name -> scanorama.v1.Site
@@ -4116,65 +4122,69 @@ var file_scanorama_v1_admin_proto_depIdxs = []int32{
 	57,  // 81: scanorama.v1.AdminService.GetStats:input_type -> scanorama.v1.GetStatsRequest
 	83,  // 82: scanorama.v1.AdminService.PauseScanning:input_type -> scanorama.v1.PauseScanningRequest
 	84,  // 83: scanorama.v1.AdminService.ResumeScanning:input_type -> scanorama.v1.ResumeScanningRequest
-	85,  // 84: scanorama.v1.AdminService.CreateToken:input_type -> scanorama.v1.CreateTokenRequest
-	86,  // 85: scanorama.v1.AdminService.ListTokens:input_type -> scanorama.v1.ListTokensRequest
-	87,  // 86: scanorama.v1.AdminService.RevokeToken:input_type -> scanorama.v1.RevokeTokenRequest
-	88,  // 87: scanorama.v1.AdminService.ListAuditEvents:input_type -> scanorama.v1.ListAuditEventsRequest
-	89,  // 88: scanorama.v1.AdminService.WatchChanges:input_type -> scanorama.v1.WatchChangesRequest
-	90,  // 89: scanorama.v1.AdminService.CreateWebhook:input_type -> scanorama.v1.CreateWebhookRequest
-	91,  // 90: scanorama.v1.AdminService.ListWebhooks:input_type -> scanorama.v1.ListWebhooksRequest
-	92,  // 91: scanorama.v1.AdminService.DeleteWebhook:input_type -> scanorama.v1.DeleteWebhookRequest
-	93,  // 92: scanorama.v1.AdminService.ListWebhookDeliveries:input_type -> scanorama.v1.ListWebhookDeliveriesRequest
-	94,  // 93: scanorama.v1.AdminService.RetryWebhookDeliveries:input_type -> scanorama.v1.RetryWebhookDeliveriesRequest
-	2,   // 94: scanorama.v1.AdminService.CreateSite:output_type -> scanorama.v1.CreateSiteResponse
-	4,   // 95: scanorama.v1.AdminService.ListSites:output_type -> scanorama.v1.ListSitesResponse
-	39,  // 96: scanorama.v1.AdminService.DeleteSite:output_type -> scanorama.v1.DeleteSiteResponse
-	42,  // 97: scanorama.v1.AdminService.CreateExclusion:output_type -> scanorama.v1.CreateExclusionResponse
-	44,  // 98: scanorama.v1.AdminService.ListExclusions:output_type -> scanorama.v1.ListExclusionsResponse
-	46,  // 99: scanorama.v1.AdminService.DeleteExclusion:output_type -> scanorama.v1.DeleteExclusionResponse
-	6,   // 100: scanorama.v1.AdminService.CreateTarget:output_type -> scanorama.v1.CreateTargetResponse
-	8,   // 101: scanorama.v1.AdminService.GetTarget:output_type -> scanorama.v1.GetTargetResponse
-	10,  // 102: scanorama.v1.AdminService.ListTargets:output_type -> scanorama.v1.ListTargetsResponse
-	12,  // 103: scanorama.v1.AdminService.UpdateTarget:output_type -> scanorama.v1.UpdateTargetResponse
-	14,  // 104: scanorama.v1.AdminService.DeleteTarget:output_type -> scanorama.v1.DeleteTargetResponse
-	16,  // 105: scanorama.v1.AdminService.CreateProfile:output_type -> scanorama.v1.CreateProfileResponse
-	48,  // 106: scanorama.v1.AdminService.GetProfile:output_type -> scanorama.v1.GetProfileResponse
-	18,  // 107: scanorama.v1.AdminService.ListProfiles:output_type -> scanorama.v1.ListProfilesResponse
-	50,  // 108: scanorama.v1.AdminService.DeleteProfile:output_type -> scanorama.v1.DeleteProfileResponse
-	20,  // 109: scanorama.v1.AdminService.ScanNow:output_type -> scanorama.v1.ScanNowResponse
-	22,  // 110: scanorama.v1.AdminService.GetJob:output_type -> scanorama.v1.GetJobResponse
-	24,  // 111: scanorama.v1.AdminService.ListJobs:output_type -> scanorama.v1.ListJobsResponse
-	26,  // 112: scanorama.v1.AdminService.CancelJob:output_type -> scanorama.v1.CancelJobResponse
-	28,  // 113: scanorama.v1.AdminService.ListAgents:output_type -> scanorama.v1.ListAgentsResponse
-	52,  // 114: scanorama.v1.AdminService.DrainAgent:output_type -> scanorama.v1.DrainAgentResponse
-	95,  // 115: scanorama.v1.AdminService.RevokeAgent:output_type -> scanorama.v1.RevokeAgentResponse
-	96,  // 116: scanorama.v1.AdminService.ApproveAgent:output_type -> scanorama.v1.ApproveAgentResponse
-	97,  // 117: scanorama.v1.AdminService.UpdateSite:output_type -> scanorama.v1.UpdateSiteResponse
-	98,  // 118: scanorama.v1.AdminService.CreateEnrollmentToken:output_type -> scanorama.v1.CreateEnrollmentTokenResponse
-	99,  // 119: scanorama.v1.AdminService.ListEnrollmentTokens:output_type -> scanorama.v1.ListEnrollmentTokensResponse
-	100, // 120: scanorama.v1.AdminService.RevokeEnrollmentToken:output_type -> scanorama.v1.RevokeEnrollmentTokenResponse
-	30,  // 121: scanorama.v1.AdminService.ListHosts:output_type -> scanorama.v1.ListHostsResponse
-	32,  // 122: scanorama.v1.AdminService.GetHost:output_type -> scanorama.v1.GetHostResponse
-	34,  // 123: scanorama.v1.AdminService.ListHostChanges:output_type -> scanorama.v1.ListHostChangesResponse
-	54,  // 124: scanorama.v1.AdminService.UpdateHost:output_type -> scanorama.v1.UpdateHostResponse
-	56,  // 125: scanorama.v1.AdminService.ExportResults:output_type -> scanorama.v1.ExportResultsResponse
-	101, // 126: scanorama.v1.AdminService.ImportResults:output_type -> scanorama.v1.ImportResultsResponse
-	37,  // 127: scanorama.v1.AdminService.WatchEvents:output_type -> scanorama.v1.WatchEventsResponse
-	58,  // 128: scanorama.v1.AdminService.GetStats:output_type -> scanorama.v1.GetStatsResponse
-	102, // 129: scanorama.v1.AdminService.PauseScanning:output_type -> scanorama.v1.PauseScanningResponse
-	103, // 130: scanorama.v1.AdminService.ResumeScanning:output_type -> scanorama.v1.ResumeScanningResponse
-	104, // 131: scanorama.v1.AdminService.CreateToken:output_type -> scanorama.v1.CreateTokenResponse
-	105, // 132: scanorama.v1.AdminService.ListTokens:output_type -> scanorama.v1.ListTokensResponse
-	106, // 133: scanorama.v1.AdminService.RevokeToken:output_type -> scanorama.v1.RevokeTokenResponse
-	107, // 134: scanorama.v1.AdminService.ListAuditEvents:output_type -> scanorama.v1.ListAuditEventsResponse
-	108, // 135: scanorama.v1.AdminService.WatchChanges:output_type -> scanorama.v1.WatchChangesResponse
-	109, // 136: scanorama.v1.AdminService.CreateWebhook:output_type -> scanorama.v1.CreateWebhookResponse
-	110, // 137: scanorama.v1.AdminService.ListWebhooks:output_type -> scanorama.v1.ListWebhooksResponse
-	111, // 138: scanorama.v1.AdminService.DeleteWebhook:output_type -> scanorama.v1.DeleteWebhookResponse
-	112, // 139: scanorama.v1.AdminService.ListWebhookDeliveries:output_type -> scanorama.v1.ListWebhookDeliveriesResponse
-	113, // 140: scanorama.v1.AdminService.RetryWebhookDeliveries:output_type -> scanorama.v1.RetryWebhookDeliveriesResponse
-	94,  // [94:141] is the sub-list for method output_type
-	47,  // [47:94] is the sub-list for method input_type
+	85,  // 84: scanorama.v1.AdminService.UnarchiveTarget:input_type -> scanorama.v1.UnarchiveTargetRequest
+	86,  // 85: scanorama.v1.AdminService.UnarchiveSite:input_type -> scanorama.v1.UnarchiveSiteRequest
+	87,  // 86: scanorama.v1.AdminService.CreateToken:input_type -> scanorama.v1.CreateTokenRequest
+	88,  // 87: scanorama.v1.AdminService.ListTokens:input_type -> scanorama.v1.ListTokensRequest
+	89,  // 88: scanorama.v1.AdminService.RevokeToken:input_type -> scanorama.v1.RevokeTokenRequest
+	90,  // 89: scanorama.v1.AdminService.ListAuditEvents:input_type -> scanorama.v1.ListAuditEventsRequest
+	91,  // 90: scanorama.v1.AdminService.WatchChanges:input_type -> scanorama.v1.WatchChangesRequest
+	92,  // 91: scanorama.v1.AdminService.CreateWebhook:input_type -> scanorama.v1.CreateWebhookRequest
+	93,  // 92: scanorama.v1.AdminService.ListWebhooks:input_type -> scanorama.v1.ListWebhooksRequest
+	94,  // 93: scanorama.v1.AdminService.DeleteWebhook:input_type -> scanorama.v1.DeleteWebhookRequest
+	95,  // 94: scanorama.v1.AdminService.ListWebhookDeliveries:input_type -> scanorama.v1.ListWebhookDeliveriesRequest
+	96,  // 95: scanorama.v1.AdminService.RetryWebhookDeliveries:input_type -> scanorama.v1.RetryWebhookDeliveriesRequest
+	2,   // 96: scanorama.v1.AdminService.CreateSite:output_type -> scanorama.v1.CreateSiteResponse
+	4,   // 97: scanorama.v1.AdminService.ListSites:output_type -> scanorama.v1.ListSitesResponse
+	39,  // 98: scanorama.v1.AdminService.DeleteSite:output_type -> scanorama.v1.DeleteSiteResponse
+	42,  // 99: scanorama.v1.AdminService.CreateExclusion:output_type -> scanorama.v1.CreateExclusionResponse
+	44,  // 100: scanorama.v1.AdminService.ListExclusions:output_type -> scanorama.v1.ListExclusionsResponse
+	46,  // 101: scanorama.v1.AdminService.DeleteExclusion:output_type -> scanorama.v1.DeleteExclusionResponse
+	6,   // 102: scanorama.v1.AdminService.CreateTarget:output_type -> scanorama.v1.CreateTargetResponse
+	8,   // 103: scanorama.v1.AdminService.GetTarget:output_type -> scanorama.v1.GetTargetResponse
+	10,  // 104: scanorama.v1.AdminService.ListTargets:output_type -> scanorama.v1.ListTargetsResponse
+	12,  // 105: scanorama.v1.AdminService.UpdateTarget:output_type -> scanorama.v1.UpdateTargetResponse
+	14,  // 106: scanorama.v1.AdminService.DeleteTarget:output_type -> scanorama.v1.DeleteTargetResponse
+	16,  // 107: scanorama.v1.AdminService.CreateProfile:output_type -> scanorama.v1.CreateProfileResponse
+	48,  // 108: scanorama.v1.AdminService.GetProfile:output_type -> scanorama.v1.GetProfileResponse
+	18,  // 109: scanorama.v1.AdminService.ListProfiles:output_type -> scanorama.v1.ListProfilesResponse
+	50,  // 110: scanorama.v1.AdminService.DeleteProfile:output_type -> scanorama.v1.DeleteProfileResponse
+	20,  // 111: scanorama.v1.AdminService.ScanNow:output_type -> scanorama.v1.ScanNowResponse
+	22,  // 112: scanorama.v1.AdminService.GetJob:output_type -> scanorama.v1.GetJobResponse
+	24,  // 113: scanorama.v1.AdminService.ListJobs:output_type -> scanorama.v1.ListJobsResponse
+	26,  // 114: scanorama.v1.AdminService.CancelJob:output_type -> scanorama.v1.CancelJobResponse
+	28,  // 115: scanorama.v1.AdminService.ListAgents:output_type -> scanorama.v1.ListAgentsResponse
+	52,  // 116: scanorama.v1.AdminService.DrainAgent:output_type -> scanorama.v1.DrainAgentResponse
+	97,  // 117: scanorama.v1.AdminService.RevokeAgent:output_type -> scanorama.v1.RevokeAgentResponse
+	98,  // 118: scanorama.v1.AdminService.ApproveAgent:output_type -> scanorama.v1.ApproveAgentResponse
+	99,  // 119: scanorama.v1.AdminService.UpdateSite:output_type -> scanorama.v1.UpdateSiteResponse
+	100, // 120: scanorama.v1.AdminService.CreateEnrollmentToken:output_type -> scanorama.v1.CreateEnrollmentTokenResponse
+	101, // 121: scanorama.v1.AdminService.ListEnrollmentTokens:output_type -> scanorama.v1.ListEnrollmentTokensResponse
+	102, // 122: scanorama.v1.AdminService.RevokeEnrollmentToken:output_type -> scanorama.v1.RevokeEnrollmentTokenResponse
+	30,  // 123: scanorama.v1.AdminService.ListHosts:output_type -> scanorama.v1.ListHostsResponse
+	32,  // 124: scanorama.v1.AdminService.GetHost:output_type -> scanorama.v1.GetHostResponse
+	34,  // 125: scanorama.v1.AdminService.ListHostChanges:output_type -> scanorama.v1.ListHostChangesResponse
+	54,  // 126: scanorama.v1.AdminService.UpdateHost:output_type -> scanorama.v1.UpdateHostResponse
+	56,  // 127: scanorama.v1.AdminService.ExportResults:output_type -> scanorama.v1.ExportResultsResponse
+	103, // 128: scanorama.v1.AdminService.ImportResults:output_type -> scanorama.v1.ImportResultsResponse
+	37,  // 129: scanorama.v1.AdminService.WatchEvents:output_type -> scanorama.v1.WatchEventsResponse
+	58,  // 130: scanorama.v1.AdminService.GetStats:output_type -> scanorama.v1.GetStatsResponse
+	104, // 131: scanorama.v1.AdminService.PauseScanning:output_type -> scanorama.v1.PauseScanningResponse
+	105, // 132: scanorama.v1.AdminService.ResumeScanning:output_type -> scanorama.v1.ResumeScanningResponse
+	106, // 133: scanorama.v1.AdminService.UnarchiveTarget:output_type -> scanorama.v1.UnarchiveTargetResponse
+	107, // 134: scanorama.v1.AdminService.UnarchiveSite:output_type -> scanorama.v1.UnarchiveSiteResponse
+	108, // 135: scanorama.v1.AdminService.CreateToken:output_type -> scanorama.v1.CreateTokenResponse
+	109, // 136: scanorama.v1.AdminService.ListTokens:output_type -> scanorama.v1.ListTokensResponse
+	110, // 137: scanorama.v1.AdminService.RevokeToken:output_type -> scanorama.v1.RevokeTokenResponse
+	111, // 138: scanorama.v1.AdminService.ListAuditEvents:output_type -> scanorama.v1.ListAuditEventsResponse
+	112, // 139: scanorama.v1.AdminService.WatchChanges:output_type -> scanorama.v1.WatchChangesResponse
+	113, // 140: scanorama.v1.AdminService.CreateWebhook:output_type -> scanorama.v1.CreateWebhookResponse
+	114, // 141: scanorama.v1.AdminService.ListWebhooks:output_type -> scanorama.v1.ListWebhooksResponse
+	115, // 142: scanorama.v1.AdminService.DeleteWebhook:output_type -> scanorama.v1.DeleteWebhookResponse
+	116, // 143: scanorama.v1.AdminService.ListWebhookDeliveries:output_type -> scanorama.v1.ListWebhookDeliveriesResponse
+	117, // 144: scanorama.v1.AdminService.RetryWebhookDeliveries:output_type -> scanorama.v1.RetryWebhookDeliveriesResponse
+	96,  // [96:145] is the sub-list for method output_type
+	47,  // [47:96] is the sub-list for method input_type
 	47,  // [47:47] is the sub-list for extension type_name
 	47,  // [47:47] is the sub-list for extension extendee
 	0,   // [0:47] is the sub-list for field type_name
@@ -4191,6 +4201,7 @@ func file_scanorama_v1_admin_proto_init() {
 	file_scanorama_v1_runtime_proto_init()
 	file_scanorama_v1_trust_people_proto_init()
 	file_scanorama_v1_types_proto_init()
+	file_scanorama_v1_unarchive_proto_init()
 	file_scanorama_v1_admin_proto_msgTypes[10].OneofWrappers = []any{}
 	file_scanorama_v1_admin_proto_msgTypes[36].OneofWrappers = []any{
 		(*WatchEventsResponse_Job)(nil),

@@ -56,6 +56,8 @@ const (
 	AdminService_GetStats_FullMethodName               = "/scanorama.v1.AdminService/GetStats"
 	AdminService_PauseScanning_FullMethodName          = "/scanorama.v1.AdminService/PauseScanning"
 	AdminService_ResumeScanning_FullMethodName         = "/scanorama.v1.AdminService/ResumeScanning"
+	AdminService_UnarchiveTarget_FullMethodName        = "/scanorama.v1.AdminService/UnarchiveTarget"
+	AdminService_UnarchiveSite_FullMethodName          = "/scanorama.v1.AdminService/UnarchiveSite"
 	AdminService_CreateToken_FullMethodName            = "/scanorama.v1.AdminService/CreateToken"
 	AdminService_ListTokens_FullMethodName             = "/scanorama.v1.AdminService/ListTokens"
 	AdminService_RevokeToken_FullMethodName            = "/scanorama.v1.AdminService/RevokeToken"
@@ -137,6 +139,12 @@ type AdminServiceClient interface {
 	PauseScanning(ctx context.Context, in *PauseScanningRequest, opts ...grpc.CallOption) (*PauseScanningResponse, error)
 	// ResumeScanning lifts a PauseScanning of the same site (or of everything).
 	ResumeScanning(ctx context.Context, in *ResumeScanningRequest, opts ...grpc.CallOption) (*ResumeScanningResponse, error)
+	// UnarchiveTarget brings back a target archived by DeleteTarget{archive}
+	// (see unarchive.proto).
+	UnarchiveTarget(ctx context.Context, in *UnarchiveTargetRequest, opts ...grpc.CallOption) (*UnarchiveTargetResponse, error)
+	// UnarchiveSite brings back a site archived by DeleteSite{archive}, with
+	// the targets archived with it.
+	UnarchiveSite(ctx context.Context, in *UnarchiveSiteRequest, opts ...grpc.CallOption) (*UnarchiveSiteResponse, error)
 	// Bearer tokens for people (admin only); see trust_people.proto.
 	CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error)
 	ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error)
@@ -554,6 +562,26 @@ func (c *adminServiceClient) ResumeScanning(ctx context.Context, in *ResumeScann
 	return out, nil
 }
 
+func (c *adminServiceClient) UnarchiveTarget(ctx context.Context, in *UnarchiveTargetRequest, opts ...grpc.CallOption) (*UnarchiveTargetResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnarchiveTargetResponse)
+	err := c.cc.Invoke(ctx, AdminService_UnarchiveTarget_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) UnarchiveSite(ctx context.Context, in *UnarchiveSiteRequest, opts ...grpc.CallOption) (*UnarchiveSiteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnarchiveSiteResponse)
+	err := c.cc.Invoke(ctx, AdminService_UnarchiveSite_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateTokenResponse)
@@ -732,6 +760,12 @@ type AdminServiceServer interface {
 	PauseScanning(context.Context, *PauseScanningRequest) (*PauseScanningResponse, error)
 	// ResumeScanning lifts a PauseScanning of the same site (or of everything).
 	ResumeScanning(context.Context, *ResumeScanningRequest) (*ResumeScanningResponse, error)
+	// UnarchiveTarget brings back a target archived by DeleteTarget{archive}
+	// (see unarchive.proto).
+	UnarchiveTarget(context.Context, *UnarchiveTargetRequest) (*UnarchiveTargetResponse, error)
+	// UnarchiveSite brings back a site archived by DeleteSite{archive}, with
+	// the targets archived with it.
+	UnarchiveSite(context.Context, *UnarchiveSiteRequest) (*UnarchiveSiteResponse, error)
 	// Bearer tokens for people (admin only); see trust_people.proto.
 	CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error)
 	ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error)
@@ -868,6 +902,12 @@ func (UnimplementedAdminServiceServer) PauseScanning(context.Context, *PauseScan
 }
 func (UnimplementedAdminServiceServer) ResumeScanning(context.Context, *ResumeScanningRequest) (*ResumeScanningResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResumeScanning not implemented")
+}
+func (UnimplementedAdminServiceServer) UnarchiveTarget(context.Context, *UnarchiveTargetRequest) (*UnarchiveTargetResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UnarchiveTarget not implemented")
+}
+func (UnimplementedAdminServiceServer) UnarchiveSite(context.Context, *UnarchiveSiteRequest) (*UnarchiveSiteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UnarchiveSite not implemented")
 }
 func (UnimplementedAdminServiceServer) CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateToken not implemented")
@@ -1561,6 +1601,42 @@ func _AdminService_ResumeScanning_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_UnarchiveTarget_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnarchiveTargetRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).UnarchiveTarget(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_UnarchiveTarget_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).UnarchiveTarget(ctx, req.(*UnarchiveTargetRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_UnarchiveSite_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnarchiveSiteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).UnarchiveSite(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_UnarchiveSite_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).UnarchiveSite(ctx, req.(*UnarchiveSiteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_CreateToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreateTokenRequest)
 	if err := dec(in); err != nil {
@@ -1876,6 +1952,14 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResumeScanning",
 			Handler:    _AdminService_ResumeScanning_Handler,
+		},
+		{
+			MethodName: "UnarchiveTarget",
+			Handler:    _AdminService_UnarchiveTarget_Handler,
+		},
+		{
+			MethodName: "UnarchiveSite",
+			Handler:    _AdminService_UnarchiveSite_Handler,
 		},
 		{
 			MethodName: "CreateToken",

@@ -940,7 +940,14 @@ type Job struct {
 	HostsFinished int64 `protobuf:"varint,41,opt,name=hosts_finished,json=hostsFinished,proto3" json:"hosts_finished,omitempty"`
 	// "scan" (run by an agent) or "import" (results of an nmap run made
 	// elsewhere, brought in with ImportResults).
-	Kind          string `protobuf:"bytes,70,opt,name=kind,proto3" json:"kind,omitempty"`
+	Kind string `protobuf:"bytes,70,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The run's deadline (its scan window closed, or max_duration elapsed)
+	// cancelled the job; for a scheduled run with a window, what it left
+	// unscanned becomes a job of the next window (remainder_of names this one).
+	CancelledByDeadline bool `protobuf:"varint,100,opt,name=cancelled_by_deadline,json=cancelledByDeadline,proto3" json:"cancelled_by_deadline,omitempty"`
+	// This job scans what the job with this id left when a scan window
+	// closed on it; empty for other jobs.
+	RemainderOf   string `protobuf:"bytes,101,opt,name=remainder_of,json=remainderOf,proto3" json:"remainder_of,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1132,6 +1139,20 @@ func (x *Job) GetHostsFinished() int64 {
 func (x *Job) GetKind() string {
 	if x != nil {
 		return x.Kind
+	}
+	return ""
+}
+
+func (x *Job) GetCancelledByDeadline() bool {
+	if x != nil {
+		return x.CancelledByDeadline
+	}
+	return false
+}
+
+func (x *Job) GetRemainderOf() string {
+	if x != nil {
+		return x.RemainderOf
 	}
 	return ""
 }
@@ -1825,7 +1846,7 @@ const file_scanorama_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"open_ports\x18\x04 \x01(\x03R\topenPorts\x123\n" +
 	"\aelapsed\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\aelapsed\x12!\n" +
-	"\fnmap_version\x18\x06 \x01(\tR\vnmapVersion\"\xb6\x06\n" +
+	"\fnmap_version\x18\x06 \x01(\tR\vnmapVersion\"\x8d\a\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttarget_id\x18\x02 \x01(\tR\btargetId\x12\x12\n" +
@@ -1856,7 +1877,9 @@ const file_scanorama_v1_types_proto_rawDesc = "" +
 	"\x06run_id\x18\x14 \x01(\tR\x05runId\x12\x18\n" +
 	"\apartial\x18( \x01(\bR\apartial\x12%\n" +
 	"\x0ehosts_finished\x18) \x01(\x03R\rhostsFinished\x12\x12\n" +
-	"\x04kind\x18F \x01(\tR\x04kind\"W\n" +
+	"\x04kind\x18F \x01(\tR\x04kind\x122\n" +
+	"\x15cancelled_by_deadline\x18d \x01(\bR\x13cancelledByDeadline\x12!\n" +
+	"\fremainder_of\x18e \x01(\tR\vremainderOf\"W\n" +
 	"\x11AgentCapabilities\x12!\n" +
 	"\fnmap_version\x18\x01 \x01(\tR\vnmapVersion\x12\x1f\n" +
 	"\vraw_sockets\x18\x02 \x01(\bR\n" +
