@@ -29,7 +29,7 @@ func (q *Queries) JobHasHostRecords(ctx context.Context, jobID uuid.UUID) (bool,
 }
 
 const nmapXMLRecordedJobHosts = `-- name: NmapXMLRecordedJobHosts :many
-SELECT jh.ip_address, jh.hostname, jh.mac_address, jh.vendor, jh.os_name, jh.os_confidence, jh.status
+SELECT jh.ip_address, jh.hostname, jh.mac_address, jh.vendor, jh.os_name, jh.os_confidence, jh.status, jh.reason
 FROM job_hosts jh
 WHERE jh.job_id = $1
   AND jh.ip_address > $2::inet
@@ -51,6 +51,7 @@ type NmapXMLRecordedJobHostsRow struct {
 	OsName       pgtype.Text
 	OsConfidence pgtype.Int2
 	Status       string
+	Reason       pgtype.Text
 }
 
 // One page of what a job reported of its hosts, in address order.
@@ -71,6 +72,7 @@ func (q *Queries) NmapXMLRecordedJobHosts(ctx context.Context, arg NmapXMLRecord
 			&i.OsName,
 			&i.OsConfidence,
 			&i.Status,
+			&i.Reason,
 		); err != nil {
 			return nil, err
 		}

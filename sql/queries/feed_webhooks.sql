@@ -10,7 +10,7 @@ SELECT EXISTS (SELECT 1 FROM job_hosts WHERE job_id = @job_id)::boolean;
 
 -- name: NmapXMLRecordedJobHosts :many
 -- One page of what a job reported of its hosts, in address order.
-SELECT jh.ip_address, jh.hostname, jh.mac_address, jh.vendor, jh.os_name, jh.os_confidence, jh.status
+SELECT jh.ip_address, jh.hostname, jh.mac_address, jh.vendor, jh.os_name, jh.os_confidence, jh.status, jh.reason
 FROM job_hosts jh
 WHERE jh.job_id = @job_id
   AND jh.ip_address > @after_ip::inet
