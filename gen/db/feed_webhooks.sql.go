@@ -20,7 +20,7 @@ SELECT EXISTS (SELECT 1 FROM job_hosts WHERE job_id = $1)::boolean
 `
 
 // Whether ingest_commit recorded the job's hosts in job_hosts (jobs
-// committed before migration 0016 have none).
+// committed before migration 0018 have none).
 func (q *Queries) JobHasHostRecords(ctx context.Context, jobID uuid.UUID) (bool, error) {
 	row := q.db.QueryRow(ctx, jobHasHostRecords, jobID)
 	var column_1 bool

@@ -12,7 +12,7 @@
 -- text. Never edit a released migration: controllers refuse to start when
 -- an applied migration's checksum differs from the embedded file.
 --
--- Defined by: port_in_scanned_set (0007_ingest_commit_v2.sql), ingest_commit (0016_feed_webhooks.sql), ingest_commit_many (0006_ingest_commit.sql).
+-- Defined by: port_in_scanned_set (0007_ingest_commit_v2.sql), ingest_commit (0018_feed_webhooks.sql), ingest_commit_many (0006_ingest_commit.sql).
 
 -- Inlined by the planner (a single SQL expression, STABLE like the casts in
 -- it): as cheap as the expression it replaces.

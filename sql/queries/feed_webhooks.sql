@@ -5,7 +5,7 @@ SELECT prune_change_feed_step(@cutoff::timestamptz, @batch::int)::bigint AS dele
 
 -- name: JobHasHostRecords :one
 -- Whether ingest_commit recorded the job's hosts in job_hosts (jobs
--- committed before migration 0016 have none).
+-- committed before migration 0018 have none).
 SELECT EXISTS (SELECT 1 FROM job_hosts WHERE job_id = @job_id)::boolean;
 
 -- name: NmapXMLRecordedJobHosts :many
