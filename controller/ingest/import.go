@@ -45,9 +45,7 @@ func (in *Ingester) Import(ctx context.Context, job ImportJob, src HostSource) (
 		create: job.Create,
 	}
 	defer s.close()
-	if err := s.prepare(ctx); err != nil {
-		return Result{}, err
-	}
+	s.prepare()
 	sc := scope{network: job.Network, exclusions: job.Exclusions}
 	one := make([]*pb.HostResult, 1)
 	sum, err := src(ctx, func(h *pb.HostResult) error {
