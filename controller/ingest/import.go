@@ -87,9 +87,7 @@ func (in *Ingester) Import(ctx context.Context, job ImportJob, src HostSource) (
 		metrics: in.metrics,
 	}
 	defer s.close()
-	if err := s.prepare(ctx); err != nil {
-		return Result{}, nil, err
-	}
+	s.prepare()
 	parts := make([]importPart, len(job.Targets))
 	for i := range job.Targets {
 		parts[i].target = &job.Targets[i]

@@ -198,9 +198,7 @@ func (in *Ingester) ingest(ctx context.Context, agentID string, r Receiver) (Res
 	if err != nil || done {
 		return Result{JobID: jobID, AlreadyCommitted: done}, err
 	}
-	if err := s.prepare(ctx); err != nil {
-		return Result{}, err
-	}
+	s.prepare()
 	sc := scope{network: job.Network, exclusions: job.Exclusions}
 	var summary *pb.ScanSummary
 	for summary == nil {
@@ -289,11 +287,10 @@ func (s *stream) checkLease(ctx context.Context) (db.GetJobLeaseStateRow, bool, 
 	return job, false, nil
 }
 
-func (s *stream) prepare(context.Context) error {
+func (s *stream) prepare() {
 	// The staging tables exist on every pooled connection (ConfigurePool)
 	// and are empty whenever a connection is released (close).
 	s.seen = make(map[netip.Addr]struct{})
-	return nil
 }
 
 // stage validates a batch and adds it to the buffer, COPYing the buffer
