@@ -17,6 +17,7 @@ SQLC_VERSION               := v1.31.1
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GRPCURL_VERSION            := v1.9.3
+GOLANGCI_LINT_VERSION      := v2.15.0
 
 TOOLS := $(BIN)/.buf-$(BUF_VERSION) $(BIN)/.sqlc-$(SQLC_VERSION) \
 	$(BIN)/.protoc-gen-go-$(PROTOC_GEN_GO_VERSION) $(BIN)/.protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION) \
@@ -46,6 +47,11 @@ $(BIN)/.protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION):
 	GOBIN=$(BIN) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION) && touch $@
 $(BIN)/.grpcurl-$(GRPCURL_VERSION):
 	GOBIN=$(BIN) go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION) && touch $@
+# golangci-lint is only needed by `make lint`, so it is not in TOOLS (building it
+# from source takes minutes; `make gen` should not wait for it).
+GOLANGCI_LINT := $(BIN)/.golangci-lint-$(GOLANGCI_LINT_VERSION)
+$(GOLANGCI_LINT):
+	GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) && touch $@
 
 .PHONY: gen generate
 gen generate: tools ## Regenerate gen/db (sqlc) and gen/pb (buf)
@@ -68,9 +74,10 @@ build: ## Build the controller and agent into ./bin
 	go build -o $(BIN)/scanorama-agent ./agent/cmd/scanorama-agent
 
 .PHONY: lint
-lint: tools ## go vet, gofmt, buf lint, buf format and buf breaking (against main)
+lint: tools $(GOLANGCI_LINT) ## go vet, gofmt, golangci-lint (.golangci.yml), buf lint, buf format and buf breaking (against main)
 	go vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(BIN)/golangci-lint run ./...
 	$(BIN)/buf lint
 	$(BIN)/buf format -d --exit-code
 	$(BIN)/buf breaking --against '.git#branch=main'

@@ -47,15 +47,17 @@ func Report(w io.Writer, results []Result) (failed bool) {
 	return failed
 }
 
-// Okf, Warnf and Failf make one check's line.
+// Okf makes one check's line with status OK.
 func Okf(check, format string, args ...any) Result {
 	return Result{Check: check, Status: OK, Detail: fmt.Sprintf(format, args...)}
 }
 
+// Warnf makes one check's line with status Warn.
 func Warnf(check, format string, args ...any) Result {
 	return Result{Check: check, Status: Warn, Detail: fmt.Sprintf(format, args...)}
 }
 
+// Failf makes one check's line with status Fail.
 func Failf(check, format string, args ...any) Result {
 	return Result{Check: check, Status: Fail, Detail: fmt.Sprintf(format, args...)}
 }

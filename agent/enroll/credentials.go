@@ -123,7 +123,7 @@ func (c *Credentials) closeConns() {
 	}
 	c.connsMu.Unlock()
 	for _, conn := range conns {
-		conn.Close()
+		_ = conn.Close()
 	}
 }
 

@@ -227,7 +227,7 @@ func TestCorruption(t *testing.T) {
 		},
 		{
 			name: "open record for another lease",
-			damage: func(t *testing.T, path string, b []byte, ends []int64) []byte {
+			damage: func(t *testing.T, _ string, b []byte, ends []int64) []byte {
 				out, err := appendRecord([]byte(fileMagic), kindOpen, openMsg(testJob, 2))
 				if err != nil {
 					t.Fatal(err)
@@ -239,7 +239,7 @@ func TestCorruption(t *testing.T) {
 		},
 		{
 			name: "first record not open",
-			damage: func(t *testing.T, _ string, b []byte, ends []int64) []byte {
+			damage: func(_ *testing.T, _ string, b []byte, ends []int64) []byte {
 				return append([]byte(fileMagic), b[ends[0]:]...)
 			},
 			wantOffset: func([]int64) int64 { return int64(fileHeaderSize) },
@@ -247,7 +247,7 @@ func TestCorruption(t *testing.T) {
 		},
 		{
 			name: "second open record",
-			damage: func(t *testing.T, _ string, b []byte, ends []int64) []byte {
+			damage: func(_ *testing.T, _ string, b []byte, ends []int64) []byte {
 				return append(b[:ends[0]], b[fileHeaderSize:]...)
 			},
 			wantOffset: func(ends []int64) int64 { return ends[0] },
@@ -256,7 +256,7 @@ func TestCorruption(t *testing.T) {
 		},
 		{
 			name: "length over limit",
-			damage: func(t *testing.T, _ string, b []byte, ends []int64) []byte {
+			damage: func(_ *testing.T, _ string, b []byte, ends []int64) []byte {
 				h := b[ends[1]:ends[2]]
 				binary.LittleEndian.PutUint32(h[0:4], MaxRecordSize+1)
 				binary.LittleEndian.PutUint32(h[9:13], checksum(h[:9]))
@@ -268,7 +268,7 @@ func TestCorruption(t *testing.T) {
 		},
 		{
 			name: "unknown kind with valid checksums",
-			damage: func(t *testing.T, _ string, b []byte, ends []int64) []byte {
+			damage: func(_ *testing.T, _ string, b []byte, ends []int64) []byte {
 				h := b[ends[1]:ends[2]]
 				h[4] = 9
 				binary.LittleEndian.PutUint32(h[9:13], checksum(h[:9]))
@@ -280,7 +280,7 @@ func TestCorruption(t *testing.T) {
 		},
 		{
 			name: "undecodable payload with valid checksums",
-			damage: func(t *testing.T, _ string, b []byte, ends []int64) []byte {
+			damage: func(_ *testing.T, _ string, b []byte, ends []int64) []byte {
 				r := b[ends[1]:ends[2]]
 				body := r[recordHeaderSize:]
 				for i := range body {

@@ -40,7 +40,6 @@ func TestReplayBoundedMemory(t *testing.T) {
 	}
 	parts = append(parts, summary(records*hostsPerRec))
 	writeRaw(t, path, parts...)
-	parts = nil
 
 	pend, err := s.Pending()
 	if err != nil || len(pend) != 1 || !pend[0].Complete {

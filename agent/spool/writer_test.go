@@ -151,7 +151,7 @@ func TestWriterStates(t *testing.T) {
 		},
 		{
 			name:     "record too large",
-			prepare:  func(w *Writer) error { return nil },
+			prepare:  func(*Writer) error { return nil },
 			op:       func(w *Writer) error { return w.AppendHosts(huge) },
 			wantIs:   ErrTooLarge,
 			usable:   true,
@@ -159,14 +159,14 @@ func TestWriterStates(t *testing.T) {
 		},
 		{
 			name:     "nil batch",
-			prepare:  func(w *Writer) error { return nil },
+			prepare:  func(*Writer) error { return nil },
 			op:       func(w *Writer) error { return w.AppendHosts(nil) },
 			usable:   true,
 			wantRecs: 2,
 		},
 		{
 			name:     "nil summary",
-			prepare:  func(w *Writer) error { return nil },
+			prepare:  func(*Writer) error { return nil },
 			op:       func(w *Writer) error { return w.Finish(nil) },
 			usable:   true,
 			wantRecs: 2,

@@ -88,7 +88,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(16<<20)),
 	)...)
 	if err != nil {
-		sp.Close()
+		_ = sp.Close()
 		return nil, fmt.Errorf("--controller: %w", err)
 	}
 	log.Info("agent starting", "controllers", cfg.Controllers, "tls", cfg.TLS.Enabled || cfg.TLS.Config != nil, "scope", cfg.Scope, "nmap", caps.NmapVersion,

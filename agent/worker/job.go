@@ -96,7 +96,7 @@ func (a *Agent) runJob(ctx context.Context, l *pb.Lease) {
 			j.finishPartial(ctx, w, sent, sum)
 			return
 		}
-		w.Close()
+		_ = w.Close()
 		j.discard()
 		switch {
 		case errors.Is(cause, errCancelled):
@@ -122,26 +122,27 @@ func (a *Agent) runJob(ctx context.Context, l *pb.Lease) {
 	}
 	if err := w.Finish(summary); err != nil {
 		a.cfg.Metrics.Run(metrics.RunFailed, ran)
-		w.Close()
+		_ = w.Close()
 		j.discard()
 		j.log.Error("cannot spool the summary; giving the job back", "error", err)
 		j.fail(ctx, "agent spool: "+err.Error(), true)
 		return
 	}
-	w.Close()
+	_ = w.Close()
 	a.cfg.Metrics.Run(metrics.RunCompleted, ran)
 	j.progress.Store(100)
-	if ack, err := live.finish(summary); err == nil {
+	ack, err := live.finish(summary)
+	if err == nil {
 		a.cfg.Metrics.Delivered("live")
 		j.log.Info("results committed", "hosts", ack.GetHosts(), "port_rows", ack.GetPortRows(), "already_committed", ack.GetAlreadyCommitted())
 		j.discard()
 		return
-	} else if final(err) {
+	}
+	if final(err) {
 		j.rejected(ctx, err)
 		return
-	} else {
-		j.log.Warn("live results stream broke; delivering from the spool", "error", err)
 	}
+	j.log.Warn("live results stream broke; delivering from the spool", "error", err)
 	a.deliverEntry(scanCtx, spool.Entry{JobID: l.GetJobId(), LeaseToken: l.GetLeaseToken(), Complete: true}, j)
 }
 
@@ -154,7 +155,7 @@ func (j *job) finishPartial(ctx context.Context, w *spool.Writer, sent int64, su
 		ScannedTcp: sum.ScannedTCP, ScannedUdp: sum.ScannedUDP, Partial: true,
 	}
 	err := w.Finish(summary)
-	w.Close()
+	_ = w.Close()
 	if err != nil {
 		j.discard()
 		j.log.Error("cannot spool the partial summary; the finished hosts are dropped", "error", err)
@@ -171,7 +172,7 @@ func (j *job) completeEmpty(ctx context.Context) {
 		return
 	}
 	err = w.Finish(&pb.ScanSummary{Elapsed: durationpb.New(0)})
-	w.Close()
+	_ = w.Close()
 	if err != nil {
 		j.discard()
 		j.fail(ctx, "agent spool: "+err.Error(), true)

@@ -46,7 +46,23 @@ func (s *Server) exportNmapXML(ctx context.Context, req *pb.ExportResultsRequest
 			return s.internal("read job", err)
 		}
 		run = jobRun(job)
+		recorded, err := s.q.JobHasHostRecords(ctx, id)
+		if err != nil {
+			return s.internal("read job hosts", err)
+		}
 		hosts = func(after netip.Addr) ([]nmapxml.Host, error) {
+			if recorded {
+				// What the job itself reported (job_hosts): later jobs
+				// change hosts' current state, not this.
+				rows, err := s.q.NmapXMLRecordedJobHosts(ctx, db.NmapXMLRecordedJobHostsParams{JobID: id, AfterIp: after, RowLimit: exportPage})
+				out := make([]nmapxml.Host, len(rows))
+				for i, r := range rows {
+					out[i] = nmapxml.Host{Addr: r.IpAddress, Status: r.Status, Reason: r.Reason.String, Hostname: r.Hostname.String,
+						MAC: macString(r.MacAddress), Vendor: r.Vendor.String, OSName: r.OsName.String, OSAccuracy: int(r.OsConfidence.Int16)}
+				}
+				return out, err
+			}
+			// A job committed before job_hosts existed: its hosts as known now.
 			rows, err := s.q.NmapXMLJobHosts(ctx, db.NmapXMLJobHostsParams{JobID: id, SiteID: job.SiteID, AfterIp: after, RowLimit: exportPage})
 			out := make([]nmapxml.Host, len(rows))
 			for i, r := range rows {

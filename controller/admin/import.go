@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -24,7 +26,7 @@ import (
 
 // Importer commits imported results (ingest.Ingester).
 type Importer interface {
-	Import(ctx context.Context, job ingest.ImportJob, src ingest.HostSource) (ingest.Result, error)
+	Import(ctx context.Context, job ingest.ImportJob, src ingest.HostSource) (ingest.Result, []ingest.ImportedJob, error)
 }
 
 // WithImporter enables ImportResults, committing through in.
@@ -54,33 +56,36 @@ func (s *Server) ImportResults(stream pb.AdminService_ImportResultsServer) error
 	if err != nil {
 		return err
 	}
-	target, err := s.importTarget(ctx, site, start.GetTargetId())
+	targets, err := s.importTargets(ctx, site, start.GetTargetId())
 	if err != nil {
 		return err
 	}
-	excl, err := jobs.Exclusions(ctx, s.q, target)
-	if err != nil {
-		return s.internal("read exclusions", err)
-	}
 	by := actor(ctx)
-	job := ingest.ImportJob{
-		Network: target.Network, Exclusions: excl,
-		Create: func(ctx context.Context, q *db.Queries) (uuid.UUID, error) {
-			id, err := q.InsertImportJob(ctx, db.InsertImportJobParams{
-				TargetID: target.ID, SiteID: site.ID, ProfileID: target.ProfileID, Network: target.Network,
-				Exclusions: excl, WorkerID: pgtype.Text{String: ingest.ImportWorker, Valid: true}, CreatedBy: by,
-			})
-			if err != nil {
-				return id, fmt.Errorf("create import job: %w", err)
-			}
-			if err := q.InsertImportLease(ctx, db.InsertImportLeaseParams{JobID: id, WorkerID: ingest.ImportWorker}); err != nil {
-				return id, fmt.Errorf("record import lease: %w", err)
-			}
-			return id, nil
-		},
+	job := ingest.ImportJob{Where: fmt.Sprintf("site %q", site.Name)}
+	for _, target := range targets {
+		excl, err := jobs.Exclusions(ctx, s.q, target)
+		if err != nil {
+			return s.internal("read exclusions", err)
+		}
+		job.Targets = append(job.Targets, ingest.ImportTarget{
+			ID: target.ID, Network: target.Network, Exclusions: excl,
+			Create: func(ctx context.Context, q *db.Queries, inner []netip.Prefix) (uuid.UUID, error) {
+				id, err := q.InsertImportJob(ctx, db.InsertImportJobParams{
+					TargetID: target.ID, SiteID: site.ID, ProfileID: target.ProfileID, Network: target.Network,
+					Exclusions: append(slices.Clip(excl), inner...), WorkerID: pgtype.Text{String: ingest.ImportWorker, Valid: true}, CreatedBy: by,
+				})
+				if err != nil {
+					return id, fmt.Errorf("create import job: %w", err)
+				}
+				if err := q.InsertImportLease(ctx, db.InsertImportLeaseParams{JobID: id, WorkerID: ingest.ImportWorker}); err != nil {
+					return id, fmt.Errorf("record import lease: %w", err)
+				}
+				return id, nil
+			},
+		})
 	}
 	r := &chunkReader{stream: stream}
-	res, err := s.importer.Import(ctx, job, func(ctx context.Context, stage func(*pb.HostResult) error) (*pb.ScanSummary, error) {
+	res, imported, err := s.importer.Import(ctx, job, func(ctx context.Context, stage func(*pb.HostResult) error) (*pb.ScanSummary, error) {
 		sum, err := nmaprun.Decode(ctx, r, 0, importEvents{stage: stage})
 		if err != nil {
 			return nil, importErr(r, err)
@@ -93,46 +98,47 @@ func (s *Server) ImportResults(stream pb.AdminService_ImportResultsServer) error
 	if err != nil {
 		return s.internal("import results", err)
 	}
-	s.log.Info("results imported", "site", site.Name, "target_id", target.ID, "job_id", res.JobID,
+	resp := &pb.ImportResultsResponse{JobId: res.JobID.String(), Hosts: res.Hosts, PortRows: res.PortRows, Changes: res.Changes}
+	for _, j := range imported {
+		resp.Jobs = append(resp.Jobs, &pb.ImportedJob{JobId: j.JobID.String(), TargetId: j.TargetID.String(),
+			Hosts: j.Hosts, PortRows: j.PortRows, Changes: j.Changes})
+	}
+	s.log.Info("results imported", "site", site.Name, "jobs", len(imported), "job_id", res.JobID,
 		"hosts", res.Hosts, "port_rows", res.PortRows, "changes", res.Changes, "by", by)
-	return stream.SendAndClose(&pb.ImportResultsResponse{
-		JobId: res.JobID.String(), Hosts: res.Hosts, PortRows: res.PortRows, Changes: res.Changes,
-	})
+	return stream.SendAndClose(resp)
 }
 
-// importTarget resolves the target an import lands in: the one named, which
-// must belong to the site, or the site's only target.
-func (s *Server) importTarget(ctx context.Context, site db.Site, targetID string) (db.ScanTarget, error) {
+// importTargets resolves the targets an import may land in: the one named,
+// which must belong to the site, or else the site's targets in use (neither
+// archived nor being purged), most specific network first: each host then
+// goes to the first that contains its address.
+func (s *Server) importTargets(ctx context.Context, site db.Site, targetID string) ([]db.ScanTarget, error) {
 	if targetID == "" {
-		ids, err := s.q.SiteTargetIDs(ctx, site.ID)
+		ts, err := s.q.SiteImportTargets(ctx, site.ID)
 		if err != nil {
-			return db.ScanTarget{}, s.internal("list targets", err)
+			return nil, s.internal("list targets", err)
 		}
-		switch len(ids) {
-		case 0:
-			return db.ScanTarget{}, apierr.InvalidField("start.target_id",
+		if len(ts) == 0 {
+			return nil, apierr.InvalidField("start.target_id",
 				"site %q has no target; create one with CreateTarget (its network bounds what may be imported)", site.Name)
-		case 1:
-			targetID = ids[0].String()
-		default:
-			return db.ScanTarget{}, apierr.InvalidField("start.target_id", "required: site %q has several targets", site.Name)
 		}
+		return ts, nil
 	}
 	id, err := parseID("start.target_id", targetID)
 	if err != nil {
-		return db.ScanTarget{}, err
+		return nil, err
 	}
 	t, err := s.q.GetTarget(ctx, id)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return db.ScanTarget{}, apierr.NotFound("start.target_id", "no target %s", id)
+		return nil, apierr.NotFound("start.target_id", "no target %s", id)
 	}
 	if err != nil {
-		return db.ScanTarget{}, s.internal("read target", err)
+		return nil, s.internal("read target", err)
 	}
 	if t.ScanTarget.SiteID != site.ID {
-		return db.ScanTarget{}, apierr.InvalidField("start.target_id", "target %s belongs to site %q, not %q", id, t.SiteName, site.Name)
+		return nil, apierr.InvalidField("start.target_id", "target %s belongs to site %q, not %q", id, t.SiteName, site.Name)
 	}
-	return t.ScanTarget, nil
+	return []db.ScanTarget{t.ScanTarget}, nil
 }
 
 // importErr turns a decode failure into the status the client sees: the

@@ -264,7 +264,7 @@ func (al *agentLab) checkNotFailed(ctx context.Context, ids []string) error {
 		return err
 	}
 	defer rows.Close()
-	for rows.Next() {
+	if rows.Next() {
 		var id uuid.UUID
 		var st, msg string
 		if err := rows.Scan(&id, &st, &msg); err != nil {

@@ -37,6 +37,7 @@ type Options struct {
 	ScaleIngestRuns int           // month-1/month-12 ingest pairs; the best of each counts
 	AgentsIdle      time.Duration // agents case: the idle window CPU per heartbeat is measured over
 	AgentsJobs      int           // agents case: jobs the fleet leases in the jobs window
+	ImportMB        int           // import case: size of the generated nmap XML file
 	// Metrics are the results the caller wants from the group (all when empty).
 	Metrics []string
 }
@@ -50,7 +51,7 @@ func (o Options) Wants(name string) bool {
 func DefaultOptions() Options {
 	return Options{IngestHosts: 250, IngestPorts: 4000, LeaseJobs: 10000, LeaseAgents: 100, DispatchTrials: 500, AgentTrials: 5, IngestRuns: 3,
 		ScaleMonthRows: 1_000_000, ScaleReads: 300, ScaleIngestRuns: 2,
-		AgentsIdle: 60 * time.Second, AgentsJobs: 1000}
+		AgentsIdle: 60 * time.Second, AgentsJobs: 1000, ImportMB: 100}
 }
 
 // Groups lists every case group in run order.
@@ -63,6 +64,7 @@ func Groups() []Group {
 			Needs: []Prereq{needRoot, needIP, needNmap, needNetns}, Run: runAgent},
 		{Name: "feed", Metrics: []string{"change_feed_lag_p99_ms", "webhook_latency_p99_ms", "webhook_burst_50k_vs_bare"}, Run: runChangeFeed},
 		{Name: "agents", Metrics: agentsAllMetrics(), Run: runAgents},
+		{Name: "import", Metrics: []string{"import_100mb", "import_100mb_peak_rss_mb"}, Run: runImport},
 		// Retention runs last: it archives a month of the shared dataset.
 		{Name: "scale", Metrics: []string{"list_hosts_cidr_p99_ms", "get_host_p99_ms", "list_host_changes_p99_ms",
 			"ingest_month12_vs_month1", "retention_month_s"}, Run: runScale},

@@ -69,7 +69,6 @@ func DialLight(addr string) (*grpc.ClientConn, error) {
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithReadBufferSize(4<<10),
 		grpc.WithWriteBufferSize(4<<10),
-		grpc.WithSharedWriteBuffer(true),
 	)
 }
 

@@ -59,7 +59,7 @@ func ParseClock(s string, end bool) (int, error) {
 }
 
 // FormatClock formats minutes after midnight as HH:MM.
-func FormatClock(min int) string { return fmt.Sprintf("%02d:%02d", min/60, min%60) }
+func FormatClock(minutes int) string { return fmt.Sprintf("%02d:%02d", minutes/60, minutes%60) }
 
 // DaysString renders Days canonically, Monday first: "mon-fri", "sat,sun",
 // "*" for every day.
@@ -78,10 +78,10 @@ func (w Window) DaysString() string {
 		for j+1 <= 7 && has(j+1) {
 			j++
 		}
-		switch {
-		case j == i:
+		switch j {
+		case i:
 			parts = append(parts, names[i])
-		case j == i+1:
+		case i + 1:
 			parts = append(parts, names[i], names[j])
 		default:
 			parts = append(parts, names[i]+"-"+names[j])

@@ -22,7 +22,9 @@ import (
 // The line format, statuses and certificate reading are the agent
 // doctor's (agent/doctor), so both doctors print alike.
 type (
+	// Status is a check's outcome.
 	Status = agentdoctor.Status
+	// Result is one check's line.
 	Result = agentdoctor.Result
 )
 

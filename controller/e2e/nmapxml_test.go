@@ -79,7 +79,7 @@ func ndiff(t *testing.T, a, b string) string {
 	t.Helper()
 	out, err := exec.Command("ndiff", a, b).CombinedOutput()
 	var ee *exec.ExitError
-	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
+	if err != nil && (!errors.As(err, &ee) || ee.ExitCode() != 1) {
 		t.Fatalf("ndiff: %v\n%s", err, out)
 	}
 	return string(out)
@@ -262,7 +262,7 @@ func TestImportResultsRecordedNmapXML(t *testing.T) {
 
 	// Bad input first: nothing may be written by any of it.
 	start := &pb.ImportStart{Site: "lab", TargetId: tgt.GetTarget().GetId()}
-	mangle := func(old, new string) []byte { return []byte(strings.Replace(string(scan1), old, new, 1)) }
+	mangle := func(from, to string) []byte { return []byte(strings.Replace(string(scan1), from, to, 1)) }
 	cases := []struct {
 		name  string
 		start *pb.ImportStart

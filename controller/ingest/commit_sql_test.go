@@ -178,11 +178,10 @@ func osConfidence(os string) int16 {
 // sqlFixture is a site with one target on sqlNet; each scan is a new job on
 // it, leased to worker "w" with token 1.
 type sqlFixture struct {
-	pool                   *pgxpool.Pool
-	site, target, profile  uuid.UUID
-	commit                 commitPath
-	jobs                   []uuid.UUID
-	lastCommit, prevCommit time.Time
+	pool                  *pgxpool.Pool
+	site, target, profile uuid.UUID
+	commit                commitPath
+	jobs                  []uuid.UUID
 }
 
 func newSQLFixture(t *testing.T, commit commitPath) *sqlFixture {

@@ -200,9 +200,7 @@ func (in *Ingester) ingest(ctx context.Context, agentID string, r Receiver) (Res
 	if err != nil || done {
 		return Result{JobID: jobID, AlreadyCommitted: done}, err
 	}
-	if err := s.prepare(ctx); err != nil {
-		return Result{}, err
-	}
+	s.prepare()
 	sc := scope{network: job.Network, exclusions: job.Exclusions}
 	var summary *pb.ScanSummary
 	for summary == nil {
@@ -260,9 +258,6 @@ type stream struct {
 	// dirty: the staging tables may hold rows of this stream.
 	dirty   bool
 	metrics *metrics.Controller
-	// create, set for imports, inserts the job row in the commit's own
-	// transaction (see Import).
-	create func(ctx context.Context, q *db.Queries) (uuid.UUID, error)
 }
 
 // checkLease verifies the lease before any row is staged. done reports a
@@ -294,11 +289,10 @@ func (s *stream) checkLease(ctx context.Context) (db.GetJobLeaseStateRow, bool, 
 	return job, false, nil
 }
 
-func (s *stream) prepare(context.Context) error {
+func (s *stream) prepare() {
 	// The staging tables exist on every pooled connection (ConfigurePool)
 	// and are empty whenever a connection is released (close).
 	s.seen = make(map[netip.Addr]struct{})
-	return nil
 }
 
 // stage validates a batch and adds it to the buffer, COPYing the buffer
@@ -395,7 +389,7 @@ func (s *stream) commit(ctx context.Context, job db.GetJobLeaseStateRow, sum *pb
 		return res, fmt.Errorf("encode scan stats: %w", err)
 	}
 	var c committed
-	if s.dirty || s.create != nil {
+	if s.dirty {
 		c, err = s.commitStaged(ctx, tcp, udp, stats)
 	} else {
 		var row db.CommitJobsRow
@@ -433,18 +427,6 @@ func (s *stream) commitStaged(ctx context.Context, tcp, udp string, stats []byte
 		return committed{}, err
 	}
 	q := s.q
-	var tx pgx.Tx
-	if s.create != nil {
-		var err error
-		if tx, err = s.conn.Begin(ctx); err != nil {
-			return committed{}, fmt.Errorf("begin import commit: %w", err)
-		}
-		defer func() { _ = tx.Rollback(context.Background()) }()
-		q = s.q.WithTx(tx)
-		if s.ref.JobID, err = s.create(ctx, q); err != nil {
-			return committed{}, err
-		}
-	}
 	arg := db.CommitJobParams{
 		JobID: s.ref.JobID, WorkerID: s.ref.WorkerID, LeaseToken: s.ref.Token,
 		ScannedTcp: tcp, ScannedUdp: udp, Stats: stats,
@@ -459,11 +441,6 @@ func (s *stream) commitStaged(ctx context.Context, tcp, udp string, stats []byte
 	}
 	if err != nil {
 		return committed{}, fmt.Errorf("commit job %s: %w", s.ref.JobID, err)
-	}
-	if tx != nil {
-		if err := tx.Commit(ctx); err != nil {
-			return committed{}, fmt.Errorf("commit import job %s: %w", s.ref.JobID, err)
-		}
 	}
 	if arg.ClearStaging {
 		s.dirty = false

@@ -58,7 +58,8 @@ func (m *Maintainer) Purge(ctx context.Context) (PurgeStats, error) {
 // Retention says how long each growing table keeps its rows; zero keeps
 // them forever.
 type Retention struct {
-	// History: host_history rows older than this are deleted.
+	// History: host_history rows (the change feed) older than this are
+	// deleted, oldest first in feed order (prune_change_feed_step).
 	History time.Duration
 	// Jobs: finished scan_jobs (with their leases) and scan_runs older than
 	// this are deleted, except jobs whose port_scans rows (live or
@@ -132,10 +133,13 @@ func (m *Maintainer) RetentionPass(ctx context.Context) (RetentionStats, error) 
 		}
 	}
 	if d := m.Retention.History; d > 0 {
+		// host_history is the change feed: it is pruned from its oldest
+		// end in feed order, recording how far, so that a WatchChanges
+		// cursor older than what went gets OutOfRange rather than a gap.
 		for {
-			n, err := m.q.RetentionDeleteHistory(ctx, db.RetentionDeleteHistoryParams{Cutoff: now.Add(-d), Batch: int32(m.batch())})
+			n, err := m.q.PruneChangeFeedStep(ctx, db.PruneChangeFeedStepParams{Cutoff: now.Add(-d), Batch: int32(m.batch())})
 			if err != nil {
-				return st, fmt.Errorf("delete old host_history: %w", err)
+				return st, fmt.Errorf("prune the change feed (host_history): %w", err)
 			}
 			st.History += n
 			if n < int64(m.batch()) {

@@ -174,7 +174,13 @@ func TestRetentionPass(t *testing.T) {
 		  SELECT id, 1, 'w', completed_at, 'failed' FROM scan_jobs WHERE status = 'failed';
 		INSERT INTO host_history (host_id, site_id, event, changed_at, changed_by)
 		  SELECT h.id, h.site_id, 'host_down', timestamptz '2025-06-01' + g * interval '1 hour', 'test'
-		  FROM hosts h CROSS JOIN generate_series(1, 30) g;`); err != nil {
+		  FROM hosts h CROSS JOIN generate_series(1, 30) g;
+		-- Rows inserted here are numbered in insert order; committed ones
+		-- follow time (feed_seq is drawn at commit), which retention, a
+		-- prune of the feed's oldest end, relies on. Number them so.
+		UPDATE host_history h SET feed_seq = o.seq
+		FROM (SELECT id, nextval('host_history_feed_seq') AS seq FROM (SELECT id FROM host_history ORDER BY changed_at, id) s) o
+		WHERE o.id = h.id;`); err != nil {
 		t.Fatal(err)
 	}
 	hostsBefore := scalar(t, pool, `SELECT count(*) FROM hosts`)

@@ -27,18 +27,18 @@ func (r runAs) command(ctx context.Context, dir, bin string, args ...string) *ex
 	return cmd
 }
 
-// run executes bin and returns its combined output. Errors carry the command
-// line and the tail of the output.
-func (r runAs) run(ctx context.Context, dir, bin string, args ...string) (string, error) {
+// run executes bin. Errors carry the command line and the tail of its
+// combined output.
+func (r runAs) run(ctx context.Context, dir, bin string, args ...string) error {
 	var out bytes.Buffer
 	cmd := r.command(ctx, dir, bin, args...)
 	cmd.Stdin = nil
 	cmd.Stdout = &out
 	cmd.Stderr = &out
 	if err := cmd.Run(); err != nil {
-		return out.String(), &cmdError{cmd: filepath.Base(bin) + " " + strings.Join(args, " "), err: err, output: out.String()}
+		return &cmdError{cmd: filepath.Base(bin) + " " + strings.Join(args, " "), err: err, output: out.String()}
 	}
-	return out.String(), nil
+	return nil
 }
 
 // cmdError is a failed PostgreSQL tool invocation.

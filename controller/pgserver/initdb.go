@@ -45,7 +45,7 @@ func (s *Server) initCluster(ctx context.Context) error {
 		args = append(args, "--no-sync")
 	}
 	s.log.Info("creating PostgreSQL cluster", "pgdata", s.lay.pgdata, "os_user", s.run.name)
-	if _, err := s.run.run(ctx, s.lay.clusterDir, s.bin.initdb, args...); err != nil {
+	if err := s.run.run(ctx, s.lay.clusterDir, s.bin.initdb, args...); err != nil {
 		_ = os.RemoveAll(tmp)
 		return fmt.Errorf("initdb: %w", err)
 	}

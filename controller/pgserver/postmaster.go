@@ -156,7 +156,7 @@ func (s *Server) startPostmaster(ctx context.Context, port int, auto bool) (int,
 		// Address and port also go on the command line, which outranks every
 		// config file, including ALTER SYSTEM's postgresql.auto.conf.
 		serverArgs := fmt.Sprintf("-c listen_addresses=%s -p %d", ListenAddress, port)
-		_, err := s.run.run(ctx, s.lay.clusterDir, s.bin.pgCtl,
+		err := s.run.run(ctx, s.lay.clusterDir, s.bin.pgCtl,
 			"start", "-D", s.lay.pgdata, "-l", s.lay.logFile, "-o", serverArgs, "-w", "-s", "-t", timeoutArg(ctx, defaultStartTimeout))
 		if err == nil {
 			return port, nil
@@ -226,7 +226,7 @@ func (s *Server) stopPostmaster(ctx context.Context) (bool, error) {
 	}
 	begin := time.Now()
 	defer func() { s.log.Debug("pg_ctl stop finished", "pid", pid, "elapsed", time.Since(begin)) }()
-	_, fastErr := s.run.run(ctx, s.lay.clusterDir, s.bin.pgCtl,
+	fastErr := s.run.run(ctx, s.lay.clusterDir, s.bin.pgCtl,
 		"stop", "-D", s.lay.pgdata, "-m", "fast", "-w", "-s", "-t", timeoutArg(ctx, defaultStopTimeout))
 	if fastErr == nil {
 		return true, nil
@@ -237,7 +237,7 @@ func (s *Server) stopPostmaster(ctx context.Context) (bool, error) {
 	s.log.Warn("fast shutdown failed; forcing an immediate shutdown", "pid", pid, "error", fastErr)
 	immCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	_, immErr := s.run.run(immCtx, s.lay.clusterDir, s.bin.pgCtl,
+	immErr := s.run.run(immCtx, s.lay.clusterDir, s.bin.pgCtl,
 		"stop", "-D", s.lay.pgdata, "-m", "immediate", "-w", "-s", "-t", timeoutArg(immCtx, 0))
 	if immErr == nil {
 		return true, nil

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"syscall"
 )
 
 var errUnsupported = fmt.Errorf("managed PostgreSQL needs a unix system: %w", errors.ErrUnsupported)
@@ -28,5 +27,3 @@ const (
 )
 
 func inspectProcess(int) (procState, string) { return procGone, "" }
-
-func signalProcess(int, syscall.Signal) error { return errUnsupported }

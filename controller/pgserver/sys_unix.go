@@ -85,11 +85,3 @@ func inspectProcess(pid int) (procState, string) {
 		return procGone, ""
 	}
 }
-
-// signalProcess sends sig to pid.
-func signalProcess(pid int, sig syscall.Signal) error {
-	if err := syscall.Kill(pid, sig); err != nil {
-		return fmt.Errorf("signal %d to pid %d: %w", sig, pid, err)
-	}
-	return nil
-}

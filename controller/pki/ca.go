@@ -99,7 +99,7 @@ func (ca *CA) Save(dataDir string) error {
 		return err
 	}
 	if err := writeNew(certFile, EncodeCert(ca.Cert.Raw)); err != nil {
-		os.Remove(keyFile)
+		_ = os.Remove(keyFile)
 		return err
 	}
 	return nil
@@ -195,11 +195,11 @@ func writeNew(path string, data []byte) error {
 		return err
 	}
 	if _, err := f.Write(data); err != nil {
-		f.Close()
+		_ = f.Close()
 		return err
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
+		_ = f.Close()
 		return err
 	}
 	return f.Close()

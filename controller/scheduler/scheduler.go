@@ -52,8 +52,8 @@ type Scheduler struct {
 	log  hclog.Logger
 	// Now is the clock; tests replace it.
 	Now func() time.Time
-	// Jitter returns the random delay added to a next run, at most max.
-	Jitter func(max time.Duration) time.Duration
+	// Jitter returns the random delay added to a next run, at most limit.
+	Jitter func(limit time.Duration) time.Duration
 	// Every is how often Run looks for due targets.
 	Every time.Duration
 }
@@ -66,11 +66,11 @@ func New(pool *pgxpool.Pool, log hclog.Logger) *Scheduler {
 	}
 	return &Scheduler{
 		pool: pool, q: q, log: log.Named("scheduler"), Now: time.Now, Every: 5 * time.Second,
-		Jitter: func(max time.Duration) time.Duration {
-			if max <= 0 {
+		Jitter: func(limit time.Duration) time.Duration {
+			if limit <= 0 {
 				return 0
 			}
-			return rand.N(max)
+			return rand.N(limit)
 		},
 	}
 }

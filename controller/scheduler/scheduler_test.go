@@ -71,7 +71,7 @@ func (c *clock) set(t time.Time) { c.mu.Lock(); c.now = t; c.mu.Unlock() }
 func newScheduler(pool *pgxpool.Pool, c *clock, jitter time.Duration) *scheduler.Scheduler {
 	s := scheduler.New(pool, hclog.NewNullLogger())
 	s.Now = c.Now
-	s.Jitter = func(max time.Duration) time.Duration { return min(jitter, max) }
+	s.Jitter = func(limit time.Duration) time.Duration { return min(jitter, limit) }
 	return s
 }
 

@@ -17,13 +17,12 @@ import (
 )
 
 type fixture struct {
-	pool       *pgxpool.Pool
-	siteA      uuid.UUID
-	siteB      uuid.UUID
-	hostB      uuid.UUID
-	jobB       uuid.UUID
-	targetB    uuid.UUID
-	tablesRows map[string]int // rows of site B in each table
+	pool    *pgxpool.Pool
+	siteA   uuid.UUID
+	siteB   uuid.UUID
+	hostB   uuid.UUID
+	jobB    uuid.UUID
+	targetB uuid.UUID
 }
 
 // seed writes one site's worth of rows in every site-data table for sites

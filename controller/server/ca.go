@@ -74,6 +74,8 @@ func CATLSConfig(ca *pki.CA, hosts []string) (*tls.Config, error) {
 
 // ServerHosts are the names a controller's own certificate carries: the
 // --advertise names and the listen host unless it is a wildcard.
+//
+//nolint:revive // exported name stutters; renaming it is an API change for another day.
 func ServerHosts(listen string, advertise []string) ([]string, error) {
 	host, _, err := net.SplitHostPort(listen)
 	if err != nil {

@@ -11,7 +11,8 @@ import (
 // end (25 s); with ten thousand of them, per-connection buffers dominate
 // the controller's memory:
 //   - the write buffer (32 KiB by default, per connection) is taken from a
-//     shared pool for each flush instead of being held;
+//     shared pool for each flush instead of being held (gRPC's default since
+//     SharedWriteBuffer was deprecated, so no option is needed for it);
 //   - the read buffer shrinks from 32 KiB to 8 KiB: an agent's calls are a
 //     few hundred bytes, and result batches bigger than the buffer are read
 //     straight into the frame (bufio skips its buffer for large reads);
@@ -20,7 +21,6 @@ import (
 //     that block (long-polls) overflow to goroutines as before.
 func connOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
-		grpc.SharedWriteBuffer(true),
 		grpc.ReadBufferSize(8 << 10),
 		grpc.NumStreamWorkers(uint32(max(runtime.NumCPU(), 4))),
 	}

@@ -155,20 +155,74 @@ func (d *Dispatcher) Cycle(ctx context.Context) (int, bool, error) {
 }
 
 // work builds and sends for one claimed webhook until nothing is due or
-// the budget is spent; true when the budget ran out first.
+// the budget is spent; true when the budget ran out first. Building and
+// sending overlap: a builder goroutine writes deliveries (each build commits
+// before the sender can read what it wrote) while this one POSTs the oldest
+// due delivery, so a burst takes about the longer of the two, not their sum.
+// Order is unchanged: the sender always takes the oldest undelivered one.
 func (d *Dispatcher) work(ctx context.Context, w db.Webhook) (bool, error) {
 	deadline := time.Now().Add(cycleBudget)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		built     = make(chan struct{}, 1)
+		done      = make(chan struct{})
+		buildErr  error
+		buildMore bool
+	)
+	go func() {
+		defer close(done)
+		for time.Now().Before(deadline) {
+			more, err := d.build(ctx, w)
+			if err != nil {
+				buildErr = err
+				return
+			}
+			if !more {
+				return
+			}
+			select {
+			case built <- struct{}{}:
+			default:
+			}
+		}
+		buildMore = true
+	}()
+	busy, err := d.sendAll(ctx, w, deadline, built, done)
+	if err != nil {
+		cancel()
+	}
+	<-done
+	if err != nil {
+		return false, err
+	}
+	if buildErr != nil {
+		return false, buildErr
+	}
+	return busy || buildMore, nil
+}
+
+// sendAll sends due deliveries in order while the builder runs, waiting for
+// its next build whenever nothing is due, until the builder has finished
+// and nothing more is due (false) or the deadline passes (true).
+func (d *Dispatcher) sendAll(ctx context.Context, w db.Webhook, deadline time.Time, built, done <-chan struct{}) (bool, error) {
+	finished := false
 	for time.Now().Before(deadline) {
-		built, err := d.build(ctx, w)
-		if err != nil {
-			return false, err
-		}
 		sent, err := d.sendNext(ctx, w)
-		if err != nil {
-			return false, err
+		if err != nil || sent {
+			if err != nil {
+				return false, err
+			}
+			continue
 		}
-		if !built && !sent {
+		if finished {
 			return false, nil
+		}
+		select {
+		case <-built:
+		case <-done:
+			// One more look: the last build may have written deliveries.
+			finished = true
 		}
 	}
 	return true, nil

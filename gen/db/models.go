@@ -145,6 +145,19 @@ type IngestPort struct {
 	Scripts          []byte
 }
 
+type JobHost struct {
+	JobID        uuid.UUID
+	IpAddress    netip.Addr
+	HostID       uuid.UUID
+	Status       string
+	Reason       pgtype.Text
+	Hostname     pgtype.Text
+	MacAddress   net.HardwareAddr
+	Vendor       pgtype.Text
+	OsName       pgtype.Text
+	OsConfidence pgtype.Int2
+}
+
 type LeaseClock struct {
 	ID        bool
 	LastAlive pgtype.Timestamptz

@@ -187,25 +187,6 @@ func (q *Queries) QueueTargetPurge(ctx context.Context, arg QueueTargetPurgePara
 	return result.RowsAffected(), nil
 }
 
-const retentionDeleteHistory = `-- name: RetentionDeleteHistory :execrows
-DELETE FROM host_history
-WHERE id IN (SELECT h.id FROM host_history h WHERE h.changed_at < $1::timestamptz
-             ORDER BY h.changed_at, h.id LIMIT $2::int)
-`
-
-type RetentionDeleteHistoryParams struct {
-	Cutoff time.Time
-	Batch  int32
-}
-
-func (q *Queries) RetentionDeleteHistory(ctx context.Context, arg RetentionDeleteHistoryParams) (int64, error) {
-	result, err := q.db.Exec(ctx, retentionDeleteHistory, arg.Cutoff, arg.Batch)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
-}
-
 const retentionDeleteJobs = `-- name: RetentionDeleteJobs :one
 SELECT scanned::int AS scanned, deleted::bigint AS deleted,
        last_completed::timestamptz AS last_completed, last_id::uuid AS last_id

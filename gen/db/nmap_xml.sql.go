@@ -298,27 +298,3 @@ func (q *Queries) NmapXMLSitePorts(ctx context.Context, arg NmapXMLSitePortsPara
 	}
 	return items, nil
 }
-
-const siteTargetIDs = `-- name: SiteTargetIDs :many
-SELECT id FROM scan_targets WHERE site_id = $1 ORDER BY created_at, id LIMIT 2
-`
-
-func (q *Queries) SiteTargetIDs(ctx context.Context, siteID uuid.UUID) ([]uuid.UUID, error) {
-	rows, err := q.db.Query(ctx, siteTargetIDs, siteID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []uuid.UUID{}
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		items = append(items, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}

@@ -12,7 +12,7 @@
 -- text. Never edit a released migration: controllers refuse to start when
 -- an applied migration's checksum differs from the embedded file.
 --
--- Defined by: port_in_scanned_set (0007_ingest_commit_v2.sql), ingest_commit (0010_never_lose_runtime.sql), ingest_commit_many (0006_ingest_commit.sql).
+-- Defined by: port_in_scanned_set (0007_ingest_commit_v2.sql), ingest_commit (0018_feed_webhooks.sql), ingest_commit_many (0006_ingest_commit.sql).
 
 -- Inlined by the planner (a single SQL expression, STABLE like the casts in
 -- it): as cheap as the expression it replaces.
@@ -28,7 +28,10 @@ $$;
 -- holder of a lease cancelled while held (see v_partial): the job stays
 -- cancelled, gets partial, hosts_finished and finished_hosts, and the "silent hosts are down"
 -- step is skipped (hosts nmap never reached are not down). A second commit
--- of a partial job is 'already_committed'.
+-- of a partial job is 'already_committed'. Since 0016 it also records what
+-- the job said of each host in job_hosts (reported hosts, and hosts it found
+-- silent), so an export of the job shows that job's word, not what later
+-- jobs changed.
 CREATE OR REPLACE FUNCTION ingest_commit(
     p_job_id        uuid,
     p_worker_id     text,
@@ -157,6 +160,12 @@ BEGIN
     FROM m
     WHERE m.ip = i.ip;
 
+    INSERT INTO job_hosts (job_id, ip_address, host_id, status, reason, hostname, mac_address, vendor, os_name, os_confidence)
+    SELECT p_job_id, i.ip, i.host_id, i.status, NULLIF(i.reason, ''), NULLIF(i.hostname, ''), i.mac_address,
+           NULLIF(i.vendor, ''), NULLIF(i.os_name, ''), NULLIF(i.os_confidence, 0)
+    FROM ingest_hosts i
+    WHERE i.host_id IS NOT NULL;
+
     -- Hosts that were up inside the scanned network but did not answer
     -- this scan are down now.
     WITH gone AS (
@@ -168,7 +177,10 @@ BEGIN
           AND NOT h.ip_address <<= ANY (j.exclusions)
           AND NOT v_partial -- unscanned hosts of a partial scan are not down
           AND NOT EXISTS (SELECT 1 FROM ingest_hosts i WHERE i.ip = h.ip_address AND i.status = 'up')
-        RETURNING h.id
+        RETURNING h.id, h.ip_address
+    ), recorded AS (
+        INSERT INTO job_hosts (job_id, ip_address, host_id, status, reason)
+        SELECT p_job_id, gone.ip_address, gone.id, 'down', 'no-response' FROM gone
     )
     INSERT INTO host_history (host_id, site_id, job_id, event, old_value, new_value, changed_at, changed_by, change_reason)
     SELECT gone.id, j.site_id, p_job_id, 'host_down', 'up', 'down', v_now, v_by, 'no reply to this scan'

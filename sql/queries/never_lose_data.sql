@@ -91,8 +91,3 @@ SELECT (SELECT count(*) FROM cand)::int AS scanned,
        (SELECT count(*) FROM del)::bigint AS deleted,
        COALESCE((SELECT c.created_at FROM cand c ORDER BY c.created_at DESC, c.id DESC LIMIT 1), @after_created)::timestamptz AS last_created,
        COALESCE((SELECT c.id FROM cand c ORDER BY c.created_at DESC, c.id DESC LIMIT 1), @after_id)::uuid AS last_id;
-
--- name: RetentionDeleteHistory :execrows
-DELETE FROM host_history
-WHERE id IN (SELECT h.id FROM host_history h WHERE h.changed_at < @cutoff::timestamptz
-             ORDER BY h.changed_at, h.id LIMIT @batch::int);

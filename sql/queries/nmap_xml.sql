@@ -10,9 +10,6 @@ RETURNING id;
 -- name: InsertImportLease :exec
 INSERT INTO scan_job_leases (job_id, lease_token, worker_id) VALUES (@job_id, 1, @worker_id);
 
--- name: SiteTargetIDs :many
-SELECT id FROM scan_targets WHERE site_id = @site_id ORDER BY created_at, id LIMIT 2;
-
 -- name: NmapXMLJob :one
 -- What an nmap XML export of one job says about the run.
 SELECT j.id, j.kind, j.site_id, j.network, j.ports, j.options, j.scan_stats, j.started_at, j.completed_at,

@@ -55,7 +55,7 @@ func backupCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	defer stop()
 	tmp := *out + ".partial"
 	if err := runPG(ctx, "pg_dump", dbURL, stderr, "--format=custom", "--no-owner", "--file", tmp); err != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp)
 		log.Error("backup failed", "error", err)
 		return 1
 	}

@@ -30,7 +30,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	controller := fs.String("controller", env("SCANORAMA_CONTROLLER", "127.0.0.1:7443"), "controller address host:port (env SCANORAMA_CONTROLLER)")
 	site := fs.String("site", "", "site the results belong to")
-	target := fs.String("target", "", "target ID whose network the results must lie in (default: the site's only target)")
+	target := fs.String("target", "", "target ID whose network the results must lie in (default: each host goes to the site's target containing its address, one job per target)")
 	var tlsOpt worker.TLS
 	fs.BoolVar(&tlsOpt.Enabled, "tls", envBool("SCANORAMA_TLS"), "speak TLS to the controller, verifying it against the system's roots or --tls-ca (implied by the other --tls flags) (env SCANORAMA_TLS)")
 	fs.StringVar(&tlsOpt.CAFile, "tls-ca", env("SCANORAMA_TLS_CA", ""), "PEM CA bundle that signed the controller's certificate (env SCANORAMA_TLS_CA)")
@@ -75,6 +75,12 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	fmt.Fprintf(stdout, "imported as job %s: %d hosts, %d port rows, %d changes\n",
 		resp.GetJobId(), resp.GetHosts(), resp.GetPortRows(), resp.GetChanges())
+	if len(resp.GetJobs()) > 1 {
+		for _, j := range resp.GetJobs() {
+			fmt.Fprintf(stdout, "  job %s (target %s): %d hosts, %d port rows, %d changes\n",
+				j.GetJobId(), j.GetTargetId(), j.GetHosts(), j.GetPortRows(), j.GetChanges())
+		}
+	}
 	return 0
 }
 

@@ -172,7 +172,7 @@ func agentCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\n", r.ID, r.SiteName, r.Uses, r.MaxUses, r.ExpiresAt.UTC().Format(time.RFC3339), state)
 		}
-		tw.Flush()
+		_ = tw.Flush()
 		return 0
 	case "revoke-token":
 		n, err := q.RevokeEnrollmentToken(ctx, *id)
@@ -269,7 +269,7 @@ func connectDB(ctx context.Context, c common, log hclog.Logger) (*pgx.Conn, func
 		cleanup()
 		return nil, nil, fmt.Errorf("--database-url: %w", err)
 	}
-	return conn, func() { conn.Close(context.Background()); cleanup() }, nil
+	return conn, func() { _ = conn.Close(context.Background()); cleanup() }, nil
 }
 
 // runningManagedURL builds the URL of the managed PostgreSQL a running

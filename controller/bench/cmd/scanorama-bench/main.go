@@ -50,6 +50,7 @@ func run() int {
 	fs.IntVar(&o.AgentTrials, "agent-trials", o.AgentTrials, "agent overhead case: trials of each side")
 	fs.IntVar(&o.ScaleMonthRows, "scale-month-rows", o.ScaleMonthRows, "scale cases: port_scans rows in each of the dataset's 12 months (e.g. 100000 for a quick check)")
 	fs.IntVar(&o.ScaleReads, "scale-reads", o.ScaleReads, "scale cases: timed calls of each admin read")
+	fs.IntVar(&o.ImportMB, "import-mb", o.ImportMB, "import case: megabytes of generated nmap XML imported")
 	fs.IntVar(&o.ScaleIngestRuns, "scale-ingest-runs", o.ScaleIngestRuns, "scale cases: month-1/month-12 ingest pairs (best of each counts, ≤ 4)")
 	fs.DurationVar(&o.AgentsIdle, "agents-idle", o.AgentsIdle, "agents case: idle window (CPU per heartbeat is measured over it)")
 	fs.IntVar(&o.AgentsJobs, "agents-jobs", o.AgentsJobs, "agents case: jobs leased by the simulated fleet")

@@ -111,8 +111,10 @@ type ImportStart struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Site the results belong to.
 	Site string `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
-	// Target (of that site) whose network the results must lie in; optional
-	// when the site has exactly one target.
+	// Target (of that site) whose network the results must lie in. Optional:
+	// without it each host goes to the site's target containing its address
+	// (the most specific one if several do), one import job per target; an
+	// address in no target refuses the import.
 	TargetId      string `protobuf:"bytes,2,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -162,7 +164,7 @@ func (x *ImportStart) GetTargetId() string {
 	return ""
 }
 
-// ImportResultsResponse describes the committed import job.
+// ImportResultsResponse describes the committed import jobs.
 type ImportResultsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	JobId string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -170,7 +172,10 @@ type ImportResultsResponse struct {
 	Hosts    int64 `protobuf:"varint,2,opt,name=hosts,proto3" json:"hosts,omitempty"`
 	PortRows int64 `protobuf:"varint,3,opt,name=port_rows,json=portRows,proto3" json:"port_rows,omitempty"`
 	// Changes recorded in host history (and so sent on the change feed).
-	Changes       int64 `protobuf:"varint,4,opt,name=changes,proto3" json:"changes,omitempty"`
+	Changes int64 `protobuf:"varint,4,opt,name=changes,proto3" json:"changes,omitempty"`
+	// Every job the import created (job_id is the first); hosts, port_rows
+	// and changes above are their sums.
+	Jobs          []*ImportedJob `protobuf:"bytes,120,rep,name=jobs,proto3" json:"jobs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -233,23 +238,31 @@ func (x *ImportResultsResponse) GetChanges() int64 {
 	return 0
 }
 
+func (x *ImportResultsResponse) GetJobs() []*ImportedJob {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
 var File_scanorama_v1_results_io_proto protoreflect.FileDescriptor
 
 const file_scanorama_v1_results_io_proto_rawDesc = "" +
 	"\n" +
-	"\x1dscanorama/v1/results_io.proto\x12\fscanorama.v1\"f\n" +
+	"\x1dscanorama/v1/results_io.proto\x12\fscanorama.v1\x1a!scanorama/v1/import_targets.proto\"f\n" +
 	"\x14ImportResultsRequest\x121\n" +
 	"\x05start\x18\x01 \x01(\v2\x19.scanorama.v1.ImportStartH\x00R\x05start\x12\x14\n" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\x05\n" +
 	"\x03msg\">\n" +
 	"\vImportStart\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x1b\n" +
-	"\ttarget_id\x18\x02 \x01(\tR\btargetId\"{\n" +
+	"\ttarget_id\x18\x02 \x01(\tR\btargetId\"\xaa\x01\n" +
 	"\x15ImportResultsResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05hosts\x18\x02 \x01(\x03R\x05hosts\x12\x1b\n" +
 	"\tport_rows\x18\x03 \x01(\x03R\bportRows\x12\x18\n" +
-	"\achanges\x18\x04 \x01(\x03R\achangesB@Z>github.com/scanorama/scanorama/gen/pb/scanorama/v1;scanoramav1b\x06proto3"
+	"\achanges\x18\x04 \x01(\x03R\achanges\x12-\n" +
+	"\x04jobs\x18x \x03(\v2\x19.scanorama.v1.ImportedJobR\x04jobsB@Z>github.com/scanorama/scanorama/gen/pb/scanorama/v1;scanoramav1b\x06proto3"
 
 var (
 	file_scanorama_v1_results_io_proto_rawDescOnce sync.Once
@@ -268,14 +281,16 @@ var file_scanorama_v1_results_io_proto_goTypes = []any{
 	(*ImportResultsRequest)(nil),  // 0: scanorama.v1.ImportResultsRequest
 	(*ImportStart)(nil),           // 1: scanorama.v1.ImportStart
 	(*ImportResultsResponse)(nil), // 2: scanorama.v1.ImportResultsResponse
+	(*ImportedJob)(nil),           // 3: scanorama.v1.ImportedJob
 }
 var file_scanorama_v1_results_io_proto_depIdxs = []int32{
 	1, // 0: scanorama.v1.ImportResultsRequest.start:type_name -> scanorama.v1.ImportStart
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	3, // 1: scanorama.v1.ImportResultsResponse.jobs:type_name -> scanorama.v1.ImportedJob
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_scanorama_v1_results_io_proto_init() }
@@ -283,6 +298,7 @@ func file_scanorama_v1_results_io_proto_init() {
 	if File_scanorama_v1_results_io_proto != nil {
 		return
 	}
+	file_scanorama_v1_import_targets_proto_init()
 	file_scanorama_v1_results_io_proto_msgTypes[0].OneofWrappers = []any{
 		(*ImportResultsRequest_Start)(nil),
 		(*ImportResultsRequest_Data)(nil),
