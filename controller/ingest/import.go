@@ -15,6 +15,7 @@ import (
 	"github.com/scanorama/scanorama/controller/apierr"
 	"github.com/scanorama/scanorama/controller/events"
 	"github.com/scanorama/scanorama/controller/leasing"
+	"github.com/scanorama/scanorama/controller/state"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
@@ -266,7 +267,7 @@ func (s *stream) commitImport(ctx context.Context, parts []importPart, sum *pb.S
 		res.Hosts += j.Hosts
 		res.PortRows += j.PortRows
 		res.Changes += j.Changes
-		evs = append(evs, events.JobEvent{JobID: jobID, SiteID: row.JobSiteID, Status: "completed", ProgressPercent: 100,
+		evs = append(evs, events.JobEvent{JobID: jobID, SiteID: row.JobSiteID, Status: state.JobCompleted, ProgressPercent: 100,
 			WorkerID: s.ref.WorkerID, Changes: row.Changes})
 	}
 	if err := tx.Commit(ctx); err != nil {
