@@ -126,7 +126,7 @@ func TestFeedSeqFollowsCommitOrder(t *testing.T) {
 	if len(got) != 3 {
 		t.Fatalf("feed holds %d rows, want 3: %v", len(got), got)
 	}
-	if !(got[l1] < got[e1] && got[e1] < got[e2]) {
+	if got[l1] >= got[e1] || got[e1] >= got[e2] {
 		t.Fatalf("feed_seq: late commit %d, early commit %d then %d; want late < early rows, in insertion order", got[l1], got[e1], got[e2])
 	}
 	// A rolled back transaction leaves nothing to renumber.

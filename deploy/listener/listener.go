@@ -82,7 +82,7 @@ func Listen(args []string) (*Listeners, error) {
 	}{
 		{"-ssh", *sshList, func(c net.Conn) { serveSSH(c, *banner) }},
 		{"-http", *httpList, func(c net.Conn) { serveHTTP(c, *server) }},
-		{"-accept", *acceptList, func(c net.Conn) { c.Close() }},
+		{"-accept", *acceptList, func(c net.Conn) { _ = c.Close() }},
 	} {
 		for _, addr := range split(spec.list) {
 			l, err := net.Listen("tcp", addr)
@@ -129,7 +129,7 @@ func (ls *Listeners) Serve() error {
 // Close closes every socket.
 func (ls *Listeners) Close() {
 	for _, s := range ls.socks {
-		s.l.Close()
+		_ = s.l.Close()
 	}
 }
 
