@@ -81,7 +81,7 @@ func loopbackLease(ports []int, timing *int32) *pb.Lease {
 }
 
 // run runs one lease to its end; a hang fails the test instead of the suite.
-func run(t *testing.T, a *Agent, ctx context.Context, l *pb.Lease) {
+func run(ctx context.Context, t *testing.T, a *Agent, l *pb.Lease) {
 	t.Helper()
 	done := make(chan struct{})
 	go func() { defer close(done); a.runJob(ctx, l) }()
@@ -149,7 +149,7 @@ func TestRunJobStreamsResultsThenCompletes(t *testing.T) {
 	ports := listeners(t, 2)
 	fake := &fakeController{}
 	a := testAgent(t, fake, nmapPath(t), time.Hour)
-	run(t, a, context.Background(), loopbackLease(ports, nil))
+	run(context.Background(), t, a, loopbackLease(ports, nil))
 
 	_, streams, fails, releases := fake.snapshot()
 	if len(streams) != 1 {
@@ -186,7 +186,7 @@ func TestRunJobLeaseLostMidStream(t *testing.T) {
 		return streamScript{endAt: 1, endErr: status.Error(codes.FailedPrecondition, "lease lost: job job-1 is now at lease token 8")}
 	}}
 	a := testAgent(t, fake, nmapPath(t), time.Hour)
-	run(t, a, context.Background(), loopbackLease(ports, nil))
+	run(context.Background(), t, a, loopbackLease(ports, nil))
 
 	_, streams, fails, releases := fake.snapshot()
 	if len(streams) != 1 {
@@ -222,7 +222,7 @@ func TestRunJobHeartbeatStopsTheScan(t *testing.T) {
 				return leaseStates(in, tc.state), nil
 			}}
 			a := testAgent(t, fake, nmap, 50*time.Millisecond)
-			run(t, a, context.Background(), loopbackLease(ports, &paranoid))
+			run(context.Background(), t, a, loopbackLease(ports, &paranoid))
 
 			hb, streams, fails, releases := fake.snapshot()
 			if hb == 0 {
@@ -250,15 +250,15 @@ func TestRunJobHeartbeatStopsTheScan(t *testing.T) {
 // option it rejects.
 func TestRunJobNmapFailureIsReported(t *testing.T) {
 	t.Parallel()
-	real := nmapPath(t)
+	realNmap := nmapPath(t)
 	wrapper := filepath.Join(t.TempDir(), "nmap")
-	script := "#!/bin/sh\nexec " + real + " --no-such-option-scanorama \"$@\"\n"
+	script := "#!/bin/sh\nexec " + realNmap + " --no-such-option-scanorama \"$@\"\n"
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	fake := &fakeController{}
 	a := testAgent(t, fake, wrapper, time.Hour)
-	run(t, a, context.Background(), loopbackLease(listeners(t, 1), nil))
+	run(context.Background(), t, a, loopbackLease(listeners(t, 1), nil))
 
 	_, streams, fails, releases := fake.snapshot()
 	if len(fails) != 1 {
@@ -291,7 +291,7 @@ func TestRunJobRefusesAndReleases(t *testing.T) {
 		a := testAgent(t, fake, nmap, time.Hour)
 		l := loopbackLease([]int{1}, nil)
 		l.Network = "10.99.1.0/24" // outside the agent's scope: never scanned
-		run(t, a, context.Background(), l)
+		run(context.Background(), t, a, l)
 		_, streams, fails, _ := fake.snapshot()
 		if len(fails) != 1 || fails[0].GetRetryable() || !strings.Contains(fails[0].GetErrorMessage(), "outside this agent's scope") {
 			t.Errorf("fails %v, want one permanent failure naming the scope", fails)
@@ -311,7 +311,7 @@ func TestRunJobRefusesAndReleases(t *testing.T) {
 		}}
 		a := testAgent(t, fake, nmap, 50*time.Millisecond)
 		paranoid := int32(0)
-		run(t, a, ctx, loopbackLease(listeners(t, 3), &paranoid))
+		run(ctx, t, a, loopbackLease(listeners(t, 3), &paranoid))
 		_, _, fails, releases := fake.snapshot()
 		if len(releases) != 1 || releases[0].GetJobId() != "job-1" || releases[0].GetLeaseToken() != 7 {
 			t.Errorf("releases %v, want the lease given back once", releases)
