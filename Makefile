@@ -73,18 +73,24 @@ build: ## Build the controller and agent into ./bin
 	go build -o $(BIN)/scanorama-controller ./controller/cmd/scanorama-controller
 	go build -o $(BIN)/scanorama-agent ./agent/cmd/scanorama-agent
 
-.PHONY: lint
-lint: tools $(GOLANGCI_LINT) ## go vet, gofmt, golangci-lint (.golangci.yml), buf lint, buf format and buf breaking (against main)
+.PHONY: lint-fast
+lint-fast: tools ## go vet, gofmt, buf lint, buf format and buf breaking (against main): the lint that needs no extra tool
 	go vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(BIN)/golangci-lint run ./...
 	$(BIN)/buf lint
 	$(BIN)/buf format -d --exit-code
 	$(BIN)/buf breaking --against '.git#branch=main'
 
+.PHONY: lint
+lint: lint-fast $(GOLANGCI_LINT) ## lint-fast plus golangci-lint (.golangci.yml)
+	$(BIN)/golangci-lint run ./...
+
+.PHONY: golangci-lint
+golangci-lint: $(GOLANGCI_LINT) ## Install the pinned golangci-lint into ./bin (a source build: minutes the first time)
+
 .PHONY: test
-test: deps check-gen lint ## Everything CI runs: generated-code check, lint, all tests with -race
-	deploy/scripts/with-test-db.sh go test $(GO_TEST_FLAGS) ./...
+test: deps check-gen lint-fast ## Everything CI runs: generated-code check, lint (golangci-lint too), all tests with -race
+	GO_TEST_FLAGS="$(GO_TEST_FLAGS)" deploy/scripts/test.sh
 
 .PHONY: test-short
 test-short: ## Unit tests only: runs without PostgreSQL or nmap installed
