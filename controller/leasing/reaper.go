@@ -33,40 +33,48 @@ import (
 // On top of that a controller gives leases one startup grace period before
 // reaping them (a lease that expired just before the outage began).
 type Reaper struct {
-	started    time.Time
-	startGrace time.Duration
-	pool       *pgxpool.Pool
-	q          *db.Queries
-	waker      Waker
-	interval   time.Duration
-	lostAfter  time.Duration
-	outage     time.Duration
-	log        hclog.Logger
-	// Metrics, when set, counts reaper passes, expired leases and agents
-	// marked lost.
-	Metrics *metrics.Controller
+	cfg     ReaperConfig
+	started time.Time
+	pool    *pgxpool.Pool
+	q       *db.Queries
+	waker   Waker
+	outage  time.Duration
+	log     hclog.Logger
+}
+
+// ReaperConfig configures a Reaper.
+type ReaperConfig struct {
+	// Interval is how often the reaper runs (and stamps the lease clock).
+	Interval time.Duration
+	// LostAfter of silence marks an agent lost; it is also the fresh span
+	// held leases get after an outage.
+	LostAfter time.Duration
+	// StartGrace spares recently expired leases for this long after the
+	// reaper is created.
+	StartGrace time.Duration
 	// Batch is how many expired leases one statement reaps (its locks and
 	// WAL stay bounded after a mass expiry); a pass repeats until a batch
 	// comes back short. Zero or less means DefaultReapBatch.
 	Batch int
+	// Metrics, when set, counts reaper passes, expired leases and agents
+	// marked lost.
+	Metrics *metrics.Controller
 }
 
-// DefaultReapBatch is Reaper.Batch when unset.
+// DefaultReapBatch is ReaperConfig.Batch when unset.
 const DefaultReapBatch = 500
 
 func (r *Reaper) batch() int {
-	if r.Batch <= 0 {
+	if r.cfg.Batch <= 0 {
 		return DefaultReapBatch
 	}
-	return r.Batch
+	return r.cfg.Batch
 }
 
-// NewReaper returns a reaper that runs every interval, calls an agent lost
-// after lostAfter of silence, and spares recently expired leases for
-// startGrace after it is created.
-func NewReaper(pool *pgxpool.Pool, waker Waker, interval, lostAfter, startGrace time.Duration, log hclog.Logger) *Reaper {
-	return &Reaper{started: time.Now(), startGrace: startGrace, pool: pool, q: db.New(pool), waker: waker, interval: interval, lostAfter: lostAfter,
-		outage: OutageAfter(interval), log: log.Named("reaper")}
+// NewReaper returns a reaper configured by cfg.
+func NewReaper(pool *pgxpool.Pool, waker Waker, cfg ReaperConfig, log hclog.Logger) *Reaper {
+	return &Reaper{cfg: cfg, started: time.Now(), pool: pool, q: db.New(pool), waker: waker,
+		outage: OutageAfter(cfg.Interval), log: log.Named("reaper")}
 }
 
 // OutageAfter is how long the lease clock may go unstamped before the gap
@@ -80,7 +88,7 @@ func OutageAfter(reapEvery time.Duration) time.Duration {
 func (r *Reaper) tickClock(ctx context.Context) error {
 	return pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
 		row, err := r.q.WithTx(tx).TickLeaseClock(ctx, db.TickLeaseClockParams{
-			OutageSeconds: r.outage.Seconds(), FreshSeconds: r.lostAfter.Seconds(),
+			OutageSeconds: r.outage.Seconds(), FreshSeconds: r.cfg.LostAfter.Seconds(),
 		})
 		if err != nil {
 			return fmt.Errorf("tick lease clock: %w", err)
@@ -96,7 +104,7 @@ func (r *Reaper) tickClock(ctx context.Context) error {
 // Run reaps once at once (a controller that starts after a crash must not
 // leave jobs stuck) and then every interval until ctx ends.
 func (r *Reaper) Run(ctx context.Context) {
-	t := time.NewTicker(r.interval)
+	t := time.NewTicker(r.cfg.Interval)
 	defer t.Stop()
 	for {
 		if _, err := r.ReapOnce(ctx); err != nil && ctx.Err() == nil {
@@ -114,8 +122,8 @@ func (r *Reaper) Run(ctx context.Context) {
 func (r *Reaper) ReapOnce(ctx context.Context) (int, error) {
 	began := time.Now()
 	total, lost, err := r.reapOnce(ctx)
-	r.Metrics.LeasesExpired(total)
-	r.Metrics.ReaperRun(time.Since(began), lost, err)
+	r.cfg.Metrics.LeasesExpired(total)
+	r.cfg.Metrics.ReaperRun(time.Since(began), lost, err)
 	return total, err
 }
 
@@ -126,8 +134,8 @@ func (r *Reaper) reapOnce(ctx context.Context) (int, int, error) {
 	total := 0
 	for {
 		grace := time.Duration(0)
-		if time.Since(r.started) < r.startGrace {
-			grace = r.startGrace
+		if time.Since(r.started) < r.cfg.StartGrace {
+			grace = r.cfg.StartGrace
 		}
 		rows, err := r.q.ReapExpiredLeases(ctx, db.ReapExpiredLeasesParams{GraceSeconds: grace.Seconds(), BatchSize: int32(r.batch())})
 		if err != nil {
@@ -147,7 +155,7 @@ func (r *Reaper) reapOnce(ctx context.Context) (int, int, error) {
 			break
 		}
 	}
-	lost, err := r.q.MarkLostAgents(ctx, r.lostAfter.Seconds())
+	lost, err := r.q.MarkLostAgents(ctx, r.cfg.LostAfter.Seconds())
 	if err != nil {
 		return total, 0, fmt.Errorf("mark lost agents: %w", err)
 	}

@@ -17,11 +17,10 @@ func TestReaperBatch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newLeaseFixture(t, 3)
-	r := NewReaper(f.pool, quietWaker{}, time.Hour, time.Hour, 0, hclog.NewNullLogger())
+	r := NewReaper(f.pool, quietWaker{}, ReaperConfig{Interval: time.Hour, LostAfter: time.Hour, Batch: 2}, hclog.NewNullLogger())
 	if got := r.batch(); got != DefaultReapBatch || DefaultReapBatch != 500 {
 		t.Fatalf("unset batch = %d (default %d), want 500", got, DefaultReapBatch)
 	}
-	r.Batch = 2
 	// Stamp the lease clock first, so the leases below do not look held
 	// through an outage (which would extend them instead).
 	if _, err := r.ReapOnce(ctx); err != nil {

@@ -205,9 +205,9 @@ func startComponents(ctx context.Context, cfg Config, d *database, pub *events.P
 	lcfg.TTL = cfg.LeaseTTL
 	lcfg.Metrics = m
 	leaser := leasing.New(pool, hub, pub, lcfg, log)
-	reaper := leasing.NewReaper(pool, hub, cfg.ReapEvery, 3*cfg.LeaseTTL, cfg.LeaseTTL, log)
-	reaper.Metrics = m
-	reaper.Batch = cfg.ReapBatch
+	reaper := leasing.NewReaper(pool, hub, leasing.ReaperConfig{
+		Interval: cfg.ReapEvery, LostAfter: 3 * cfg.LeaseTTL, StartGrace: cfg.LeaseTTL, Batch: cfg.ReapBatch, Metrics: m,
+	}, log)
 	if _, err := reaper.ReapOnce(ctx); err != nil {
 		return services{}, fmt.Errorf("reap leases at start: %w", err)
 	}
