@@ -237,6 +237,8 @@ var metricMeta = map[string][2]string{
 	"change_feed_lag_p99_ms":        {"ms", "< 100"},
 	"webhook_latency_p99_ms":        {"ms", "< 500"},
 	"webhook_burst_50k_vs_bare":     {"s", "≤ 2"},
+	"import_100mb":                  {"s", "-"},
+	"import_100mb_peak_rss_mb":      {"MB", "growth < 64 MB"},
 }
 
 // FailedResult is the row of a case that could not be measured.
