@@ -147,20 +147,24 @@ func (s *Server) cachedAgent(ctx context.Context, id string) (db.Agent, error) {
 	if err != nil {
 		return db.Agent{}, apierr.InvalidField("agent_id", "not a UUID: %q", id)
 	}
-	if a, ok := s.agents.get(aid); ok {
-		return a, nil
+	a, ok := s.agents.get(aid)
+	if !ok {
+		a, err = s.q.GetAgent(ctx, aid)
 	}
-	a, err := s.q.GetAgent(ctx, aid)
 	switch {
 	case err != nil:
 	case a.State == "lost":
 		// Back at once: the agent must not be treated as lost any longer.
 		a, err = s.q.TouchAgent(ctx, aid)
+		ok = false
 	case time.Since(a.LastSeen) > s.touch:
 		// last_seen is coarse on purpose and written in batches (touch.go):
 		// a write on every call would cost a synchronous commit per
 		// heartbeat, acquire and results stream.
 		s.touched.mark(aid)
+	}
+	if ok {
+		return a, nil
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return db.Agent{}, status.Errorf(codes.Unauthenticated, "agent_id %s is not registered; call Register", id)

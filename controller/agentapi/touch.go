@@ -75,17 +75,22 @@ func (t *touches) take() []uuid.UUID {
 	return out
 }
 
-// Run writes the agents' last_seen in batches until ctx ends; agents with
-// an open poll are marked every heartbeat interval.
+// Run writes the agents' last_seen in batches and refreshes the cached
+// agent rows until ctx ends; agents with an open poll are marked every
+// heartbeat interval.
 func (s *Server) Run(ctx context.Context) {
 	t := time.NewTicker(touchFlushEvery)
 	defer t.Stop()
 	alive := time.NewTicker(s.leaser.HeartbeatInterval())
 	defer alive.Stop()
+	refresh := time.NewTicker(s.agents.ttl / 2)
+	defer refresh.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-refresh.C:
+			s.refreshAgents(ctx)
 		case <-alive.C:
 			s.touched.markWaiting()
 		case <-t.C:
