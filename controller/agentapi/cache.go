@@ -115,13 +115,15 @@ func (c *agentCache) refreshed(begin time.Time, ids []uuid.UUID, rows []db.Agent
 // refreshAgents re-reads every cached agent's row in one statement. On
 // failure the rows age out and calls read their own (and fail the same way
 // while the database is down).
-func (s *Server) refreshAgents(ctx context.Context) {
+func (s *Server) refreshAgents(ctx context.Context, q *db.Queries) {
 	ids := s.agents.active(agentIdle)
 	if len(ids) == 0 {
 		return
 	}
+	cctx, cancel := context.WithTimeout(ctx, backgroundTimeout)
+	defer cancel()
 	begin := time.Now()
-	rows, err := s.q.GetAgentsByIDs(ctx, ids)
+	rows, err := q.GetAgentsByIDs(cctx, ids)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Warn("could not refresh cached agents; they expire and are read one by one", "agents", len(ids), "error", err)

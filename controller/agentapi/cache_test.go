@@ -66,7 +66,7 @@ func TestCachedAgentsRefreshTogether(t *testing.T) {
 		if resp, err := hb(); st.check(resp, err) == "" {
 			t.Fatalf("%s: seen before any refresh; the call read the row itself", st.name)
 		}
-		s.refreshAgents(ctx)
+		s.refreshAgents(ctx, s.q)
 		if resp, err := hb(); st.check(resp, err) != "" {
 			t.Fatalf("%s after a refresh: draining %v, error %v; %s", st.name, resp.GetDraining(), err, st.check(resp, err))
 		}
