@@ -68,6 +68,23 @@ func (c *agentCache) put(a db.Agent) {
 	c.m[a.ID] = &cachedAgent{a: a, loaded: now, used: now}
 }
 
+// loaded stores rows read by a query that started at begin, unless the
+// cache holds a row loaded later.
+func (c *agentCache) loaded(begin time.Time, rows []db.Agent) {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m)+len(rows) > 100_000 {
+		clear(c.m)
+	}
+	for _, a := range rows {
+		if e, ok := c.m[a.ID]; ok && !e.loaded.Before(begin) {
+			continue
+		}
+		c.m[a.ID] = &cachedAgent{a: a, loaded: begin, used: now}
+	}
+}
+
 // active returns the agents called for within idle and forgets the others.
 func (c *agentCache) active(idle time.Duration) []uuid.UUID {
 	now := time.Now()

@@ -39,6 +39,7 @@ type Server struct {
 	ingest *ingest.Ingester
 	log    hclog.Logger
 	agents *agentCache
+	loader *agentLoader
 	trust  *Trust // nil: agents are not enrolled (see Trust)
 	// touch bounds how stale an agent's last_seen may get while it calls.
 	touch time.Duration
@@ -55,7 +56,7 @@ func New(pool *pgxpool.Pool, leaser *leasing.Leaser, in *ingest.Ingester, log hc
 	// reaches every controller within half a heartbeat (TTL/6).
 	hb := leaser.HeartbeatInterval()
 	return &Server{pool: pool, q: db.New(pool), leaser: leaser, ingest: in, log: log.Named("agentapi"),
-		agents: newAgentCache(min(agentCacheTTL, leaser.TTL()/6)), touch: min(touchEvery, hb)}
+		agents: newAgentCache(min(agentCacheTTL, leaser.TTL()/6)), loader: newAgentLoader(), touch: min(touchEvery, hb)}
 }
 
 // touchEvery bounds how stale an agent's last_seen may get while it is active.
@@ -149,7 +150,7 @@ func (s *Server) cachedAgent(ctx context.Context, id string) (db.Agent, error) {
 	}
 	a, ok := s.agents.get(aid)
 	if !ok {
-		a, err = s.q.GetAgent(ctx, aid)
+		a, err = s.loadAgent(ctx, aid)
 	}
 	switch {
 	case err != nil:

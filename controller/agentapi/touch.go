@@ -82,7 +82,8 @@ func (t *touches) take() []uuid.UUID {
 // agent rows until ctx ends; agents with an open poll are marked every
 // heartbeat interval.
 //
-// Both run on a database connection of their own. They keep every agent's
+// Both, and the batched reads of agents missing from the cache (loader.go),
+// run on database connections of their own. They keep every agent's
 // row and liveness current for all calls, so they must not queue behind
 // thousands of calls waiting for the shared pool when it is saturated:
 // expired rows would send every call to the pool for its own read (a
@@ -91,11 +92,15 @@ func (t *touches) take() []uuid.UUID {
 func (s *Server) Run(ctx context.Context) {
 	q := s.q
 	if own, err := s.ownPool(); err != nil {
-		s.log.Warn("no connection of its own for agent liveness; sharing the pool", "error", err)
+		s.log.Warn("no connections of their own for agent rows and liveness; sharing the pool", "error", err)
 	} else {
 		defer own.Close()
 		q = db.New(own)
 	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.runLoader(ctx, q) }()
 	t := time.NewTicker(touchFlushEvery)
 	defer t.Stop()
 	alive := time.NewTicker(s.leaser.HeartbeatInterval())
@@ -116,10 +121,11 @@ func (s *Server) Run(ctx context.Context) {
 	}
 }
 
-// ownPool is a one-connection pool with the shared pool's settings.
+// ownPool is a two-connection pool with the shared pool's settings: one
+// for the loader's batches, one for the refreshes and flushes.
 func (s *Server) ownPool() (*pgxpool.Pool, error) {
 	cfg := s.pool.Config()
-	cfg.MaxConns, cfg.MinConns = 1, 0
+	cfg.MaxConns, cfg.MinConns = 2, 0
 	return pgxpool.NewWithConfig(context.Background(), cfg)
 }
 
