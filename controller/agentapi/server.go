@@ -184,7 +184,16 @@ func (s *Server) AcquireJob(ctx context.Context, req *pb.AcquireJobRequest) (*pb
 		return nil, err
 	}
 	if a.State == "draining" {
-		return &pb.AcquireJobResponse{}, nil
+		// The cached row may predate an undrain; "no work" must not. The
+		// lease statement checks the state itself, so only this early
+		// answer needs the current row (draining agents are few).
+		if a, err = s.loadAgent(ctx, a.ID); err != nil {
+			return nil, s.internal("read agent", err)
+		}
+		s.agents.put(a)
+		if a.State == "draining" {
+			return &pb.AcquireJobResponse{}, nil
+		}
 	}
 	if a, err = s.enrolledScope(ctx, a); err != nil {
 		return nil, err
