@@ -39,6 +39,7 @@ type Server struct {
 	ingest *ingest.Ingester
 	log    hclog.Logger
 	agents *agentCache
+	loader *agentLoader
 	trust  *Trust // nil: agents are not enrolled (see Trust)
 	// touch bounds how stale an agent's last_seen may get while it calls.
 	touch time.Duration
@@ -55,7 +56,7 @@ func New(pool *pgxpool.Pool, leaser *leasing.Leaser, in *ingest.Ingester, log hc
 	// reaches every controller within half a heartbeat (TTL/6).
 	hb := leaser.HeartbeatInterval()
 	return &Server{pool: pool, q: db.New(pool), leaser: leaser, ingest: in, log: log.Named("agentapi"),
-		agents: newAgentCache(min(agentCacheTTL, leaser.TTL()/6)), touch: min(touchEvery, hb)}
+		agents: newAgentCache(min(agentCacheTTL, leaser.TTL()/6)), loader: newAgentLoader(), touch: min(touchEvery, hb)}
 }
 
 // touchEvery bounds how stale an agent's last_seen may get while it is active.
@@ -147,20 +148,24 @@ func (s *Server) cachedAgent(ctx context.Context, id string) (db.Agent, error) {
 	if err != nil {
 		return db.Agent{}, apierr.InvalidField("agent_id", "not a UUID: %q", id)
 	}
-	if a, ok := s.agents.get(aid); ok {
-		return a, nil
+	a, ok := s.agents.get(aid)
+	if !ok {
+		a, err = s.loadAgent(ctx, aid)
 	}
-	a, err := s.q.GetAgent(ctx, aid)
 	switch {
 	case err != nil:
 	case state.AgentState(a.State) == state.AgentLost:
 		// Back at once: the agent must not be treated as lost any longer.
 		a, err = s.q.TouchAgent(ctx, aid)
+		ok = false
 	case time.Since(a.LastSeen) > s.touch:
 		// last_seen is coarse on purpose and written in batches (touch.go):
 		// a write on every call would cost a synchronous commit per
 		// heartbeat, acquire and results stream.
 		s.touched.mark(aid)
+	}
+	if ok {
+		return a, nil
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return db.Agent{}, status.Errorf(codes.Unauthenticated, "agent_id %s is not registered; call Register", id)
@@ -179,7 +184,16 @@ func (s *Server) AcquireJob(ctx context.Context, req *pb.AcquireJobRequest) (*pb
 		return nil, err
 	}
 	if state.AgentState(a.State) == state.AgentDraining {
-		return &pb.AcquireJobResponse{}, nil
+		// The cached row may predate an undrain; "no work" must not. The
+		// lease statement checks the state itself, so only this early
+		// answer needs the current row (draining agents are few).
+		if a, err = s.loadAgent(ctx, a.ID); err != nil {
+			return nil, s.internal("read agent", err)
+		}
+		s.agents.put(a)
+		if state.AgentState(a.State) == state.AgentDraining {
+			return &pb.AcquireJobResponse{}, nil
+		}
 	}
 	if a, err = s.enrolledScope(ctx, a); err != nil {
 		return nil, err
