@@ -17,10 +17,12 @@ func TestReaperBatch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newLeaseFixture(t, 3)
-	r := NewReaper(f.pool, quietWaker{}, ReaperConfig{Interval: time.Hour, LostAfter: time.Hour, Batch: 2}, hclog.NewNullLogger())
-	if got := r.batch(); got != DefaultReapBatch || DefaultReapBatch != 500 {
+	cfg := ReaperConfig{Interval: time.Hour, LostAfter: time.Hour}
+	if got := NewReaper(f.pool, quietWaker{}, cfg, hclog.NewNullLogger()).batch(); got != DefaultReapBatch || DefaultReapBatch != 500 {
 		t.Fatalf("unset batch = %d (default %d), want 500", got, DefaultReapBatch)
 	}
+	cfg.Batch = 2
+	r := NewReaper(f.pool, quietWaker{}, cfg, hclog.NewNullLogger())
 	// Stamp the lease clock first, so the leases below do not look held
 	// through an outage (which would extend them instead).
 	if _, err := r.ReapOnce(ctx); err != nil {
