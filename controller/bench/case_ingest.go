@@ -7,8 +7,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -339,26 +337,8 @@ func ingestInto(ctx context.Context, e *Env, g portGen, url string, network neti
 	}
 	m.startMB, _ = ctrl.RSSMB()
 
-	// Sample VmRSS while the stream runs, as a cross-check of VmHWM.
-	var maxKB atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			if kb, err := procStatus(ctrl.PID(), "VmRSS"); err == nil && kb > maxKB.Load() {
-				maxKB.Store(kb)
-			}
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	// VmRSS sampled while the stream runs, as a cross-check of VmHWM.
+	peakRSS := sampleRSS(ctrl.PID())
 
 	e.Log.Info("streaming results to the controller", "rows", int64(g.hosts)*int64(g.ports))
 	summary := res.Summary
@@ -374,8 +354,7 @@ func ingestInto(ctx context.Context, e *Env, g portGen, url string, network neti
 	ack, err := agent.sendTimed(ctx, lease, res.Batches, summary, &stagedAt)
 	end := time.Now()
 	m.cpu = cpu.String()
-	close(stop)
-	wg.Wait()
+	sampledMB := peakRSS()
 	if err != nil {
 		return m, fmt.Errorf("stream results: %w\ncontroller log:\n%s", err, ctrl.Tail(20))
 	}
@@ -388,7 +367,7 @@ func ingestInto(ctx context.Context, e *Env, g portGen, url string, network neti
 	if m.hwmMB, err = ctrl.HWMMB(); err != nil {
 		return m, fmt.Errorf("read controller VmHWM: %w", err)
 	}
-	m.sampledMB = float64(maxKB.Load()) / 1024
+	m.sampledMB = sampledMB
 	e.Log.Info("ingest committed", "rows", ack.GetPortRows(), "seconds", round(m.total, 2), "staged_s", round(m.staged, 2),
 		"controller_vmhwm_mb", round(m.hwmMB, 1))
 	e.logPGStats(ctx, "ingest through the controller", 15)
