@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/scanorama/scanorama/gen/db"
 )
@@ -68,6 +69,9 @@ type Retention struct {
 	// Archive: archived port_scans months (schema "archive") are dropped
 	// once they ended longer ago than this.
 	Archive time.Duration
+	// Deliveries: webhook deliveries delivered longer ago than this are
+	// deleted (pending and dead ones stay).
+	Deliveries time.Duration
 }
 
 // RetentionStats is what one retention pass removed.
@@ -76,6 +80,7 @@ type RetentionStats struct {
 	Jobs            int64
 	Runs            int64
 	History         int64
+	Deliveries      int64
 }
 
 // RetentionPass applies m.Retention once, in bounded batches: archived
@@ -147,8 +152,22 @@ func (m *Maintainer) RetentionPass(ctx context.Context) (RetentionStats, error) 
 			}
 		}
 	}
-	if st.Jobs+st.Runs+st.History > 0 || len(st.DroppedArchives) > 0 {
-		m.log.Info("retention pass", "jobs", st.Jobs, "runs", st.Runs, "host_history", st.History, "archives_dropped", len(st.DroppedArchives))
+	if d := m.Retention.Deliveries; d > 0 {
+		cutoff := pgtype.Timestamptz{Time: now.Add(-d), Valid: true}
+		for {
+			n, err := m.q.RetentionDeleteDeliveries(ctx, db.RetentionDeleteDeliveriesParams{Cutoff: cutoff, Batch: int32(m.batch())})
+			if err != nil {
+				return st, fmt.Errorf("delete delivered webhook deliveries: %w", err)
+			}
+			st.Deliveries += n
+			if n < int64(m.batch()) {
+				break
+			}
+		}
+	}
+	if st.Jobs+st.Runs+st.History+st.Deliveries > 0 || len(st.DroppedArchives) > 0 {
+		m.log.Info("retention pass", "jobs", st.Jobs, "runs", st.Runs, "host_history", st.History,
+			"webhook_deliveries", st.Deliveries, "archives_dropped", len(st.DroppedArchives))
 	}
 	return st, nil
 }

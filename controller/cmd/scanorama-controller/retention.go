@@ -10,10 +10,10 @@ import (
 	"github.com/scanorama/scanorama/controller/maintenance"
 )
 
-// retentionFlags are serve's --history-retention, --job-retention and
-// --archive-retention.
+// retentionFlags are serve's --history-retention, --job-retention,
+// --archive-retention and --webhook-delivery-retention.
 type retentionFlags struct {
-	history, jobs, archive retentionValue
+	history, jobs, archive, deliveries retentionValue
 }
 
 // retentionValue is a duration that also takes days ("400d"); "0" keeps
@@ -71,6 +71,8 @@ func registerRetention(fs *flag.FlagSet) *retentionFlags {
 			"finished jobs (with their leases) and runs older than this are deleted once no port_scans row refers to them; 0 keeps all"},
 		{&r.archive, "archive-retention", "SCANORAMA_ARCHIVE_RETENTION", "0",
 			"archived port_scans months (schema archive) are dropped this long after they ended; 0 keeps them"},
+		{&r.deliveries, "webhook-delivery-retention", "SCANORAMA_WEBHOOK_DELIVERY_RETENTION", "30d",
+			"webhook deliveries delivered longer ago than this are deleted (pending and dead ones stay); 0 keeps all"},
 	} {
 		def := env(f.env, f.def)
 		if err := f.v.Set(def); err != nil {
@@ -85,7 +87,10 @@ func registerRetention(fs *flag.FlagSet) *retentionFlags {
 
 // check reports a bad value that came from the environment.
 func (r *retentionFlags) check() error {
-	for name, v := range map[string]*retentionValue{"--history-retention": &r.history, "--job-retention": &r.jobs, "--archive-retention": &r.archive} {
+	for name, v := range map[string]*retentionValue{
+		"--history-retention": &r.history, "--job-retention": &r.jobs, "--archive-retention": &r.archive,
+		"--webhook-delivery-retention": &r.deliveries,
+	} {
 		if v.d < 0 {
 			return fmt.Errorf("%s: bad value in the environment; use e.g. 400d, 720h or 0", name)
 		}
@@ -95,5 +100,5 @@ func (r *retentionFlags) check() error {
 
 // Retention is the maintenance setting.
 func (r *retentionFlags) Retention() maintenance.Retention {
-	return maintenance.Retention{History: r.history.d, Jobs: r.jobs.d, Archive: r.archive.d}
+	return maintenance.Retention{History: r.history.d, Jobs: r.jobs.d, Archive: r.archive.d, Deliveries: r.deliveries.d}
 }

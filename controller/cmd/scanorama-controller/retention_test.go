@@ -35,7 +35,7 @@ func TestRetentionValue(t *testing.T) {
 // A bad retention value stops serve before anything starts, naming the flag.
 func TestServeRejectsBadRetentionFlags(t *testing.T) {
 	t.Parallel()
-	for _, flag := range []string{"--history-retention", "--job-retention", "--archive-retention"} {
+	for _, flag := range []string{"--history-retention", "--job-retention", "--archive-retention", "--webhook-delivery-retention"} {
 		var stderr bytes.Buffer
 		code := run([]string{"serve", flag, "soon"}, &stderr)
 		if code != 2 || !strings.Contains(stderr.String(), strings.TrimPrefix(flag, "-")) {
