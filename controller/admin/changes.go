@@ -56,6 +56,9 @@ func (s *Server) WatchChanges(req *pb.WatchChangesRequest, stream pb.AdminServic
 	if err != nil && ctx.Err() != nil {
 		return nil
 	}
+	if e, ok := changefeed.IsOutOfRange(err); ok {
+		return status.Error(codes.OutOfRange, e.Error())
+	}
 	if err != nil {
 		if _, ok := status.FromError(err); ok {
 			return err

@@ -93,11 +93,7 @@ func (f *Feed) Start(ctx context.Context, seq int64, hasCursor, fromNow bool) (i
 	case !hasCursor:
 		return st.PrunedThrough, nil
 	case seq < st.PrunedThrough:
-		e := &OutOfRangeError{Cursor: seq, PrunedThrough: st.PrunedThrough, Oldest: st.Oldest}
-		if st.PrunedAt.Valid {
-			e.PrunedAt = st.PrunedAt.Time
-		}
-		return 0, e
+		return 0, outOfRange(seq, st)
 	case seq > st.Tip:
 		// A cursor signed by this database always names a committed change.
 		return 0, ErrBadCursor
@@ -147,6 +143,12 @@ func (f *Feed) Follow(ctx context.Context, site uuid.UUID, after int64, stopAtTi
 			}
 			return fmt.Errorf("read change feed: %w", err)
 		}
+		// Retention may have pruned past this follower while it lagged: the
+		// rows it just read would then start after a gap. Checked after the
+		// read, so a prune that ran before it is always seen.
+		if err := f.stillRetained(ctx, after); err != nil {
+			return err
+		}
 		for _, r := range rows {
 			if err := fn(r); err != nil {
 				return err
@@ -167,6 +169,30 @@ func (f *Feed) Follow(ctx context.Context, site uuid.UUID, after int64, stopAtTi
 		case <-poll.C:
 		}
 	}
+}
+
+// stillRetained returns an OutOfRangeError when retention has pruned
+// changes after seq.
+func (f *Feed) stillRetained(ctx context.Context, seq int64) error {
+	st, err := f.q.GetChangeFeedState(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("read change feed state: %w", err)
+	}
+	if st.PrunedThrough <= seq {
+		return nil
+	}
+	return outOfRange(seq, st)
+}
+
+func outOfRange(seq int64, st db.GetChangeFeedStateRow) *OutOfRangeError {
+	e := &OutOfRangeError{Cursor: seq, PrunedThrough: st.PrunedThrough, Oldest: st.Oldest}
+	if st.PrunedAt.Valid {
+		e.PrunedAt = st.PrunedAt.Time
+	}
+	return e
 }
 
 // IsOutOfRange reports whether err is an OutOfRangeError.

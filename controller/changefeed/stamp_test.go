@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/scanorama/scanorama/controller/changefeed"
 	"github.com/scanorama/scanorama/controller/migrate"
 	"github.com/scanorama/scanorama/controller/pgtest"
 )
@@ -199,4 +200,44 @@ func waitForLockWait(t *testing.T, pool *pgxpool.Pool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatal("no backend started waiting on a lock within 10s")
+}
+
+// TestFollowerPrunedPastGetsOutOfRange: a connected follower that retention
+// overtakes (changes after its position deleted before it read them) gets
+// an OutOfRangeError instead of silently skipping them.
+func TestFollowerPrunedPastGetsOutOfRange(t *testing.T) {
+	t.Parallel()
+	f := newFeedFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	commitChanges := func(n int) {
+		tx := f.begin(t)
+		for range n {
+			f.change(t, tx, f.hostA, "port_opened")
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commitChanges(3)
+	feed := changefeed.New(f.pool, nil)
+	seen := 0
+	err := feed.Follow(ctx, uuid.Nil, 0, false, func(changefeed.Row) error {
+		if seen++; seen == 3 {
+			// While the follower holds change 3: three more commit and
+			// retention deletes all six before it reads again.
+			commitChanges(3)
+			if _, err := f.pool.Exec(ctx, `SELECT prune_change_feed_step(now() + interval '1 hour', 100)`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return nil
+	})
+	e, ok := changefeed.IsOutOfRange(err)
+	if !ok {
+		t.Fatalf("Follow returned %v after %d changes, want an OutOfRangeError", err, seen)
+	}
+	if seen != 3 || e.Cursor >= e.PrunedThrough {
+		t.Fatalf("saw %d changes; error %+v: want 3 seen and the cursor behind what was pruned", seen, e)
+	}
 }
