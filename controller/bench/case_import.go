@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/scanorama/scanorama/controller/internal/harness"
 	"github.com/scanorama/scanorama/controller/nmapxml"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
@@ -167,7 +168,7 @@ func importThroughController(ctx context.Context, e *Env, path string, rows int6
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			if kb, err := procStatus(ctrl.PID(), "VmRSS"); err == nil && kb > maxKB.Load() {
+			if kb, err := harness.StatusKB(ctrl.PID(), "VmRSS"); err == nil && kb > maxKB.Load() {
 				maxKB.Store(kb)
 			}
 			select {

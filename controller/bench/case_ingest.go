@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/scanorama/scanorama/controller/internal/harness"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
 
@@ -349,7 +350,7 @@ func ingestInto(ctx context.Context, e *Env, g portGen, url string, network neti
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			if kb, err := procStatus(ctrl.PID(), "VmRSS"); err == nil && kb > maxKB.Load() {
+			if kb, err := harness.StatusKB(ctrl.PID(), "VmRSS"); err == nil && kb > maxKB.Load() {
 				maxKB.Store(kb)
 			}
 			select {
