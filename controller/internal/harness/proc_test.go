@@ -2,10 +2,10 @@ package harness
 
 import (
 	"context"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
