@@ -59,14 +59,14 @@ func Start(name string, cmd *exec.Cmd, opts Options) (*Proc, error) {
 	}
 	if err := start(); err != nil {
 		if f != nil {
-			f.Close()
+			_ = f.Close()
 		}
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	go func() {
 		_ = cmd.Wait()
 		if f != nil {
-			f.Close()
+			_ = f.Close()
 		}
 		close(p.done)
 	}()

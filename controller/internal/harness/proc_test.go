@@ -226,7 +226,7 @@ func TestReapStaleNamespacesIgnoresLiveAndForeign(t *testing.T) {
 	var logged []string
 	// The pattern only matches this process's own PID, which is alive.
 	own := regexp.MustCompile(`^harnesstest(` + strconv.Itoa(os.Getpid()) + `)-x$`)
-	ReapStaleNamespaces(context.Background(), own, func(f string, a ...any) { logged = append(logged, f) })
+	ReapStaleNamespaces(context.Background(), own, func(f string, _ ...any) { logged = append(logged, f) })
 	if len(logged) != 0 {
 		t.Errorf("reaped something: %v", logged)
 	}
