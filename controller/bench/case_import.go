@@ -10,11 +10,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/scanorama/scanorama/controller/internal/harness"
 	"github.com/scanorama/scanorama/controller/nmapxml"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
@@ -159,33 +156,14 @@ func importThroughController(ctx context.Context, e *Env, path string, rows int6
 		return m, err
 	}
 	m.startMB, _ = ctrl.RSSMB()
-	var maxKB atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			if kb, err := harness.StatusKB(ctrl.PID(), "VmRSS"); err == nil && kb > maxKB.Load() {
-				maxKB.Store(kb)
-			}
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	stopSampling := ctrl.SampleRSS(20 * time.Millisecond)
 	e.Log.Info("importing", "rows", rows)
 	cpu := e.startCPU(ctrl.PID())
 	begin := time.Now()
 	resp, err := sendFile(ctx, ctrl.Admin, f)
 	m.total = time.Since(begin).Seconds()
 	m.cpu = cpu.String()
-	close(stop)
-	wg.Wait()
+	sampledMB := stopSampling()
 	if err != nil {
 		return m, fmt.Errorf("ImportResults: %w\ncontroller log:\n%s", err, ctrl.Tail(20))
 	}
@@ -195,7 +173,7 @@ func importThroughController(ctx context.Context, e *Env, path string, rows int6
 	if m.hwmMB, err = ctrl.HWMMB(); err != nil {
 		return m, fmt.Errorf("read controller VmHWM: %w", err)
 	}
-	m.sampledMB = float64(maxKB.Load()) / 1024
+	m.sampledMB = sampledMB
 	return m, nil
 }
 

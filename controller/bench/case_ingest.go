@@ -7,8 +7,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,7 +16,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/scanorama/scanorama/controller/internal/harness"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
 
@@ -341,25 +338,7 @@ func ingestInto(ctx context.Context, e *Env, g portGen, url string, network neti
 	m.startMB, _ = ctrl.RSSMB()
 
 	// Sample VmRSS while the stream runs, as a cross-check of VmHWM.
-	var maxKB atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			if kb, err := harness.StatusKB(ctrl.PID(), "VmRSS"); err == nil && kb > maxKB.Load() {
-				maxKB.Store(kb)
-			}
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	stopSampling := ctrl.SampleRSS(20 * time.Millisecond)
 
 	e.Log.Info("streaming results to the controller", "rows", int64(g.hosts)*int64(g.ports))
 	summary := res.Summary
@@ -375,8 +354,7 @@ func ingestInto(ctx context.Context, e *Env, g portGen, url string, network neti
 	ack, err := agent.sendTimed(ctx, lease, res.Batches, summary, &stagedAt)
 	end := time.Now()
 	m.cpu = cpu.String()
-	close(stop)
-	wg.Wait()
+	sampledMB := stopSampling()
 	if err != nil {
 		return m, fmt.Errorf("stream results: %w\ncontroller log:\n%s", err, ctrl.Tail(20))
 	}
@@ -389,7 +367,7 @@ func ingestInto(ctx context.Context, e *Env, g portGen, url string, network neti
 	if m.hwmMB, err = ctrl.HWMMB(); err != nil {
 		return m, fmt.Errorf("read controller VmHWM: %w", err)
 	}
-	m.sampledMB = float64(maxKB.Load()) / 1024
+	m.sampledMB = sampledMB
 	e.Log.Info("ingest committed", "rows", ack.GetPortRows(), "seconds", round(m.total, 2), "staged_s", round(m.staged, 2),
 		"controller_vmhwm_mb", round(m.hwmMB, 1))
 	e.logPGStats(ctx, "ingest through the controller", 15)

@@ -237,3 +237,31 @@ func spawn(cmd *exec.Cmd) error {
 	spawnReq <- func() { errc <- cmd.Start() }
 	return <-errc
 }
+
+// SampleRSS polls the process's VmRSS every interval, as a cross-check of
+// VmHWM, until the returned function is called; that returns the largest
+// sample in MiB (0 if none could be read).
+func (p *Proc) SampleRSS(every time.Duration) (stop func() float64) {
+	var maxKB int64
+	quit, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			if kb, err := StatusKB(p.PID(), "VmRSS"); err == nil && kb > maxKB {
+				maxKB = kb
+			}
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	var once sync.Once
+	return func() float64 {
+		once.Do(func() { close(quit); <-finished })
+		return float64(maxKB) / 1024
+	}
+}

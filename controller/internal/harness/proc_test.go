@@ -116,6 +116,17 @@ func TestProcLifecycle(t *testing.T) {
 				}
 				waitGone(t, child)
 			}},
+			{"sampled RSS", "exec sleep 60", func(t *testing.T, p *Proc) {
+				stop := p.SampleRSS(5 * time.Millisecond)
+				time.Sleep(50 * time.Millisecond)
+				peak := stop()
+				if peak <= 0 {
+					t.Errorf("sampled peak RSS %.2f MiB, want > 0", peak)
+				}
+				if again := stop(); again != peak {
+					t.Errorf("second stop returned %.2f, want %.2f", again, peak)
+				}
+			}},
 			{"memory from /proc", "exec sleep 60", func(t *testing.T, p *Proc) {
 				rss, err := p.RSSMB()
 				if err != nil {
