@@ -11,7 +11,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/scanorama/scanorama/controller/internal/harness"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
@@ -90,29 +89,11 @@ func (e *Env) StartController(ctx context.Context, name, dbURL string, extra ...
 }
 
 func (c *Controller) waitHealthy(ctx context.Context) error {
-	conn, err := grpc.NewClient(c.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return err
+	err := harness.WaitServing(ctx, c.Proc.Proc, c.Addr, insecure.NewCredentials(), 60*time.Second, 100*time.Millisecond)
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("%w:\n%s", err, c.Tail(30))
 	}
-	defer conn.Close()
-	hc := healthpb.NewHealthClient(conn)
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		resp, err := hc.Check(cctx, &healthpb.HealthCheckRequest{})
-		cancel()
-		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return nil
-		}
-		select {
-		case <-c.Done():
-			return fmt.Errorf("controller exited during start-up:\n%s", c.Tail(30))
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("controller not healthy after 60s:\n%s", c.Tail(30))
+	return err
 }
 
 // Stop closes the client connection and stops the controller.

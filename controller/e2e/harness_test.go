@@ -20,7 +20,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/scanorama/scanorama/controller/internal/harness"
 	"github.com/scanorama/scanorama/controller/migrate"
@@ -238,27 +237,9 @@ func (s *stack) startController() {
 
 func (s *stack) waitHealthy() {
 	s.t.Helper()
-	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(s.transport()))
-	if err != nil {
-		s.t.Fatal(err)
+	if err := harness.WaitServing(context.Background(), s.ctrl.Proc, s.addr, s.transport(), 60*time.Second, 200*time.Millisecond); err != nil {
+		s.t.Fatalf("%v:\n%s", err, s.ctrl.Output())
 	}
-	defer conn.Close()
-	hc := healthpb.NewHealthClient(conn)
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
-		cancel()
-		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return
-		}
-		select {
-		case <-s.ctrl.Done():
-			s.t.Fatalf("controller exited:\n%s", s.ctrl.Output())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	s.t.Fatalf("controller not healthy after 60s:\n%s", s.ctrl.Output())
 }
 
 func (s *stack) agent(name, site string, scope string, extra ...string) *proc {
