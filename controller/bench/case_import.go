@@ -156,14 +156,14 @@ func importThroughController(ctx context.Context, e *Env, path string, rows int6
 		return m, err
 	}
 	m.startMB, _ = ctrl.RSSMB()
-	peakRSS := sampleRSS(ctrl.PID())
+	stopSampling := ctrl.SampleRSS(20 * time.Millisecond)
 	e.Log.Info("importing", "rows", rows)
 	cpu := e.startCPU(ctrl.PID())
 	begin := time.Now()
 	resp, err := sendFile(ctx, ctrl.Admin, f)
 	m.total = time.Since(begin).Seconds()
 	m.cpu = cpu.String()
-	sampledMB := peakRSS()
+	sampledMB := stopSampling()
 	if err != nil {
 		return m, fmt.Errorf("ImportResults: %w\ncontroller log:\n%s", err, ctrl.Tail(20))
 	}

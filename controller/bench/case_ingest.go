@@ -337,8 +337,8 @@ func ingestInto(ctx context.Context, e *Env, g portGen, url string, network neti
 	}
 	m.startMB, _ = ctrl.RSSMB()
 
-	// VmRSS sampled while the stream runs, as a cross-check of VmHWM.
-	peakRSS := sampleRSS(ctrl.PID())
+	// Sample VmRSS while the stream runs, as a cross-check of VmHWM.
+	stopSampling := ctrl.SampleRSS(20 * time.Millisecond)
 
 	e.Log.Info("streaming results to the controller", "rows", int64(g.hosts)*int64(g.ports))
 	summary := res.Summary
@@ -354,7 +354,7 @@ func ingestInto(ctx context.Context, e *Env, g portGen, url string, network neti
 	ack, err := agent.sendTimed(ctx, lease, res.Batches, summary, &stagedAt)
 	end := time.Now()
 	m.cpu = cpu.String()
-	sampledMB := peakRSS()
+	sampledMB := stopSampling()
 	if err != nil {
 		return m, fmt.Errorf("stream results: %w\ncontroller log:\n%s", err, ctrl.Tail(20))
 	}

@@ -1,9 +1,7 @@
 package bench
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -239,28 +237,6 @@ func (e *Env) adminExec(ctx context.Context, pg *pgserver.Server, stmts ...strin
 		}
 	}
 	return nil
-}
-
-// procStatus returns the kB value of a /proc/PID/status field (VmHWM, VmRSS).
-func procStatus(pid int, field string) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || k != field {
-			continue
-		}
-		var kb int64
-		if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb); err != nil {
-			return 0, fmt.Errorf("parse %s %q: %w", field, v, err)
-		}
-		return kb, nil
-	}
-	return 0, errors.New(field + " not found in /proc/" + fmt.Sprint(pid) + "/status")
 }
 
 // clockTicks is USER_HZ, the unit of /proc/PID/stat times (100 on Linux).

@@ -11,10 +11,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/scanorama/scanorama/controller/internal/harness"
 )
 
 // ListenerCommand is the hidden subcommand the bench re-executes itself
@@ -28,14 +28,8 @@ const ListenerCommand = "__bench-listen"
 var labNetwork = netip.MustParsePrefix("10.99.0.0/16")
 
 func ipCmd(ctx context.Context, stdin string, args ...string) error {
-	cmd := exec.CommandContext(ctx, "ip", args...)
-	if stdin != "" {
-		cmd.Stdin = strings.NewReader(stdin)
-	}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
-	}
-	return nil
+	_, err := harness.IP(ctx, stdin, args...)
+	return err
 }
 
 // probeNetns checks that namespaces and veth links can be created.
@@ -66,36 +60,22 @@ var staleNS = regexp.MustCompile(`^scb([0-9]+)-[st]$`)
 // cleanStaleLabs removes namespaces left by a bench run that was killed
 // (its PID no longer exists), and the processes still inside them.
 func cleanStaleLabs(ctx context.Context, e *Env) {
-	out, err := exec.CommandContext(ctx, "ip", "netns", "list").Output()
-	if err != nil {
-		return
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		name, _, _ := strings.Cut(strings.TrimSpace(line), " ")
-		m := staleNS.FindStringSubmatch(name)
-		if m == nil {
-			continue
-		}
-		if _, err := os.Stat("/proc/" + m[1]); err == nil {
-			continue // its bench is still running
-		}
-		if pids, err := exec.CommandContext(ctx, "ip", "netns", "pids", name).Output(); err == nil {
-			for _, f := range strings.Fields(string(pids)) {
-				if pid, err := strconv.Atoi(f); err == nil {
-					_ = syscall.Kill(pid, syscall.SIGKILL)
-				}
-			}
-		}
-		if err := ipCmd(ctx, "", "netns", "del", name); err == nil {
-			e.Log.Info("removed a namespace left by an earlier, killed bench run", "ns", name)
-		}
-	}
+	harness.ReapStaleNamespaces(ctx, staleNS, func(format string, args ...any) {
+		e.Log.Info(fmt.Sprintf(format, args...))
+	})
 }
 
 func setupLab(ctx context.Context, e *Env, live []netip.Addr, openPorts string) (*netLab, error) {
 	cleanStaleLabs(ctx, e)
 	pid := os.Getpid()
 	lab := &netLab{scanNS: fmt.Sprintf("scb%d-s", pid), targetNS: fmt.Sprintf("scb%d-t", pid)}
+	// The lab never touches the host's forwarding; say so if it changed.
+	forwarding := harness.ReadForwarding()
+	e.OnClose(func() {
+		for _, d := range forwarding.Changed() {
+			e.Log.Error("host forwarding sysctl changed during the bench", "change", d)
+		}
+	})
 	var err error
 	if lab.nmapPath, err = exec.LookPath("nmap"); err != nil {
 		return nil, err
@@ -109,7 +89,7 @@ func setupLab(ctx context.Context, e *Env, live []netip.Addr, openPorts string) 
 			return nil, err
 		}
 		e.OnClose(func() {
-			if err := ipCmd(context.Background(), "", "netns", "del", ns); err != nil {
+			if err := harness.DeleteNamespace(context.Background(), ns, nil); err != nil {
 				e.Log.Warn("delete network namespace", "ns", ns, "error", err)
 			}
 		})
@@ -148,16 +128,8 @@ func setupLab(ctx context.Context, e *Env, live []netip.Addr, openPorts string) 
 	if err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		b, _ := os.ReadFile(ln.LogPath)
-		if bytes.Contains(b, []byte("ready")) {
-			break
-		}
-		if ln.Exited() || time.Now().After(deadline) {
-			return nil, fmt.Errorf("port listeners in %s did not start:\n%s", lab.targetNS, b)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := ln.WaitFor("ready", 10*time.Second); err != nil {
+		return nil, fmt.Errorf("port listeners in %s did not start: %w", lab.targetNS, err)
 	}
 	lab.nmapWrapper = filepath.Join(e.Tmp, "bin", "nmap-in-"+lab.scanNS)
 	script := fmt.Sprintf("#!/bin/sh\nexec ip netns exec %s %s \"$@\"\n", lab.scanNS, lab.nmapPath)

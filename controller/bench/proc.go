@@ -4,111 +4,38 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
+	"net/netip"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/scanorama/scanorama/controller/internal/harness"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
 
-// Proc is a child process in its own process group, logging to a file.
-type Proc struct {
-	Name    string
-	Cmd     *exec.Cmd
-	LogPath string
-	done    chan struct{}
-	once    sync.Once
-}
+// Proc is a child process in its own process group, logging to a file
+// (the shared harness.Proc; Stop keeps the bench's 20 s grace).
+type Proc struct{ *harness.Proc }
 
-// StartProc starts bin with args; output goes to logs/<name>.log.
+// stopGrace is how long Stop waits after SIGTERM before killing.
+const stopGrace = 20 * time.Second
+
+// StartProc starts bin with args; output goes to logs/<name>.log. The
+// process is killed when the env closes.
 func (e *Env) StartProc(name, bin string, args ...string) (*Proc, error) {
-	logPath := filepath.Join(e.Tmp, "logs", name+".log")
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	hp, err := harness.Start(name, exec.Command(bin, args...), harness.Options{LogPath: filepath.Join(e.Tmp, "logs", name+".log")})
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &Proc{Name: name, Cmd: cmd, LogPath: logPath, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); f.Close(); close(p.done) }()
-	e.OnClose(p.Kill)
-	return p, nil
-}
-
-// PID of the process.
-func (p *Proc) PID() int { return p.Cmd.Process.Pid }
-
-// Done is closed when the process has exited.
-func (p *Proc) Done() <-chan struct{} { return p.done }
-
-// Exited reports whether the process has ended.
-func (p *Proc) Exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
+	e.OnClose(hp.Kill)
+	return &Proc{hp}, nil
 }
 
 // Stop sends SIGTERM and waits up to 20 s, then kills the process group.
-func (p *Proc) Stop() {
-	if p.Exited() {
-		return
-	}
-	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		p.Kill()
-	}
-}
-
-// Kill sends SIGKILL to the process group (its children included) and waits.
-func (p *Proc) Kill() {
-	p.once.Do(func() {
-		if !p.Exited() {
-			_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
-		}
-		<-p.done
-	})
-}
-
-// Tail returns the end of the process's log, for error messages.
-func (p *Proc) Tail(n int) string {
-	b, _ := os.ReadFile(p.LogPath)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// HWMMB is the process's peak resident set size (VmHWM) in MiB.
-func (p *Proc) HWMMB() (float64, error) {
-	kb, err := procStatus(p.PID(), "VmHWM")
-	return float64(kb) / 1024, err
-}
-
-// RSSMB is the process's current resident set size in MiB.
-func (p *Proc) RSSMB() (float64, error) {
-	kb, err := procStatus(p.PID(), "VmRSS")
-	return float64(kb) / 1024, err
-}
+func (p *Proc) Stop() { _ = p.Proc.Stop(stopGrace) }
 
 // Controller is a running scanorama-controller with gRPC clients.
 type Controller struct {
@@ -118,15 +45,6 @@ type Controller struct {
 	Conn  *grpc.ClientConn
 	Admin pb.AdminServiceClient
 	Agent pb.AgentServiceClient
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // Dial opens a client connection to a controller that accepts large messages.
@@ -144,7 +62,7 @@ func (e *Env) StartController(ctx context.Context, name, dbURL string, extra ...
 	if err != nil {
 		return nil, err
 	}
-	addr, err := freeAddr()
+	addr, err := harness.FreeAddr(netip.MustParseAddr("127.0.0.1"))
 	if err != nil {
 		return nil, err
 	}
@@ -171,29 +89,11 @@ func (e *Env) StartController(ctx context.Context, name, dbURL string, extra ...
 }
 
 func (c *Controller) waitHealthy(ctx context.Context) error {
-	conn, err := grpc.NewClient(c.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return err
+	err := harness.WaitServing(ctx, c.Proc.Proc, c.Addr, insecure.NewCredentials(), 60*time.Second, 100*time.Millisecond)
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("%w:\n%s", err, c.Tail(30))
 	}
-	defer conn.Close()
-	hc := healthpb.NewHealthClient(conn)
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		resp, err := hc.Check(cctx, &healthpb.HealthCheckRequest{})
-		cancel()
-		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return nil
-		}
-		select {
-		case <-c.Done():
-			return fmt.Errorf("controller exited during start-up:\n%s", c.Tail(30))
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("controller not healthy after 60s:\n%s", c.Tail(30))
+	return err
 }
 
 // Stop closes the client connection and stops the controller.

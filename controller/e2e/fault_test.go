@@ -70,10 +70,10 @@ func TestKillAgentMidScan(t *testing.T) {
 	eventually(t, "nmap started", 10*time.Second, func() bool { return nmapScanning(port) })
 
 	// SIGKILL the agent alone, not its process group: nmap must die with it.
-	if err := first.cmd.Process.Kill(); err != nil {
+	if err := first.Cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	<-first.done
+	<-first.Done()
 	eventually(t, "orphan nmap gone", 2*time.Second, func() bool { return !nmapScanning(port) })
 
 	second := s.agent("second", "lab", "127.0.0.1/32")
@@ -117,7 +117,7 @@ func TestCancelStopsRunningScan(t *testing.T) {
 	}
 	// One heartbeat (TTL/3 = 1 s) plus the 2 s kill budget.
 	eventually(t, "nmap stopped after cancel", 3*time.Second, func() bool { return !nmapScanning(port) })
-	eventually(t, "agent logged the cancel", 5*time.Second, func() bool { return strings.Contains(a.out.String(), "job cancelled") })
+	eventually(t, "agent logged the cancel", 5*time.Second, func() bool { return strings.Contains(a.Output(), "job cancelled") })
 	if n := s.count(`SELECT count(*) FROM port_scans`) + s.count(`SELECT count(*) FROM hosts`); n != 0 {
 		t.Fatalf("a cancelled job wrote %d rows", n)
 	}
@@ -213,7 +213,7 @@ func TestSpooledResultsSurviveControllerOutageAndAgentRestart(t *testing.T) {
 	s.ctrl.kill()
 	// nmap finishes while the controller is down; the agent retries delivery.
 	eventually(t, "agent retrying delivery", 60*time.Second, func() bool {
-		return strings.Contains(a.out.String(), "delivering results failed")
+		return strings.Contains(a.Output(), "delivering results failed")
 	})
 	a.kill()
 	files, _ := filepath.Glob(filepath.Join(spoolDir, "*.spool"))

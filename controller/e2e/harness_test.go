@@ -3,7 +3,6 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -14,8 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,8 +20,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/scanorama/scanorama/controller/internal/harness"
 	"github.com/scanorama/scanorama/controller/migrate"
 	"github.com/scanorama/scanorama/controller/pgtest"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
@@ -56,68 +53,43 @@ func TestMain(m *testing.M) {
 	pgtest.Main(m)
 }
 
-// proc is a child process whose output is kept for failure reports.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
-}
+// proc is a child process whose output is kept in memory for failure
+// reports; kill and stop are the tests' names for the harness's Kill/Stop.
+type proc struct{ *harness.Proc }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// procGrace is how long stop waits after SIGTERM.
+const procGrace = 20 * time.Second
 
 func start(t *testing.T, name string, bin string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, cmd: exec.Command(filepath.Join(binDir, bin), args...), out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
+	return startCmd(t, name, exec.Command(filepath.Join(binDir, bin), args...), harness.Options{})
+}
+
+// startCmd starts cmd, kills it at cleanup and logs its output if the test
+// failed.
+func startCmd(t *testing.T, name string, cmd *exec.Cmd, opts harness.Options) *proc {
+	t.Helper()
+	hp, err := harness.Start(name, cmd, opts)
+	if err != nil {
+		t.Fatal(err)
 	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	p := &proc{hp}
 	t.Cleanup(func() {
 		p.kill()
 		if t.Failed() {
-			t.Logf("--- %s output ---\n%s", name, p.out.String())
+			t.Logf("--- %s output ---\n%s", name, p.Output())
 		}
 	})
 	return p
 }
 
 // kill sends SIGKILL to the process group (the agent's nmap included) and waits.
-func (p *proc) kill() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	<-p.done
-}
+func (p *proc) kill() { p.Kill() }
 
 // stop asks for a clean shutdown and waits up to 20 s.
 func (p *proc) stop(t *testing.T) {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		t.Errorf("%s did not stop within 20s of SIGTERM", p.name)
-		p.kill()
+	if err := p.Stop(procGrace); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -128,12 +100,11 @@ func freePort(t *testing.T) string {
 
 func freePortOn(t *testing.T, host netip.Addr) string {
 	t.Helper()
-	l, err := net.Listen("tcp", netip.AddrPortFrom(host, 0).String())
+	addr, err := harness.FreeAddr(host)
 	if err != nil {
-		t.Fatalf("find a free port on %s: %v", host, err)
+		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 // stack is a controller on its own database.
@@ -266,27 +237,9 @@ func (s *stack) startController() {
 
 func (s *stack) waitHealthy() {
 	s.t.Helper()
-	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(s.transport()))
-	if err != nil {
-		s.t.Fatal(err)
+	if err := harness.WaitServing(context.Background(), s.ctrl.Proc, s.addr, s.transport(), 60*time.Second, 200*time.Millisecond); err != nil {
+		s.t.Fatalf("%v:\n%s", err, s.ctrl.Output())
 	}
-	defer conn.Close()
-	hc := healthpb.NewHealthClient(conn)
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
-		cancel()
-		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return
-		}
-		select {
-		case <-s.ctrl.done:
-			s.t.Fatalf("controller exited:\n%s", s.ctrl.out.String())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	s.t.Fatalf("controller not healthy after 60s:\n%s", s.ctrl.out.String())
 }
 
 func (s *stack) agent(name, site string, scope string, extra ...string) *proc {

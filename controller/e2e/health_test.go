@@ -61,13 +61,13 @@ func TestHealthFollowsDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitHealth(healthpb.HealthCheckResponse_NOT_SERVING)
-	mustContain(t, s.ctrl.out.String(), "database unreachable; health is NOT_SERVING")
+	mustContain(t, s.ctrl.Output(), "database unreachable; health is NOT_SERVING")
 
 	if err := pg.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
 	waitHealth(healthpb.HealthCheckResponse_SERVING)
-	mustContain(t, s.ctrl.out.String(), "database reachable again; health is SERVING")
+	mustContain(t, s.ctrl.Output(), "database reachable again; health is SERVING")
 	// And it serves again: a database call through the controller works.
 	if _, err := s.admin.CreateSite(s.ctx(), &pb.CreateSiteRequest{Name: "after-outage"}); err != nil {
 		t.Fatalf("CreateSite after the database came back: %v", err)

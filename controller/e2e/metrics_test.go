@@ -14,10 +14,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/scanorama/scanorama/controller/internal/harness"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
 
@@ -247,20 +247,7 @@ scrape_configs:
 	p := &promServer{addr: freePort(t)}
 	cmd := exec.Command(prometheusBin, "--config.file", cfgFile, "--storage.tsdb.path", filepath.Join(dir, "data"),
 		"--web.listen-address", p.addr, "--log.level", "warn")
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start prometheus: %v", err)
-	}
-	p.proc = &proc{name: "prometheus", cmd: cmd, out: out, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.proc.done) }()
-	t.Cleanup(func() {
-		p.proc.kill()
-		if t.Failed() {
-			t.Logf("--- prometheus output ---\n%s", out.String())
-		}
-	})
+	p.proc = startCmd(t, "prometheus", cmd, harness.Options{})
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get("http://" + p.addr + "/-/ready")
@@ -271,12 +258,12 @@ scrape_configs:
 			}
 		}
 		select {
-		case <-p.proc.done:
-			t.Fatalf("prometheus exited:\n%s", out.String())
+		case <-p.proc.Done():
+			t.Fatalf("prometheus exited:\n%s", p.proc.Output())
 		case <-time.After(200 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready after 60s:\n%s", out.String())
+			t.Fatalf("prometheus not ready after 60s:\n%s", p.proc.Output())
 		}
 	}
 }

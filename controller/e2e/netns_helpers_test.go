@@ -18,7 +18,7 @@ package e2e_test
 //     namespaces, then checks that they are gone.
 
 import (
-	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -27,16 +27,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/scanorama/scanorama/controller/internal/harness"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
 
@@ -86,11 +84,7 @@ func elapsedLogger(t *testing.T) func(format string, args ...any) {
 
 // ipCmd runs ip(8) and returns its combined output.
 func ipCmd(args ...string) (string, error) {
-	out, err := exec.Command("ip", args...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
-	}
-	return string(out), nil
+	return harness.IP(context.Background(), "", args...)
 }
 
 func mustIP(t *testing.T, args ...string) string {
@@ -107,26 +101,10 @@ func mustIP(t *testing.T, args ...string) string {
 // after every namespace is gone.
 func guardForwarding(t *testing.T) {
 	t.Helper()
-	files := []string{"/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"}
-	read := func() map[string]string {
-		m := map[string]string{}
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				m[f] = "unreadable: " + err.Error()
-				continue
-			}
-			m[f] = strings.TrimSpace(string(b))
-		}
-		return m
-	}
-	before := read()
+	before := harness.ReadForwarding()
 	t.Cleanup(func() {
-		after := read()
-		for _, f := range files {
-			if before[f] != after[f] {
-				t.Errorf("%s changed during the test: %q -> %q", f, before[f], after[f])
-			}
+		for _, d := range before.Changed() {
+			t.Errorf("%s (during the test)", d)
 		}
 	})
 }
@@ -201,56 +179,13 @@ var staleNS = regexp.MustCompile(`^scnr([0-9]+)-[0-9]+-(agent|target)$`)
 // created and could not clean up (it was killed, e.g. by -timeout): names
 // matching our pattern whose PID is no longer alive.
 func reapStaleNamespaces(t *testing.T) {
-	out, err := ipCmd("netns", "list")
-	if err != nil {
-		return
-	}
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
-		}
-		m := staleNS.FindStringSubmatch(f[0])
-		if m == nil || m[1] == strconv.Itoa(os.Getpid()) {
-			continue
-		}
-		if _, err := os.Stat("/proc/" + m[1]); err == nil {
-			continue // that run is still going
-		}
-		t.Logf("removing stale namespace %s left by dead test process %s", f[0], m[1])
-		killNamespacePids(t, f[0])
-		_, _ = ipCmd("netns", "del", f[0])
-	}
+	harness.ReapStaleNamespaces(context.Background(), staleNS, t.Logf)
 }
 
 // killNamespacePids SIGKILLs, by PID, whatever still runs in ns and waits
 // for it to go.
 func killNamespacePids(t *testing.T, ns string) {
-	out, err := ipCmd("netns", "pids", ns)
-	if err != nil {
-		return
-	}
-	var pids []int
-	for _, f := range strings.Fields(out) {
-		if pid, err := strconv.Atoi(f); err == nil && pid > 1 && pid != os.Getpid() {
-			pids = append(pids, pid)
-		}
-	}
-	for _, pid := range pids {
-		t.Logf("namespace %s: killing leftover process %d", ns, pid)
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for _, pid := range pids {
-		for time.Now().Before(deadline) {
-			if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-				break
-			}
-			// A child of ours stays a zombie until reaped; its proc's
-			// Wait goroutine does that, so keep polling.
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	harness.KillNamespacePids(context.Background(), ns, t.Logf)
 }
 
 // nsSite is one network segment: an agent namespace linked to the host by a
@@ -368,12 +303,9 @@ func (s *nsSite) teardown(created []string, hostIfCreated bool) {
 			t.Errorf("delete namespace %s: %v", created[i], err)
 		}
 	}
-	if out, err := ipCmd("netns", "list"); err == nil {
+	if names, err := harness.Namespaces(context.Background()); err == nil {
 		for _, ns := range created {
-			if slices.ContainsFunc(strings.Split(out, "\n"), func(l string) bool {
-				f := strings.Fields(l)
-				return len(f) > 0 && f[0] == ns
-			}) {
+			if slices.Contains(names, ns) {
 				t.Errorf("namespace %s still listed after cleanup", ns)
 			}
 		}
@@ -404,45 +336,7 @@ func (s *nsSite) routeTo(a netip.Addr) {
 // and, should the test binary die first, by the kernel (Pdeathsig).
 func startInNS(t *testing.T, ns, name, bin string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, cmd: exec.Command("ip", append([]string{"netns", "exec", ns, bin}, args...)...),
-		out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := spawn(p.cmd); err != nil {
-		t.Fatalf("start %s in %s: %v", name, ns, err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("--- %s output ---\n%s", name, p.out.String())
-		}
-	})
-	return p
-}
-
-var (
-	spawnOnce sync.Once
-	spawnReq  chan func()
-)
-
-// spawn starts cmd from one OS thread that lives as long as the test
-// binary. Pdeathsig fires when the thread that forked the child exits, not
-// the process; forking from a goroutine's arbitrary thread could kill the
-// child early should the runtime ever retire that thread.
-func spawn(cmd *exec.Cmd) error {
-	spawnOnce.Do(func() {
-		spawnReq = make(chan func())
-		go func() {
-			runtime.LockOSThread() // never unlocked: the thread stays until exit
-			for f := range spawnReq {
-				f()
-			}
-		}()
-	})
-	errc := make(chan error, 1)
-	spawnReq <- func() { errc <- cmd.Start() }
-	return <-errc
+	return startCmd(t, name, exec.Command("ip", append([]string{"netns", "exec", ns, bin}, args...)...), harness.Options{Pdeathsig: true})
 }
 
 // buildNSListener builds the listener helper once per test binary.
@@ -466,16 +360,8 @@ func buildNSListener(t *testing.T) string {
 func (s *nsSite) listen(args ...string) *proc {
 	s.t.Helper()
 	p := startInNS(s.t, s.targetNS, "listener "+s.targetNS, buildNSListener(s.t), args...)
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(p.out.String(), "ready\n") {
-		select {
-		case <-p.done:
-			s.t.Fatalf("listener in %s exited:\n%s", s.targetNS, p.out.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("listener in %s not ready after 20s:\n%s", s.targetNS, p.out.String())
-		}
+	if err := p.WaitFor("ready\n", 20*time.Second); err != nil {
+		s.t.Fatalf("listener in %s: %v", s.targetNS, err)
 	}
 	return p
 }
@@ -503,12 +389,12 @@ func (s *stack) waitAgent(site, name string, p *proc) *pb.Agent {
 			}
 		}
 		select {
-		case <-p.done:
-			s.t.Fatalf("agent %s exited before registering:\n%s", name, p.out.String())
+		case <-p.Done():
+			s.t.Fatalf("agent %s exited before registering:\n%s", name, p.Output())
 		default:
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("agent %s of site %s not registered after 30s:\n%s", name, site, p.out.String())
+			s.t.Fatalf("agent %s of site %s not registered after 30s:\n%s", name, site, p.Output())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

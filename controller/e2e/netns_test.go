@@ -255,15 +255,15 @@ func TestAgentIsNeverLeasedOutOfScopeJobs(t *testing.T) {
 			}
 		}
 		select {
-		case <-p.done:
-			t.Fatalf("agent exited:\n%s", p.out.String())
+		case <-p.Done():
+			t.Fatalf("agent exited:\n%s", p.Output())
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
 	if n := s.count(`SELECT count(*) FROM scan_job_leases WHERE job_id <> $1`, inside); n != 0 {
 		t.Errorf("%d leases granted for out-of-scope jobs", n)
 	}
-	if out := p.out.String(); strings.Contains(out, "refusing job") {
+	if out := p.Output(); strings.Contains(out, "refusing job") {
 		t.Errorf("the agent had to refuse a job the controller should never have leased:\n%s", out)
 	}
 	resp, err := s.admin.ListAgents(ctx, &pb.ListAgentsRequest{Site: "site-a"})

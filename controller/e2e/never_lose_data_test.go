@@ -229,12 +229,12 @@ func TestControllerRefusesEditedMigration(t *testing.T) {
 	}
 	p := start(t, "controller", "scanorama-controller", "serve", "--insecure", "--listen", s.addr, "--database-url", s.dbURL)
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-time.After(60 * time.Second):
-		t.Fatalf("controller still running on a database with an edited migration:\n%s", p.out.String())
+		t.Fatalf("controller still running on a database with an edited migration:\n%s", p.Output())
 	}
-	if p.cmd.ProcessState.ExitCode() == 0 || !strings.Contains(p.out.String(), "0006_ingest_commit.sql") {
-		t.Fatalf("exit %d; output does not name 0006_ingest_commit.sql:\n%s", p.cmd.ProcessState.ExitCode(), p.out.String())
+	if p.ExitCode() == 0 || !strings.Contains(p.Output(), "0006_ingest_commit.sql") {
+		t.Fatalf("exit %d; output does not name 0006_ingest_commit.sql:\n%s", p.ExitCode(), p.Output())
 	}
 }
 

@@ -112,7 +112,7 @@ func TestImportLargeFileBoundedMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pid := s.ctrl.cmd.Process.Pid
+	pid := s.ctrl.PID()
 	// Writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS.
 	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
 		t.Fatal(err)

@@ -153,20 +153,20 @@ func TestCancelMidScanCommitsFinishedHosts(t *testing.T) {
 	a := s.nsAgent(site, "agent", "lab", "10.99.0.0/24")
 	s.waitStatus(jobID, pb.JobStatus_JOB_STATUS_RUNNING, 30*time.Second)
 	eventually(t, "nmap finished the first host group", 40*time.Second, func() bool {
-		return len(finishedHosts(a.out.String())) == len(partialFast)
+		return len(finishedHosts(a.Output())) == len(partialFast)
 	})
-	logf("first host group finished: %v", finishedHosts(a.out.String()))
+	logf("first host group finished: %v", finishedHosts(a.Output()))
 	if _, err := s.admin.CancelJob(ctx, &pb.CancelJobRequest{Id: jobID, Reason: "operator stop"}); err != nil {
 		t.Fatal(err)
 	}
 	got := checkPartialCommit(t, s, jobID)
 	logf("partial commit: %d hosts", got.GetJob().GetHostsFinished())
 	for _, silent := range partialSilent {
-		if finishedHosts(a.out.String())[silent] {
+		if finishedHosts(a.Output())[silent] {
 			t.Fatalf("nmap finished the silent host %s; the test proves nothing", silent)
 		}
 	}
-	mustContain(t, a.out.String(), "committing the hosts it finished")
+	mustContain(t, a.Output(), "committing the hosts it finished")
 	// Once: a single lease, one commit, no remainder for an operator's cancel.
 	if n := s.count(`SELECT count(*) FROM scan_job_leases WHERE job_id = $1`, jobID); n != 1 {
 		t.Fatalf("leases = %d, want 1", n)
@@ -216,7 +216,7 @@ func TestWindowCloseMidScanCarriesRemainderOver(t *testing.T) {
 	})
 	s.waitStatus(jobID, pb.JobStatus_JOB_STATUS_RUNNING, 30*time.Second)
 	eventually(t, "nmap finished the first host group", 40*time.Second, func() bool {
-		return len(finishedHosts(a.out.String())) == len(partialFast)
+		return len(finishedHosts(a.Output())) == len(partialFast)
 	})
 	if time.Now().After(closes) {
 		t.Fatalf("the first host group finished after the window closed; the test proves nothing")
@@ -229,7 +229,7 @@ func TestWindowCloseMidScanCarriesRemainderOver(t *testing.T) {
 	got := checkPartialCommit(t, s, jobID)
 	logf("partial commit: %d hosts", got.GetJob().GetHostsFinished())
 	for _, silent := range partialSilent {
-		if finishedHosts(a.out.String())[silent] {
+		if finishedHosts(a.Output())[silent] {
 			t.Fatalf("nmap finished the silent host %s before the close; the test proves nothing", silent)
 		}
 	}

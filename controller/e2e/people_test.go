@@ -672,7 +672,7 @@ func TestAuditAndNoSecretLeaks(t *testing.T) {
 	}
 	rows.Close()
 	places := map[string]string{
-		"controller output": s.ctrl.out.String(), "audit_log and api_tokens rows": auditRows.String(),
+		"controller output": s.ctrl.Output(), "audit_log and api_tokens rows": auditRows.String(),
 		"error messages": errText, "ListTokens": fmt.Sprint(list), "ListAuditEvents": fmt.Sprint(events),
 	}
 	for where, text := range places {

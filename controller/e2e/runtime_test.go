@@ -32,7 +32,7 @@ func TestLongControllerOutageCommitsOnFirstAttempt(t *testing.T) {
 	// nmap finishes while no controller is reachable; the agent keeps
 	// retrying delivery from its spool.
 	eventually(t, "agent retrying delivery", 90*time.Second, func() bool {
-		return strings.Contains(a.out.String(), "delivering results failed")
+		return strings.Contains(a.Output(), "delivering results failed")
 	})
 	if wait := 6*ttl - time.Since(down); wait > 0 {
 		time.Sleep(wait)
@@ -53,7 +53,7 @@ func TestLongControllerOutageCommitsOnFirstAttempt(t *testing.T) {
 	if n := s.count(`SELECT count(*) FROM scan_job_leases WHERE job_id = $1 AND outcome = 'completed'`, jobID); n != 1 {
 		t.Fatalf("the one lease did not end completed")
 	}
-	mustContain(t, s.ctrl.out.String(), "lease clocks stopped for the outage")
+	mustContain(t, s.ctrl.Output(), "lease clocks stopped for the outage")
 }
 
 // Fencing stays exact across an outage: a lease that another agent was
@@ -421,7 +421,7 @@ func TestCancelledAgentCommitsPartial(t *testing.T) {
 		return err == nil && j.GetJob().GetPartial()
 	})
 	eventually(t, "nmap stopped", 5*time.Second, func() bool { return !nmapScanning(port) })
-	mustContain(t, a.out.String(), "committing the hosts it finished")
+	mustContain(t, a.Output(), "committing the hosts it finished")
 	if n := s.count(`SELECT count(*) FROM port_scans`); n != 0 {
 		t.Fatalf("port_scans = %d, want 0", n)
 	}
@@ -447,7 +447,7 @@ func TestFullyExcludedQueuedJobCompletesEmpty(t *testing.T) {
 	if job.GetStatus() != pb.JobStatus_JOB_STATUS_COMPLETED || job.GetAttempt() != 1 {
 		t.Fatalf("job %s attempt %d (%s); want completed on attempt 1", job.GetStatus(), job.GetAttempt(), job.GetErrorMessage())
 	}
-	mustContain(t, a.out.String(), "every address is excluded; completing the job without scanning")
+	mustContain(t, a.Output(), "every address is excluded; completing the job without scanning")
 	if n := s.count(`SELECT count(*) FROM hosts`) + s.count(`SELECT count(*) FROM port_scans`); n != 0 {
 		t.Fatalf("an excluded job wrote %d rows", n)
 	}

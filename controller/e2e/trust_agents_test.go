@@ -97,23 +97,23 @@ func TestEnrolledAgentScans(t *testing.T) {
 
 	// A conflicting --site is refused, naming the flag.
 	bad := s.enrolledAgent("agent-1", "other", "127.0.0.1/32", "", dir)
-	<-bad.done
-	if bad.cmd.ProcessState.ExitCode() == 0 || !strings.Contains(bad.out.String(), "--site") {
-		t.Errorf("conflicting --site: exit %d\n%s", bad.cmd.ProcessState.ExitCode(), bad.out.String())
+	<-bad.Done()
+	if bad.ExitCode() == 0 || !strings.Contains(bad.Output(), "--site") {
+		t.Errorf("conflicting --site: exit %d\n%s", bad.ExitCode(), bad.Output())
 	}
 
 	// The single-use token is spent; an expired one never works.
 	reuse := s.enrolledAgent("agent-2", "", "127.0.0.1/32", tok, t.TempDir())
-	<-reuse.done
-	if reuse.cmd.ProcessState.ExitCode() == 0 || !strings.Contains(reuse.out.String(), "already used") {
-		t.Errorf("reused token: exit %d\n%s", reuse.cmd.ProcessState.ExitCode(), reuse.out.String())
+	<-reuse.Done()
+	if reuse.ExitCode() == 0 || !strings.Contains(reuse.Output(), "already used") {
+		t.Errorf("reused token: exit %d\n%s", reuse.ExitCode(), reuse.Output())
 	}
 	short := s.token("lab", "--ttl", "1s")
 	time.Sleep(1500 * time.Millisecond)
 	expired := s.enrolledAgent("agent-3", "", "127.0.0.1/32", short, t.TempDir())
-	<-expired.done
-	if expired.cmd.ProcessState.ExitCode() == 0 || !strings.Contains(expired.out.String(), "expired") {
-		t.Errorf("expired token: exit %d\n%s", expired.cmd.ProcessState.ExitCode(), expired.out.String())
+	<-expired.Done()
+	if expired.ExitCode() == 0 || !strings.Contains(expired.Output(), "expired") {
+		t.Errorf("expired token: exit %d\n%s", expired.ExitCode(), expired.Output())
 	}
 	if n := s.count(`SELECT count(*) FROM agents WHERE name IN ('agent-2', 'agent-3')`); n != 0 {
 		t.Errorf("refused enrollments created %d agents", n)
@@ -354,11 +354,11 @@ func TestAgentCertificateRenewal(t *testing.T) {
 		t.Fatalf("job after the first certificate expired: %s %s", job.GetStatus(), job.GetErrorMessage())
 	}
 	select {
-	case <-agent.done:
-		t.Fatalf("the agent exited:\n%s", agent.out.String())
+	case <-agent.Done():
+		t.Fatalf("the agent exited:\n%s", agent.Output())
 	default:
 	}
-	mustContain(t, agent.out.String(), "agent certificate renewed")
+	mustContain(t, agent.Output(), "agent certificate renewed")
 	// The expired certificate itself is refused.
 	old := s.agentClient(first, s.addr)
 	if _, err := old.Heartbeat(ctx, &pb.HeartbeatRequest{}); err == nil {
@@ -418,8 +418,8 @@ func TestTwoControllersAcceptTheSameAgent(t *testing.T) {
 	}
 	p := start(t, "controller-3", "scanorama-controller", "serve", "--listen", freePort(t), "--database-url", s1.dbURL, "--data-dir", dir3)
 	select {
-	case <-p.done:
-		mustContain(t, p.out.String(), "controller CA differs")
+	case <-p.Done():
+		mustContain(t, p.Output(), "controller CA differs")
 	case <-time.After(60 * time.Second):
 		t.Fatal("a controller with another CA kept running")
 	}
