@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/scanorama/scanorama/controller/internal/harness"
 	"github.com/scanorama/scanorama/controller/migrate"
 	"github.com/scanorama/scanorama/controller/pgtest"
+	listen "github.com/scanorama/scanorama/deploy/listener"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
 
@@ -308,6 +310,10 @@ func (s *stack) count(sql string, args ...any) int {
 // answer, which keeps nmap's service detection waiting (a slow scan).
 func listener(t *testing.T, silent bool) int {
 	t.Helper()
+	if !silent {
+		port, _ := closableListener(t, "127.0.0.1:0")
+		return port
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -321,16 +327,26 @@ func listener(t *testing.T, silent bool) int {
 			}
 			go func() {
 				defer c.Close()
-				if silent {
-					time.Sleep(time.Minute)
-					return
-				}
-				fmt.Fprint(c, "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n")
-				time.Sleep(2 * time.Second)
+				time.Sleep(time.Minute)
 			}()
 		}
 	}()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// closableListener answers like an SSH server (deploy/listener's -ssh, in
+// this process) at addr until closed; it returns the port and the close.
+func closableListener(t *testing.T, addr string) (int, func()) {
+	t.Helper()
+	ls, err := listen.Listen([]string{"-ssh", addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = ls.Serve() }()
+	var once sync.Once
+	closeFn := func() { once.Do(ls.Close) }
+	t.Cleanup(closeFn)
+	return ls.Addrs()[0].(*net.TCPAddr).Port, closeFn
 }
 
 func mustContain(t *testing.T, s, sub string) {

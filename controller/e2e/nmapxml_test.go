@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,37 +82,6 @@ func ndiff(t *testing.T, a, b string) string {
 		t.Fatalf("ndiff: %v\n%s", err, out)
 	}
 	return string(out)
-}
-
-// closableListener answers like an SSH server on a loopback port until closed.
-func closableListener(t *testing.T, addr string) (int, func()) {
-	t.Helper()
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				fmt.Fprint(c, "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n")
-				time.Sleep(2 * time.Second)
-			}()
-		}
-	}()
-	var once bool
-	closeFn := func() {
-		if !once {
-			once = true
-			l.Close()
-		}
-	}
-	t.Cleanup(closeFn)
-	return l.Addr().(*net.TCPAddr).Port, closeFn
 }
 
 // Two real loopback scans whose ports change in between: each job's export
