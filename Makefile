@@ -105,8 +105,8 @@ bench: deps tools build ## Run the benchmarks (CASE=name for one); writes bench/
 	go run ./controller/bench/cmd/scanorama-bench $(if $(CASE),--case $(CASE))
 
 .PHONY: bench-data
-bench-data: deps tools build ## Run the benchmarks at scale only (a year of data; SCALE_MONTH_ROWS=n rows a month)
-	go run ./controller/bench/cmd/scanorama-bench --case scale $(if $(SCALE_MONTH_ROWS),--scale-month-rows $(SCALE_MONTH_ROWS))
+bench-data: deps tools build ## Run the benchmarks at scale only (a year of data; SCALE_MONTH_ROWS=n rows a month, SCALE_HOSTS=n, SCALE_SITES=n)
+	go run ./controller/bench/cmd/scanorama-bench --case scale $(if $(SCALE_MONTH_ROWS),--scale-month-rows $(SCALE_MONTH_ROWS)) $(if $(SCALE_HOSTS),--scale-hosts $(SCALE_HOSTS)) $(if $(SCALE_SITES),--scale-sites $(SCALE_SITES))
 
 .PHONY: clean
 clean: ## Remove build output and local state

@@ -30,8 +30,8 @@ func runScale(ctx context.Context, e *Env, o Options) ([]Result, error) {
 	if o.IngestHosts < 1 || o.IngestHosts > 254 {
 		return nil, fmt.Errorf("ingest hosts must be 1..254 (one /24 job), got %d", o.IngestHosts)
 	}
-	e.Log.Info("generating a year of data", "month_rows", o.ScaleMonthRows, "hosts", scaleHosts, "network", scaleNetwork)
-	d, err := generateScaleData(ctx, e, scaleDB, o.ScaleMonthRows)
+	e.Log.Info("generating a year of data", "month_rows", o.ScaleMonthRows, "hosts", o.ScaleHosts, "sites", o.ScaleSites)
+	d, err := generateScaleData(ctx, e, scaleDB, o.ScaleHosts, o.ScaleSites, o.ScaleMonthRows)
 	if err != nil {
 		return nil, err
 	}
@@ -87,20 +87,23 @@ func timeCalls(ctx context.Context, n int, call func(ctx context.Context, i int)
 	return lat, nil
 }
 
+// siteHost is a known host of the dataset.
+type siteHost struct{ site, ip string }
+
 func scaleReads(ctx context.Context, e *Env, d *scaleData, o Options) ([]Result, error) {
 	pool, err := pgxpool.New(ctx, d.URL)
 	if err != nil {
 		return nil, err
 	}
-	var ips []string
-	rows, err := pool.Query(ctx, "SELECT host(ip_address) FROM hosts ORDER BY ip_address")
+	var ips []siteHost
+	rows, err := pool.Query(ctx, "SELECT s.name, host(h.ip_address) FROM hosts h JOIN sites s ON s.id = h.site_id ORDER BY h.site_id, h.ip_address")
 	if err == nil {
 		for rows.Next() {
-			var s string
-			if err = rows.Scan(&s); err != nil {
+			var sh siteHost
+			if err = rows.Scan(&sh.site, &sh.ip); err != nil {
 				break
 			}
-			ips = append(ips, s)
+			ips = append(ips, sh)
 		}
 		rows.Close()
 		if err == nil {
@@ -135,15 +138,16 @@ func scaleReads(ctx context.Context, e *Env, d *scaleData, o Options) ([]Result,
 		return lat, nil
 	}
 
-	// ListHosts of a whole /24 (256 hosts, one page) inside the /16 site.
-	listLat, err := phase("ListHosts network=/24", func(ctx context.Context, _ int) error {
+	// ListHosts of a whole job network (a /24 or /120: 256 hosts, one page)
+	// of a random site.
+	listLat, err := phase("ListHosts network=/24 or /120", func(ctx context.Context, _ int) error {
 		nw := d.ReadNetworks[r.IntN(len(d.ReadNetworks))]
-		resp, err := c.Admin.ListHosts(ctx, &pb.ListHostsRequest{Site: "bench", Network: nw.String(), PageSize: 256})
+		resp, err := c.Admin.ListHosts(ctx, &pb.ListHostsRequest{Site: nw.Site, Network: nw.Network.String(), PageSize: 256})
 		if err != nil {
 			return err
 		}
 		if len(resp.GetHosts()) != 256 {
-			return fmt.Errorf("ListHosts %s returned %d hosts, want 256", nw, len(resp.GetHosts()))
+			return fmt.Errorf("ListHosts site %s %s returned %d hosts, want 256", nw.Site, nw.Network, len(resp.GetHosts()))
 		}
 		return nil
 	})
@@ -151,13 +155,13 @@ func scaleReads(ctx context.Context, e *Env, d *scaleData, o Options) ([]Result,
 		return nil, err
 	}
 	getLat, err := phase("GetHost", func(ctx context.Context, _ int) error {
-		ip := ips[r.IntN(len(ips))]
-		resp, err := c.Admin.GetHost(ctx, &pb.GetHostRequest{Site: "bench", IpAddress: ip})
+		h := ips[r.IntN(len(ips))]
+		resp, err := c.Admin.GetHost(ctx, &pb.GetHostRequest{Site: h.site, IpAddress: h.ip})
 		if err != nil {
 			return err
 		}
-		if resp.GetHost().GetIpAddress() != ip || len(resp.GetHost().GetPorts()) == 0 {
-			return fmt.Errorf("GetHost %s returned %s with %d ports", ip, resp.GetHost().GetIpAddress(), len(resp.GetHost().GetPorts()))
+		if resp.GetHost().GetIpAddress() != h.ip || len(resp.GetHost().GetPorts()) == 0 {
+			return fmt.Errorf("GetHost %s %s returned %s with %d ports", h.site, h.ip, resp.GetHost().GetIpAddress(), len(resp.GetHost().GetPorts()))
 		}
 		return nil
 	})
@@ -167,9 +171,10 @@ func scaleReads(ctx context.Context, e *Env, d *scaleData, o Options) ([]Result,
 	// ListHostChanges: a random host's, then the whole site's, alternately.
 	var hostLat, siteLat []float64
 	changesLat, err := phase("ListHostChanges page_size=50 (host, site alternately)", func(ctx context.Context, i int) error {
-		req := &pb.ListHostChangesRequest{Site: "bench", PageSize: 50}
+		h := ips[r.IntN(len(ips))]
+		req := &pb.ListHostChangesRequest{Site: h.site, PageSize: 50}
 		if i%2 == 0 {
-			req.IpAddress = ips[r.IntN(len(ips))]
+			req.IpAddress = h.ip
 		}
 		begin := time.Now()
 		resp, err := c.Admin.ListHostChanges(ctx, req)
@@ -204,10 +209,10 @@ func scaleReads(ctx context.Context, e *Env, d *scaleData, o Options) ([]Result,
 		}
 	}
 	return []Result{
-		res("list_hosts_cidr_p99_ms", listLat, "ListHosts site=bench network=<random /24> page_size=256 (the whole /24)", d.Summary()),
+		res("list_hosts_cidr_p99_ms", listLat, "ListHosts site=<random site> network=<random full /24 or /120 of it> page_size=256 (all 256 hosts)", d.Summary()),
 		res("get_host_p99_ms", getLat, "GetHost of a random known host (ports and 20 recent changes)", d.Size()),
 		res("list_host_changes_p99_ms", changesLat, fmt.Sprintf(
-			"ListHostChanges page_size=50 of a random host (p50 %.2f, p99 %.2f ms) and of the whole site (p50 %.2f, p99 %.2f ms), alternately",
+			"ListHostChanges page_size=50 of a random host (p50 %.2f, p99 %.2f ms) and of a random host's whole site (p50 %.2f, p99 %.2f ms), alternately",
 			percentile(hostLat, 50), percentile(hostLat, 99), percentile(siteLat, 50), percentile(siteLat, 99)), d.Size()),
 	}, nil
 }

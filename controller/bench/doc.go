@@ -21,9 +21,11 @@
 //	                ingest_month12_vs_month1, retention_month_s
 //
 // The scale group (`make bench-data`) generates a year of data once, server
-// side (scaledata.go): ~65k hosts of one site in 10.99.0.0/16 (rows only,
-// never probed), 12 monthly port_scans partitions of --scale-month-rows
-// rows each, their jobs, services and host_history. On it, it times admin
+// side (scaledata.go, scalelayout.go): --scale-hosts hosts (1M) over
+// --scale-sites sites (4): "bench" in 10.99.0.0/16, the others each in a /108
+// of the IPv6 documentation prefix 2001:db8::/32 (rows only, never probed),
+// 12 monthly port_scans partitions of --scale-month-rows rows each (1.7M),
+// their jobs, services and host_history. On it, it times admin
 // reads through the controller's AdminService, the 1M-row ingest against the
 // same ingest into an empty database, and last, archiving the oldest month.
 //

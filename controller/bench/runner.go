@@ -33,6 +33,8 @@ type Options struct {
 	AgentTrials    int // overhead trials (pairs)
 	// ScaleMonthRows is the port_scans rows of each of the scale dataset's 12 months.
 	ScaleMonthRows  int
+	ScaleHosts      int           // hosts of the scale dataset, over ScaleSites sites
+	ScaleSites      int           // sites: one IPv4 (10.99.0.0/16), the others IPv6 (2001:db8::/32)
 	ScaleReads      int           // timed calls of each admin read
 	ScaleIngestRuns int           // month-1/month-12 ingest pairs; the best of each counts
 	AgentsIdle      time.Duration // agents case: the idle window CPU per heartbeat is measured over
@@ -50,7 +52,7 @@ func (o Options) Wants(name string) bool {
 // DefaultOptions are the sizes the design names.
 func DefaultOptions() Options {
 	return Options{IngestHosts: 250, IngestPorts: 4000, LeaseJobs: 10000, LeaseAgents: 100, DispatchTrials: 500, AgentTrials: 5, IngestRuns: 3,
-		ScaleMonthRows: 1_000_000, ScaleReads: 300, ScaleIngestRuns: 2,
+		ScaleMonthRows: 1_700_000, ScaleHosts: 1_000_000, ScaleSites: 4, ScaleReads: 300, ScaleIngestRuns: 2,
 		AgentsIdle: 60 * time.Second, AgentsJobs: 1000, ImportMB: 100}
 }
 

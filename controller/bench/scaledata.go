@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,8 +14,9 @@ import (
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
 )
 
-// A year of data for the scale cases: one site "bench" whose hosts fill
-// scaleNetwork (rows only: nothing is ever probed), twelve monthly
+// A year of data for the scale cases: --scale-hosts hosts over --scale-sites
+// sites (scalelayout.go: "bench" in scaleNetwork, the others in IPv6
+// documentation space; rows only: nothing is ever probed), twelve monthly
 // port_scans partitions ending with the current month, the completed jobs
 // those rows belong to, services and host_history. Generated server-side
 // with INSERT ... SELECT generate_series.
@@ -27,35 +29,51 @@ var (
 		netip.MustParsePrefix("10.99.20.0/24"), netip.MustParsePrefix("10.99.21.0/24"),
 		netip.MustParsePrefix("10.99.22.0/24"), netip.MustParsePrefix("10.99.23.0/24"),
 	}
-	scaleHoleLo, scaleHoleHi = 20, 23 // the /24s (third octet) of scaleIngestNets
 )
 
-const (
-	scaleMonths = 12
-	// scaleHosts is 10.99.0.0/16 minus the four ingest /24s.
-	scaleHosts = 1<<16 - 4*256
-)
+const scaleHoleLo, scaleHoleHi = 20, 23 // the /24s (third octet) of scaleIngestNets
+
+const scaleMonths = 12
 
 // scaleData describes the generated dataset.
 type scaleData struct {
-	DB, URL      string
-	Hosts        int64
-	PortRows     int64 // all months
-	MonthRows    int64 // rows in the oldest month
-	Jobs         int64
-	Services     int64
-	History      int64
-	Months       []time.Time // month starts (UTC), oldest first
-	GenSec       float64
-	Partitions   []string
-	SizeMB       float64
-	ReadNetworks []netip.Prefix // /24s holding hosts
+	DB, URL    string
+	Sites      []scaleSite
+	Hosts      int64
+	PortRows   int64 // all months
+	MonthRows  int64 // rows in the oldest month
+	Jobs       int64
+	Services   int64
+	History    int64
+	Months     []time.Time // month starts (UTC), oldest first
+	GenSec     float64
+	Partitions []string
+	SizeMB     float64
+	// TableMB is pg_total_relation_size of the big tables (port_scans: all
+	// its partitions).
+	TableMB map[string]float64
+	// ReadNetworks are the job networks holding 256 hosts, by site.
+	ReadNetworks []scaleNet
+}
+
+// scaleNet is one job network of a site.
+type scaleNet struct {
+	Site    string
+	Network netip.Prefix
 }
 
 // Size is the dataset size for result notes.
 func (d *scaleData) Size() string {
-	return fmt.Sprintf("dataset: %d hosts in %s, %d port_scans rows in %d monthly partitions (%d in the oldest), %d jobs, %d services, %d host_history rows, %.0f MB",
-		d.Hosts, scaleNetwork, d.PortRows, len(d.Months), d.MonthRows, d.Jobs, d.Services, d.History, d.SizeMB)
+	sites := make([]string, 0, len(d.Sites))
+	for _, s := range d.Sites {
+		sites = append(sites, fmt.Sprintf("%s %d in %s", s.Name, s.Hosts, s.Target))
+	}
+	tables := make([]string, 0, len(d.TableMB))
+	for _, t := range scaleSizeTables {
+		tables = append(tables, fmt.Sprintf("%s %.0f", t, d.TableMB[t]))
+	}
+	return fmt.Sprintf("dataset: %d hosts in %d sites (%s), %d port_scans rows in %d monthly partitions (%d in the oldest), %d jobs, %d services, %d host_history rows, %.0f MB (MB by table: %s)",
+		d.Hosts, len(d.Sites), strings.Join(sites, ", "), d.PortRows, len(d.Months), d.MonthRows, d.Jobs, d.Services, d.History, d.SizeMB, strings.Join(tables, ", "))
 }
 
 // Summary is Size and how long generating it took.
@@ -73,10 +91,6 @@ func monthStarts(now time.Time, n int) []time.Time {
 	return out
 }
 
-// The hosts' dense index: the address offset in 10.99.0.0/16, with the
-// ingest /24s left out.
-const scaleHostIdx = `(CASE WHEN (h.ip_address - '10.99.0.0'::inet) >= 24*256 THEN (h.ip_address - '10.99.0.0'::inet) - 1024 ELSE (h.ip_address - '10.99.0.0'::inet) END)`
-
 // Ports scanned each month, the first few of them open on every host.
 const (
 	scalePorts    = `ARRAY[22,80,443,3389,445,139,21,25,53,110,143,3306,8080,8443,5432,993]`
@@ -84,43 +98,54 @@ const (
 	scaleProducts = `ARRAY['OpenSSH','nginx','nginx','xrdp','','Samba smbd','vsftpd','Postfix smtpd','ISC BIND','Dovecot pop3d','Dovecot imapd','MySQL','','','PostgreSQL DB','']`
 )
 
-// scaleJobID is the SQL id of host h's job in month (an SQL expression):
-// deterministic, so no mapping table is needed.
-func scaleJobID(month string) string {
-	return `md5(format('bench-scale-%s-%s', ` + month + `, (h.ip_address - '10.99.0.0'::inet) >> 8))::uuid`
+// scaleSizeTables are the tables whose size the dataset reports.
+var scaleSizeTables = []string{"port_scans", "hosts", "services", "host_history", "scan_jobs"}
+
+// scaleJobID is the SQL id of the job of block blk of site site_no in month
+// (SQL expressions): deterministic, so no mapping table is needed.
+func scaleJobID(site, month, blk string) string {
+	return `md5(format('bench-scale-%s-%s-%s', ` + site + `, ` + month + `, ` + blk + `))::uuid`
 }
 
-// generateScaleData creates database name and fills it with a year of data
-// of monthRows port_scans rows per month.
-func generateScaleData(ctx context.Context, e *Env, name string, monthRows int) (*scaleData, error) {
-	if monthRows < 1 {
-		return nil, fmt.Errorf("--scale-month-rows must be at least 1, got %d", monthRows)
+// generateScaleData creates database name and fills it with a year of data:
+// hosts over sites (scaleLayout) and monthRows port_scans rows per month.
+func generateScaleData(ctx context.Context, e *Env, name string, hosts, sites, monthRows int) (*scaleData, error) {
+	layout, err := scaleLayout(hosts, sites)
+	if err != nil {
+		return nil, err
 	}
-	d := &scaleData{DB: name}
+	if monthRows < hosts {
+		return nil, fmt.Errorf("--scale-month-rows must be at least --scale-hosts (every host is scanned every month), got %d < %d", monthRows, hosts)
+	}
+	d := &scaleData{DB: name, Sites: layout, TableMB: map[string]float64{}}
 	url, err := e.NewDatabase(ctx, name)
 	if err != nil {
 		return nil, err
 	}
 	d.URL = url
 	begin := time.Now()
-	// The site and the target the jobs belong to go through the product.
+	// The sites and the targets the jobs belong to go through the product.
 	ctrl, err := e.StartController(ctx, "controller-scale-setup", url)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := ctrl.Admin.CreateSite(ctx, &pb.CreateSiteRequest{Name: "bench"}); err != nil {
-		ctrl.Stop()
-		return nil, fmt.Errorf("CreateSite: %w", err)
+	targetIDs := make([]uuid.UUID, len(layout))
+	for i, s := range layout {
+		if _, err := ctrl.Admin.CreateSite(ctx, &pb.CreateSiteRequest{Name: s.Name}); err != nil {
+			ctrl.Stop()
+			return nil, fmt.Errorf("CreateSite %s: %w", s.Name, err)
+		}
+		t, err := ctrl.Admin.CreateTarget(ctx, &pb.CreateTargetRequest{Site: s.Name, Name: "year", Network: s.Target.String(), Ports: "1-1024"})
+		if err != nil {
+			ctrl.Stop()
+			return nil, fmt.Errorf("CreateTarget %s %s: %w", s.Name, s.Target, err)
+		}
+		if targetIDs[i], err = uuid.Parse(t.GetTarget().GetId()); err != nil {
+			ctrl.Stop()
+			return nil, err
+		}
 	}
-	t, err := ctrl.Admin.CreateTarget(ctx, &pb.CreateTargetRequest{Site: "bench", Name: "year", Network: scaleNetwork.String(), Ports: "1-1024"})
 	ctrl.Stop()
-	if err != nil {
-		return nil, fmt.Errorf("CreateTarget: %w", err)
-	}
-	targetID, err := uuid.Parse(t.GetTarget().GetId())
-	if err != nil {
-		return nil, err
-	}
 
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -132,10 +157,6 @@ func generateScaleData(ctx context.Context, e *Env, name string, monthRows int) 
 		return nil, err
 	}
 	defer pool.Close()
-	var siteID, profileID uuid.UUID
-	if err := pool.QueryRow(ctx, "SELECT site_id, profile_id FROM scan_targets WHERE id = $1", targetID).Scan(&siteID, &profileID); err != nil {
-		return nil, fmt.Errorf("read target: %w", err)
-	}
 	now := time.Now().UTC()
 	d.Months = monthStarts(now, scaleMonths)
 	ends := make([]time.Time, scaleMonths)
@@ -143,7 +164,7 @@ func generateScaleData(ctx context.Context, e *Env, name string, monthRows int) 
 		ends[i] = m.AddDate(0, 1, 0)
 	}
 	ends[scaleMonths-1] = now // the current month so far
-	perHost := (monthRows + scaleHosts - 1) / scaleHosts
+	perHost := (monthRows + hosts - 1) / hosts
 
 	step := func(what, sql string, args ...any) (int64, error) {
 		sbegin := time.Now()
@@ -157,42 +178,78 @@ func generateScaleData(ctx context.Context, e *Env, name string, monthRows int) 
 	if _, err := step("partitions", "SELECT ensure_port_scan_partitions($1, $2)", d.Months[0], scaleMonths); err != nil {
 		return nil, err
 	}
-	// One completed job per /24 and month, committed at an even spread
-	// over the month.
-	if d.Jobs, err = step("scan_jobs", `
+	// Two helper tables, dropped before the data is used: the sites (with
+	// their targets) and each host's site, global index and block.
+	var (
+		nos, bits      []int32
+		bases          []netip.Addr
+		firsts, counts []int64
+		v4s            []bool
+	)
+	for _, s := range layout {
+		nos, bits, bases = append(nos, int32(s.No)), append(bits, int32(s.JobBits())), append(bases, s.Target.Addr())
+		firsts, counts, v4s = append(firsts, s.First), append(counts, s.Hosts), append(v4s, s.V4())
+	}
+	if _, err := step("bench_scale_sites", `
+		CREATE UNLOGGED TABLE bench_scale_sites AS
+		SELECT x.site_no, t.site_id, t.id AS target_id, t.profile_id, x.base, x.bits, x.first, x.hosts, x.v4,
+		       (x.hosts + 255) / 256 AS blocks
+		FROM unnest($1::int[], $2::uuid[], $3::inet[], $4::int[], $5::bigint[], $6::bigint[], $7::bool[])
+		     AS x(site_no, target_id, base, bits, first, hosts, v4)
+		JOIN scan_targets t ON t.id = x.target_id`,
+		nos, targetIDs, bases, bits, firsts, counts, v4s); err != nil {
+		return nil, err
+	}
+	// One completed job per block (a /24 or /120) and month, committed at
+	// an even spread over the month.
+	if d.Jobs, err = step("scan_jobs", fmt.Sprintf(`
 		INSERT INTO scan_jobs (id, target_id, site_id, profile_id, network, ports, options, status, attempt,
 		                       scheduled_at, started_at, completed_at, progress_percent, scan_stats, created_at)
-		SELECT md5(format('bench-scale-%s-%s', mo.m - 1, j))::uuid, $1, $2, $3,
-		       set_masklen('10.99.0.0'::inet + j * 256, 24)::cidr, '1-1024', '{}', 'completed', 1,
+		SELECT %[1]s, s.target_id, s.site_id, s.profile_id,
+		       set_masklen(s.base + %[2]s, s.bits)::cidr, '1-1024', '{}', 'completed', 1,
 		       t - interval '20 minutes', t - interval '20 minutes', t, 100,
-		       jsonb_build_object('hosts_up', 256, 'nmap_version', '7.93'), t - interval '20 minutes'
-		FROM unnest($4::timestamptz[], $5::timestamptz[]) WITH ORDINALITY AS mo(ms, me, m)
-		CROSS JOIN generate_series(0, 255) j
-		CROSS JOIN LATERAL (SELECT mo.ms + (mo.me - mo.ms) * ((j + 0.5) / 256.0) AS t) x
-		WHERE j NOT BETWEEN $6 AND $7`,
-		targetID, siteID, profileID, d.Months, ends, scaleHoleLo, scaleHoleHi); err != nil {
+		       jsonb_build_object('hosts_up', least(256, s.hosts - b * 256), 'nmap_version', '7.93'), t - interval '20 minutes'
+		FROM unnest($1::timestamptz[], $2::timestamptz[]) WITH ORDINALITY AS mo(ms, me, m)
+		CROSS JOIN bench_scale_sites s
+		CROSS JOIN LATERAL generate_series(0, s.blocks - 1) b
+		CROSS JOIN LATERAL (SELECT mo.ms + (mo.me - mo.ms) * ((b + 0.5) / s.blocks) AS t) x`,
+		scaleJobID("s.site_no", "mo.m - 1", "b"), scaleOffsetSQL("b * 256")), d.Months, ends); err != nil {
 		return nil, err
 	}
 	last := scaleMonths - 1
 	if d.Hosts, err = step("hosts", fmt.Sprintf(`
 		INSERT INTO hosts (site_id, ip_address, hostname, mac_address, vendor, os_family, os_name, os_confidence,
 		                   status, discovery_count, first_seen, last_seen, last_job_id)
-		SELECT $1, h.ip_address,
-		       CASE WHEN n %% 4 = 0 THEN format('host-%%s.bench.example', n) END,
-		       CASE WHEN n %% 2 = 0 THEN format('02:42:0a:63:%%s:%%s', lpad(to_hex(n >> 8), 2, '0'), lpad(to_hex(n & 255), 2, '0'))::macaddr END,
-		       CASE WHEN n %% 2 = 0 THEN 'Bench Devices' END,
-		       (ARRAY['Linux','Windows','embedded',NULL])[n %% 4 + 1],
-		       (ARRAY['Linux 5.15','Windows Server 2022','Linux 4.19',NULL])[n %% 4 + 1],
-		       CASE WHEN n %% 4 <> 3 THEN 90 END,
-		       CASE WHEN n %% 20 = 0 THEN 'down' ELSE 'up' END, %d, $2, j.completed_at, j.id
-		FROM generate_series(0, 65535) n
-		CROSS JOIN LATERAL (SELECT '10.99.0.0'::inet + n AS ip_address) h
-		JOIN scan_jobs j ON j.id = %s
-		WHERE (n >> 8) NOT BETWEEN $3 AND $4`, scaleMonths, scaleJobID(fmt.Sprint(last))),
-		siteID, d.Months[0], scaleHoleLo, scaleHoleHi); err != nil {
+		SELECT s.site_id, s.base + %[3]s,
+		       CASE WHEN g %% 4 = 0 THEN format('host-%%s.bench.example', g) END,
+		       CASE WHEN g %% 2 = 0 THEN format('02:42:%%s:%%s:%%s:%%s', lpad(to_hex(s.site_no), 2, '0'), lpad(to_hex((l >> 16) & 255), 2, '0'),
+		                                        lpad(to_hex((l >> 8) & 255), 2, '0'), lpad(to_hex(l & 255), 2, '0'))::macaddr END,
+		       CASE WHEN g %% 2 = 0 THEN 'Bench Devices' END,
+		       (ARRAY['Linux','Windows','embedded',NULL])[g %% 4 + 1],
+		       (ARRAY['Linux 5.15','Windows Server 2022','Linux 4.19',NULL])[g %% 4 + 1],
+		       CASE WHEN g %% 4 <> 3 THEN 90 END,
+		       CASE WHEN g %% 20 = 0 THEN 'down' ELSE 'up' END, %[1]d, $1, j.completed_at, j.id
+		FROM bench_scale_sites s
+		CROSS JOIN LATERAL generate_series(0::bigint, s.hosts - 1) l
+		CROSS JOIN LATERAL (SELECT s.first + l AS g) x
+		JOIN scan_jobs j ON j.id = %[2]s`, scaleMonths, scaleJobID("s.site_no", fmt.Sprint(last), "l >> 8"), scaleOffsetSQL("l")),
+		d.Months[0]); err != nil {
 		return nil, err
 	}
-	// port_scans: rows r = k*hosts + idx < monthRows, k-th port of host idx;
+	if _, err := step("bench_scale_hosts", fmt.Sprintf(`
+		CREATE UNLOGGED TABLE bench_scale_hosts AS
+		SELECT h.id, h.site_id, s.site_no, s.first + l AS hi, l >> 8 AS blk, h.status, h.last_seen, h.last_job_id
+		FROM hosts h
+		JOIN bench_scale_sites s ON s.site_id = h.site_id
+		CROSS JOIN LATERAL (SELECT h.ip_address - s.base AS off) o
+		CROSS JOIN LATERAL (SELECT CASE WHEN s.v4 AND o.off >= %[1]d THEN o.off - %[2]d ELSE o.off END AS l) x`,
+		scaleHoleFirst+scaleHoleSize, scaleHoleSize)); err != nil {
+		return nil, err
+	}
+	if err := checkScaleHosts(ctx, pool, layout); err != nil {
+		return nil, err
+	}
+	// port_scans: rows r = k*hosts + hi < monthRows, k-th port of host hi;
 	// two months at a time (one INSERT per core).
 	monthSQL := fmt.Sprintf(`
 		INSERT INTO port_scans (job_id, host_id, port, protocol, state, reason, service_name, service_product,
@@ -202,14 +259,13 @@ func generateScaleData(ctx context.Context, e *Env, name string, monthRows int) 
 		       CASE WHEN k < 2 + hi %% 3 THEN 'syn-ack' WHEN (hi + k) %% 3 = 0 THEN 'conn-refused' ELSE 'no-response' END,
 		       CASE WHEN k < 2 + hi %% 3 THEN (%[2]s)[k + 1] END,
 		       CASE WHEN k < 2 + hi %% 3 THEN NULLIF((%[3]s)[k + 1], '') END,
-		       CASE WHEN k < 2 + hi %% 3 AND k %% 2 = 0 THEN format('%%s.%%s', 1 + $2::int %% 9, hi %% 7) END,
+		       CASE WHEN k < 2 + hi %% 3 AND k %% 2 = 0 THEN format('%%s.%%s', 1 + $1::int %% 9, hi %% 7) END,
 		       NULL, j.completed_at
-		FROM hosts h
-		CROSS JOIN LATERAL (SELECT %[4]s AS hi) x
-		JOIN scan_jobs j ON j.id = %[5]s
-		CROSS JOIN generate_series(0, $3 - 1) k
-		WHERE h.site_id = $1 AND k::bigint * %[6]d + hi < $4`,
-		scalePorts, scaleSvcNames, scaleProducts, scaleHostIdx, scaleJobID("$2::int"), scaleHosts)
+		FROM bench_scale_hosts h
+		JOIN scan_jobs j ON j.id = %[4]s
+		CROSS JOIN generate_series(0, $2 - 1) k
+		WHERE k::bigint * $3 + hi < $4`,
+		scalePorts, scaleSvcNames, scaleProducts, scaleJobID("h.site_no", "$1::int", "h.blk"))
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -222,7 +278,7 @@ func generateScaleData(ctx context.Context, e *Env, name string, monthRows int) 
 		go func() {
 			defer wg.Done()
 			for m := range months {
-				n, err := step(fmt.Sprintf("port_scans %s", d.Months[m].Format("2006-01")), monthSQL, siteID, m, perHost, monthRows)
+				n, err := step(fmt.Sprintf("port_scans %s", d.Months[m].Format("2006-01")), monthSQL, m, perHost, int64(hosts), int64(monthRows))
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = err
@@ -258,31 +314,28 @@ func generateScaleData(ctx context.Context, e *Env, name string, monthRows int) 
 		INSERT INTO services (host_id, port, protocol, state, service_name, service_product, service_version,
 		                      first_seen, last_seen, last_job_id)
 		SELECT h.id, (%[1]s)[k + 1], 'tcp', 'open', (%[2]s)[k + 1], NULLIF((%[3]s)[k + 1], ''),
-		       CASE WHEN k %% 2 = 0 THEN format('%%s.%%s', 1 + %[5]d %% 9, hi %% 7) END, $2, h.last_seen, h.last_job_id
-		FROM hosts h
-		CROSS JOIN LATERAL (SELECT %[4]s AS hi) x
-		CROSS JOIN LATERAL generate_series(0, 1 + hi %% 3) k
-		WHERE h.site_id = $1`, scalePorts, scaleSvcNames, scaleProducts, scaleHostIdx, last), siteID, d.Months[0]); err != nil {
+		       CASE WHEN k %% 2 = 0 THEN format('%%s.%%s', 1 + %[4]d %% 9, hi %% 7) END, $1, h.last_seen, h.last_job_id
+		FROM bench_scale_hosts h
+		CROSS JOIN LATERAL generate_series(0, 1 + hi %% 3) k`, scalePorts, scaleSvcNames, scaleProducts, last), d.Months[0]); err != nil {
 		return nil, err
 	}
 	// host_history: discovery in the first month, then a few port and
 	// service changes a year, oldest first (ids grow with time, as live).
 	if d.History, err = step("host_history", fmt.Sprintf(`
 		INSERT INTO host_history (host_id, site_id, job_id, event, port, protocol, old_value, new_value, changed_at, changed_by, change_reason, feed_seq)
-		SELECT host_id, $1, job_id, event, port, protocol, old_value, new_value, changed_at, 'bench-data', 'scan',
+		SELECT host_id, site_id, job_id, event, port, protocol, old_value, new_value, changed_at, 'bench-data', 'scan',
 		       nextval('host_history_feed_seq') -- final numbers now: nothing is left for the commit-time renumbering
 		FROM (
-		    SELECT h.id AS host_id, j.id AS job_id, ev.event, ev.port, ev.protocol, ev.old_value, ev.new_value,
+		    SELECT h.id AS host_id, h.site_id, j.id AS job_id, ev.event, ev.port, ev.protocol, ev.old_value, ev.new_value,
 		           j.completed_at AS changed_at, hi
-		    FROM hosts h
-		    CROSS JOIN LATERAL (SELECT %[1]s AS hi) x
-		    CROSS JOIN generate_series(0, %[2]d) m
-		    JOIN scan_jobs j ON j.id = %[3]s
+		    FROM bench_scale_hosts h
+		    CROSS JOIN generate_series(0, %[1]d) m
+		    JOIN scan_jobs j ON j.id = %[2]s
 		    CROSS JOIN LATERAL (
 		        SELECT 'host_discovered' AS event, NULL::int AS port, NULL AS protocol, NULL AS old_value, 'up' AS new_value
 		        WHERE m = 0
 		        UNION ALL
-		        SELECT CASE WHEN m %% 2 = 0 THEN 'port_closed' ELSE 'port_opened' END, (%[4]s)[5 + m %% 4], 'tcp',
+		        SELECT CASE WHEN m %% 2 = 0 THEN 'port_closed' ELSE 'port_opened' END, (%[3]s)[5 + m %% 4], 'tcp',
 		               CASE WHEN m %% 2 = 0 THEN 'open' ELSE 'closed' END, CASE WHEN m %% 2 = 0 THEN 'closed' ELSE 'open' END
 		        WHERE m > 0 AND (hi + m) %% 4 = 0
 		        UNION ALL
@@ -290,11 +343,13 @@ func generateScaleData(ctx context.Context, e *Env, name string, monthRows int) 
 		        WHERE m > 0 AND (hi * 7 + m) %% 9 = 0
 		        UNION ALL
 		        SELECT 'host_down', NULL, NULL, 'up', 'down'
-		        WHERE m = %[2]d AND h.status = 'down'
+		        WHERE m = %[1]d AND h.status = 'down'
 		    ) ev
-		    WHERE h.site_id = $1
 		) e
-		ORDER BY changed_at, hi`, scaleHostIdx, last, scaleJobID("m"), scalePorts), siteID); err != nil {
+		ORDER BY changed_at, hi`, last, scaleJobID("h.site_no", "m", "h.blk"), scalePorts)); err != nil {
+		return nil, err
+	}
+	if _, err := step("drop helper tables", "DROP TABLE bench_scale_hosts, bench_scale_sites"); err != nil {
 		return nil, err
 	}
 	// A year-old database has been vacuumed and analyzed: do both now so
@@ -306,9 +361,9 @@ func generateScaleData(ctx context.Context, e *Env, name string, monthRows int) 
 	for m := range scaleMonths {
 		d.Partitions = append(d.Partitions, "port_scans_"+d.Months[m].Format("2006_01"))
 	}
-	for i := range 256 {
-		if i < scaleHoleLo || i > scaleHoleHi {
-			d.ReadNetworks = append(d.ReadNetworks, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 99, byte(i), 0}), 24))
+	for _, s := range layout {
+		for _, nw := range s.FullBlocks() {
+			d.ReadNetworks = append(d.ReadNetworks, scaleNet{Site: s.Name, Network: nw})
 		}
 	}
 	var size int64
@@ -316,7 +371,39 @@ func generateScaleData(ctx context.Context, e *Env, name string, monthRows int) 
 		return nil, err
 	}
 	d.SizeMB = float64(size) / (1 << 20)
-	e.Log.Info("scale data ready", "hosts", d.Hosts, "port_scans", d.PortRows, "jobs", d.Jobs, "services", d.Services,
-		"host_history", d.History, "size_mb", round(d.SizeMB, 0), "elapsed", time.Since(begin).Round(time.Millisecond))
+	for _, t := range scaleSizeTables {
+		// port_scans is partitioned: its own size is 0; sum its partitions.
+		var b int64
+		if err := pool.QueryRow(ctx, `SELECT pg_total_relation_size($1::regclass) +
+			coalesce((SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits WHERE inhparent = $1::regclass), 0)`, t).Scan(&b); err != nil {
+			return nil, fmt.Errorf("size of %s: %w", t, err)
+		}
+		d.TableMB[t] = round(float64(b)/(1<<20), 0)
+	}
+	e.Log.Info("scale data ready", "hosts", d.Hosts, "sites", len(layout), "port_scans", d.PortRows, "jobs", d.Jobs, "services", d.Services,
+		"host_history", d.History, "size_mb", round(d.SizeMB, 0), "table_mb", d.TableMB, "elapsed", time.Since(begin).Round(time.Millisecond))
 	return d, nil
+}
+
+// checkScaleHosts compares each site's generated hosts (count, lowest and
+// highest address) with the layout's arithmetic, so the SQL and Go twins
+// of the address mapping cannot drift apart unnoticed.
+func checkScaleHosts(ctx context.Context, pool *pgxpool.Pool, layout []scaleSite) error {
+	for _, s := range layout {
+		var (
+			n        int64
+			lo, hi   netip.Addr
+			loI, hiI int64
+		)
+		if err := pool.QueryRow(ctx, `
+			SELECT count(*), min(h.ip_address), max(h.ip_address), min(x.hi), max(x.hi)
+			FROM bench_scale_hosts x JOIN hosts h ON h.id = x.id WHERE x.site_no = $1`, s.No).Scan(&n, &lo, &hi, &loI, &hiI); err != nil {
+			return fmt.Errorf("check site %s's hosts: %w", s.Name, err)
+		}
+		if n != s.Hosts || lo != s.Addr(0) || hi != s.Addr(s.Hosts-1) || loI != s.First || hiI != s.First+s.Hosts-1 {
+			return fmt.Errorf("site %s: generated %d hosts %s..%s (index %d..%d), layout says %d hosts %s..%s (index %d..%d)",
+				s.Name, n, lo, hi, loI, hiI, s.Hosts, s.Addr(0), s.Addr(s.Hosts-1), s.First, s.First+s.Hosts-1)
+		}
+	}
+	return nil
 }
