@@ -27,7 +27,14 @@ WITH candidate AS (
       -- Authoritative drain check: the caller's view of the agent may be cached.
       AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.id = CAST($4::text AS uuid) AND a.state IN ('draining', 'revoked', 'pending_approval'))
       -- Emergency stop (PauseScanning), checked here so every controller obeys at once.
-      AND NOT EXISTS (SELECT 1 FROM scan_pauses sp WHERE sp.site_id IS NULL OR sp.site_id = c.site_id)
+      -- Keyed on the parameter, not on c.site_id (the same value): uncorrelated,
+      -- it is one InitPlan run once per statement. Correlated, the planner
+      -- made it an anti join whose estimate (an empty, never analyzed
+      -- scan_pauses is assumed to hold ~700 rows) left "1 candidate", so it
+      -- read every row of scan_jobs and sorted them instead of walking
+      -- scan_jobs_pending in order for the first row: 365 buffers and most
+      -- of the 6.6 ms a lease took at 2,000 jobs, growing with the table.
+      AND NOT EXISTS (SELECT 1 FROM scan_pauses sp WHERE sp.site_id IS NULL OR sp.site_id = $1)
     ORDER BY c.priority DESC, c.scheduled_at, c.id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
