@@ -247,6 +247,9 @@ func runChangeFeed(ctx context.Context, e *Env, o Options) ([]Result, error) {
 		return nil, fmt.Errorf("AcquireJob: %v %v", l, err)
 	}
 	done := recv.expect(burst)
+	if err := e.startPGStats(ctx); err != nil {
+		return nil, err
+	}
 	if _, err := agent.Send(ctx, l, burstResults()); err != nil {
 		return nil, fmt.Errorf("commit burst: %w", err)
 	}
@@ -258,6 +261,7 @@ func runChangeFeed(ctx context.Context, e *Env, o Options) ([]Result, error) {
 	}
 	burstAt := time.Now()
 	product := burstAt.Sub(committed)
+	e.logPGStats(ctx, "webhook burst (commit and delivery)", 15)
 	recv.mu.Lock()
 	bodies := slices.Clone(recv.bodies)
 	recv.mu.Unlock()

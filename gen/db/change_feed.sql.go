@@ -331,33 +331,34 @@ func (q *Queries) GetWebhookCursor(ctx context.Context, webhookID uuid.UUID) (in
 	return feed_seq, err
 }
 
-const insertWebhookDelivery = `-- name: InsertWebhookDelivery :one
+const insertWebhookDeliveries = `-- name: InsertWebhookDeliveries :exec
 INSERT INTO webhook_deliveries (id, webhook_id, first_feed_seq, last_feed_seq, event_count, body)
-VALUES ($1, $2, $3, $4, $5, $6)
-RETURNING seq
+SELECT unnest($1::uuid[]), $2::uuid, unnest($3::bigint[]), unnest($4::bigint[]),
+       unnest($5::int[]), unnest($6::bytea[])
 `
 
-type InsertWebhookDeliveryParams struct {
-	ID           uuid.UUID
-	WebhookID    uuid.UUID
-	FirstFeedSeq int64
-	LastFeedSeq  int64
-	EventCount   int32
-	Body         []byte
+type InsertWebhookDeliveriesParams struct {
+	Ids           []uuid.UUID
+	WebhookID     uuid.UUID
+	FirstFeedSeqs []int64
+	LastFeedSeqs  []int64
+	EventCounts   []int32
+	Bodies        [][]byte
 }
 
-func (q *Queries) InsertWebhookDelivery(ctx context.Context, arg InsertWebhookDeliveryParams) (int64, error) {
-	row := q.db.QueryRow(ctx, insertWebhookDelivery,
-		arg.ID,
+// One build's deliveries in one statement; seq follows the arrays' order,
+// which is feed order (set-returning functions in a select list yield the
+// elements in order, and the identity is drawn row by row as they come).
+func (q *Queries) InsertWebhookDeliveries(ctx context.Context, arg InsertWebhookDeliveriesParams) error {
+	_, err := q.db.Exec(ctx, insertWebhookDeliveries,
+		arg.Ids,
 		arg.WebhookID,
-		arg.FirstFeedSeq,
-		arg.LastFeedSeq,
-		arg.EventCount,
-		arg.Body,
+		arg.FirstFeedSeqs,
+		arg.LastFeedSeqs,
+		arg.EventCounts,
+		arg.Bodies,
 	)
-	var seq int64
-	err := row.Scan(&seq)
-	return seq, err
+	return err
 }
 
 const listFeedChanges = `-- name: ListFeedChanges :many
@@ -621,19 +622,21 @@ func (q *Queries) ListWebhooks(ctx context.Context, arg ListWebhooksParams) ([]L
 	return items, nil
 }
 
-const markWebhookDelivered = `-- name: MarkWebhookDelivered :exec
-UPDATE webhook_deliveries
-SET state = 'delivered', attempts = attempts + 1, delivered_at = now(), last_status = $1, last_error = NULL
-WHERE id = $2
+const markWebhookDeliveriesDelivered = `-- name: MarkWebhookDeliveriesDelivered :exec
+UPDATE webhook_deliveries w
+SET state = 'delivered', attempts = w.attempts + 1, delivered_at = now(), last_status = d.status, last_error = NULL
+FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::int[]) AS status) AS d
+WHERE w.id = d.id
 `
 
-type MarkWebhookDeliveredParams struct {
-	LastStatus pgtype.Int4
-	ID         uuid.UUID
+type MarkWebhookDeliveriesDeliveredParams struct {
+	Ids      []uuid.UUID
+	Statuses []int32
 }
 
-func (q *Queries) MarkWebhookDelivered(ctx context.Context, arg MarkWebhookDeliveredParams) error {
-	_, err := q.db.Exec(ctx, markWebhookDelivered, arg.LastStatus, arg.ID)
+// Deliveries a sender POSTed successfully, with each one's HTTP status.
+func (q *Queries) MarkWebhookDeliveriesDelivered(ctx context.Context, arg MarkWebhookDeliveriesDeliveredParams) error {
+	_, err := q.db.Exec(ctx, markWebhookDeliveriesDelivered, arg.Ids, arg.Statuses)
 	return err
 }
 
@@ -665,35 +668,53 @@ func (q *Queries) MarkWebhookFailed(ctx context.Context, arg MarkWebhookFailedPa
 	return err
 }
 
-const nextWebhookDelivery = `-- name: NextWebhookDelivery :one
+const nextWebhookDeliveries = `-- name: NextWebhookDeliveries :many
 SELECT id, webhook_id, seq, first_feed_seq, last_feed_seq, event_count, body, state, attempts, next_attempt_at, last_error, last_status, created_at, delivered_at FROM webhook_deliveries
 WHERE webhook_id = $1 AND state <> 'delivered'
 ORDER BY seq
-LIMIT 1
+LIMIT $2
 `
 
-// The oldest delivery not yet delivered: deliveries go out in order, so a
-// dead one holds the line until it is re-driven.
-func (q *Queries) NextWebhookDelivery(ctx context.Context, webhookID uuid.UUID) (WebhookDelivery, error) {
-	row := q.db.QueryRow(ctx, nextWebhookDelivery, webhookID)
-	var i WebhookDelivery
-	err := row.Scan(
-		&i.ID,
-		&i.WebhookID,
-		&i.Seq,
-		&i.FirstFeedSeq,
-		&i.LastFeedSeq,
-		&i.EventCount,
-		&i.Body,
-		&i.State,
-		&i.Attempts,
-		&i.NextAttemptAt,
-		&i.LastError,
-		&i.LastStatus,
-		&i.CreatedAt,
-		&i.DeliveredAt,
-	)
-	return i, err
+type NextWebhookDeliveriesParams struct {
+	WebhookID uuid.UUID
+	RowLimit  int32
+}
+
+// The oldest deliveries not yet delivered, in order: deliveries go out in
+// order, so a dead one holds the line until it is re-driven.
+func (q *Queries) NextWebhookDeliveries(ctx context.Context, arg NextWebhookDeliveriesParams) ([]WebhookDelivery, error) {
+	rows, err := q.db.Query(ctx, nextWebhookDeliveries, arg.WebhookID, arg.RowLimit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []WebhookDelivery{}
+	for rows.Next() {
+		var i WebhookDelivery
+		if err := rows.Scan(
+			&i.ID,
+			&i.WebhookID,
+			&i.Seq,
+			&i.FirstFeedSeq,
+			&i.LastFeedSeq,
+			&i.EventCount,
+			&i.Body,
+			&i.State,
+			&i.Attempts,
+			&i.NextAttemptAt,
+			&i.LastError,
+			&i.LastStatus,
+			&i.CreatedAt,
+			&i.DeliveredAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const pruneChangeFeed = `-- name: PruneChangeFeed :one

@@ -20,10 +20,16 @@ func (q *Queries) NotifyJobEvent(ctx context.Context, payload string) error {
 }
 
 const notifyJobEvents = `-- name: NotifyJobEvents :exec
-SELECT pg_notify('scanorama_events', p) FROM unnest($1::text[]) AS p
+SELECT pg_notify('scanorama_events', p)
+FROM set_config('synchronous_commit', 'off', true) AS c, unnest($1::text[]) AS p
 `
 
-// A batch of job events in one short transaction (events.Publisher).
+// A batch of job events in one short transaction (events.Publisher). The
+// transaction commits without waiting for its WAL flush (set_config(...,
+// true) lasts until the statement's own transaction ends): PostgreSQL wakes
+// listeners only after the commit, so waiting for the flush delayed every
+// watcher by an fsync, and a notification is a hint that a crash may lose
+// anyway (listeners re-read everything when they reconnect).
 func (q *Queries) NotifyJobEvents(ctx context.Context, payloads []string) error {
 	_, err := q.db.Exec(ctx, notifyJobEvents, payloads)
 	return err

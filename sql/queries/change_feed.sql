@@ -72,23 +72,28 @@ SELECT feed_seq FROM webhook_cursors WHERE webhook_id = @webhook_id;
 -- name: SetWebhookCursor :exec
 UPDATE webhook_cursors SET feed_seq = @feed_seq WHERE webhook_id = @webhook_id;
 
--- name: InsertWebhookDelivery :one
+-- name: InsertWebhookDeliveries :exec
+-- One build's deliveries in one statement; seq follows the arrays' order,
+-- which is feed order (set-returning functions in a select list yield the
+-- elements in order, and the identity is drawn row by row as they come).
 INSERT INTO webhook_deliveries (id, webhook_id, first_feed_seq, last_feed_seq, event_count, body)
-VALUES (@id, @webhook_id, @first_feed_seq, @last_feed_seq, @event_count, @body)
-RETURNING seq;
+SELECT unnest(@ids::uuid[]), @webhook_id::uuid, unnest(@first_feed_seqs::bigint[]), unnest(@last_feed_seqs::bigint[]),
+       unnest(@event_counts::int[]), unnest(@bodies::bytea[]);
 
--- name: NextWebhookDelivery :one
--- The oldest delivery not yet delivered: deliveries go out in order, so a
--- dead one holds the line until it is re-driven.
+-- name: NextWebhookDeliveries :many
+-- The oldest deliveries not yet delivered, in order: deliveries go out in
+-- order, so a dead one holds the line until it is re-driven.
 SELECT * FROM webhook_deliveries
 WHERE webhook_id = @webhook_id AND state <> 'delivered'
 ORDER BY seq
-LIMIT 1;
+LIMIT @row_limit;
 
--- name: MarkWebhookDelivered :exec
-UPDATE webhook_deliveries
-SET state = 'delivered', attempts = attempts + 1, delivered_at = now(), last_status = @last_status, last_error = NULL
-WHERE id = @id;
+-- name: MarkWebhookDeliveriesDelivered :exec
+-- Deliveries a sender POSTed successfully, with each one's HTTP status.
+UPDATE webhook_deliveries w
+SET state = 'delivered', attempts = w.attempts + 1, delivered_at = now(), last_status = d.status, last_error = NULL
+FROM (SELECT unnest(@ids::uuid[]) AS id, unnest(@statuses::int[]) AS status) AS d
+WHERE w.id = d.id;
 
 -- name: MarkWebhookFailed :exec
 UPDATE webhook_deliveries
