@@ -196,15 +196,6 @@ func (c *agentCache) touchedAt(at time.Time, ids []uuid.UUID) {
 	}
 }
 
-// seenSince reports whether the cached last_seen of id is at or after t.
-// The cached value is never ahead of the row's (touchedAt).
-func (c *agentCache) seenSince(id uuid.UUID, t time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[id]
-	return ok && !e.a.LastSeen.Before(t)
-}
-
 // refreshAgents brings every cached agent's row up to date: the rows
 // changed since the last refresh (every agentFullRefresh, all rows). On
 // failure the rows age out and calls read their own (and fail the same

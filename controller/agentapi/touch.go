@@ -43,20 +43,15 @@ func (t *touches) done(id uuid.UUID) {
 	}
 }
 
-// markWaiting marks every agent with an open poll for the next flush,
-// unless seen says its last_seen is recent already (a heartbeating
-// agent's is: marking it too would write its row twice per interval).
-func (t *touches) markWaiting(seen func(uuid.UUID) bool) {
+// markWaiting marks every agent with an open poll for the next flush.
+func (t *touches) markWaiting() {
 	t.mu.Lock()
-	waiting := make([]uuid.UUID, 0, len(t.waiting))
-	for id := range t.waiting {
-		waiting = append(waiting, id)
+	defer t.mu.Unlock()
+	if t.ids == nil {
+		t.ids = map[uuid.UUID]struct{}{}
 	}
-	t.mu.Unlock()
-	for _, id := range waiting {
-		if !seen(id) {
-			t.mark(id)
-		}
+	for id := range t.waiting {
+		t.ids[id] = struct{}{}
 	}
 }
 
@@ -119,11 +114,7 @@ func (s *Server) Run(ctx context.Context) {
 		case <-refresh.C:
 			s.refreshAgents(ctx, q)
 		case <-alive.C:
-			// A last_seen younger than one interval stays under two
-			// intervals old until the next mark: far from the 3 TTLs
-			// after which an agent is lost.
-			since := time.Now().Add(-s.leaser.HeartbeatInterval())
-			s.touched.markWaiting(func(id uuid.UUID) bool { return s.agents.seenSince(id, since) })
+			s.touched.markWaiting()
 		case <-t.C:
 			s.flushTouches(ctx, q)
 		}
