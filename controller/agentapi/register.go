@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc/codes"
@@ -36,6 +37,7 @@ func (s *Server) registerEnrolled(ctx context.Context, id pki.Identity, req *pb.
 	if len(scope) == 0 {
 		scope = allAddresses
 	}
+	begin := time.Now()
 	a, err := s.q.RegisterEnrolledAgent(ctx, db.RegisterEnrolledAgentParams{
 		ID: id.AgentID, Scope: scope,
 		NmapVersion: req.GetCapabilities().GetNmapVersion(), RawSockets: req.GetCapabilities().GetRawSockets(),
@@ -53,7 +55,7 @@ func (s *Server) registerEnrolled(ctx context.Context, id pki.Identity, req *pb.
 	if req.GetName() != "" && req.GetName() != a.Name {
 		s.log.Warn("enrolled agent registered under another name; keeping the enrolled one", "agent_id", a.ID, "enrolled_name", a.Name, "requested", req.GetName())
 	}
-	s.agents.put(a)
+	s.agents.put(begin, a)
 	s.log.Info("enrolled agent registered", "agent_id", a.ID, "site", id.Site, "name", a.Name, "scope", scope, "state", a.State,
 		"nmap", a.NmapVersion, "raw_sockets", a.RawSockets)
 	ttl := s.leaser.TTL()

@@ -101,19 +101,16 @@ func (s *Server) Register(ctx context.Context, req *pb.RegisterRequest) (*pb.Reg
 	if err != nil {
 		return nil, s.internal("look up site", err)
 	}
+	begin := time.Now()
 	a, err := s.q.UpsertAgent(ctx, db.UpsertAgentParams{
 		SiteID: site.ID, Name: req.GetName(), Scope: scope,
 		NmapVersion: req.GetCapabilities().GetNmapVersion(), RawSockets: req.GetCapabilities().GetRawSockets(),
-		Version: req.GetVersion(), Hostname: req.GetHostname(),
+		Version: req.GetVersion(), Hostname: req.GetHostname(), ProtocolVersion: int32(req.GetProtocolVersion()),
 	})
 	if err != nil {
 		return nil, s.internal("register agent", err)
 	}
-	if err := s.q.SetAgentProtocol(ctx, db.SetAgentProtocolParams{ID: a.ID, ProtocolVersion: int32(req.GetProtocolVersion())}); err != nil {
-		return nil, s.internal("record agent protocol version", err)
-	}
-	a.ProtocolVersion = int32(req.GetProtocolVersion())
-	s.agents.put(a)
+	s.agents.put(begin, a)
 	s.log.Info("agent registered", "agent_id", a.ID, "site", site.Name, "name", a.Name, "scope", scope,
 		"nmap", a.NmapVersion, "raw_sockets", a.RawSockets, "protocol", protocol.Effective(req.GetProtocolVersion()))
 	ttl := s.leaser.TTL()
@@ -148,6 +145,7 @@ func (s *Server) cachedAgent(ctx context.Context, id string) (db.Agent, error) {
 	if err != nil {
 		return db.Agent{}, apierr.InvalidField("agent_id", "not a UUID: %q", id)
 	}
+	begin := time.Now() // before any read below: what it stores is no older
 	a, ok := s.agents.get(aid)
 	if !ok {
 		a, err = s.loadAgent(ctx, aid)
@@ -173,7 +171,7 @@ func (s *Server) cachedAgent(ctx context.Context, id string) (db.Agent, error) {
 	if err != nil {
 		return db.Agent{}, s.internal("read agent", err)
 	}
-	s.agents.put(a)
+	s.agents.put(begin, a)
 	return a, nil
 }
 
@@ -187,10 +185,11 @@ func (s *Server) AcquireJob(ctx context.Context, req *pb.AcquireJobRequest) (*pb
 		// The cached row may predate an undrain; "no work" must not. The
 		// lease statement checks the state itself, so only this early
 		// answer needs the current row (draining agents are few).
+		begin := time.Now()
 		if a, err = s.loadAgent(ctx, a.ID); err != nil {
 			return nil, s.internal("read agent", err)
 		}
-		s.agents.put(a)
+		s.agents.put(begin, a)
 		if state.AgentState(a.State) == state.AgentDraining {
 			return &pb.AcquireJobResponse{}, nil
 		}

@@ -144,6 +144,7 @@ func (s *Server) flushTouches(ctx context.Context, q *db.Queries) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, backgroundTimeout)
 	defer cancel()
+	at := time.Now() // the statement's now() is no earlier
 	if err := q.TouchAgents(cctx, ids); err != nil {
 		if ctx.Err() == nil {
 			s.log.Warn("could not record agents' last contact; will retry", "agents", len(ids), "error", err)
@@ -151,5 +152,7 @@ func (s *Server) flushTouches(ctx context.Context, q *db.Queries) {
 		for _, id := range ids {
 			s.touched.mark(id)
 		}
+		return
 	}
+	s.agents.touchedAt(at, ids)
 }

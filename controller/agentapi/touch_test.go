@@ -101,3 +101,22 @@ func (nopPublisher) Publish(string) {}
 func testLeaser(pool *pgxpool.Pool) *leasing.Leaser {
 	return leasing.New(pool, nopWaker{}, nopPublisher{}, leasing.DefaultConfig(), hclog.NewNullLogger())
 }
+
+// TestTouchMovesCachedLastSeen checks that a flushed touch moves the
+// cached last_seen (the refresh no longer re-reads rows whose only change
+// is last_seen), never backwards.
+func TestTouchMovesCachedLastSeen(t *testing.T) {
+	t.Parallel()
+	c := newAgentCache(time.Minute)
+	old, later := time.Now().Add(-time.Minute), time.Now()
+	a, b := uuid.New(), uuid.New()
+	c.loaded(time.Now(), []db.Agent{{ID: a, LastSeen: old}, {ID: b, LastSeen: later}})
+	at := old.Add(time.Second)
+	c.touchedAt(at, []uuid.UUID{a, b})
+	if got := c.m[a].a.LastSeen; !got.Equal(at) {
+		t.Errorf("touched agent's last_seen %s, want %s", got, at)
+	}
+	if got := c.m[b].a.LastSeen; !got.Equal(later) {
+		t.Errorf("last_seen moved back to %s, want %s", got, later)
+	}
+}

@@ -39,7 +39,17 @@ type Hub struct {
 	// Recheck is how often the longest-waiting long-polls of every site look
 	// for work without a notification (jobs whose backoff ended, a batch
 	// whose agents could not take the job).
-	Recheck  time.Duration
+	Recheck time.Duration
+	// Pending, when set before Run, is looked up every Recheck so that
+	// long-polls of a site without pending work can skip their first look
+	// (Quiet). Nil: every long-poll looks first.
+	Pending PendingSites
+	// wakes counts wake-ups; siteWake and allWake hold the count at each
+	// site's last one and at the last of every site (Quiet).
+	wakes    uint64
+	siteWake map[string]uint64
+	allWake  uint64
+	check    *siteCheck
 	ready    chan struct{}
 	readyOne sync.Once
 }

@@ -59,6 +59,7 @@ func (h *Hub) SubscribeJobs(site string) (<-chan struct{}, func()) {
 func (h *Hub) WakeSite(site string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.noteWake(site)
 	if site == "" {
 		for _, q := range h.jobs {
 			q.wake(q.l.Len())
@@ -78,6 +79,7 @@ func (h *Hub) WakeSite(site string) {
 func (h *Hub) WakeOne(site string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.noteWake(site) // a lease was just granted there: the site is busy
 	if q := h.jobs[site]; q != nil {
 		q.wake(1)
 	}
@@ -112,20 +114,19 @@ func (q *waitQueue) wake(n int) {
 
 // recheckLoop wakes a batch of every site's longest waiters each Recheck,
 // in place of a timer per long-poll: with ten thousand agents parked, a
-// timer each meant two thousand job queries a second finding nothing.
+// timer each meant two thousand job queries a second finding nothing. It
+// first looks which sites have pending work (checkSites, for Quiet).
 func (h *Hub) recheckLoop(ctx context.Context) {
-	every := h.Recheck
-	if every <= 0 {
-		every = DefaultRecheck
-	}
-	t := time.NewTicker(every)
+	t := time.NewTicker(h.recheckEvery())
 	defer t.Stop()
+	h.checkSites(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		h.checkSites(ctx)
 		h.mu.Lock()
 		for site, q := range h.jobs {
 			if site != "" {

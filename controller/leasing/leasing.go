@@ -39,6 +39,13 @@ type Waker interface {
 	WakeOne(site string)
 }
 
+// QuietWaker is a Waker that knows which sites have no pending work, so a
+// long-poll there may park without looking (events.Hub.Quiet).
+type QuietWaker interface {
+	Waker
+	Quiet(site string) bool
+}
+
 // Publisher sends job events to watchers off the request path.
 type Publisher interface {
 	Publish(payload string)
@@ -92,10 +99,23 @@ func (l *Leaser) Acquire(ctx context.Context, agent db.Agent, wait time.Duration
 	if wait <= 0 || wait > l.cfg.MaxWait {
 		wait = l.cfg.MaxWait
 	}
-	wake, unsubscribe := l.waker.SubscribeJobs(agent.SiteID.String())
+	site := agent.SiteID.String()
+	wake, unsubscribe := l.waker.SubscribeJobs(site)
 	defer unsubscribe()
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
+	// A site with nothing pending is not looked at: an idle fleet re-polls
+	// hundreds of times a second and every look would find nothing. The
+	// poll parks subscribed, so work that appears wakes it as any waiter.
+	if q, ok := l.waker.(QuietWaker); ok && q.Quiet(site) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-deadline.C:
+			return nil, nil
+		case <-wake:
+		}
+	}
 	for {
 		job, err := l.q.AcquireJob(ctx, db.AcquireJobParams{
 			SiteID:     agent.SiteID,
@@ -113,7 +133,7 @@ func (l *Leaser) Acquire(ctx context.Context, agent db.Agent, wait time.Duration
 			l.log.Debug("leased job", "job_id", job.ID, "agent", agent.Name, "lease_token", job.LeaseToken, "attempt", job.Attempt)
 			l.pub.Publish(events.JobEvent{JobID: job.ID, SiteID: job.SiteID, Status: state.JobLeased, WorkerID: agent.ID.String()}.Payload())
 			// More work may be queued behind this job: pass the wake-up on.
-			l.waker.WakeOne(agent.SiteID.String())
+			l.waker.WakeOne(site)
 			return &job, nil
 		case !errors.Is(err, pgx.ErrNoRows):
 			return nil, fmt.Errorf("acquire job for agent %s: %w", agent.Name, err)

@@ -188,6 +188,13 @@ func startComponents(ctx context.Context, cfg Config, d *database, pub *events.P
 	bg *loops, m *metrics.Controller) (services, error) {
 	log, pool := cfg.Logger, d.pool
 	hub := events.NewHub(d.url, log)
+	// Long-polls of sites without pending work park without a job query
+	// (events.Hub.Quiet): an idle fleet of ten thousand re-polls 400 times a
+	// second.
+	pending := db.New(pool)
+	hub.Pending = func(ctx context.Context, horizon time.Duration) ([]string, error) {
+		return pending.SitesWithPendingJobs(ctx, horizon.Seconds())
+	}
 	bg.Go("notification-hub", hub.Run)
 
 	maint := maintenance.New(pool, log)

@@ -13,7 +13,7 @@ import (
 )
 
 const getAgent = `-- name: GetAgent :one
-SELECT id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version FROM agents WHERE id = $1
+SELECT id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version, changed_xid FROM agents WHERE id = $1
 `
 
 func (q *Queries) GetAgent(ctx context.Context, id uuid.UUID) (Agent, error) {
@@ -34,12 +34,13 @@ func (q *Queries) GetAgent(ctx context.Context, id uuid.UUID) (Agent, error) {
 		&i.Enrolled,
 		&i.RevokedAt,
 		&i.ProtocolVersion,
+		&i.ChangedXid,
 	)
 	return i, err
 }
 
 const listAgents = `-- name: ListAgents :many
-SELECT a.id, a.site_id, a.name, a.scope, a.nmap_version, a.raw_sockets, a.version, a.hostname, a.state, a.registered_at, a.last_seen, a.enrolled, a.revoked_at, a.protocol_version, s.name AS site_name,
+SELECT a.id, a.site_id, a.name, a.scope, a.nmap_version, a.raw_sockets, a.version, a.hostname, a.state, a.registered_at, a.last_seen, a.enrolled, a.revoked_at, a.protocol_version, a.changed_xid, s.name AS site_name,
        (SELECT count(*) FROM scan_jobs j
          WHERE j.worker_id = a.id::text AND j.status IN ('leased', 'running'))::int AS active_leases
 FROM agents a
@@ -92,6 +93,7 @@ func (q *Queries) ListAgents(ctx context.Context, arg ListAgentsParams) ([]ListA
 			&i.Agent.Enrolled,
 			&i.Agent.RevokedAt,
 			&i.Agent.ProtocolVersion,
+			&i.Agent.ChangedXid,
 			&i.SiteName,
 			&i.ActiveLeases,
 		); err != nil {
@@ -151,7 +153,7 @@ UPDATE agents
 SET state = CASE WHEN state IN ('revoked', 'pending_approval') THEN state
                  WHEN $1::boolean THEN 'draining' ELSE 'active' END
 WHERE site_id = $2 AND name = $3
-RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version
+RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version, changed_xid
 `
 
 type SetAgentDrainingParams struct {
@@ -178,6 +180,7 @@ func (q *Queries) SetAgentDraining(ctx context.Context, arg SetAgentDrainingPara
 		&i.Enrolled,
 		&i.RevokedAt,
 		&i.ProtocolVersion,
+		&i.ChangedXid,
 	)
 	return i, err
 }
@@ -185,7 +188,7 @@ func (q *Queries) SetAgentDraining(ctx context.Context, arg SetAgentDrainingPara
 const touchAgent = `-- name: TouchAgent :one
 UPDATE agents SET last_seen = now(), state = CASE WHEN state = 'lost' THEN 'active' ELSE state END
 WHERE id = $1
-RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version
+RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version, changed_xid
 `
 
 func (q *Queries) TouchAgent(ctx context.Context, id uuid.UUID) (Agent, error) {
@@ -206,31 +209,35 @@ func (q *Queries) TouchAgent(ctx context.Context, id uuid.UUID) (Agent, error) {
 		&i.Enrolled,
 		&i.RevokedAt,
 		&i.ProtocolVersion,
+		&i.ChangedXid,
 	)
 	return i, err
 }
 
 const upsertAgent = `-- name: UpsertAgent :one
-INSERT INTO agents (site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, last_seen)
-VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', now())
+INSERT INTO agents (site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, last_seen, protocol_version)
+VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', now(), $8)
 ON CONFLICT (site_id, name) DO UPDATE
 SET scope = EXCLUDED.scope, nmap_version = EXCLUDED.nmap_version, raw_sockets = EXCLUDED.raw_sockets,
-    version = EXCLUDED.version, hostname = EXCLUDED.hostname,
+    version = EXCLUDED.version, hostname = EXCLUDED.hostname, protocol_version = EXCLUDED.protocol_version,
     state = CASE WHEN agents.state IN ('draining', 'revoked', 'pending_approval') THEN agents.state ELSE 'active' END,
     last_seen = now()
-RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version
+RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version, changed_xid
 `
 
 type UpsertAgentParams struct {
-	SiteID      uuid.UUID
-	Name        string
-	Scope       []netip.Prefix
-	NmapVersion string
-	RawSockets  bool
-	Version     string
-	Hostname    string
+	SiteID          uuid.UUID
+	Name            string
+	Scope           []netip.Prefix
+	NmapVersion     string
+	RawSockets      bool
+	Version         string
+	Hostname        string
+	ProtocolVersion int32
 }
 
+// One statement (one commit) per registration, protocol version included:
+// a fleet of ten thousand registering at once after a controller restart.
 func (q *Queries) UpsertAgent(ctx context.Context, arg UpsertAgentParams) (Agent, error) {
 	row := q.db.QueryRow(ctx, upsertAgent,
 		arg.SiteID,
@@ -240,6 +247,7 @@ func (q *Queries) UpsertAgent(ctx context.Context, arg UpsertAgentParams) (Agent
 		arg.RawSockets,
 		arg.Version,
 		arg.Hostname,
+		arg.ProtocolVersion,
 	)
 	var i Agent
 	err := row.Scan(
@@ -257,6 +265,7 @@ func (q *Queries) UpsertAgent(ctx context.Context, arg UpsertAgentParams) (Agent
 		&i.Enrolled,
 		&i.RevokedAt,
 		&i.ProtocolVersion,
+		&i.ChangedXid,
 	)
 	return i, err
 }

@@ -28,6 +28,7 @@ type Agent struct {
 	Enrolled        bool
 	RevokedAt       pgtype.Timestamptz
 	ProtocolVersion int32
+	ChangedXid      int64
 }
 
 type ApiToken struct {

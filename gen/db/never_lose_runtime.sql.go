@@ -357,20 +357,6 @@ func (q *Queries) RunJobsProgress(ctx context.Context, runID uuid.NullUUID) ([]R
 	return items, nil
 }
 
-const setAgentProtocol = `-- name: SetAgentProtocol :exec
-UPDATE agents SET protocol_version = $1 WHERE id = $2
-`
-
-type SetAgentProtocolParams struct {
-	ProtocolVersion int32
-	ID              uuid.UUID
-}
-
-func (q *Queries) SetAgentProtocol(ctx context.Context, arg SetAgentProtocolParams) error {
-	_, err := q.db.Exec(ctx, setAgentProtocol, arg.ProtocolVersion, arg.ID)
-	return err
-}
-
 const tickLeaseClock = `-- name: TickLeaseClock :one
 WITH clock AS (
     SELECT c.last_alive FROM lease_clock c WHERE c.id FOR UPDATE

@@ -11,8 +11,22 @@ import (
 	"github.com/google/uuid"
 )
 
+const agentChangeHorizon = `-- name: AgentChangeHorizon :one
+SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon
+`
+
+// The oldest transaction still running: every change by an older one is
+// visible to a read that starts after this. The next GetChangedAgents
+// passes it as since (agentapi/cache.go).
+func (q *Queries) AgentChangeHorizon(ctx context.Context) (int64, error) {
+	row := q.db.QueryRow(ctx, agentChangeHorizon)
+	var horizon int64
+	err := row.Scan(&horizon)
+	return horizon, err
+}
+
 const getAgentsByIDs = `-- name: GetAgentsByIDs :many
-SELECT id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version FROM agents WHERE id = ANY($1::uuid[])
+SELECT id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version, changed_xid FROM agents WHERE id = ANY($1::uuid[])
 `
 
 // The rows of every agent a controller holds in its cache, re-read in one
@@ -42,6 +56,49 @@ func (q *Queries) GetAgentsByIDs(ctx context.Context, ids []uuid.UUID) ([]Agent,
 			&i.Enrolled,
 			&i.RevokedAt,
 			&i.ProtocolVersion,
+			&i.ChangedXid,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const getChangedAgents = `-- name: GetChangedAgents :many
+SELECT id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version, changed_xid FROM agents WHERE changed_xid >= $1::bigint
+`
+
+// The agents changed (last_seen aside) by a transaction at or after since:
+// a refresh of the cache reads these instead of every row it holds.
+func (q *Queries) GetChangedAgents(ctx context.Context, since int64) ([]Agent, error) {
+	rows, err := q.db.Query(ctx, getChangedAgents, since)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Agent{}
+	for rows.Next() {
+		var i Agent
+		if err := rows.Scan(
+			&i.ID,
+			&i.SiteID,
+			&i.Name,
+			&i.Scope,
+			&i.NmapVersion,
+			&i.RawSockets,
+			&i.Version,
+			&i.Hostname,
+			&i.State,
+			&i.RegisteredAt,
+			&i.LastSeen,
+			&i.Enrolled,
+			&i.RevokedAt,
+			&i.ProtocolVersion,
+			&i.ChangedXid,
 		); err != nil {
 			return nil, err
 		}

@@ -16,7 +16,7 @@ import (
 
 const approveAgent = `-- name: ApproveAgent :one
 UPDATE agents SET state = 'active' WHERE id = $1 AND state = 'pending_approval'
-RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version
+RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version, changed_xid
 `
 
 func (q *Queries) ApproveAgent(ctx context.Context, id uuid.UUID) (Agent, error) {
@@ -37,6 +37,7 @@ func (q *Queries) ApproveAgent(ctx context.Context, id uuid.UUID) (Agent, error)
 		&i.Enrolled,
 		&i.RevokedAt,
 		&i.ProtocolVersion,
+		&i.ChangedXid,
 	)
 	return i, err
 }
@@ -44,7 +45,7 @@ func (q *Queries) ApproveAgent(ctx context.Context, id uuid.UUID) (Agent, error)
 const createEnrolledAgent = `-- name: CreateEnrolledAgent :one
 INSERT INTO agents (site_id, name, state, enrolled, hostname, version)
 VALUES ($1, $2, $3, true, $4, $5)
-RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version
+RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version, changed_xid
 `
 
 type CreateEnrolledAgentParams struct {
@@ -79,6 +80,7 @@ func (q *Queries) CreateEnrolledAgent(ctx context.Context, arg CreateEnrolledAge
 		&i.Enrolled,
 		&i.RevokedAt,
 		&i.ProtocolVersion,
+		&i.ChangedXid,
 	)
 	return i, err
 }
@@ -288,7 +290,7 @@ SET scope = $1, nmap_version = $2, raw_sockets = $3,
     version = $4, hostname = $5, last_seen = now(),
     state = CASE WHEN state IN ('lost', 'offline') THEN 'active' ELSE state END
 WHERE id = $6 AND enrolled
-RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version
+RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version, changed_xid
 `
 
 type RegisterEnrolledAgentParams struct {
@@ -327,6 +329,7 @@ func (q *Queries) RegisterEnrolledAgent(ctx context.Context, arg RegisterEnrolle
 		&i.Enrolled,
 		&i.RevokedAt,
 		&i.ProtocolVersion,
+		&i.ChangedXid,
 	)
 	return i, err
 }
@@ -376,7 +379,7 @@ func (q *Queries) ReleaseAgentLeases(ctx context.Context, workerID string) ([]Re
 const revokeAgent = `-- name: RevokeAgent :one
 UPDATE agents SET state = 'revoked', revoked_at = COALESCE(revoked_at, now())
 WHERE id = $1
-RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version
+RETURNING id, site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, registered_at, last_seen, enrolled, revoked_at, protocol_version, changed_xid
 `
 
 func (q *Queries) RevokeAgent(ctx context.Context, id uuid.UUID) (Agent, error) {
@@ -397,6 +400,7 @@ func (q *Queries) RevokeAgent(ctx context.Context, id uuid.UUID) (Agent, error) 
 		&i.Enrolled,
 		&i.RevokedAt,
 		&i.ProtocolVersion,
+		&i.ChangedXid,
 	)
 	return i, err
 }

@@ -1,9 +1,11 @@
 -- name: UpsertAgent :one
-INSERT INTO agents (site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, last_seen)
-VALUES (@site_id, @name, @scope, @nmap_version, @raw_sockets, @version, @hostname, 'active', now())
+-- One statement (one commit) per registration, protocol version included:
+-- a fleet of ten thousand registering at once after a controller restart.
+INSERT INTO agents (site_id, name, scope, nmap_version, raw_sockets, version, hostname, state, last_seen, protocol_version)
+VALUES (@site_id, @name, @scope, @nmap_version, @raw_sockets, @version, @hostname, 'active', now(), @protocol_version)
 ON CONFLICT (site_id, name) DO UPDATE
 SET scope = EXCLUDED.scope, nmap_version = EXCLUDED.nmap_version, raw_sockets = EXCLUDED.raw_sockets,
-    version = EXCLUDED.version, hostname = EXCLUDED.hostname,
+    version = EXCLUDED.version, hostname = EXCLUDED.hostname, protocol_version = EXCLUDED.protocol_version,
     state = CASE WHEN agents.state IN ('draining', 'revoked', 'pending_approval') THEN agents.state ELSE 'active' END,
     last_seen = now()
 RETURNING *;

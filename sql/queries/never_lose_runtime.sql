@@ -65,9 +65,6 @@ WITH cancelled AS (
 )
 SELECT id, site_id, progress_percent FROM cancelled;
 
--- name: SetAgentProtocol :exec
-UPDATE agents SET protocol_version = @protocol_version WHERE id = @id;
-
 -- name: LockInterruptedJobs :many
 -- Jobs of scheduled runs with a scan window that the run's deadline
 -- cancelled (cancelled_by_deadline, set by CancelOverdueJobs) and that are settled:
