@@ -60,6 +60,11 @@ type Config struct {
 	// Metrics, when set, counts leases granted, renewed and reassigned and
 	// writes fenced off for a lost lease.
 	Metrics *metrics.Controller
+	// MaxConcurrentLooks caps the job queries long-polls run at once. With
+	// thousands of agents re-polling, uncapped looks took every pooled
+	// connection and admin calls, result commits and liveness writes queued
+	// behind them for minutes. 0 means half the pool.
+	MaxConcurrentLooks int
 }
 
 // DefaultConfig suits agents that heartbeat every TTL/3.
@@ -70,6 +75,7 @@ func DefaultConfig() Config {
 // Leaser grants and fences leases.
 type Leaser struct {
 	pool  *pgxpool.Pool
+	looks chan struct{} // a slot per job query in flight
 	q     *db.Queries
 	waker Waker
 	pub   Publisher
@@ -80,7 +86,11 @@ type Leaser struct {
 // New returns a Leaser. Job events of leases granted and renewed go to pub;
 // those of transactions (fail, release) are sent in the transaction.
 func New(pool *pgxpool.Pool, waker Waker, pub Publisher, cfg Config, log hclog.Logger) *Leaser {
-	return &Leaser{pool: pool, q: db.New(pool), waker: waker, pub: pub, cfg: cfg, log: log.Named("leasing")}
+	looks := cfg.MaxConcurrentLooks
+	if looks <= 0 {
+		looks = max(1, int(pool.Config().MaxConns)/2)
+	}
+	return &Leaser{pool: pool, looks: make(chan struct{}, looks), q: db.New(pool), waker: waker, pub: pub, cfg: cfg, log: log.Named("leasing")}
 }
 
 // TTL is the lease lifetime granted by Acquire and Heartbeat.
@@ -117,13 +127,7 @@ func (l *Leaser) Acquire(ctx context.Context, agent db.Agent, wait time.Duration
 		}
 	}
 	for {
-		job, err := l.q.AcquireJob(ctx, db.AcquireJobParams{
-			SiteID:     agent.SiteID,
-			Scope:      agent.Scope,
-			RawSockets: agent.RawSockets,
-			WorkerID:   agent.ID.String(),
-			TtlSeconds: l.cfg.TTL.Seconds(),
-		})
+		job, err := l.look(ctx, agent)
 		switch {
 		case err == nil:
 			l.cfg.Metrics.Lease(metrics.LeaseAcquired)
@@ -146,6 +150,23 @@ func (l *Leaser) Acquire(ctx context.Context, agent db.Agent, wait time.Duration
 		case <-wake:
 		}
 	}
+}
+
+// look runs one job query in a slot of l.looks.
+func (l *Leaser) look(ctx context.Context, agent db.Agent) (db.AcquireJobRow, error) {
+	select {
+	case l.looks <- struct{}{}:
+	case <-ctx.Done():
+		return db.AcquireJobRow{}, ctx.Err()
+	}
+	defer func() { <-l.looks }()
+	return l.q.AcquireJob(ctx, db.AcquireJobParams{
+		SiteID:     agent.SiteID,
+		Scope:      agent.Scope,
+		RawSockets: agent.RawSockets,
+		WorkerID:   agent.ID.String(),
+		TtlSeconds: l.cfg.TTL.Seconds(),
+	})
 }
 
 // LeaseRef names a lease: the job, the holder and the fencing token.
