@@ -32,7 +32,7 @@ type Env struct {
 	// and the scale cases measure on the dataset found there instead of
 	// generating it (half an hour at the designed size).
 	Reused bool
-	Log  hclog.Logger
+	Log    hclog.Logger
 	// ChildLogLevel is the --log-level of the controllers and agents started.
 	ChildLogLevel string
 	// PGStats loads pg_stat_statements into the cluster and makes the timed
