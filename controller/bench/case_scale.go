@@ -249,13 +249,14 @@ func scaleIngest(ctx context.Context, e *Env, d *scaleData, o Options) (Result, 
 		if err != nil {
 			return Result{}, err
 		}
-		m1, err := ingestInto(ctx, e, g, url, nw, fmt.Sprintf("month1-run%d", run+1))
+		m1, err := ingestInto(ctx, e, g, url, nw, fmt.Sprintf("month1-run%d-%s", run+1, nw.Addr()))
 		e.DropDatabase("bench_ingest_month1")
 		if err != nil {
 			return Result{}, fmt.Errorf("month-1 ingest: %w", err)
 		}
 		e.Log.Info("ingest into the year's database (month 12)", "run", run+1, "network", nw, "rows", rows)
-		m12, err := ingestInto(ctx, e, g, d.URL, nw, fmt.Sprintf("month12-run%d", run+1))
+		// The network in the name: a reused dataset keeps earlier runs' targets.
+		m12, err := ingestInto(ctx, e, g, d.URL, nw, fmt.Sprintf("month12-run%d-%s", run+1, nw.Addr()))
 		if err != nil {
 			return Result{}, fmt.Errorf("month-12 ingest: %w", err)
 		}
