@@ -282,6 +282,7 @@ type ingestMeasure struct {
 	total, staged             float64
 	hwmMB, sampledMB, startMB float64
 	cpu                       string
+	wal                       string // clusterWAL.since over the timed part
 }
 
 // ingestThroughController streams the job from a simulated agent to a
@@ -346,6 +347,10 @@ func ingestInto(ctx context.Context, e *Env, g portGen, url string, network neti
 	if err := e.startPGStats(ctx); err != nil {
 		return m, err
 	}
+	walBefore, err := e.readWAL(ctx)
+	if err != nil {
+		return m, err
+	}
 	cpu := e.startCPU(ctrl.PID())
 	begin := time.Now()
 	// Mark when the summary goes out: everything before is streaming and
@@ -364,12 +369,17 @@ func ingestInto(ctx context.Context, e *Env, g portGen, url string, network neti
 	}
 	m.total = end.Sub(begin).Seconds()
 	m.staged = stagedAt.Sub(begin).Seconds()
+	walAfter, err := e.readWAL(ctx)
+	if err != nil {
+		return m, err
+	}
+	m.wal = walAfter.since(walBefore)
 	if m.hwmMB, err = ctrl.HWMMB(); err != nil {
 		return m, fmt.Errorf("read controller VmHWM: %w", err)
 	}
 	m.sampledMB = sampledMB
 	e.Log.Info("ingest committed", "rows", ack.GetPortRows(), "seconds", round(m.total, 2), "staged_s", round(m.staged, 2),
-		"controller_vmhwm_mb", round(m.hwmMB, 1))
+		"controller_vmhwm_mb", round(m.hwmMB, 1), "wal", m.wal)
 	e.logPGStats(ctx, "ingest through the controller", 15)
 
 	pool, err := pgxpool.New(ctx, url)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -30,10 +31,19 @@ func runScale(ctx context.Context, e *Env, o Options) ([]Result, error) {
 	if o.IngestHosts < 1 || o.IngestHosts > 254 {
 		return nil, fmt.Errorf("ingest hosts must be 1..254 (one /24 job), got %d", o.IngestHosts)
 	}
-	e.Log.Info("generating a year of data", "month_rows", o.ScaleMonthRows, "hosts", o.ScaleHosts, "sites", o.ScaleSites)
-	d, err := generateScaleData(ctx, e, scaleDB, o.ScaleHosts, o.ScaleSites, o.ScaleMonthRows)
-	if err != nil {
-		return nil, err
+	var d *scaleData
+	if e.Reused {
+		var err error
+		if d, err = loadScaleData(ctx, e, scaleDB, o.ScaleHosts, o.ScaleSites); err != nil {
+			return nil, fmt.Errorf("reuse the scale data: %w", err)
+		}
+	}
+	if d == nil {
+		e.Log.Info("generating a year of data", "month_rows", o.ScaleMonthRows, "hosts", o.ScaleHosts, "sites", o.ScaleSites)
+		var err error
+		if d, err = generateScaleData(ctx, e, scaleDB, o.ScaleHosts, o.ScaleSites, o.ScaleMonthRows); err != nil {
+			return nil, err
+		}
 	}
 	defer e.DropDatabase(scaleDB)
 	e.Log.Info(d.Summary())
@@ -222,22 +232,31 @@ func scaleReads(ctx context.Context, e *Env, d *scaleData, o Options) ([]Result,
 func scaleIngest(ctx context.Context, e *Env, d *scaleData, o Options) (Result, error) {
 	g := portGen{hosts: o.IngestHosts, ports: o.IngestPorts}
 	rows := int64(g.hosts) * int64(g.ports)
+	nets, err := freeIngestNets(ctx, d)
+	if err != nil {
+		return Result{}, err
+	}
+	if len(nets) < o.ScaleIngestRuns {
+		return Result{}, fmt.Errorf("%d ingest runs need as many empty /24s of %v, the dataset has %d left (earlier runs of a reused directory filled the others)",
+			o.ScaleIngestRuns, scaleIngestNets, len(nets))
+	}
 	best1, best12 := ingestMeasure{total: math.Inf(1)}, ingestMeasure{total: math.Inf(1)}
 	var all []string
 	for run := range o.ScaleIngestRuns {
-		nw := scaleIngestNets[run]
+		nw := nets[run]
 		e.Log.Info("ingest into an empty database (month 1)", "run", run+1, "network", nw, "rows", rows)
 		url, err := e.NewDatabase(ctx, "bench_ingest_month1")
 		if err != nil {
 			return Result{}, err
 		}
-		m1, err := ingestInto(ctx, e, g, url, nw, fmt.Sprintf("month1-run%d", run+1))
+		m1, err := ingestInto(ctx, e, g, url, nw, fmt.Sprintf("month1-run%d-%s", run+1, nw.Addr()))
 		e.DropDatabase("bench_ingest_month1")
 		if err != nil {
 			return Result{}, fmt.Errorf("month-1 ingest: %w", err)
 		}
 		e.Log.Info("ingest into the year's database (month 12)", "run", run+1, "network", nw, "rows", rows)
-		m12, err := ingestInto(ctx, e, g, d.URL, nw, fmt.Sprintf("month12-run%d", run+1))
+		// The network in the name: a reused dataset keeps earlier runs' targets.
+		m12, err := ingestInto(ctx, e, g, d.URL, nw, fmt.Sprintf("month12-run%d-%s", run+1, nw.Addr()))
 		if err != nil {
 			return Result{}, fmt.Errorf("month-12 ingest: %w", err)
 		}
@@ -256,10 +275,31 @@ func scaleIngest(ctx context.Context, e *Env, d *scaleData, o Options) (Result, 
 		Ratio: f64(round(ratio, 3)), Goal: "≤ 1.1",
 		Note: fmt.Sprintf("%d hosts × %d ports = %d rows in one new /24 job through a fresh controller, into the year's database "+
 			"(later runs also see the earlier runs' rows) vs a fresh empty one; best of %d each (%s). "+
-			"Best month 12: stream+stage %.2fs, merge+commit %.2fs, %s; best month 1: stream+stage %.2fs, merge+commit %.2fs, %s. %s",
+			"Best month 12: stream+stage %.2fs, merge+commit %.2fs, %s, %s; best month 1: stream+stage %.2fs, merge+commit %.2fs, %s, %s. %s",
 			g.hosts, g.ports, rows, len(all), strings.Join(all, "; "),
-			best12.staged, best12.total-best12.staged, best12.cpu, best1.staged, best1.total-best1.staged, best1.cpu, d.Summary()),
+			best12.staged, best12.total-best12.staged, best12.cpu, best12.wal, best1.staged, best1.total-best1.staged, best1.cpu, best1.wal, d.Summary()),
 	}, nil
+}
+
+// freeIngestNets are the scaleIngestNets that hold no hosts yet: all of
+// them in a fresh dataset, fewer in a reused one.
+func freeIngestNets(ctx context.Context, d *scaleData) ([]netip.Prefix, error) {
+	pool, err := pgxpool.New(ctx, d.URL)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	var free []netip.Prefix
+	for _, nw := range scaleIngestNets {
+		var used bool
+		if err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM hosts WHERE ip_address <<= $1)", nw).Scan(&used); err != nil {
+			return nil, fmt.Errorf("hosts in %s: %w", nw, err)
+		}
+		if !used {
+			free = append(free, nw)
+		}
+	}
+	return free, nil
 }
 
 // scaleRetention archives the oldest month through the product's

@@ -27,7 +27,12 @@ type Env struct {
 	Root string // repository root (holds go.mod)
 	Tmp  string // scratch directory, removed by Close unless Keep
 	Keep bool
-	Log  hclog.Logger
+	// Reused is set when Tmp is the kept scratch directory of an earlier
+	// run (ReuseEnv): its cluster starts again with the databases it holds,
+	// and the scale cases measure on the dataset found there instead of
+	// generating it (half an hour at the designed size).
+	Reused bool
+	Log    hclog.Logger
 	// ChildLogLevel is the --log-level of the controllers and agents started.
 	ChildLogLevel string
 	// PGStats loads pg_stat_statements into the cluster and makes the timed
@@ -71,6 +76,20 @@ func NewEnv(root string, keep bool, log hclog.Logger) (*Env, error) {
 		}
 	}
 	return &Env{Root: root, Tmp: tmp, Keep: keep, Log: log, ChildLogLevel: "info", bins: map[string]string{}}, nil
+}
+
+// ReuseEnv opens the scratch directory dir that an earlier --keep run left
+// behind. It is kept again on Close.
+func ReuseEnv(root, dir string, log hclog.Logger) (*Env, error) {
+	if _, err := os.Stat(filepath.Join(dir, "pg")); err != nil {
+		return nil, fmt.Errorf("%s is not a kept bench scratch directory: %w", dir, err)
+	}
+	for _, d := range []string{"bin", "logs"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	return &Env{Root: root, Tmp: dir, Keep: true, Reused: true, Log: log, ChildLogLevel: "info", bins: map[string]string{}}, nil
 }
 
 // OnClose registers f to run (last registered first) when the env closes.

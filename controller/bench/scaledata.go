@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
@@ -78,6 +79,9 @@ func (d *scaleData) Size() string {
 
 // Summary is Size and how long generating it took.
 func (d *scaleData) Summary() string {
+	if d.GenSec == 0 {
+		return d.Size() + "; reused from an earlier run's kept directory"
+	}
 	return fmt.Sprintf("%s; generated server-side in %.0fs", d.Size(), d.GenSec)
 }
 
@@ -366,9 +370,19 @@ func generateScaleData(ctx context.Context, e *Env, name string, hosts, sites, m
 			d.ReadNetworks = append(d.ReadNetworks, scaleNet{Site: s.Name, Network: nw})
 		}
 	}
+	if err := d.measureSize(ctx, pool); err != nil {
+		return nil, err
+	}
+	e.Log.Info("scale data ready", "hosts", d.Hosts, "sites", len(layout), "port_scans", d.PortRows, "jobs", d.Jobs, "services", d.Services,
+		"host_history", d.History, "size_mb", round(d.SizeMB, 0), "table_mb", d.TableMB, "elapsed", time.Since(begin).Round(time.Millisecond))
+	return d, nil
+}
+
+// measureSize fills SizeMB and TableMB.
+func (d *scaleData) measureSize(ctx context.Context, pool *pgxpool.Pool) error {
 	var size int64
 	if err := pool.QueryRow(ctx, "SELECT pg_database_size(current_database())").Scan(&size); err != nil {
-		return nil, err
+		return err
 	}
 	d.SizeMB = float64(size) / (1 << 20)
 	for _, t := range scaleSizeTables {
@@ -376,13 +390,11 @@ func generateScaleData(ctx context.Context, e *Env, name string, hosts, sites, m
 		var b int64
 		if err := pool.QueryRow(ctx, `SELECT pg_total_relation_size($1::regclass) +
 			coalesce((SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits WHERE inhparent = $1::regclass), 0)`, t).Scan(&b); err != nil {
-			return nil, fmt.Errorf("size of %s: %w", t, err)
+			return fmt.Errorf("size of %s: %w", t, err)
 		}
 		d.TableMB[t] = round(float64(b)/(1<<20), 0)
 	}
-	e.Log.Info("scale data ready", "hosts", d.Hosts, "sites", len(layout), "port_scans", d.PortRows, "jobs", d.Jobs, "services", d.Services,
-		"host_history", d.History, "size_mb", round(d.SizeMB, 0), "table_mb", d.TableMB, "elapsed", time.Since(begin).Round(time.Millisecond))
-	return d, nil
+	return nil
 }
 
 // checkScaleHosts compares each site's generated hosts (count, lowest and
@@ -406,4 +418,93 @@ func checkScaleHosts(ctx context.Context, pool *pgxpool.Pool, layout []scaleSite
 		}
 	}
 	return nil
+}
+
+// loadScaleData describes the dataset an earlier run generated into
+// database name of a reused scratch directory (Env.Reused), or returns nil
+// when there is none. hosts and sites must be the flags it was generated
+// with: they fix the layout, which loadScaleData checks against the hosts.
+// Earlier runs' ingests and archiving stay: the months are the partitions
+// still attached, the rows those present now.
+func loadScaleData(ctx context.Context, e *Env, name string, hosts, sites int) (*scaleData, error) {
+	layout, err := scaleLayout(hosts, sites)
+	if err != nil {
+		return nil, err
+	}
+	pg, err := e.Postgres(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d := &scaleData{DB: name, URL: pg.URL(name), Sites: layout, TableMB: map[string]float64{}}
+	pool, err := pgxpool.New(ctx, pg.URL("postgres"))
+	if err != nil {
+		return nil, err
+	}
+	var exists bool
+	err = pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists)
+	pool.Close()
+	if err != nil || !exists {
+		return nil, err
+	}
+	pool, err = pgxpool.New(ctx, d.URL)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	// A site's hosts outside the ingest /24s must match the layout exactly.
+	for _, s := range layout {
+		var n int64
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM hosts h JOIN sites s ON s.id = h.site_id
+			WHERE s.name = $1 AND h.ip_address <<= $2 AND NOT h.ip_address <<= ANY ($3::inet[])`,
+			s.Name, s.Target, scaleIngestNets).Scan(&n); err != nil {
+			return nil, fmt.Errorf("count site %s's hosts: %w", s.Name, err)
+		}
+		if n != s.Hosts {
+			return nil, fmt.Errorf("database %s: site %s holds %d hosts, the layout of --scale-hosts %d --scale-sites %d says %d: pass the flags it was generated with",
+				name, s.Name, n, hosts, sites, s.Hosts)
+		}
+		d.Hosts += n
+	}
+	rows, err := pool.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'port_scans'::regclass AND c.relname ~ '^port_scans_[0-9]{4}_[0-9]{2}$' ORDER BY c.relname`)
+	if err != nil {
+		return nil, err
+	}
+	d.Partitions, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range d.Partitions {
+		m, err := time.Parse("port_scans_2006_01", p)
+		if err != nil {
+			return nil, fmt.Errorf("partition %s: %w", p, err)
+		}
+		if m.After(time.Now()) {
+			// Made ahead by the controllers: not the dataset's.
+			continue
+		}
+		d.Months = append(d.Months, m)
+	}
+	d.Partitions = d.Partitions[:len(d.Months)]
+	if len(d.Months) < 2 {
+		return nil, fmt.Errorf("database %s holds %d monthly partitions, want at least 2", name, len(d.Months))
+	}
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{d.Partitions[0]}.Sanitize()).Scan(&d.MonthRows); err != nil {
+		return nil, err
+	}
+	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM port_scans), (SELECT count(*) FROM scan_jobs),
+		(SELECT count(*) FROM services), (SELECT count(*) FROM host_history)`).Scan(&d.PortRows, &d.Jobs, &d.Services, &d.History); err != nil {
+		return nil, err
+	}
+	for _, s := range layout {
+		for _, nw := range s.FullBlocks() {
+			d.ReadNetworks = append(d.ReadNetworks, scaleNet{Site: s.Name, Network: nw})
+		}
+	}
+	if err := d.measureSize(ctx, pool); err != nil {
+		return nil, err
+	}
+	e.Log.Info("reusing the scale data of "+e.Tmp, "hosts", d.Hosts, "port_scans", d.PortRows, "months", len(d.Months),
+		"size_mb", round(d.SizeMB, 0))
+	return d, nil
 }

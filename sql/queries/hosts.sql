@@ -17,7 +17,14 @@ SELECT sqlc.embed(h), s.name AS site_name,
 FROM hosts h
 JOIN sites s ON s.id = h.site_id
 WHERE (sqlc.narg(site_id)::uuid IS NULL OR h.site_id = sqlc.narg(site_id))
-  AND (sqlc.narg(network)::cidr IS NULL OR h.ip_address <<= sqlc.narg(network))
+  -- The bounds repeat what PostgreSQL derives from <<= by itself, because
+  -- under row-level security (the admin role) it does not: <<= is not
+  -- leakproof, so it may only filter rows after the policy, never bound an
+  -- index scan; >= and <= are leakproof and bound the hosts_site_ip scan to
+  -- the network (a /120 of a 311,829-host site: 1 ms instead of 740).
+  AND (sqlc.narg(network)::cidr IS NULL OR (h.ip_address <<= sqlc.narg(network)
+       AND h.ip_address >= network(sqlc.narg(network)::cidr)
+       AND h.ip_address <= set_masklen(broadcast(sqlc.narg(network)::cidr), -1)))
   AND (sqlc.narg(status)::text IS NULL OR h.status = sqlc.narg(status))
   AND (sqlc.narg(os_family)::text IS NULL OR h.os_family = sqlc.narg(os_family))
   AND (sqlc.narg(seen_after)::timestamptz IS NULL OR h.last_seen >= sqlc.narg(seen_after))

@@ -38,6 +38,7 @@ func run() int {
 	caseFlag := fs.String("case", "", "case or group to run, comma separated (default: all): "+strings.Join(bench.KnownNames(), ", "))
 	out := fs.String("out", filepath.Join("bench", "results.json"), "results file (relative paths are relative to the repository root)")
 	keep := fs.Bool("keep", false, "keep the scratch directory (PostgreSQL cluster, logs) for inspection")
+	reuse := fs.String("reuse", "", "reuse the scratch directory an earlier --keep run printed (its PostgreSQL cluster; the scale cases measure on the dataset it holds instead of generating one); implies --keep")
 	pgStats := fs.Bool("pg-stats", false, "load pg_stat_statements and log the statements that cost PostgreSQL the most in each timed phase")
 	verbose := fs.Bool("v", false, "debug logging (also for the controllers and agents started; their logs are under the scratch directory)")
 	o := bench.DefaultOptions()
@@ -91,7 +92,12 @@ func run() int {
 	if !filepath.IsAbs(outPath) {
 		outPath = filepath.Join(root, outPath)
 	}
-	env, err := bench.NewEnv(root, *keep, log)
+	var env *bench.Env
+	if *reuse != "" {
+		env, err = bench.ReuseEnv(root, *reuse, log)
+	} else {
+		env, err = bench.NewEnv(root, *keep, log)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "scanorama-bench: %v\n", err)
 		return 1
