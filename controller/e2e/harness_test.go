@@ -19,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -235,6 +236,29 @@ func (s *stack) startController() {
 	args := append([]string{"serve", "--listen", s.addr, "--database-url", s.dbURL, "--log-level", "debug"}, s.extra...)
 	s.ctrl = start(s.t, "controller", "scanorama-controller", args...)
 	s.waitHealthy()
+	if s.conn != nil {
+		s.waitConnReady()
+	}
+}
+
+// waitConnReady brings the test's own client connection back after a
+// restart. The health check dials a fresh connection; this one may still
+// sit in its reconnect backoff, and calls on it (not WaitForReady) would
+// fail with the refusals it saw while the controller was down.
+func (s *stack) waitConnReady() {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s.conn.ResetConnectBackoff()
+	s.conn.Connect()
+	for st := s.conn.GetState(); st != connectivity.Ready; st = s.conn.GetState() {
+		if !s.conn.WaitForStateChange(ctx, st) {
+			s.t.Fatalf("client connection to the restarted controller at %s: still %v after 60 s", s.addr, st)
+		}
+		if s.conn.GetState() == connectivity.TransientFailure {
+			s.conn.ResetConnectBackoff()
+		}
+	}
 }
 
 func (s *stack) waitHealthy() {
