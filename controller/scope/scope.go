@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/scanorama/scanorama/controller/authz"
+	"github.com/scanorama/scanorama/controller/internal/planmode"
 )
 
 // Role is the database role admin transactions run as.
@@ -107,7 +108,7 @@ func (d *DB) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, erro
 	if err != nil {
 		return nil, err
 	}
-	rows, err := tx.Query(ctx, sql, withPlanMode(sql, args)...)
+	rows, err := tx.Query(ctx, sql, planmode.Args(sql, args)...)
 	if err != nil {
 		_ = tx.Rollback(context.WithoutCancel(ctx))
 		return nil, err
@@ -189,18 +190,3 @@ func (r *txRows) Err() error {
 }
 
 func (r *txRows) Close() { r.finish() }
-
-// customPlanMarker in a query's text asks for a plan made for each call's
-// values. pgx prepares and caches statements; after five executions
-// PostgreSQL may switch a cached statement to a generic plan, which for a
-// query whose filters are all optional ("$1 IS NULL OR col = $1") cannot use
-// the filters to bound an index scan. Sent as an unnamed statement
-// (QueryExecModeExec), the query is planned with its values every time.
-const customPlanMarker = "-- scanorama:custom-plan"
-
-func withPlanMode(sql string, args []any) []any {
-	if !strings.Contains(sql, customPlanMarker) {
-		return args
-	}
-	return append([]any{pgx.QueryExecModeExec}, args...)
-}

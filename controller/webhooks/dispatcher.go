@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/scanorama/scanorama/controller/changefeed"
+	"github.com/scanorama/scanorama/controller/internal/planmode"
 	"github.com/scanorama/scanorama/controller/state"
 	"github.com/scanorama/scanorama/gen/db"
 )
@@ -279,7 +280,7 @@ func (d *Dispatcher) build(ctx context.Context, w db.Webhook) (bool, error) {
 			}
 		}
 	}
-	rows, err := changefeed.ReadWith(ctx, db.New(unnamed{tx}), w.SiteID.UUID, cursor, readAhead)
+	rows, err := changefeed.ReadWith(ctx, db.New(planmode.Unnamed{Tx: tx}), w.SiteID.UUID, cursor, readAhead)
 	if err != nil {
 		return false, err
 	}
@@ -326,18 +327,6 @@ func (d *Dispatcher) build(ctx context.Context, w db.Webhook) (bool, error) {
 		return false, err
 	}
 	return len(rows) == readAhead, tx.Commit(ctx)
-}
-
-// unnamed sends queries as unnamed statements (pgx.QueryExecModeDescribeExec),
-// which PostgreSQL plans for each call's values and the transaction's
-// settings. A statement pgx prepared and cached on a pooled connection may
-// hold a plan made elsewhere (WatchChanges reads the feed with the same
-// query through the same pool), and a cached plan is not redone when
-// enable_sort changes.
-type unnamed struct{ pgx.Tx }
-
-func (u unnamed) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	return u.Tx.Query(ctx, sql, append([]any{pgx.QueryExecModeDescribeExec}, args...)...)
 }
 
 // insert encodes batches and writes them, in order, in one statement.

@@ -1,4 +1,4 @@
-package scope
+package planmode
 
 import (
 	"testing"
@@ -6,7 +6,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-func TestWithPlanMode(t *testing.T) {
+func TestArgs(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name, sql string
@@ -15,7 +15,7 @@ func TestWithPlanMode(t *testing.T) {
 		{"marked", "-- name: ListHosts :many\nSELECT 1,\n -- scanorama:custom-plan (why)\n 2", true},
 		{"unmarked", "-- name: GetHost :one\nSELECT 1", false},
 	} {
-		args := withPlanMode(tc.sql, []any{1, "x"})
+		args := Args(tc.sql, []any{1, "x"})
 		got := len(args) == 3 && args[0] == pgx.QueryExecModeExec
 		if got != tc.custom || args[len(args)-1] != "x" {
 			t.Errorf("%s: args %v, want exec mode first: %v", tc.name, args, tc.custom)

@@ -1,0 +1,40 @@
+// Package planmode owns one decision: which queries are sent as unnamed
+// statements, so PostgreSQL plans them for each call's values and the
+// transaction's settings instead of reusing a plan pgx prepared and cached
+// on a pooled connection.
+//
+// A cached statement goes wrong two ways here. After five executions
+// PostgreSQL may switch it to a generic plan, which for a query whose
+// filters are all optional ("$1 IS NULL OR col = $1") cannot bound an index
+// scan by them (ListHosts at 1M hosts). And a cached plan is not redone when
+// a setting such as enable_sort changes (the webhook builder's feed read).
+package planmode
+
+import (
+	"context"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Marker in a query's text asks for a plan made for each call's values.
+const Marker = "-- scanorama:custom-plan"
+
+// Args returns args led by the unnamed-statement mode when sql carries
+// Marker, else args unchanged.
+func Args(sql string, args []any) []any {
+	if !strings.Contains(sql, Marker) {
+		return args
+	}
+	return append([]any{pgx.QueryExecModeExec}, args...)
+}
+
+// Unnamed sends every query through it as an unnamed statement
+// (QueryExecModeDescribeExec: described first, so its arguments keep
+// their binary encodings).
+type Unnamed struct{ pgx.Tx }
+
+// Query runs sql as an unnamed statement in the transaction.
+func (u Unnamed) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return u.Tx.Query(ctx, sql, append([]any{pgx.QueryExecModeDescribeExec}, args...)...)
+}
