@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -107,10 +108,11 @@ type agentSim struct {
 	held   []atomic.Pointer[pb.Lease] // the lease each agent works on, renewed by its heartbeats
 	conns  []*grpc.ClientConn
 
-	recording atomic.Bool
-	mu        sync.Mutex
-	hbLat     []float64 // ms, while recording
-	hbLag     []float64 // ms a heartbeat started after it was due, while recording
+	phase  atomic.Int32 // hbPhase: which window the heartbeats now timed fall in
+	mu     sync.Mutex
+	hbLat  []float64 // ms, while recording
+	hbLag  []float64 // ms a heartbeat started after it was due, while recording
+	hbKind []hbKind  // the window and lease of each hbLat entry
 
 	heartbeats, hbErrs atomic.Int64
 	polls, pollErrs    atomic.Int64
@@ -215,10 +217,11 @@ func (s *agentSim) schedule(ctx context.Context, a *SimAgent, held *atomic.Point
 		default:
 			s.heartbeats.Add(1)
 		}
-		if s.recording.Load() {
+		if ph := hbPhase(s.phase.Load()); ph != phaseOff {
 			s.mu.Lock()
 			s.hbLat = append(s.hbLat, took.Seconds()*1000)
 			s.hbLag = append(s.hbLag, begin.Sub(next).Seconds()*1000)
+			s.hbKind = append(s.hbKind, hbKind{phase: ph, lease: len(leases) > 0})
 			s.mu.Unlock()
 		}
 		next = next.Add(every)
@@ -376,7 +379,7 @@ func agentsAt(ctx context.Context, e *Env, o Options, n int) ([]Result, error) {
 	}
 
 	// Idle window: every agent long-polls and heartbeats; nothing to do.
-	sim.recording.Store(true)
+	sim.phase.Store(int32(phaseIdle))
 	e.Log.Info("idle window", "agents", n, "duration", o.AgentsIdle)
 	ctrl0, _, _ := procCPU(c.PID(), false)
 	var pg0 float64
@@ -417,6 +420,7 @@ func agentsAt(ctx context.Context, e *Env, o Options, n int) ([]Result, error) {
 	defer adminConn.Close()
 	admin := pb.NewAdminServiceClient(adminConn)
 	cpu := e.startCPU(c.PID())
+	sim.phase.Store(int32(phaseJobs))
 	done0 := sim.jobsDone.Load()
 	jbegin := time.Now()
 	total := 0
@@ -447,7 +451,7 @@ func agentsAt(ctx context.Context, e *Env, o Options, n int) ([]Result, error) {
 	jobsPerS := float64(total) / jobsSec
 	jobsCPU := cpu.String()
 	e.Log.Info("jobs window done", "jobs", total, "seconds", round(jobsSec, 2), "jobs_per_s", round(jobsPerS, 1), "cpu", jobsCPU)
-	sim.recording.Store(false)
+	sim.phase.Store(int32(phaseOff))
 	steady := time.Since(begin)
 
 	// Liveness: one more look after the last heartbeats.
@@ -468,6 +472,7 @@ func agentsAt(ctx context.Context, e *Env, o Options, n int) ([]Result, error) {
 
 	sim.mu.Lock()
 	lat, lag := slices.Clone(sim.hbLat), slices.Clone(sim.hbLag)
+	split := splitHeartbeats(sim.hbLat, sim.hbKind)
 	sim.mu.Unlock()
 	slices.Sort(lat)
 	slices.Sort(lag)
@@ -491,8 +496,8 @@ func agentsAt(ctx context.Context, e *Env, o Options, n int) ([]Result, error) {
 		{Name: m[0], Value: f64(round(rss, 1)), Unit: u0, Goal: g0,
 			Note: fmt.Sprintf("%s: controller peak RSS (VmHWM) over %s of registration, idle and jobs; simulator %d goroutines", common, steady.Round(time.Second), goroutines)},
 		{Name: m[1], Value: f64(round(p99, 2)), Unit: u1, Goal: g1,
-			Note: fmt.Sprintf("%d heartbeat calls timed over the idle and jobs windows: p50 %.2f, p90 %.2f, max %.1f ms; start lag behind schedule p99 %.1f ms; errors: %d heartbeat, %d long-poll, %d results; simulator CPU %.1f s over the run%s",
-				len(lat), p50, percentile(lat, 90), lat[len(lat)-1], percentile(lag, 99), sim.hbErrs.Load(), sim.pollErrs.Load(), sim.sendErrs.Load(), simCPU, errNote)},
+			Note: fmt.Sprintf("%d heartbeat calls timed over the idle and jobs windows: p50 %.2f, p90 %.2f, max %.1f ms; start lag behind schedule p99 %.1f ms; %s; errors: %d heartbeat, %d long-poll, %d results; simulator CPU %.1f s over the run%s",
+				len(lat), p50, percentile(lat, 90), lat[len(lat)-1], percentile(lag, 99), split, sim.hbErrs.Load(), sim.pollErrs.Load(), sim.sendErrs.Load(), simCPU, errNote)},
 		{Name: m[2], Value: f64(float64(lost)), Unit: u2, Goal: g2,
 			Note: fmt.Sprintf("distinct agents seen in state 'lost' (polled every 2 s, %d poll errors) while all stayed connected, over %s", watch.errs, steady.Round(time.Second))},
 		{Name: m[3], Value: f64(round(jobsPerS, 1)), Unit: u3, Goal: g3,
@@ -501,6 +506,50 @@ func agentsAt(ctx context.Context, e *Env, o Options, n int) ([]Result, error) {
 			Note: fmt.Sprintf("controller CPU over a %s idle window / heartbeats in it (%d; %d long-polls ended too): controller %.2f s; PostgreSQL %.2f s (%.1f µs/heartbeat); simulator %.2f s",
 				o.AgentsIdle, hbIdle, pollsIdle, ctrl1-ctrl0, pg1-pg0, pgUsPerHB, simIdle)},
 	}, nil
+}
+
+// hbPhase is the window a timed heartbeat falls in.
+type hbPhase int32
+
+const (
+	phaseOff hbPhase = iota
+	phaseIdle
+	phaseJobs
+)
+
+// hbKind says where a heartbeat's time belongs: the p99 over both windows
+// is the metric, and the split says which window (and whether renewing a
+// lease, a database write) its tail comes from.
+type hbKind struct {
+	phase hbPhase
+	lease bool
+}
+
+func splitHeartbeats(lat []float64, kinds []hbKind) string {
+	groups := []struct {
+		name string
+		in   func(hbKind) bool
+	}{
+		{"idle window", func(k hbKind) bool { return k.phase == phaseIdle }},
+		{"jobs window", func(k hbKind) bool { return k.phase == phaseJobs }},
+		{"renewing a lease", func(k hbKind) bool { return k.lease }},
+	}
+	parts := make([]string, 0, len(groups))
+	for _, g := range groups {
+		var xs []float64
+		for i, k := range kinds {
+			if g.in(k) {
+				xs = append(xs, lat[i])
+			}
+		}
+		if len(xs) == 0 {
+			parts = append(parts, g.name+": none")
+			continue
+		}
+		slices.Sort(xs)
+		parts = append(parts, fmt.Sprintf("%s: %d calls, p50 %.2f, p99 %.2f ms", g.name, len(xs), percentile(xs, 50), percentile(xs, 99)))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
