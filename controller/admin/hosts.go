@@ -111,7 +111,7 @@ func (s *Server) ListHosts(ctx context.Context, req *pb.ListHostsRequest) (*pb.L
 	}
 	resp := &pb.ListHostsResponse{NextPageToken: next}
 	for _, r := range rows {
-		resp.Hosts = append(resp.Hosts, hostPB(r.Host, r.SiteName, r.OpenPorts))
+		resp.Hosts = append(resp.Hosts, hostPB(r.Host, r.SiteName))
 	}
 	return resp, nil
 }
@@ -140,7 +140,7 @@ func (s *Server) GetHost(ctx context.Context, req *pb.GetHostRequest) (*pb.GetHo
 	if err != nil {
 		return nil, s.internal("read host", err)
 	}
-	h := hostPB(row.Host, row.SiteName, row.OpenPorts)
+	h := hostPB(row.Host, row.SiteName)
 	svcs, err := s.q.ListHostServices(ctx, row.Host.ID)
 	if err != nil {
 		return nil, s.internal("read host services", err)
@@ -217,13 +217,13 @@ func (s *Server) ListHostChanges(ctx context.Context, req *pb.ListHostChangesReq
 	return resp, nil
 }
 
-func hostPB(h db.Host, site string, open int32) *pb.Host {
+func hostPB(h db.Host, site string) *pb.Host {
 	out := &pb.Host{
 		Id: h.ID.String(), Site: site, IpAddress: h.IpAddress.String(), Hostname: h.Hostname.String,
 		Vendor: h.Vendor.String, OsFamily: h.OsFamily.String, OsName: h.OsName.String,
 		OsConfidence: int32(h.OsConfidence.Int16), Status: h.Status, FirstSeen: timestamppb.New(h.FirstSeen),
 		LastSeen: timestamppb.New(h.LastSeen), DiscoveryCount: h.DiscoveryCount, IgnoreScanning: h.IgnoreScanning,
-		OpenPorts: open,
+		OpenPorts: h.OpenPorts,
 	}
 	if h.MacAddress != nil {
 		out.MacAddress = h.MacAddress.String()
