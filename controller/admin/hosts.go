@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net/netip"
 	"strings"
@@ -129,38 +130,48 @@ func (s *Server) GetHost(ctx context.Context, req *pb.GetHostRequest) (*pb.GetHo
 	if len(bad) > 0 {
 		return nil, apierr.Invalid(bad...)
 	}
-	site, err := s.siteByName(ctx, s.q, "site", req.GetSite())
-	if err != nil {
-		return nil, err
-	}
-	row, err := s.q.GetHost(ctx, db.GetHostParams{SiteID: site.ID, IpAddress: ip.Unmap()})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, apierr.NotFound("ip_address", "no host %s in site %q", ip, site.Name)
-	}
-	if err != nil {
-		return nil, s.internal("read host", err)
-	}
-	h := hostPB(row.Host, row.SiteName)
-	svcs, err := s.q.ListHostServices(ctx, row.Host.ID)
-	if err != nil {
-		return nil, s.internal("read host services", err)
-	}
-	for _, sv := range svcs {
-		h.Ports = append(h.Ports, &pb.HostPort{
-			Port: sv.Port, Protocol: sv.Protocol, State: sv.State, ServiceName: sv.ServiceName.String,
-			ServiceProduct: sv.ServiceProduct.String, ServiceVersion: sv.ServiceVersion.String,
-			ServiceExtraInfo: sv.ServiceExtraInfo.String, FirstSeen: timestamppb.New(sv.FirstSeen),
-			LastSeen: timestamppb.New(sv.LastSeen),
+	// One read-only transaction: one role/scope setup instead of four and
+	// a host, ports and changes from the same snapshot.
+	var h *pb.Host
+	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		site, err := s.siteByName(ctx, q, "site", req.GetSite())
+		if err != nil {
+			return err
+		}
+		row, err := q.GetHost(ctx, db.GetHostParams{SiteID: site.ID, IpAddress: ip.Unmap()})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return apierr.NotFound("ip_address", "no host %s in site %q", ip, site.Name)
+		}
+		if err != nil {
+			return fmt.Errorf("read host: %w", err)
+		}
+		h = hostPB(row.Host, row.SiteName)
+		svcs, err := q.ListHostServices(ctx, row.Host.ID)
+		if err != nil {
+			return fmt.Errorf("read host services: %w", err)
+		}
+		for _, sv := range svcs {
+			h.Ports = append(h.Ports, &pb.HostPort{
+				Port: sv.Port, Protocol: sv.Protocol, State: sv.State, ServiceName: sv.ServiceName.String,
+				ServiceProduct: sv.ServiceProduct.String, ServiceVersion: sv.ServiceVersion.String,
+				ServiceExtraInfo: sv.ServiceExtraInfo.String, FirstSeen: timestamppb.New(sv.FirstSeen),
+				LastSeen: timestamppb.New(sv.LastSeen),
+			})
+		}
+		changes, err := q.ListHostChanges(ctx, db.ListHostChangesParams{
+			HostID: uuid.NullUUID{UUID: row.Host.ID, Valid: true}, BeforeID: math.MaxInt64, RowLimit: recentChanges,
 		})
-	}
-	changes, err := s.q.ListHostChanges(ctx, db.ListHostChangesParams{
-		HostID: uuid.NullUUID{UUID: row.Host.ID, Valid: true}, BeforeID: math.MaxInt64, RowLimit: recentChanges,
+		if err != nil {
+			return fmt.Errorf("read host history: %w", err)
+		}
+		for _, c := range changes {
+			h.RecentChanges = append(h.RecentChanges, changePB(c))
+		}
+		return nil
 	})
 	if err != nil {
-		return nil, s.internal("read host history", err)
-	}
-	for _, c := range changes {
-		h.RecentChanges = append(h.RecentChanges, changePB(c))
+		return nil, s.internal("get host", err) // passes the NotFound through
 	}
 	return &pb.GetHostResponse{Host: h}, nil
 }
