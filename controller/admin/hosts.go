@@ -98,15 +98,22 @@ func (s *Server) ListHosts(ctx context.Context, req *pb.ListHostsRequest) (*pb.L
 	if len(bad) > 0 {
 		return nil, apierr.Invalid(bad...)
 	}
-	var err error
-	if p.SiteID, err = s.optionalSite(ctx, req.GetSite()); err != nil {
-		return nil, err
-	}
-	cur := hostCursor{IP: netip.IPv4Unspecified()}
-	rows, next, err := paginate(req, &cur, func(limit int32) ([]db.ListHostsRow, error) {
-		p.AfterSiteID, p.AfterIp, p.RowLimit = cur.Site, cur.IP, limit
-		return s.q.ListHosts(ctx, p)
-	}, func(r db.ListHostsRow) hostCursor { return hostCursor{r.Host.SiteID, r.Host.IpAddress} })
+	var (
+		rows []db.ListHostsRow
+		next string
+	)
+	err := s.read(ctx, func(q *db.Queries) error {
+		var err error
+		if p.SiteID, err = s.optionalSiteIn(ctx, q, req.GetSite()); err != nil {
+			return err
+		}
+		cur := hostCursor{IP: netip.IPv4Unspecified()}
+		rows, next, err = paginate(req, &cur, func(limit int32) ([]db.ListHostsRow, error) {
+			p.AfterSiteID, p.AfterIp, p.RowLimit = cur.Site, cur.IP, limit
+			return q.ListHosts(ctx, p)
+		}, func(r db.ListHostsRow) hostCursor { return hostCursor{r.Host.SiteID, r.Host.IpAddress} })
+		return err
+	})
 	if err != nil {
 		return nil, s.internal("list hosts", err)
 	}
@@ -130,11 +137,9 @@ func (s *Server) GetHost(ctx context.Context, req *pb.GetHostRequest) (*pb.GetHo
 	if len(bad) > 0 {
 		return nil, apierr.Invalid(bad...)
 	}
-	// One read-only transaction: one role/scope setup instead of four and
-	// a host, ports and changes from the same snapshot.
+	// One transaction (s.read): host, ports and changes from one snapshot.
 	var h *pb.Host
-	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
+	err = s.read(ctx, func(q *db.Queries) error {
 		site, err := s.siteByName(ctx, q, "site", req.GetSite())
 		if err != nil {
 			return err
@@ -184,39 +189,46 @@ type changeCursor struct {
 // ListHostChanges implements AdminService.ListHostChanges, newest first.
 func (s *Server) ListHostChanges(ctx context.Context, req *pb.ListHostChangesRequest) (*pb.ListHostChangesResponse, error) {
 	p := db.ListHostChangesParams{}
-	var err error
-	if p.SiteID, err = s.optionalSite(ctx, req.GetSite()); err != nil {
-		return nil, err
-	}
-	if req.GetIpAddress() != "" {
-		if !p.SiteID.Valid {
-			return nil, apierr.InvalidField("site", "required with ip_address (addresses repeat across sites)")
-		}
-		ip, err := netip.ParseAddr(req.GetIpAddress())
-		if err != nil {
-			return nil, apierr.InvalidField("ip_address", "not an IP address: %q", req.GetIpAddress())
-		}
-		h, err := s.q.GetHost(ctx, db.GetHostParams{SiteID: p.SiteID.UUID, IpAddress: ip.Unmap()})
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, apierr.NotFound("ip_address", "no host %s in site %q", ip, req.GetSite())
-		}
-		if err != nil {
-			return nil, s.internal("read host", err)
-		}
-		p.HostID = uuid.NullUUID{UUID: h.Host.ID, Valid: true}
-	}
 	if t := req.GetSince(); t != nil {
 		p.Since = pgtype.Timestamptz{Time: t.AsTime(), Valid: true}
 	}
 	if t := req.GetUntil(); t != nil {
 		p.Until = pgtype.Timestamptz{Time: t.AsTime(), Valid: true}
 	}
-	cur := changeCursor{At: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), ID: math.MaxInt64}
-	rows, next, err := paginate(req, &cur, func(limit int32) ([]db.ListHostChangesRow, error) {
-		p.BeforeAt, p.BeforeID, p.RowLimit = cur.At, cur.ID, limit
-		return s.q.ListHostChanges(ctx, p)
-	}, func(r db.ListHostChangesRow) changeCursor {
-		return changeCursor{At: r.HostHistory.ChangedAt, ID: r.HostHistory.ID}
+	var (
+		rows []db.ListHostChangesRow
+		next string
+	)
+	err := s.read(ctx, func(q *db.Queries) error {
+		var err error
+		if p.SiteID, err = s.optionalSiteIn(ctx, q, req.GetSite()); err != nil {
+			return err
+		}
+		if req.GetIpAddress() != "" {
+			if !p.SiteID.Valid {
+				return apierr.InvalidField("site", "required with ip_address (addresses repeat across sites)")
+			}
+			ip, err := netip.ParseAddr(req.GetIpAddress())
+			if err != nil {
+				return apierr.InvalidField("ip_address", "not an IP address: %q", req.GetIpAddress())
+			}
+			h, err := q.GetHost(ctx, db.GetHostParams{SiteID: p.SiteID.UUID, IpAddress: ip.Unmap()})
+			if errors.Is(err, pgx.ErrNoRows) {
+				return apierr.NotFound("ip_address", "no host %s in site %q", ip, req.GetSite())
+			}
+			if err != nil {
+				return fmt.Errorf("read host: %w", err)
+			}
+			p.HostID = uuid.NullUUID{UUID: h.Host.ID, Valid: true}
+		}
+		cur := changeCursor{At: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), ID: math.MaxInt64}
+		rows, next, err = paginate(req, &cur, func(limit int32) ([]db.ListHostChangesRow, error) {
+			p.BeforeAt, p.BeforeID, p.RowLimit = cur.At, cur.ID, limit
+			return q.ListHostChanges(ctx, p)
+		}, func(r db.ListHostChangesRow) changeCursor {
+			return changeCursor{At: r.HostHistory.ChangedAt, ID: r.HostHistory.ID}
+		})
+		return err
 	})
 	if err != nil {
 		return nil, s.internal("list host changes", err)
