@@ -17,6 +17,7 @@ import (
 
 	"github.com/scanorama/scanorama/controller/apierr"
 	"github.com/scanorama/scanorama/controller/authz"
+	"github.com/scanorama/scanorama/controller/internal/planmode"
 	"github.com/scanorama/scanorama/controller/scope"
 	"github.com/scanorama/scanorama/gen/db"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
@@ -105,10 +106,15 @@ func (s *Server) siteByName(ctx context.Context, q *db.Queries, field, name stri
 
 // optionalSite resolves a site filter; empty means all sites.
 func (s *Server) optionalSite(ctx context.Context, name string) (uuid.NullUUID, error) {
+	return s.optionalSiteIn(ctx, s.q, name)
+}
+
+// optionalSiteIn is optionalSite read through q (a request's transaction).
+func (s *Server) optionalSiteIn(ctx context.Context, q *db.Queries, name string) (uuid.NullUUID, error) {
 	if name == "" {
 		return uuid.NullUUID{}, nil
 	}
-	site, err := s.siteByName(ctx, s.q, "site", name)
+	site, err := s.siteByName(ctx, q, "site", name)
 	if err != nil {
 		return uuid.NullUUID{}, err
 	}
@@ -120,4 +126,14 @@ func (s *Server) optionalSite(ctx context.Context, name string) (uuid.NullUUID, 
 // INTERNAL.
 func (s *Server) internal(what string, err error) error {
 	return apierr.People.Err(s.log, what, err)
+}
+
+// read runs fn's queries in one read-only transaction with the caller's
+// scope: one role/scope setup and one snapshot for a request's several
+// reads, instead of a transaction (BEGIN, setup, query, COMMIT) each.
+// Queries marked for a custom plan stay unnamed (planmode).
+func (s *Server) read(ctx context.Context, fn func(q *db.Queries) error) error {
+	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		return fn(s.q.WithTx(planmode.Marked{Tx: tx}))
+	})
 }

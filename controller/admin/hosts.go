@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net/netip"
 	"strings"
@@ -97,21 +98,28 @@ func (s *Server) ListHosts(ctx context.Context, req *pb.ListHostsRequest) (*pb.L
 	if len(bad) > 0 {
 		return nil, apierr.Invalid(bad...)
 	}
-	var err error
-	if p.SiteID, err = s.optionalSite(ctx, req.GetSite()); err != nil {
-		return nil, err
-	}
-	cur := hostCursor{IP: netip.IPv4Unspecified()}
-	rows, next, err := paginate(req, &cur, func(limit int32) ([]db.ListHostsRow, error) {
-		p.AfterSiteID, p.AfterIp, p.RowLimit = cur.Site, cur.IP, limit
-		return s.q.ListHosts(ctx, p)
-	}, func(r db.ListHostsRow) hostCursor { return hostCursor{r.Host.SiteID, r.Host.IpAddress} })
+	var (
+		rows []db.ListHostsRow
+		next string
+	)
+	err := s.read(ctx, func(q *db.Queries) error {
+		var err error
+		if p.SiteID, err = s.optionalSiteIn(ctx, q, req.GetSite()); err != nil {
+			return err
+		}
+		cur := hostCursor{IP: netip.IPv4Unspecified()}
+		rows, next, err = paginate(req, &cur, func(limit int32) ([]db.ListHostsRow, error) {
+			p.AfterSiteID, p.AfterIp, p.RowLimit = cur.Site, cur.IP, limit
+			return q.ListHosts(ctx, p)
+		}, func(r db.ListHostsRow) hostCursor { return hostCursor{r.Host.SiteID, r.Host.IpAddress} })
+		return err
+	})
 	if err != nil {
 		return nil, s.internal("list hosts", err)
 	}
 	resp := &pb.ListHostsResponse{NextPageToken: next}
 	for _, r := range rows {
-		resp.Hosts = append(resp.Hosts, hostPB(r.Host, r.SiteName, r.OpenPorts))
+		resp.Hosts = append(resp.Hosts, hostPB(r.Host, r.SiteName))
 	}
 	return resp, nil
 }
@@ -129,38 +137,46 @@ func (s *Server) GetHost(ctx context.Context, req *pb.GetHostRequest) (*pb.GetHo
 	if len(bad) > 0 {
 		return nil, apierr.Invalid(bad...)
 	}
-	site, err := s.siteByName(ctx, s.q, "site", req.GetSite())
-	if err != nil {
-		return nil, err
-	}
-	row, err := s.q.GetHost(ctx, db.GetHostParams{SiteID: site.ID, IpAddress: ip.Unmap()})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, apierr.NotFound("ip_address", "no host %s in site %q", ip, site.Name)
-	}
-	if err != nil {
-		return nil, s.internal("read host", err)
-	}
-	h := hostPB(row.Host, row.SiteName, row.OpenPorts)
-	svcs, err := s.q.ListHostServices(ctx, row.Host.ID)
-	if err != nil {
-		return nil, s.internal("read host services", err)
-	}
-	for _, sv := range svcs {
-		h.Ports = append(h.Ports, &pb.HostPort{
-			Port: sv.Port, Protocol: sv.Protocol, State: sv.State, ServiceName: sv.ServiceName.String,
-			ServiceProduct: sv.ServiceProduct.String, ServiceVersion: sv.ServiceVersion.String,
-			ServiceExtraInfo: sv.ServiceExtraInfo.String, FirstSeen: timestamppb.New(sv.FirstSeen),
-			LastSeen: timestamppb.New(sv.LastSeen),
+	// One transaction (s.read): host, ports and changes from one snapshot.
+	var h *pb.Host
+	err = s.read(ctx, func(q *db.Queries) error {
+		site, err := s.siteByName(ctx, q, "site", req.GetSite())
+		if err != nil {
+			return err
+		}
+		row, err := q.GetHost(ctx, db.GetHostParams{SiteID: site.ID, IpAddress: ip.Unmap()})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return apierr.NotFound("ip_address", "no host %s in site %q", ip, site.Name)
+		}
+		if err != nil {
+			return fmt.Errorf("read host: %w", err)
+		}
+		h = hostPB(row.Host, row.SiteName)
+		svcs, err := q.ListHostServices(ctx, row.Host.ID)
+		if err != nil {
+			return fmt.Errorf("read host services: %w", err)
+		}
+		for _, sv := range svcs {
+			h.Ports = append(h.Ports, &pb.HostPort{
+				Port: sv.Port, Protocol: sv.Protocol, State: sv.State, ServiceName: sv.ServiceName.String,
+				ServiceProduct: sv.ServiceProduct.String, ServiceVersion: sv.ServiceVersion.String,
+				ServiceExtraInfo: sv.ServiceExtraInfo.String, FirstSeen: timestamppb.New(sv.FirstSeen),
+				LastSeen: timestamppb.New(sv.LastSeen),
+			})
+		}
+		changes, err := q.ListHostChanges(ctx, db.ListHostChangesParams{
+			HostID: uuid.NullUUID{UUID: row.Host.ID, Valid: true}, BeforeID: math.MaxInt64, RowLimit: recentChanges,
 		})
-	}
-	changes, err := s.q.ListHostChanges(ctx, db.ListHostChangesParams{
-		HostID: uuid.NullUUID{UUID: row.Host.ID, Valid: true}, BeforeID: math.MaxInt64, RowLimit: recentChanges,
+		if err != nil {
+			return fmt.Errorf("read host history: %w", err)
+		}
+		for _, c := range changes {
+			h.RecentChanges = append(h.RecentChanges, changePB(c))
+		}
+		return nil
 	})
 	if err != nil {
-		return nil, s.internal("read host history", err)
-	}
-	for _, c := range changes {
-		h.RecentChanges = append(h.RecentChanges, changePB(c))
+		return nil, s.internal("get host", err) // passes the NotFound through
 	}
 	return &pb.GetHostResponse{Host: h}, nil
 }
@@ -173,39 +189,46 @@ type changeCursor struct {
 // ListHostChanges implements AdminService.ListHostChanges, newest first.
 func (s *Server) ListHostChanges(ctx context.Context, req *pb.ListHostChangesRequest) (*pb.ListHostChangesResponse, error) {
 	p := db.ListHostChangesParams{}
-	var err error
-	if p.SiteID, err = s.optionalSite(ctx, req.GetSite()); err != nil {
-		return nil, err
-	}
-	if req.GetIpAddress() != "" {
-		if !p.SiteID.Valid {
-			return nil, apierr.InvalidField("site", "required with ip_address (addresses repeat across sites)")
-		}
-		ip, err := netip.ParseAddr(req.GetIpAddress())
-		if err != nil {
-			return nil, apierr.InvalidField("ip_address", "not an IP address: %q", req.GetIpAddress())
-		}
-		h, err := s.q.GetHost(ctx, db.GetHostParams{SiteID: p.SiteID.UUID, IpAddress: ip.Unmap()})
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, apierr.NotFound("ip_address", "no host %s in site %q", ip, req.GetSite())
-		}
-		if err != nil {
-			return nil, s.internal("read host", err)
-		}
-		p.HostID = uuid.NullUUID{UUID: h.Host.ID, Valid: true}
-	}
 	if t := req.GetSince(); t != nil {
 		p.Since = pgtype.Timestamptz{Time: t.AsTime(), Valid: true}
 	}
 	if t := req.GetUntil(); t != nil {
 		p.Until = pgtype.Timestamptz{Time: t.AsTime(), Valid: true}
 	}
-	cur := changeCursor{At: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), ID: math.MaxInt64}
-	rows, next, err := paginate(req, &cur, func(limit int32) ([]db.ListHostChangesRow, error) {
-		p.BeforeAt, p.BeforeID, p.RowLimit = cur.At, cur.ID, limit
-		return s.q.ListHostChanges(ctx, p)
-	}, func(r db.ListHostChangesRow) changeCursor {
-		return changeCursor{At: r.HostHistory.ChangedAt, ID: r.HostHistory.ID}
+	var (
+		rows []db.ListHostChangesRow
+		next string
+	)
+	err := s.read(ctx, func(q *db.Queries) error {
+		var err error
+		if p.SiteID, err = s.optionalSiteIn(ctx, q, req.GetSite()); err != nil {
+			return err
+		}
+		if req.GetIpAddress() != "" {
+			if !p.SiteID.Valid {
+				return apierr.InvalidField("site", "required with ip_address (addresses repeat across sites)")
+			}
+			ip, err := netip.ParseAddr(req.GetIpAddress())
+			if err != nil {
+				return apierr.InvalidField("ip_address", "not an IP address: %q", req.GetIpAddress())
+			}
+			h, err := q.GetHost(ctx, db.GetHostParams{SiteID: p.SiteID.UUID, IpAddress: ip.Unmap()})
+			if errors.Is(err, pgx.ErrNoRows) {
+				return apierr.NotFound("ip_address", "no host %s in site %q", ip, req.GetSite())
+			}
+			if err != nil {
+				return fmt.Errorf("read host: %w", err)
+			}
+			p.HostID = uuid.NullUUID{UUID: h.Host.ID, Valid: true}
+		}
+		cur := changeCursor{At: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), ID: math.MaxInt64}
+		rows, next, err = paginate(req, &cur, func(limit int32) ([]db.ListHostChangesRow, error) {
+			p.BeforeAt, p.BeforeID, p.RowLimit = cur.At, cur.ID, limit
+			return q.ListHostChanges(ctx, p)
+		}, func(r db.ListHostChangesRow) changeCursor {
+			return changeCursor{At: r.HostHistory.ChangedAt, ID: r.HostHistory.ID}
+		})
+		return err
 	})
 	if err != nil {
 		return nil, s.internal("list host changes", err)
@@ -217,13 +240,13 @@ func (s *Server) ListHostChanges(ctx context.Context, req *pb.ListHostChangesReq
 	return resp, nil
 }
 
-func hostPB(h db.Host, site string, open int32) *pb.Host {
+func hostPB(h db.Host, site string) *pb.Host {
 	out := &pb.Host{
 		Id: h.ID.String(), Site: site, IpAddress: h.IpAddress.String(), Hostname: h.Hostname.String,
 		Vendor: h.Vendor.String, OsFamily: h.OsFamily.String, OsName: h.OsName.String,
 		OsConfidence: int32(h.OsConfidence.Int16), Status: h.Status, FirstSeen: timestamppb.New(h.FirstSeen),
 		LastSeen: timestamppb.New(h.LastSeen), DiscoveryCount: h.DiscoveryCount, IgnoreScanning: h.IgnoreScanning,
-		OpenPorts: open,
+		OpenPorts: h.OpenPorts,
 	}
 	if h.MacAddress != nil {
 		out.MacAddress = h.MacAddress.String()

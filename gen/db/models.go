@@ -101,6 +101,7 @@ type Host struct {
 	FirstSeen      time.Time
 	LastSeen       time.Time
 	LastJobID      uuid.NullUUID
+	OpenPorts      int32
 }
 
 type HostHistory struct {

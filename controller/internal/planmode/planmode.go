@@ -38,3 +38,18 @@ type Unnamed struct{ pgx.Tx }
 func (u Unnamed) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	return u.Tx.Query(ctx, sql, append([]any{pgx.QueryExecModeDescribeExec}, args...)...)
 }
+
+// Marked is a transaction that sends the queries carrying Marker as
+// unnamed statements and the others as usual (prepared and cached), as
+// scope.DB does for single statements.
+type Marked struct{ pgx.Tx }
+
+// Query runs sql in the transaction, unnamed when it carries Marker.
+func (m Marked) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return m.Tx.Query(ctx, sql, Args(sql, args)...)
+}
+
+// QueryRow runs sql in the transaction, unnamed when it carries Marker.
+func (m Marked) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return m.Tx.QueryRow(ctx, sql, Args(sql, args)...)
+}
