@@ -31,11 +31,13 @@ const PageSize = 500
 // publisher queue).
 const PollEvery = time.Second
 
-// Row is one change with what a reader shows of it.
+// Row is one change with what a reader shows of it. Its fields are named
+// and typed as sqlc's rows of the same joins (db.DuePendingDownsRow), so
+// those convert to it.
 type Row struct {
 	HostHistory db.HostHistory
 	SiteName    string
-	IpAddress   netip.Addr
+	IpAddress   netip.Addr //nolint:revive // sqlc's spelling, for the conversion above
 	Hostname    pgtype.Text
 	TargetID    uuid.NullUUID
 }

@@ -227,7 +227,8 @@ func (d *Dispatcher) work(ctx context.Context, w db.Webhook) (bool, error) {
 type page struct {
 	after int64
 	rows  []db.WebhookFeedPageRow
-	// full: the read returned readAhead rows; there may be more.
+	// full: the read returned as many rows as it asked for; there may be
+	// more.
 	full bool
 	err  error
 }
@@ -240,11 +241,14 @@ type page struct {
 // deliveries.
 func (d *Dispatcher) readFeed(ctx context.Context, w db.Webhook, after int64, deadline time.Time, out chan<- page) {
 	defer close(out)
+	// The first page is one delivery's worth: the sender starts on it
+	// while the next, full page is read.
+	limit := int32(BatchSize)
 	for {
 		rows, err := d.q.WebhookFeedPage(ctx, db.WebhookFeedPageParams{
-			WithTarget: w.TargetID.Valid, SiteID: w.SiteID, AfterSeq: after, RowLimit: readAhead,
+			WithTarget: w.TargetID.Valid, SiteID: w.SiteID, AfterSeq: after, RowLimit: limit,
 		})
-		p := page{after: after, rows: rows, full: len(rows) == readAhead, err: err}
+		p := page{after: after, rows: rows, full: len(rows) == int(limit), err: err}
 		if err != nil {
 			p.err = fmt.Errorf("read change feed: %w", err)
 		}
@@ -256,17 +260,27 @@ func (d *Dispatcher) readFeed(ctx context.Context, w db.Webhook, after int64, de
 		if !p.full || err != nil || !time.Now().Before(deadline) {
 			return
 		}
-		after = rows[len(rows)-1].FeedSeq
+		after, limit = rows[len(rows)-1].FeedSeq, readAhead
 	}
 }
 
 // sendAll sends due deliveries in order while the builder runs, waiting for
 // its next build whenever nothing is due, until the builder has finished
-// and nothing more is due (false) or the deadline passes (true).
-func (d *Dispatcher) sendAll(ctx context.Context, w db.Webhook, deadline time.Time, built, done <-chan struct{}) (bool, error) {
+// and nothing more is due (false) or the deadline passes (true). The
+// delivered marks are written behind the POSTs (a marker goroutine), so
+// the next window does not wait for them; sendAll returns only once every
+// mark is written, while the claim on the webhook still holds.
+func (d *Dispatcher) sendAll(ctx context.Context, w db.Webhook, deadline time.Time, built, done <-chan struct{}) (busy bool, err error) {
+	m := d.startMarker(context.WithoutCancel(ctx))
+	defer func() {
+		if merr := m.close(); merr != nil && err == nil {
+			err = merr
+		}
+	}()
 	finished := false
+	var after int64 // the last delivery POSTed in this turn
 	for time.Now().Before(deadline) {
-		sent, err := d.sendNext(ctx, w, deadline)
+		sent, err := d.sendNext(ctx, w, deadline, &after, m)
 		if err != nil || sent {
 			if err != nil {
 				return false, err
@@ -284,6 +298,54 @@ func (d *Dispatcher) sendAll(ctx context.Context, w db.Webhook, deadline time.Ti
 		}
 	}
 	return true, nil
+}
+
+// marker writes delivered marks in the background, in the order the
+// deliveries went out, several windows in one transaction when they queue
+// up.
+type marker struct {
+	queue chan delivered
+	done  chan error
+}
+
+func (d *Dispatcher) startMarker(ctx context.Context) *marker {
+	m := &marker{queue: make(chan delivered, 64), done: make(chan error, 1)}
+	go func() {
+		var first error
+		for ok := range m.queue {
+			// Take whatever else is queued into the same transaction.
+			for more := true; more; {
+				select {
+				case next, open := <-m.queue:
+					if !open {
+						more = false
+						break
+					}
+					ok.ids, ok.statuses = append(ok.ids, next.ids...), append(ok.statuses, next.statuses...)
+				default:
+					more = false
+				}
+			}
+			if err := d.markDelivered(ctx, ok); err != nil && first == nil {
+				first = err
+			}
+		}
+		m.done <- first
+	}()
+	return m
+}
+
+// add queues the marks of one window.
+func (m *marker) add(ok delivered) {
+	if len(ok.ids) > 0 {
+		m.queue <- ok
+	}
+}
+
+// close waits until every queued mark is written; the first error.
+func (m *marker) close() error {
+	close(m.queue)
+	return <-m.done
 }
 
 // buildBatches bounds the deliveries one build transaction writes: one
@@ -453,21 +515,18 @@ func (d *Dispatcher) filter(ctx context.Context, q *db.Queries, w db.Webhook, r 
 // rather than per delivery.
 const sendWindow = 8
 
-// sendNext POSTs the webhook's oldest undelivered deliveries, in order,
-// while they are due and the deadline has not passed; true when it
+// sendNext POSTs the webhook's oldest undelivered deliveries after *after
+// (those before it went out in this turn and are being marked by m), in
+// order, while they are due and the deadline has not passed; true when it
 // delivered all it read (there may be more right away).
-func (d *Dispatcher) sendNext(ctx context.Context, w db.Webhook, deadline time.Time) (sent bool, err error) {
-	dels, err := d.q.NextWebhookDeliveries(ctx, db.NextWebhookDeliveriesParams{WebhookID: w.ID, RowLimit: sendWindow})
+func (d *Dispatcher) sendNext(ctx context.Context, w db.Webhook, deadline time.Time, after *int64, m *marker) (sent bool, err error) {
+	dels, err := d.q.NextWebhookDeliveries(ctx, db.NextWebhookDeliveriesParams{WebhookID: w.ID, AfterSeq: *after, RowLimit: sendWindow})
 	if err != nil {
 		return false, fmt.Errorf("read next deliveries: %w", err)
 	}
 	var ok delivered
-	defer func() {
-		// Not cut short by shutdown: a POST that went out is recorded.
-		if merr := d.markDelivered(context.WithoutCancel(ctx), ok); merr != nil && err == nil {
-			err = merr
-		}
-	}()
+	// Also on the way out through shutdown: a POST that went out is recorded.
+	defer func() { m.add(ok) }()
 	for _, del := range dels {
 		if state.DeliveryState(del.State) == state.DeliveryDead || del.NextAttemptAt.After(time.Now()) {
 			return false, nil
@@ -481,6 +540,7 @@ func (d *Dispatcher) sendNext(ctx context.Context, w db.Webhook, deadline time.T
 		}
 		if perr == nil {
 			ok.ids, ok.statuses = append(ok.ids, del.ID), append(ok.statuses, int32(status))
+			*after = del.Seq
 			continue
 		}
 		// A failure ends this webhook's turn: later deliveries wait behind it.

@@ -621,20 +621,22 @@ func (q *Queries) MarkWebhookFailed(ctx context.Context, arg MarkWebhookFailedPa
 
 const nextWebhookDeliveries = `-- name: NextWebhookDeliveries :many
 SELECT id, webhook_id, seq, first_feed_seq, last_feed_seq, event_count, body, state, attempts, next_attempt_at, last_error, last_status, created_at, delivered_at FROM webhook_deliveries
-WHERE webhook_id = $1 AND state <> 'delivered'
+WHERE webhook_id = $1 AND state <> 'delivered' AND seq > $2
 ORDER BY seq
-LIMIT $2
+LIMIT $3
 `
 
 type NextWebhookDeliveriesParams struct {
 	WebhookID uuid.UUID
+	AfterSeq  int64
 	RowLimit  int32
 }
 
 // The oldest deliveries not yet delivered, in order: deliveries go out in
-// order, so a dead one holds the line until it is re-driven.
+// order, so a dead one holds the line until it is re-driven. after_seq
+// skips those the sender POSTed already and is still marking delivered.
 func (q *Queries) NextWebhookDeliveries(ctx context.Context, arg NextWebhookDeliveriesParams) ([]WebhookDelivery, error) {
-	rows, err := q.db.Query(ctx, nextWebhookDeliveries, arg.WebhookID, arg.RowLimit)
+	rows, err := q.db.Query(ctx, nextWebhookDeliveries, arg.WebhookID, arg.AfterSeq, arg.RowLimit)
 	if err != nil {
 		return nil, err
 	}

@@ -89,9 +89,10 @@ SELECT unnest(@ids::uuid[]), @webhook_id::uuid, unnest(@first_feed_seqs::bigint[
 
 -- name: NextWebhookDeliveries :many
 -- The oldest deliveries not yet delivered, in order: deliveries go out in
--- order, so a dead one holds the line until it is re-driven.
+-- order, so a dead one holds the line until it is re-driven. after_seq
+-- skips those the sender POSTed already and is still marking delivered.
 SELECT * FROM webhook_deliveries
-WHERE webhook_id = @webhook_id AND state <> 'delivered'
+WHERE webhook_id = @webhook_id AND state <> 'delivered' AND seq > @after_seq
 ORDER BY seq
 LIMIT @row_limit;
 
