@@ -14,9 +14,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/scanorama/scanorama/gen/db"
 )
@@ -29,8 +31,16 @@ const PageSize = 500
 // publisher queue).
 const PollEvery = time.Second
 
-// Row is one change with what a reader shows of it.
-type Row = db.ListFeedChangesRow
+// Row is one change with what a reader shows of it. Its fields are named
+// and typed as sqlc's rows of the same joins (db.DuePendingDownsRow), so
+// those convert to it.
+type Row struct {
+	HostHistory db.HostHistory
+	SiteName    string
+	IpAddress   netip.Addr //nolint:revive // sqlc's spelling, for the conversion above
+	Hostname    pgtype.Text
+	TargetID    uuid.NullUUID
+}
 
 // Waker delivers a value whenever something may have committed.
 type Waker interface {
@@ -109,16 +119,20 @@ func (f *Feed) Read(ctx context.Context, site uuid.UUID, after int64, limit int3
 
 // ReadWith is Read through q (for example inside a transaction).
 func ReadWith(ctx context.Context, q *db.Queries, site uuid.UUID, after int64, limit int32) ([]Row, error) {
-	if site == uuid.Nil {
-		return q.ListFeedChanges(ctx, db.ListFeedChangesParams{AfterSeq: after, RowLimit: limit})
-	}
-	rows, err := q.ListSiteFeedChanges(ctx, db.ListSiteFeedChangesParams{SiteID: site, AfterSeq: after, RowLimit: limit})
+	rows, err := q.FeedPage(ctx, db.FeedPageParams{SiteID: uuid.NullUUID{UUID: site, Valid: site != uuid.Nil}, AfterSeq: after, RowLimit: limit})
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Row, len(rows))
 	for i, r := range rows {
-		out[i] = Row(r)
+		out[i] = Row{
+			HostHistory: db.HostHistory{
+				ID: r.ID, HostID: r.HostID, SiteID: r.SiteID, JobID: r.JobID, Event: r.Event, Port: r.Port,
+				Protocol: r.Protocol, OldValue: r.OldValue, NewValue: r.NewValue, ChangedAt: r.ChangedAt,
+				ChangedBy: r.ChangedBy, ChangeReason: r.ChangeReason, FeedSeq: r.FeedSeq,
+			},
+			SiteName: r.SiteName, IpAddress: r.IpAddress, Hostname: r.Hostname, TargetID: r.TargetID,
+		}
 	}
 	return out, nil
 }

@@ -18,6 +18,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -27,7 +28,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/scanorama/scanorama/controller/changefeed"
-	"github.com/scanorama/scanorama/controller/internal/planmode"
 	"github.com/scanorama/scanorama/controller/state"
 	"github.com/scanorama/scanorama/gen/db"
 )
@@ -156,38 +156,58 @@ func (d *Dispatcher) Cycle(ctx context.Context) (int, bool, error) {
 }
 
 // work builds and sends for one claimed webhook until nothing is due or
-// the budget is spent; true when the budget ran out first. Building and
-// sending overlap: a builder goroutine writes deliveries (each build commits
-// before the sender can read what it wrote) while this one POSTs the oldest
-// due delivery, so a burst takes about the longer of the two, not their sum.
-// Order is unchanged: the sender always takes the oldest undelivered one.
+// the budget is spent; true when the budget ran out first. Reading the
+// feed, building and sending overlap: a reader goroutine reads the next
+// feed page while a builder writes the deliveries of the one before (each
+// build commits before the sender can read what it wrote) and this one
+// POSTs the oldest due delivery, so a burst takes about the longest of the
+// three, not their sum. Order is unchanged: pages are built in feed order,
+// each build checks it starts where the last one ended, and the sender
+// always takes the oldest undelivered delivery.
 func (d *Dispatcher) work(ctx context.Context, w db.Webhook) (bool, error) {
 	deadline := time.Now().Add(cycleBudget)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	cursor, err := d.q.GetWebhookCursor(ctx, w.ID)
+	if err != nil {
+		return false, fmt.Errorf("read cursor: %w", err)
+	}
 	var (
+		pages     = make(chan page, 1)
 		built     = make(chan struct{}, 1)
 		done      = make(chan struct{})
 		buildErr  error
 		buildMore bool
 	)
+	readCtx, stopReading := context.WithCancel(ctx)
+	var reading sync.WaitGroup
+	reading.Add(1)
+	go func() {
+		defer reading.Done()
+		d.readFeed(readCtx, w, cursor, deadline, pages)
+	}()
+	defer func() {
+		stopReading()
+		reading.Wait()
+	}()
 	go func() {
 		defer close(done)
-		for time.Now().Before(deadline) {
-			more, err := d.build(ctx, w)
+		for p := range pages {
+			err := p.err
+			if err == nil {
+				err = d.build(ctx, w, p)
+			}
 			if err != nil {
 				buildErr = err
-				return
-			}
-			if !more {
+				stopReading() // the sender still sends what was built
 				return
 			}
 			select {
 			case built <- struct{}{}:
 			default:
 			}
+			buildMore = p.full
 		}
-		buildMore = true
 	}()
 	busy, err := d.sendAll(ctx, w, deadline, built, done)
 	if err != nil {
@@ -203,13 +223,64 @@ func (d *Dispatcher) work(ctx context.Context, w db.Webhook) (bool, error) {
 	return busy || buildMore, nil
 }
 
+// page is one read of the feed for a webhook: the rows after after.
+type page struct {
+	after int64
+	rows  []db.WebhookFeedPageRow
+	// full: the read returned as many rows as it asked for; there may be
+	// more.
+	full bool
+	err  error
+}
+
+// readFeed reads the feed after cursor page by page, one page ahead of the
+// builder, until a page is not full or the deadline passes. Reading
+// outside the build's transaction is safe: rows become visible in feed_seq
+// order (changefeed), so a later read after the last row seen misses
+// nothing, and the build moves the cursor only past rows it turned into
+// deliveries.
+func (d *Dispatcher) readFeed(ctx context.Context, w db.Webhook, after int64, deadline time.Time, out chan<- page) {
+	defer close(out)
+	// The first page is one delivery's worth: the sender starts on it
+	// while the next, full page is read.
+	limit := int32(BatchSize)
+	for {
+		rows, err := d.q.WebhookFeedPage(ctx, db.WebhookFeedPageParams{
+			WithTarget: w.TargetID.Valid, SiteID: w.SiteID, AfterSeq: after, RowLimit: limit,
+		})
+		p := page{after: after, rows: rows, full: len(rows) == int(limit), err: err}
+		if err != nil {
+			p.err = fmt.Errorf("read change feed: %w", err)
+		}
+		select {
+		case out <- p:
+		case <-ctx.Done():
+			return
+		}
+		if !p.full || err != nil || !time.Now().Before(deadline) {
+			return
+		}
+		after, limit = rows[len(rows)-1].FeedSeq, readAhead
+	}
+}
+
 // sendAll sends due deliveries in order while the builder runs, waiting for
 // its next build whenever nothing is due, until the builder has finished
-// and nothing more is due (false) or the deadline passes (true).
-func (d *Dispatcher) sendAll(ctx context.Context, w db.Webhook, deadline time.Time, built, done <-chan struct{}) (bool, error) {
+// and nothing more is due (false) or the deadline passes (true). The
+// delivered marks are written behind the POSTs (a marker goroutine), so
+// the next window does not wait for them; sendAll returns only once every
+// mark is written, while the claim on the webhook still holds.
+func (d *Dispatcher) sendAll(ctx context.Context, w db.Webhook, deadline time.Time, built, done <-chan struct{}) (busy bool, err error) {
+	m := d.startMarker(context.WithoutCancel(ctx))
+	defer func() {
+		if merr := m.close(); merr != nil && err == nil {
+			err = merr
+		}
+	}()
 	finished := false
+	var after int64 // the last delivery POSTed in this turn
 	for time.Now().Before(deadline) {
-		sent, err := d.sendNext(ctx, w, deadline)
+		sent, err := d.sendNext(ctx, w, deadline, &after, m)
 		if err != nil || sent {
 			if err != nil {
 				return false, err
@@ -229,6 +300,54 @@ func (d *Dispatcher) sendAll(ctx context.Context, w db.Webhook, deadline time.Ti
 	return true, nil
 }
 
+// marker writes delivered marks in the background, in the order the
+// deliveries went out, several windows in one transaction when they queue
+// up.
+type marker struct {
+	queue chan delivered
+	done  chan error
+}
+
+func (d *Dispatcher) startMarker(ctx context.Context) *marker {
+	m := &marker{queue: make(chan delivered, 64), done: make(chan error, 1)}
+	go func() {
+		var first error
+		for ok := range m.queue {
+			// Take whatever else is queued into the same transaction.
+			for more := true; more; {
+				select {
+				case next, open := <-m.queue:
+					if !open {
+						more = false
+						break
+					}
+					ok.ids, ok.statuses = append(ok.ids, next.ids...), append(ok.statuses, next.statuses...)
+				default:
+					more = false
+				}
+			}
+			if err := d.markDelivered(ctx, ok); err != nil && first == nil {
+				first = err
+			}
+		}
+		m.done <- first
+	}()
+	return m
+}
+
+// add queues the marks of one window.
+func (m *marker) add(ok delivered) {
+	if len(ok.ids) > 0 {
+		m.queue <- ok
+	}
+}
+
+// close waits until every queued mark is written; the first error.
+func (m *marker) close() error {
+	close(m.queue)
+	return <-m.done
+}
+
 // buildBatches bounds the deliveries one build transaction writes: one
 // read of the feed, one INSERT and one durable commit for several
 // deliveries (a burst costs statements and WAL flushes per build, not per
@@ -241,29 +360,25 @@ type draft struct {
 	events      []Event
 }
 
-// build reads the feed after the webhook's cursor and writes up to about
-// buildBatches deliveries, moving the cursor past what it read, in one
-// transaction. The transaction commits durably before any of them is sent:
-// a delivery id once POSTed is never made again with other contents.
-func (d *Dispatcher) build(ctx context.Context, w db.Webhook) (bool, error) {
+// build turns one page of the feed into up to about buildBatches
+// deliveries, moving the cursor past the page, in one transaction. The
+// transaction commits durably before any of them is sent: a delivery id
+// once POSTed is never made again with other contents.
+func (d *Dispatcher) build(ctx context.Context, w db.Webhook, p page) error {
 	tx, err := d.pool.Begin(ctx)
 	if err != nil {
-		return false, err
+		return err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	// The feed read must walk the feed_seq index and stop at readAhead rows.
-	// Right after a big commit the statistics still describe the table
-	// before it, and the planner then prefers a bitmap scan of every row
-	// after the cursor and a sort: each build of a 50,000-change burst read
-	// and sorted all the rest of it (measured: 127 ms instead of 26 ms for
-	// 4,000 rows). Without sorts the ordered index scan is the only plan.
-	if _, err := tx.Exec(ctx, "SET LOCAL enable_sort = off"); err != nil {
-		return false, err
-	}
 	q := d.q.WithTx(tx)
 	cursor, err := q.GetWebhookCursor(ctx, w.ID)
 	if err != nil {
-		return false, fmt.Errorf("read cursor: %w", err)
+		return fmt.Errorf("read cursor: %w", err)
+	}
+	if cursor != p.after {
+		// Only the claim holder moves the cursor, and it builds pages in
+		// order; anything else means the page is stale, so build nothing.
+		return fmt.Errorf("cursor at %d, page read after %d", cursor, p.after)
 	}
 	var events []Event
 	if w.DownAfterScans > 1 {
@@ -271,23 +386,19 @@ func (d *Dispatcher) build(ctx context.Context, w db.Webhook) (bool, error) {
 		// they fired before anything the feed has after the cursor.
 		due, err := q.DuePendingDowns(ctx, db.DuePendingDownsParams{WebhookID: w.ID, DownAfterScans: w.DownAfterScans})
 		if err != nil {
-			return false, fmt.Errorf("read held-back host_down changes: %w", err)
+			return fmt.Errorf("read held-back host_down changes: %w", err)
 		}
 		for _, r := range due {
 			events = append(events, eventOf(changefeed.Row(r)))
 			if _, err := q.DeletePendingDown(ctx, db.DeletePendingDownParams{WebhookID: w.ID, HostID: r.HostHistory.HostID}); err != nil {
-				return false, err
+				return err
 			}
 		}
-	}
-	rows, err := changefeed.ReadWith(ctx, db.New(planmode.Unnamed{Tx: tx}), w.SiteID.UUID, cursor, readAhead)
-	if err != nil {
-		return false, err
 	}
 	// Cut the events into deliveries of at most BatchSize; each covers the
 	// feed from the one before it up to its last event (the last one up to
 	// the last row read, filtered-out rows included).
-	var batches []draft
+	batches := make([]draft, 0, buildBatches)
 	from, last := cursor, cursor
 	cut := func() {
 		batches = append(batches, draft{first: min(from+1, last), last: last, events: events})
@@ -299,13 +410,17 @@ func (d *Dispatcher) build(ctx context.Context, w db.Webhook) (bool, error) {
 		cut()
 		events = rest
 	}
-	for _, r := range rows {
+	for i := range p.rows {
+		r := rowOf(&p.rows[i])
 		last = r.HostHistory.FeedSeq
 		keep, err := d.filter(ctx, q, w, r)
 		if err != nil {
-			return false, err
+			return err
 		}
 		if keep {
+			if events == nil {
+				events = make([]Event, 0, min(BatchSize, len(p.rows)-i))
+			}
 			events = append(events, eventOf(r))
 			if len(events) == BatchSize {
 				cut()
@@ -316,17 +431,29 @@ func (d *Dispatcher) build(ctx context.Context, w db.Webhook) (bool, error) {
 		cut()
 	}
 	if last == cursor && len(batches) == 0 {
-		return false, tx.Commit(ctx)
+		return tx.Commit(ctx)
 	}
 	if last != cursor {
 		if err := q.SetWebhookCursor(ctx, db.SetWebhookCursorParams{WebhookID: w.ID, FeedSeq: last}); err != nil {
-			return false, err
+			return err
 		}
 	}
 	if err := d.insert(ctx, q, w, batches); err != nil {
-		return false, err
+		return err
 	}
-	return len(rows) == readAhead, tx.Commit(ctx)
+	return tx.Commit(ctx)
+}
+
+// rowOf is a webhook's read of a change as the feed's row (no site id,
+// author or reason: a payload does not carry them).
+func rowOf(r *db.WebhookFeedPageRow) changefeed.Row {
+	return changefeed.Row{
+		HostHistory: db.HostHistory{
+			ID: r.ID, HostID: r.HostID, JobID: r.JobID, Event: r.Event, Port: r.Port, Protocol: r.Protocol,
+			OldValue: r.OldValue, NewValue: r.NewValue, ChangedAt: r.ChangedAt, FeedSeq: r.FeedSeq,
+		},
+		SiteName: r.SiteName, IpAddress: r.IpAddress, Hostname: r.Hostname, TargetID: r.TargetID,
+	}
 }
 
 // insert encodes batches and writes them, in order, in one statement.
@@ -388,21 +515,18 @@ func (d *Dispatcher) filter(ctx context.Context, q *db.Queries, w db.Webhook, r 
 // rather than per delivery.
 const sendWindow = 8
 
-// sendNext POSTs the webhook's oldest undelivered deliveries, in order,
-// while they are due and the deadline has not passed; true when it
+// sendNext POSTs the webhook's oldest undelivered deliveries after *after
+// (those before it went out in this turn and are being marked by m), in
+// order, while they are due and the deadline has not passed; true when it
 // delivered all it read (there may be more right away).
-func (d *Dispatcher) sendNext(ctx context.Context, w db.Webhook, deadline time.Time) (sent bool, err error) {
-	dels, err := d.q.NextWebhookDeliveries(ctx, db.NextWebhookDeliveriesParams{WebhookID: w.ID, RowLimit: sendWindow})
+func (d *Dispatcher) sendNext(ctx context.Context, w db.Webhook, deadline time.Time, after *int64, m *marker) (sent bool, err error) {
+	dels, err := d.q.NextWebhookDeliveries(ctx, db.NextWebhookDeliveriesParams{WebhookID: w.ID, AfterSeq: *after, RowLimit: sendWindow})
 	if err != nil {
 		return false, fmt.Errorf("read next deliveries: %w", err)
 	}
 	var ok delivered
-	defer func() {
-		// Not cut short by shutdown: a POST that went out is recorded.
-		if merr := d.markDelivered(context.WithoutCancel(ctx), ok); merr != nil && err == nil {
-			err = merr
-		}
-	}()
+	// Also on the way out through shutdown: a POST that went out is recorded.
+	defer func() { m.add(ok) }()
 	for _, del := range dels {
 		if state.DeliveryState(del.State) == state.DeliveryDead || del.NextAttemptAt.After(time.Now()) {
 			return false, nil
@@ -416,6 +540,7 @@ func (d *Dispatcher) sendNext(ctx context.Context, w db.Webhook, deadline time.T
 		}
 		if perr == nil {
 			ok.ids, ok.statuses = append(ok.ids, del.ID), append(ok.statuses, int32(status))
+			*after = del.Seq
 			continue
 		}
 		// A failure ends this webhook's turn: later deliveries wait behind it.

@@ -82,7 +82,12 @@ func Body(deliveryID, webhook, format string, events []Event) ([]byte, error) {
 	if state.WebhookFormat(format) == state.FormatSlack {
 		p.Text = SlackText(events)
 	}
-	return json.Marshal(p)
+	size := 128 + len(p.Text) + bytesPerEvent*len(events)
+	b, err := appendBody(make([]byte, 0, size), &p)
+	if err != nil {
+		return json.Marshal(p)
+	}
+	return b, nil
 }
 
 // SlackText is one readable line per event.

@@ -267,6 +267,84 @@ func (q *Queries) DuePendingDowns(ctx context.Context, arg DuePendingDownsParams
 	return items, nil
 }
 
+const feedPage = `-- name: FeedPage :many
+SELECT hh.id, hh.host_id, hh.site_id, hh.job_id, hh.event, hh.port, hh.protocol, hh.old_value, hh.new_value,
+       hh.changed_at, hh.changed_by, hh.change_reason, hh.feed_seq,
+       s.name AS site_name, h.ip_address, h.hostname, j.target_id
+FROM feed_page($1::uuid, $2, $3) hh
+JOIN hosts h ON h.id = hh.host_id
+JOIN sites s ON s.id = hh.site_id
+LEFT JOIN scan_jobs j ON j.id = hh.job_id
+ORDER BY hh.feed_seq
+`
+
+type FeedPageParams struct {
+	SiteID   uuid.NullUUID
+	AfterSeq int64
+	RowLimit int32
+}
+
+type FeedPageRow struct {
+	ID           int64
+	HostID       uuid.UUID
+	SiteID       uuid.UUID
+	JobID        uuid.NullUUID
+	Event        string
+	Port         pgtype.Int4
+	Protocol     pgtype.Text
+	OldValue     pgtype.Text
+	NewValue     pgtype.Text
+	ChangedAt    time.Time
+	ChangedBy    string
+	ChangeReason pgtype.Text
+	FeedSeq      int64
+	SiteName     string
+	IpAddress    netip.Addr
+	Hostname     pgtype.Text
+	TargetID     uuid.NullUUID
+}
+
+// The changes after a cursor, in commit order, for one site (NULL: every
+// site). feed_page walks the feed in order (migration 0022); the sort here
+// only orders its page of at most row_limit rows after the joins.
+func (q *Queries) FeedPage(ctx context.Context, arg FeedPageParams) ([]FeedPageRow, error) {
+	rows, err := q.db.Query(ctx, feedPage, arg.SiteID, arg.AfterSeq, arg.RowLimit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []FeedPageRow{}
+	for rows.Next() {
+		var i FeedPageRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.HostID,
+			&i.SiteID,
+			&i.JobID,
+			&i.Event,
+			&i.Port,
+			&i.Protocol,
+			&i.OldValue,
+			&i.NewValue,
+			&i.ChangedAt,
+			&i.ChangedBy,
+			&i.ChangeReason,
+			&i.FeedSeq,
+			&i.SiteName,
+			&i.IpAddress,
+			&i.Hostname,
+			&i.TargetID,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const getChangeFeedState = `-- name: GetChangeFeedState :one
 
 SELECT epoch, pruned_through, pruned_at,
@@ -359,133 +437,6 @@ func (q *Queries) InsertWebhookDeliveries(ctx context.Context, arg InsertWebhook
 		arg.Bodies,
 	)
 	return err
-}
-
-const listFeedChanges = `-- name: ListFeedChanges :many
-SELECT hh.id, hh.host_id, hh.site_id, hh.job_id, hh.event, hh.port, hh.protocol, hh.old_value, hh.new_value, hh.changed_at, hh.changed_by, hh.change_reason, hh.feed_seq, s.name AS site_name, h.ip_address, h.hostname, j.target_id
-FROM host_history hh
-JOIN hosts h ON h.id = hh.host_id
-JOIN sites s ON s.id = hh.site_id
-LEFT JOIN scan_jobs j ON j.id = hh.job_id
-WHERE hh.feed_seq > $1
-ORDER BY hh.feed_seq
-LIMIT $2
-`
-
-type ListFeedChangesParams struct {
-	AfterSeq int64
-	RowLimit int32
-}
-
-type ListFeedChangesRow struct {
-	HostHistory HostHistory
-	SiteName    string
-	IpAddress   netip.Addr
-	Hostname    pgtype.Text
-	TargetID    uuid.NullUUID
-}
-
-// The changes after a cursor, in commit order, for every site.
-func (q *Queries) ListFeedChanges(ctx context.Context, arg ListFeedChangesParams) ([]ListFeedChangesRow, error) {
-	rows, err := q.db.Query(ctx, listFeedChanges, arg.AfterSeq, arg.RowLimit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []ListFeedChangesRow{}
-	for rows.Next() {
-		var i ListFeedChangesRow
-		if err := rows.Scan(
-			&i.HostHistory.ID,
-			&i.HostHistory.HostID,
-			&i.HostHistory.SiteID,
-			&i.HostHistory.JobID,
-			&i.HostHistory.Event,
-			&i.HostHistory.Port,
-			&i.HostHistory.Protocol,
-			&i.HostHistory.OldValue,
-			&i.HostHistory.NewValue,
-			&i.HostHistory.ChangedAt,
-			&i.HostHistory.ChangedBy,
-			&i.HostHistory.ChangeReason,
-			&i.HostHistory.FeedSeq,
-			&i.SiteName,
-			&i.IpAddress,
-			&i.Hostname,
-			&i.TargetID,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const listSiteFeedChanges = `-- name: ListSiteFeedChanges :many
-SELECT hh.id, hh.host_id, hh.site_id, hh.job_id, hh.event, hh.port, hh.protocol, hh.old_value, hh.new_value, hh.changed_at, hh.changed_by, hh.change_reason, hh.feed_seq, s.name AS site_name, h.ip_address, h.hostname, j.target_id
-FROM host_history hh
-JOIN hosts h ON h.id = hh.host_id
-JOIN sites s ON s.id = hh.site_id
-LEFT JOIN scan_jobs j ON j.id = hh.job_id
-WHERE hh.site_id = $1 AND hh.feed_seq > $2
-ORDER BY hh.feed_seq
-LIMIT $3
-`
-
-type ListSiteFeedChangesParams struct {
-	SiteID   uuid.UUID
-	AfterSeq int64
-	RowLimit int32
-}
-
-type ListSiteFeedChangesRow struct {
-	HostHistory HostHistory
-	SiteName    string
-	IpAddress   netip.Addr
-	Hostname    pgtype.Text
-	TargetID    uuid.NullUUID
-}
-
-// The changes after a cursor, in commit order, for one site.
-func (q *Queries) ListSiteFeedChanges(ctx context.Context, arg ListSiteFeedChangesParams) ([]ListSiteFeedChangesRow, error) {
-	rows, err := q.db.Query(ctx, listSiteFeedChanges, arg.SiteID, arg.AfterSeq, arg.RowLimit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []ListSiteFeedChangesRow{}
-	for rows.Next() {
-		var i ListSiteFeedChangesRow
-		if err := rows.Scan(
-			&i.HostHistory.ID,
-			&i.HostHistory.HostID,
-			&i.HostHistory.SiteID,
-			&i.HostHistory.JobID,
-			&i.HostHistory.Event,
-			&i.HostHistory.Port,
-			&i.HostHistory.Protocol,
-			&i.HostHistory.OldValue,
-			&i.HostHistory.NewValue,
-			&i.HostHistory.ChangedAt,
-			&i.HostHistory.ChangedBy,
-			&i.HostHistory.ChangeReason,
-			&i.HostHistory.FeedSeq,
-			&i.SiteName,
-			&i.IpAddress,
-			&i.Hostname,
-			&i.TargetID,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
 }
 
 const listWebhookDeliveries = `-- name: ListWebhookDeliveries :many
@@ -670,20 +621,22 @@ func (q *Queries) MarkWebhookFailed(ctx context.Context, arg MarkWebhookFailedPa
 
 const nextWebhookDeliveries = `-- name: NextWebhookDeliveries :many
 SELECT id, webhook_id, seq, first_feed_seq, last_feed_seq, event_count, body, state, attempts, next_attempt_at, last_error, last_status, created_at, delivered_at FROM webhook_deliveries
-WHERE webhook_id = $1 AND state <> 'delivered'
+WHERE webhook_id = $1 AND state <> 'delivered' AND seq > $2
 ORDER BY seq
-LIMIT $2
+LIMIT $3
 `
 
 type NextWebhookDeliveriesParams struct {
 	WebhookID uuid.UUID
+	AfterSeq  int64
 	RowLimit  int32
 }
 
 // The oldest deliveries not yet delivered, in order: deliveries go out in
-// order, so a dead one holds the line until it is re-driven.
+// order, so a dead one holds the line until it is re-driven. after_seq
+// skips those the sender POSTed already and is still marking delivered.
 func (q *Queries) NextWebhookDeliveries(ctx context.Context, arg NextWebhookDeliveriesParams) ([]WebhookDelivery, error) {
-	rows, err := q.db.Query(ctx, nextWebhookDeliveries, arg.WebhookID, arg.RowLimit)
+	rows, err := q.db.Query(ctx, nextWebhookDeliveries, arg.WebhookID, arg.AfterSeq, arg.RowLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -754,4 +707,85 @@ type SetWebhookCursorParams struct {
 func (q *Queries) SetWebhookCursor(ctx context.Context, arg SetWebhookCursorParams) error {
 	_, err := q.db.Exec(ctx, setWebhookCursor, arg.FeedSeq, arg.WebhookID)
 	return err
+}
+
+const webhookFeedPage = `-- name: WebhookFeedPage :many
+SELECT hh.id, hh.host_id, hh.job_id, hh.event, hh.port, hh.protocol, hh.old_value, hh.new_value, hh.changed_at,
+       hh.feed_seq, s.name AS site_name, h.ip_address, h.hostname,
+       j.target_id
+FROM feed_page($1::uuid, $2, $3) hh
+JOIN hosts h ON h.id = hh.host_id
+JOIN sites s ON s.id = hh.site_id
+LEFT JOIN scan_jobs j ON $4::boolean AND j.id = hh.job_id
+ORDER BY hh.feed_seq
+`
+
+type WebhookFeedPageParams struct {
+	SiteID     uuid.NullUUID
+	AfterSeq   int64
+	RowLimit   int32
+	WithTarget bool
+}
+
+type WebhookFeedPageRow struct {
+	ID        int64
+	HostID    uuid.UUID
+	JobID     uuid.NullUUID
+	Event     string
+	Port      pgtype.Int4
+	Protocol  pgtype.Text
+	OldValue  pgtype.Text
+	NewValue  pgtype.Text
+	ChangedAt time.Time
+	FeedSeq   int64
+	SiteName  string
+	IpAddress netip.Addr
+	Hostname  pgtype.Text
+	TargetID  uuid.NullUUID
+}
+
+// What a webhook build reads of one feed page: only the columns a payload
+// and the webhook's filters use, and the job's target only for a webhook
+// that filters by target (one probe of scan_jobs per change otherwise).
+// Site NULL reads every site.
+// with_target has no column in it: the planner makes it a one-time filter,
+// so false skips the probes altogether.
+func (q *Queries) WebhookFeedPage(ctx context.Context, arg WebhookFeedPageParams) ([]WebhookFeedPageRow, error) {
+	rows, err := q.db.Query(ctx, webhookFeedPage,
+		arg.SiteID,
+		arg.AfterSeq,
+		arg.RowLimit,
+		arg.WithTarget,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []WebhookFeedPageRow{}
+	for rows.Next() {
+		var i WebhookFeedPageRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.HostID,
+			&i.JobID,
+			&i.Event,
+			&i.Port,
+			&i.Protocol,
+			&i.OldValue,
+			&i.NewValue,
+			&i.ChangedAt,
+			&i.FeedSeq,
+			&i.SiteName,
+			&i.IpAddress,
+			&i.Hostname,
+			&i.TargetID,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

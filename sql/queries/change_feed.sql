@@ -6,27 +6,34 @@ SELECT epoch, pruned_through, pruned_at,
        coalesce((SELECT min(feed_seq) FROM host_history), 0)::bigint AS oldest
 FROM change_feed;
 
--- name: ListFeedChanges :many
--- The changes after a cursor, in commit order, for every site.
-SELECT sqlc.embed(hh), s.name AS site_name, h.ip_address, h.hostname, j.target_id
-FROM host_history hh
+-- name: FeedPage :many
+-- The changes after a cursor, in commit order, for one site (NULL: every
+-- site). feed_page walks the feed in order (migration 0022); the sort here
+-- only orders its page of at most row_limit rows after the joins.
+SELECT hh.id, hh.host_id, hh.site_id, hh.job_id, hh.event, hh.port, hh.protocol, hh.old_value, hh.new_value,
+       hh.changed_at, hh.changed_by, hh.change_reason, hh.feed_seq,
+       s.name AS site_name, h.ip_address, h.hostname, j.target_id
+FROM feed_page(sqlc.narg(site_id)::uuid, @after_seq, @row_limit) hh
 JOIN hosts h ON h.id = hh.host_id
 JOIN sites s ON s.id = hh.site_id
 LEFT JOIN scan_jobs j ON j.id = hh.job_id
-WHERE hh.feed_seq > @after_seq
-ORDER BY hh.feed_seq
-LIMIT @row_limit;
+ORDER BY hh.feed_seq;
 
--- name: ListSiteFeedChanges :many
--- The changes after a cursor, in commit order, for one site.
-SELECT sqlc.embed(hh), s.name AS site_name, h.ip_address, h.hostname, j.target_id
-FROM host_history hh
+-- name: WebhookFeedPage :many
+-- What a webhook build reads of one feed page: only the columns a payload
+-- and the webhook's filters use, and the job's target only for a webhook
+-- that filters by target (one probe of scan_jobs per change otherwise).
+-- Site NULL reads every site.
+SELECT hh.id, hh.host_id, hh.job_id, hh.event, hh.port, hh.protocol, hh.old_value, hh.new_value, hh.changed_at,
+       hh.feed_seq, s.name AS site_name, h.ip_address, h.hostname,
+       j.target_id
+FROM feed_page(sqlc.narg(site_id)::uuid, @after_seq, @row_limit) hh
 JOIN hosts h ON h.id = hh.host_id
 JOIN sites s ON s.id = hh.site_id
-LEFT JOIN scan_jobs j ON j.id = hh.job_id
-WHERE hh.site_id = @site_id AND hh.feed_seq > @after_seq
-ORDER BY hh.feed_seq
-LIMIT @row_limit;
+-- with_target has no column in it: the planner makes it a one-time filter,
+-- so false skips the probes altogether.
+LEFT JOIN scan_jobs j ON @with_target::boolean AND j.id = hh.job_id
+ORDER BY hh.feed_seq;
 
 -- name: PruneChangeFeed :one
 SELECT prune_change_feed(@cutoff::timestamptz)::bigint;
@@ -82,9 +89,10 @@ SELECT unnest(@ids::uuid[]), @webhook_id::uuid, unnest(@first_feed_seqs::bigint[
 
 -- name: NextWebhookDeliveries :many
 -- The oldest deliveries not yet delivered, in order: deliveries go out in
--- order, so a dead one holds the line until it is re-driven.
+-- order, so a dead one holds the line until it is re-driven. after_seq
+-- skips those the sender POSTed already and is still marking delivered.
 SELECT * FROM webhook_deliveries
-WHERE webhook_id = @webhook_id AND state <> 'delivered'
+WHERE webhook_id = @webhook_id AND state <> 'delivered' AND seq > @after_seq
 ORDER BY seq
 LIMIT @row_limit;
 

@@ -7,7 +7,8 @@
 // PostgreSQL may switch it to a generic plan, which for a query whose
 // filters are all optional ("$1 IS NULL OR col = $1") cannot bound an index
 // scan by them (ListHosts at 1M hosts). And a cached plan is not redone when
-// a setting such as enable_sort changes (the webhook builder's feed read).
+// a setting such as enable_sort changes (why the change feed's reads carry
+// theirs in the function feed_page, migration 0022).
 package planmode
 
 import (
@@ -27,16 +28,6 @@ func Args(sql string, args []any) []any {
 		return args
 	}
 	return append([]any{pgx.QueryExecModeExec}, args...)
-}
-
-// Unnamed sends every query through it as an unnamed statement
-// (QueryExecModeDescribeExec: described first, so its arguments keep
-// their binary encodings).
-type Unnamed struct{ pgx.Tx }
-
-// Query runs sql as an unnamed statement in the transaction.
-func (u Unnamed) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	return u.Tx.Query(ctx, sql, append([]any{pgx.QueryExecModeDescribeExec}, args...)...)
 }
 
 // Marked is a transaction that sends the queries carrying Marker as
