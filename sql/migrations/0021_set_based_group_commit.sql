@@ -169,19 +169,23 @@ BEGIN
             WHERE l.id = m.job_id;
 
             -- Passes: a job goes one pass after the latest earlier job it
-            -- may share a host with.
+            -- may share a host with. A job may touch its reported hosts and,
+            -- unless partial, every host of its network (silent hosts go
+            -- down); two jobs of one site conflict when what they may touch
+            -- overlaps.
             v_level := array_fill(1, ARRAY[n]);
             FOR v_pair IN
-                SELECT a.k AS ka, c.k AS kc
-                FROM ingest_many_jobs a
-                JOIN ingest_many_jobs c ON a.k < c.k AND a.site_id = c.site_id
-                WHERE a.result IS NULL AND c.result IS NULL
-                  AND ((NOT a.partial AND NOT c.partial AND a.network && c.network)
-                       OR (NOT a.partial AND EXISTS (SELECT 1 FROM ingest_many_hosts i WHERE i.k = c.k AND i.ip <<= a.network))
-                       OR (NOT c.partial AND EXISTS (SELECT 1 FROM ingest_many_hosts i WHERE i.k = a.k AND i.ip <<= c.network))
-                       OR EXISTS (SELECT 1 FROM ingest_many_hosts x JOIN ingest_many_hosts y ON y.ip = x.ip
-                                  WHERE x.k = a.k AND y.k = c.k))
-                ORDER BY c.k, a.k
+                WITH live AS (
+                    SELECT m.k, m.site_id, m.network, m.partial FROM ingest_many_jobs m WHERE m.result IS NULL
+                ), touch AS (
+                    SELECT l.k, l.site_id, l.network::inet AS net FROM live l WHERE NOT l.partial
+                    UNION ALL
+                    SELECT l.k, l.site_id, i.ip FROM live l JOIN ingest_many_hosts i ON i.k = l.k
+                )
+                SELECT DISTINCT a.k AS ka, c.k AS kc
+                FROM touch a
+                JOIN touch c ON a.k < c.k AND a.site_id = c.site_id AND a.net && c.net
+                ORDER BY kc, ka
             LOOP
                 v_level[v_pair.kc] := greatest(v_level[v_pair.kc], v_level[v_pair.ka] + 1);
             END LOOP;
