@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/scanorama/scanorama/gen/db"
@@ -519,5 +520,114 @@ func TestSetBasedGroupCommitMatchesPerJob(t *testing.T) {
 	// groups, and fell back.
 	if !t.Failed() && (all.set < seeds*rounds/2 || all.split == 0 || all.fallback == 0) {
 		t.Errorf("scenario coverage too thin: %+v", all)
+	}
+}
+
+// Two set-based group commits at once, both reporting a host the site did
+// not know: the second waits for the first one's row, the host is
+// discovered once, and both groups commit every job set-based.
+func TestConcurrentGroupCommitsDiscoverAHostOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newSQLFixture(t, arrayPath)
+	jobs := []uuid.UUID{f.newJob(t, nil), f.newJob(t, nil), f.newJob(t, nil), f.newJob(t, nil)}
+	// Partial commits (the jobs were cancelled while leased) touch only
+	// their reported hosts, so each group's two jobs share one pass and the
+	// first group does not mark the second group's hosts down.
+	if _, err := f.pool.Exec(ctx, `UPDATE scan_jobs SET status = 'cancelled', completed_at = now()`); err != nil {
+		t.Fatal(err)
+	}
+	group := func(a, b uuid.UUID, other string) db.CommitJobsParams {
+		var all rowBuffer
+		all.append(oneHost(netip.MustParseAddr("10.99.50.77"), ""))
+		all.append(oneHost(netip.MustParseAddr(other), ""))
+		arg := db.CommitJobsParams{
+			JobIds: []uuid.UUID{a, b}, WorkerIds: []string{"w", "w"}, LeaseTokens: []int64{1, 1},
+			ScannedTcp: []string{"{[22,22]}", "{[22,22]}"}, ScannedUdp: []string{"{}", "{}"}, Stats: [][]byte{nil, nil},
+			HostCounts: []int32{1, 1}, PortCounts: []int32{1, 1},
+		}
+		all.setManyArrays(&arg)
+		return arg
+	}
+	commit := func(q *db.Queries, arg db.CommitJobsParams) error {
+		rows, err := q.CommitJobs(ctx, arg)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if r.Outcome != "committed" {
+				return fmt.Errorf("job %d: %s %s", r.Idx, r.Outcome, r.Message)
+			}
+		}
+		return nil
+	}
+	path := func(q interface {
+		QueryRow(context.Context, string, ...any) pgx.Row
+	}) string {
+		var p string
+		if err := q.QueryRow(ctx, `SELECT current_setting('scanorama.commit_many_path', true)`).Scan(&p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+
+	conn, err := f.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if err := commit(db.New(tx), group(jobs[0], jobs[1], "10.99.50.78")); err != nil {
+		t.Fatalf("first group: %v", err)
+	}
+	if p := path(tx); p != "set:1" {
+		t.Fatalf("first group took path %q, want set:1", p)
+	}
+
+	second, err := f.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Release()
+	done := make(chan error, 1)
+	go func() { done <- commit(db.New(second), group(jobs[2], jobs[3], "10.99.50.79")) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var waiting int
+		if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%ingest_commit_many%'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("second group finished without waiting for the first: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("second group never waited for the first")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("second group: %v", err)
+	}
+	if p := path(second); p != "set:1" {
+		t.Errorf("second group took path %q, want set:1", p)
+	}
+	got := f.lines(t, `SELECT event || ' ' || host(h.ip_address) || ' ' || (hh.job_id = $1) FROM host_history hh
+		JOIN hosts h ON h.id = hh.host_id WHERE hh.event = 'host_discovered'`, jobs[0])
+	want := []string{"host_discovered 10.99.50.77 true", "host_discovered 10.99.50.78 false", "host_discovered 10.99.50.79 false"}
+	if !slices.Equal(got, want) {
+		t.Errorf("discoveries = %v, want %v", got, want)
 	}
 }
