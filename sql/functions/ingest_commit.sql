@@ -417,6 +417,14 @@ BEGIN
                     k integer NOT NULL, ip inet NOT NULL, protocol text NOT NULL, port integer NOT NULL,
                     state text NOT NULL, reason text, service_name text, service_product text,
                     service_version text, service_extra_info text, scripts jsonb);
+                -- The tables are never analyzed and the plans are generic:
+                -- whatever the planner assumes of their size, every join
+                -- between them is an index probe, not a nested loop over a
+                -- whole table (a group holds up to 128 jobs and 8,192 rows).
+                CREATE INDEX ON ingest_many_jobs (k);
+                CREATE INDEX ON ingest_many_jobs (job_id);
+                CREATE INDEX ON ingest_many_hosts (k, ip);
+                CREATE INDEX ON ingest_many_ports (k, ip, protocol, port);
             END IF;
 
             INSERT INTO ingest_many_jobs (k, job_id, worker_id, lease_token, scanned_tcp, scanned_udp, stats, result, msg)
