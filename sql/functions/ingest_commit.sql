@@ -700,11 +700,16 @@ BEGIN
                 WHERE m.b = v_b;
 
                 -- Ports open before and scanned again but not reported at all.
+                -- The ANY (ARRAY(...)) keeps services reached by index
+                -- whichever join order the planner picks.
                 UPDATE services s
                 SET state = 'closed', last_seen = v_now, last_job_id = j.job_id
                 FROM ingest_many_hosts i
                 JOIN ingest_many_jobs j ON j.k = i.k AND j.b = v_b
                 WHERE i.status = 'up' AND i.has_services
+                  AND s.host_id = ANY (ARRAY(SELECT x.host_id FROM ingest_many_hosts x
+                                             JOIN ingest_many_jobs y ON y.k = x.k AND y.b = v_b
+                                             WHERE x.status = 'up' AND x.has_services))
                   AND s.host_id = i.host_id
                   AND s.state = 'open'
                   AND NOT EXISTS (SELECT 1 FROM ingest_many_ports p
