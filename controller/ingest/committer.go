@@ -19,9 +19,11 @@ import (
 // plus whatever else is waiting (up to the limits below) and runs them as
 // one ingest_commit_many statement. Nothing waits for a batch to fill: under
 // light load a batch is one job, under heavy load the commits that queue
-// while one batch runs form the next. Each job is still all or nothing
-// (a subtransaction each), and is acknowledged only after its batch's
-// transaction has committed.
+// while one batch runs form the next. The function merges a batch of two or
+// more jobs set-based (each merge step once for the batch); should that
+// raise, it commits job by job, a subtransaction each. Either way each job
+// is all or nothing and hears its own outcome, and is acknowledged only
+// after its batch's transaction has committed.
 const (
 	committers         = 2
 	maxBatchJobs       = 128
