@@ -604,26 +604,14 @@ func TestConcurrentCommitsDiscoverAHostOnce(t *testing.T) {
 		done <- out
 	}()
 	// Wait until the second commit waits on the first one's row lock.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var waiting int
-		if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%ingest_commit%'`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting > 0 {
-			break
-		}
+	waitForLockWait(ctx, t, f.pool, "%ingest_commit%", func() (string, bool) {
 		select {
 		case out := <-done:
-			t.Fatalf("second commit finished without waiting for the first: %s", out)
+			return out, true
 		default:
+			return "", false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("second commit never waited for the first")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	})
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -643,4 +631,29 @@ func sortedCopy(s []string) []string {
 	c := slices.Clone(s)
 	slices.Sort(c)
 	return c
+}
+
+// waitForLockWait returns once a session running a query LIKE pattern waits
+// on a lock. finished reports whether the session meant to wait ended
+// instead (and how); the test fails then, or after 30 s.
+func waitForLockWait(ctx context.Context, t *testing.T, pool *pgxpool.Pool, pattern string, finished func() (string, bool)) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var waiting int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE $1`, pattern).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			return
+		}
+		if out, ok := finished(); ok {
+			t.Fatalf("finished without waiting for the lock: %s", out)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("never waited for the lock")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -595,26 +595,14 @@ func TestConcurrentGroupCommitsDiscoverAHostOnce(t *testing.T) {
 	defer second.Release()
 	done := make(chan error, 1)
 	go func() { done <- commit(db.New(second), group(jobs[2], jobs[3], "10.99.50.79")) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var waiting int
-		if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%ingest_commit_many%'`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting > 0 {
-			break
-		}
+	waitForLockWait(ctx, t, f.pool, "%ingest_commit_many%", func() (string, bool) {
 		select {
 		case err := <-done:
-			t.Fatalf("second group finished without waiting for the first: %v", err)
+			return fmt.Sprint(err), true
 		default:
+			return "", false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("second group never waited for the first")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	})
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
