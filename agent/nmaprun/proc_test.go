@@ -13,15 +13,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/scanorama/scanorama/agent/internal/scripttest"
 )
 
 // writeScript writes an executable shell script standing in for nmap.
 func writeScript(t *testing.T, dir, body string) string {
 	t.Helper()
 	path := filepath.Join(dir, "fake-nmap")
-	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	scripttest.Write(t, path, "#!/bin/sh\n"+body+"\n")
 	return path
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/scanorama/scanorama/agent/internal/scripttest"
 	"github.com/scanorama/scanorama/agent/nmaprun"
 	"github.com/scanorama/scanorama/agent/spool"
 	pb "github.com/scanorama/scanorama/gen/pb/scanorama/v1"
@@ -253,9 +253,7 @@ func TestRunJobNmapFailureIsReported(t *testing.T) {
 	realNmap := nmapPath(t)
 	wrapper := filepath.Join(t.TempDir(), "nmap")
 	script := "#!/bin/sh\nexec " + realNmap + " --no-such-option-scanorama \"$@\"\n"
-	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	scripttest.Write(t, wrapper, script)
 	fake := &fakeController{}
 	a := testAgent(t, fake, wrapper, time.Hour)
 	run(context.Background(), t, a, loopbackLease(listeners(t, 1), nil))

@@ -65,7 +65,7 @@ func TestBodyRefusesWhatEncodingJSONRefuses(t *testing.T) {
 		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
 		time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("far", 24*3600)),
 	} {
-		events := []Event{{ID: 1, Event: "host_up", Site: "s", IPAddress: "10.0.0.1", ChangedAt: at}}
+		events := []Event{{ID: 1, Event: "host_up", Site: "s", IPAddress: "10.99.0.1", ChangedAt: at}}
 		_, want := json.Marshal(Payload{DeliveryID: "d", Webhook: "w", Events: events})
 		_, got := Body("d", "w", "json", events)
 		if want == nil || got == nil || got.Error() != want.Error() {
