@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -577,16 +578,7 @@ func TestConcurrentCommitsDiscoverAHostOnce(t *testing.T) {
 
 	// The first commit runs inside a transaction left open, so its new host
 	// row stays uncommitted while the second commit runs into it.
-	conn, err := f.pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
+	tx := openTx(ctx, t, f.pool)
 	if err := stage(ctx, tx, scan); err != nil {
 		t.Fatal(err)
 	}
@@ -656,4 +648,24 @@ func waitForLockWait(ctx context.Context, t *testing.T, pool *pgxpool.Pool, patt
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// openTx begins a transaction on a connection of its own, left open until
+// the test ends (rolled back then unless committed).
+func openTx(ctx context.Context, t *testing.T, pool *pgxpool.Pool) pgx.Tx {
+	t.Helper()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		conn.Release()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		conn.Release()
+	})
+	return tx
 }

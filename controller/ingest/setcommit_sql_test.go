@@ -571,16 +571,7 @@ func TestConcurrentGroupCommitsDiscoverAHostOnce(t *testing.T) {
 		return p
 	}
 
-	conn, err := f.pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
+	tx := openTx(ctx, t, f.pool)
 	if err := commit(db.New(tx), group(jobs[0], jobs[1], "10.99.50.78")); err != nil {
 		t.Fatalf("first group: %v", err)
 	}
