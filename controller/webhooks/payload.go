@@ -48,8 +48,8 @@ type Payload struct {
 	Text string `json:"text,omitempty"`
 }
 
-func eventOf(r changefeed.Row) Event {
-	h := r.HostHistory
+func eventOf(r *changefeed.Row) Event {
+	h := &r.HostHistory
 	e := Event{
 		ID: h.ID, Event: h.Event, Site: r.SiteName, IPAddress: r.IpAddress.String(),
 		ChangedAt: h.ChangedAt.UTC(),

@@ -20,20 +20,35 @@ LEFT JOIN scan_jobs j ON j.id = hh.job_id
 ORDER BY hh.feed_seq;
 
 -- name: WebhookFeedPage :many
--- What a webhook build reads of one feed page: only the columns a payload
--- and the webhook's filters use, and the job's target only for a webhook
--- that filters by target (one probe of scan_jobs per change otherwise).
--- Site NULL reads every site.
-SELECT hh.id, hh.host_id, hh.job_id, hh.event, hh.port, hh.protocol, hh.old_value, hh.new_value, hh.changed_at,
-       hh.feed_seq, s.name AS site_name, h.ip_address, h.hostname,
-       j.target_id
-FROM feed_page(sqlc.narg(site_id)::uuid, @after_seq, @row_limit) hh
-JOIN hosts h ON h.id = hh.host_id
-JOIN sites s ON s.id = hh.site_id
--- with_target has no column in it: the planner makes it a one-time filter,
--- so false skips the probes altogether.
-LEFT JOIN scan_jobs j ON @with_target::boolean AND j.id = hh.job_id
-ORDER BY hh.feed_seq;
+-- One page of the feed of one site for a webhook build, without joins: the
+-- reader looks up the page's distinct hosts, sites and jobs once each
+-- (WebhookFeedHosts and the rest) in the same snapshot, rather than one
+-- index probe per change. It runs with enable_sort off (webhooks.readPage):
+-- after a burst the statistics say few rows lie past the cursor, and the
+-- planner would rather fetch them by a bitmap and sort than walk
+-- host_history_site_feed in order.
+SELECT * FROM host_history
+WHERE site_id = @site_id AND feed_seq > @after_seq
+ORDER BY feed_seq
+LIMIT @row_limit;
+
+-- name: WebhookFeedPageAllSites :many
+-- WebhookFeedPage for a webhook on every site (host_history_feed in order).
+SELECT * FROM host_history
+WHERE feed_seq > @after_seq
+ORDER BY feed_seq
+LIMIT @row_limit;
+
+-- name: WebhookFeedHosts :many
+-- The address and name of a feed page's hosts.
+SELECT id, ip_address, hostname FROM hosts WHERE id = ANY(@ids::uuid[]);
+
+-- name: WebhookFeedSites :many
+SELECT id, name FROM sites WHERE id = ANY(@ids::uuid[]);
+
+-- name: WebhookFeedJobTargets :many
+-- The targets of a feed page's jobs, for a webhook that filters by target.
+SELECT id, target_id FROM scan_jobs WHERE id = ANY(@ids::uuid[]);
 
 -- name: PruneChangeFeed :one
 SELECT prune_change_feed(@cutoff::timestamptz)::bigint;
@@ -79,19 +94,17 @@ SELECT feed_seq FROM webhook_cursors WHERE webhook_id = @webhook_id;
 -- name: SetWebhookCursor :exec
 UPDATE webhook_cursors SET feed_seq = @feed_seq WHERE webhook_id = @webhook_id;
 
--- name: InsertWebhookDeliveries :exec
--- One build's deliveries in one statement; seq follows the arrays' order,
--- which is feed order (set-returning functions in a select list yield the
--- elements in order, and the identity is drawn row by row as they come).
-INSERT INTO webhook_deliveries (id, webhook_id, first_feed_seq, last_feed_seq, event_count, body)
-SELECT unnest(@ids::uuid[]), @webhook_id::uuid, unnest(@first_feed_seqs::bigint[]), unnest(@last_feed_seqs::bigint[]),
-       unnest(@event_counts::int[]), unnest(@bodies::bytea[]);
-
 -- name: NextWebhookDeliveries :many
 -- The oldest deliveries not yet delivered, in order: deliveries go out in
 -- order, so a dead one holds the line until it is re-driven. after_seq
 -- skips those the sender POSTed already and is still marking delivered.
-SELECT * FROM webhook_deliveries
+-- The bodies of held (deliveries this controller built in this turn and
+-- holds in memory) come back empty: not read from TOAST, decompressed and
+-- sent a second time.
+SELECT id, webhook_id, seq, first_feed_seq, last_feed_seq, event_count,
+       (CASE WHEN id = ANY(@held::uuid[]) THEN ''::bytea ELSE body END)::bytea AS body,
+       state, attempts, next_attempt_at, last_error, last_status, created_at, delivered_at
+FROM webhook_deliveries
 WHERE webhook_id = @webhook_id AND state <> 'delivered' AND seq > @after_seq
 ORDER BY seq
 LIMIT @row_limit;

@@ -1,0 +1,62 @@
+package webhooks
+
+import (
+	"sync"
+
+	"github.com/google/uuid"
+)
+
+// heldLimit bounds the bytes of bodies one turn holds for its sender; past
+// it, the sender reads the rest back from the outbox.
+const heldLimit = 32 << 20
+
+// held is the bodies of the deliveries one turn built, committed and has
+// not sent yet, so the sender POSTs them without reading them back (a
+// 50,000-change burst writes about 12 MB of bodies). A body is added only
+// after the build that wrote it committed, and it is the very slice that
+// was written, so what goes out is byte for byte what a retry would send.
+// The outbox stays what the sender follows: which delivery is next, and
+// its state, come from the database.
+type held struct {
+	mu     sync.Mutex
+	bodies map[uuid.UUID][]byte
+	size   int
+}
+
+func newHeld() *held { return &held{bodies: make(map[uuid.UUID][]byte)} }
+
+// add holds the bodies of one committed build while they fit.
+func (h *held) add(ids []uuid.UUID, bodies [][]byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, id := range ids {
+		if h.size+len(bodies[i]) > heldLimit {
+			return
+		}
+		h.bodies[id] = bodies[i]
+		h.size += len(bodies[i])
+	}
+}
+
+// ids is what is held now.
+func (h *held) ids() []uuid.UUID {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ids := make([]uuid.UUID, 0, len(h.bodies))
+	for id := range h.bodies {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// take hands over and forgets the body of id.
+func (h *held) take(id uuid.UUID) ([]byte, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	b, ok := h.bodies[id]
+	if ok {
+		delete(h.bodies, id)
+		h.size -= len(b)
+	}
+	return b, ok
+}

@@ -1,0 +1,43 @@
+package webhooks
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/google/uuid"
+)
+
+func TestHeldBodiesAreTakenOnceWithinTheLimit(t *testing.T) {
+	t.Parallel()
+	h := newHeld()
+	a, b, c := uuid.New(), uuid.New(), uuid.New()
+	big := bytes.Repeat([]byte("x"), heldLimit/2)
+	h.add([]uuid.UUID{a, b, c}, [][]byte{big, big, []byte("{}")})
+	// The second half fills the limit exactly; the third body is past it.
+	if got := len(h.ids()); got != 2 {
+		t.Fatalf("holding %d bodies, want 2 (the third is past the limit)", got)
+	}
+	for _, tc := range []struct {
+		name string
+		id   uuid.UUID
+		want bool
+	}{
+		{"held", a, true},
+		{"taken already", a, false},
+		{"past the limit", c, false},
+		{"never built here", uuid.New(), false},
+		{"held too", b, true},
+	} {
+		if body, ok := h.take(tc.id); ok != tc.want || (ok && !bytes.Equal(body, big)) {
+			t.Errorf("%s: take = %v, want %v", tc.name, ok, tc.want)
+		}
+	}
+	if h.size != 0 || len(h.ids()) != 0 {
+		t.Fatalf("after taking everything: %d bytes, %d ids held", h.size, len(h.ids()))
+	}
+	// Room again once taken.
+	h.add([]uuid.UUID{c}, [][]byte{[]byte("{}")})
+	if body, ok := h.take(c); !ok || string(body) != "{}" {
+		t.Fatalf("take after room was made: %q %v", body, ok)
+	}
+}
