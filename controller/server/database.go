@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/scanorama/scanorama/controller/ingest"
+	"github.com/scanorama/scanorama/controller/internal/pguuid"
 	"github.com/scanorama/scanorama/controller/migrate"
 	"github.com/scanorama/scanorama/controller/pgserver"
 )
@@ -49,6 +50,7 @@ func openDatabase(ctx context.Context, cfg Config, log hclog.Logger) (_ *databas
 	// here, and a generic plan of an optional-filter query (cost estimates
 	// in the millions) would otherwise pay hundreds of ms of compilation.
 	poolCfg.ConnConfig.RuntimeParams["jit"] = "off"
+	pguuid.ConfigurePool(poolCfg)
 	ingest.ConfigurePool(poolCfg)
 	if d.pool, err = pgxpool.NewWithConfig(ctx, poolCfg); err != nil {
 		return nil, fmt.Errorf("connect to database: %w", err)
