@@ -174,6 +174,10 @@ func (d *Dispatcher) work(ctx context.Context, w db.Webhook) (bool, error) {
 	}
 	var (
 		pages     = make(chan page, 1)
+		// spare: pages the builder is done with, for the reader to read
+		// into again (a page is about 1 MB; fresh ones cost page faults and
+		// collections).
+		spare     = make(chan []changefeed.Row, 2)
 		built     = make(chan struct{}, 1)
 		done      = make(chan struct{})
 		buildErr  error
@@ -185,7 +189,7 @@ func (d *Dispatcher) work(ctx context.Context, w db.Webhook) (bool, error) {
 	reading.Add(1)
 	go func() {
 		defer reading.Done()
-		d.readFeed(readCtx, w, cursor, deadline, pages)
+		d.readFeed(readCtx, w, cursor, deadline, pages, spare)
 	}()
 	defer func() {
 		stopReading()
@@ -197,6 +201,12 @@ func (d *Dispatcher) work(ctx context.Context, w db.Webhook) (bool, error) {
 			err := p.err
 			if err == nil {
 				err = d.build(ctx, w, p, h)
+			}
+			// Nothing built refers to the page any more: bodies are
+			// encoded, events dropped.
+			select {
+			case spare <- p.rows:
+			default:
 			}
 			if err != nil {
 				buildErr = err
@@ -240,13 +250,18 @@ type page struct {
 // order (changefeed), so a later read after the last row seen misses
 // nothing, and the build moves the cursor only past rows it turned into
 // deliveries.
-func (d *Dispatcher) readFeed(ctx context.Context, w db.Webhook, after int64, deadline time.Time, out chan<- page) {
+func (d *Dispatcher) readFeed(ctx context.Context, w db.Webhook, after int64, deadline time.Time, out chan<- page, spare <-chan []changefeed.Row) {
 	defer close(out)
 	// The first page is one delivery's worth: the sender starts on it
 	// while the next, full page is read.
 	limit := int32(BatchSize)
 	for {
-		rows, err := d.readPage(ctx, w, after, limit)
+		var buf []changefeed.Row
+		select {
+		case buf = <-spare:
+		default:
+		}
+		rows, err := d.readPage(ctx, w, after, limit, buf)
 		p := page{after: after, rows: rows, full: len(rows) == int(limit), err: err}
 		if err != nil {
 			p.err = fmt.Errorf("read change feed: %w", err)
@@ -261,103 +276,6 @@ func (d *Dispatcher) readFeed(ctx context.Context, w db.Webhook, after int64, de
 		}
 		after, limit = rows[len(rows)-1].HostHistory.FeedSeq, readAhead
 	}
-}
-
-// readPage reads up to limit feed rows after after for w, with what a
-// payload and the webhook's filters need of their hosts, sites and jobs:
-// each looked up once per page (a burst of 50,000 changes comes from a few
-// hundred hosts) in the page's snapshot (a repeatable-read transaction), so
-// a row reads as it would joined. enable_sort is off: after a burst the
-// statistics say few rows lie past the cursor, and the planner would rather
-// fetch them by a bitmap and sort than walk the feed index in order.
-func (d *Dispatcher) readPage(ctx context.Context, w db.Webhook, after int64, limit int32) (rows []changefeed.Row, err error) {
-	err = pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SET LOCAL enable_sort = off"); err != nil {
-			return err
-		}
-		q := d.q.WithTx(tx)
-		var hist []db.HostHistory
-		var err error
-		if w.SiteID.Valid {
-			hist, err = q.WebhookFeedPage(ctx, db.WebhookFeedPageParams{SiteID: w.SiteID.UUID, AfterSeq: after, RowLimit: limit})
-		} else {
-			hist, err = q.WebhookFeedPageAllSites(ctx, db.WebhookFeedPageAllSitesParams{AfterSeq: after, RowLimit: limit})
-		}
-		if err != nil {
-			return err
-		}
-		rows, err = d.joinPage(ctx, q, w, hist)
-		return err
-	})
-	return rows, err
-}
-
-// joinPage adds to a page's changes their host's address and name, their
-// site's name and, for a webhook that filters by target, their job's
-// target. Every change has its host and site: the feed's foreign keys
-// delete a change with either, and the lookups read the page's snapshot.
-func (d *Dispatcher) joinPage(ctx context.Context, q *db.Queries, w db.Webhook, hist []db.HostHistory) ([]changefeed.Row, error) {
-	if len(hist) == 0 {
-		return nil, nil
-	}
-	var hostIDs, siteIDs, jobIDs []uuid.UUID
-	seen := make(map[uuid.UUID]struct{})
-	distinct := func(ids []uuid.UUID, id uuid.UUID) []uuid.UUID {
-		if _, ok := seen[id]; ok {
-			return ids
-		}
-		seen[id] = struct{}{}
-		return append(ids, id)
-	}
-	for i := range hist {
-		h := &hist[i]
-		hostIDs = distinct(hostIDs, h.HostID)
-		siteIDs = distinct(siteIDs, h.SiteID)
-		if w.TargetID.Valid && h.JobID.Valid {
-			jobIDs = distinct(jobIDs, h.JobID.UUID)
-		}
-	}
-	hosts, err := q.WebhookFeedHosts(ctx, hostIDs)
-	if err != nil {
-		return nil, fmt.Errorf("read the page's hosts: %w", err)
-	}
-	byHost := make(map[uuid.UUID]*db.WebhookFeedHostsRow, len(hosts))
-	for i := range hosts {
-		byHost[hosts[i].ID] = &hosts[i]
-	}
-	sites, err := q.WebhookFeedSites(ctx, siteIDs)
-	if err != nil {
-		return nil, fmt.Errorf("read the page's sites: %w", err)
-	}
-	siteName := make(map[uuid.UUID]string, len(sites))
-	for _, s := range sites {
-		siteName[s.ID] = s.Name
-	}
-	target := make(map[uuid.UUID]uuid.UUID)
-	if len(jobIDs) > 0 {
-		jobs, err := q.WebhookFeedJobTargets(ctx, jobIDs)
-		if err != nil {
-			return nil, fmt.Errorf("read the page's jobs: %w", err)
-		}
-		for _, j := range jobs {
-			target[j.ID] = j.TargetID
-		}
-	}
-	rows := make([]changefeed.Row, 0, len(hist))
-	for i := range hist {
-		h := hist[i]
-		host, ok := byHost[h.HostID]
-		site, sok := siteName[h.SiteID]
-		if !ok || !sok {
-			return nil, fmt.Errorf("change %d: host %s or site %s not found", h.ID, h.HostID, h.SiteID)
-		}
-		r := changefeed.Row{HostHistory: h, SiteName: site, IpAddress: host.IpAddress, Hostname: host.Hostname}
-		if t, ok := target[h.JobID.UUID]; ok && h.JobID.Valid {
-			r.TargetID = uuid.NullUUID{UUID: t, Valid: true}
-		}
-		rows = append(rows, r)
-	}
-	return rows, nil
 }
 
 // sendAll sends due deliveries in order while the builder runs, waiting for

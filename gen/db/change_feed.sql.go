@@ -709,6 +709,7 @@ func (q *Queries) SetWebhookCursor(ctx context.Context, arg SetWebhookCursorPara
 }
 
 const webhookFeedHosts = `-- name: WebhookFeedHosts :many
+
 SELECT id, ip_address, hostname FROM hosts WHERE id = ANY($1::uuid[])
 `
 
@@ -718,7 +719,9 @@ type WebhookFeedHostsRow struct {
 	Hostname  pgtype.Text
 }
 
-// The address and name of a feed page's hosts.
+// The webhook builder's feed page itself is in controller/webhooks
+// (feedpage.go), scanned by hand: sqlc's :many grows its slice row by row.
+// The address and name of a webhook feed page's hosts, read once per page.
 func (q *Queries) WebhookFeedHosts(ctx context.Context, ids []uuid.UUID) ([]WebhookFeedHostsRow, error) {
 	rows, err := q.db.Query(ctx, webhookFeedHosts, ids)
 	if err != nil {
@@ -759,107 +762,6 @@ func (q *Queries) WebhookFeedJobTargets(ctx context.Context, ids []uuid.UUID) ([
 	for rows.Next() {
 		var i WebhookFeedJobTargetsRow
 		if err := rows.Scan(&i.ID, &i.TargetID); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const webhookFeedPage = `-- name: WebhookFeedPage :many
-SELECT id, host_id, site_id, job_id, event, port, protocol, old_value, new_value, changed_at, changed_by, change_reason, feed_seq FROM host_history
-WHERE site_id = $1 AND feed_seq > $2
-ORDER BY feed_seq
-LIMIT $3
-`
-
-type WebhookFeedPageParams struct {
-	SiteID   uuid.UUID
-	AfterSeq int64
-	RowLimit int32
-}
-
-// One page of the feed of one site for a webhook build, without joins: the
-// reader looks up the page's distinct hosts, sites and jobs once each
-// (WebhookFeedHosts and the rest) in the same snapshot, rather than one
-// index probe per change. It runs with enable_sort off (webhooks.readPage):
-// after a burst the statistics say few rows lie past the cursor, and the
-// planner would rather fetch them by a bitmap and sort than walk
-// host_history_site_feed in order.
-func (q *Queries) WebhookFeedPage(ctx context.Context, arg WebhookFeedPageParams) ([]HostHistory, error) {
-	rows, err := q.db.Query(ctx, webhookFeedPage, arg.SiteID, arg.AfterSeq, arg.RowLimit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []HostHistory{}
-	for rows.Next() {
-		var i HostHistory
-		if err := rows.Scan(
-			&i.ID,
-			&i.HostID,
-			&i.SiteID,
-			&i.JobID,
-			&i.Event,
-			&i.Port,
-			&i.Protocol,
-			&i.OldValue,
-			&i.NewValue,
-			&i.ChangedAt,
-			&i.ChangedBy,
-			&i.ChangeReason,
-			&i.FeedSeq,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const webhookFeedPageAllSites = `-- name: WebhookFeedPageAllSites :many
-SELECT id, host_id, site_id, job_id, event, port, protocol, old_value, new_value, changed_at, changed_by, change_reason, feed_seq FROM host_history
-WHERE feed_seq > $1
-ORDER BY feed_seq
-LIMIT $2
-`
-
-type WebhookFeedPageAllSitesParams struct {
-	AfterSeq int64
-	RowLimit int32
-}
-
-// WebhookFeedPage for a webhook on every site (host_history_feed in order).
-func (q *Queries) WebhookFeedPageAllSites(ctx context.Context, arg WebhookFeedPageAllSitesParams) ([]HostHistory, error) {
-	rows, err := q.db.Query(ctx, webhookFeedPageAllSites, arg.AfterSeq, arg.RowLimit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []HostHistory{}
-	for rows.Next() {
-		var i HostHistory
-		if err := rows.Scan(
-			&i.ID,
-			&i.HostID,
-			&i.SiteID,
-			&i.JobID,
-			&i.Event,
-			&i.Port,
-			&i.Protocol,
-			&i.OldValue,
-			&i.NewValue,
-			&i.ChangedAt,
-			&i.ChangedBy,
-			&i.ChangeReason,
-			&i.FeedSeq,
-		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

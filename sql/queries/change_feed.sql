@@ -19,28 +19,11 @@ JOIN sites s ON s.id = hh.site_id
 LEFT JOIN scan_jobs j ON j.id = hh.job_id
 ORDER BY hh.feed_seq;
 
--- name: WebhookFeedPage :many
--- One page of the feed of one site for a webhook build, without joins: the
--- reader looks up the page's distinct hosts, sites and jobs once each
--- (WebhookFeedHosts and the rest) in the same snapshot, rather than one
--- index probe per change. It runs with enable_sort off (webhooks.readPage):
--- after a burst the statistics say few rows lie past the cursor, and the
--- planner would rather fetch them by a bitmap and sort than walk
--- host_history_site_feed in order.
-SELECT * FROM host_history
-WHERE site_id = @site_id AND feed_seq > @after_seq
-ORDER BY feed_seq
-LIMIT @row_limit;
-
--- name: WebhookFeedPageAllSites :many
--- WebhookFeedPage for a webhook on every site (host_history_feed in order).
-SELECT * FROM host_history
-WHERE feed_seq > @after_seq
-ORDER BY feed_seq
-LIMIT @row_limit;
+-- The webhook builder's feed page itself is in controller/webhooks
+-- (feedpage.go), scanned by hand: sqlc's :many grows its slice row by row.
 
 -- name: WebhookFeedHosts :many
--- The address and name of a feed page's hosts.
+-- The address and name of a webhook feed page's hosts, read once per page.
 SELECT id, ip_address, hostname FROM hosts WHERE id = ANY(@ids::uuid[]);
 
 -- name: WebhookFeedSites :many
