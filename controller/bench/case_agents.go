@@ -419,6 +419,9 @@ func agentsAt(ctx context.Context, e *Env, o Options, n int) ([]Result, error) {
 	}
 	defer adminConn.Close()
 	admin := pb.NewAdminServiceClient(adminConn)
+	if err := e.startPGStats(ctx); err != nil {
+		return nil, err
+	}
 	cpu := e.startCPU(c.PID())
 	sim.phase.Store(int32(phaseJobs))
 	done0 := sim.jobsDone.Load()
@@ -451,6 +454,7 @@ func agentsAt(ctx context.Context, e *Env, o Options, n int) ([]Result, error) {
 	jobsPerS := float64(total) / jobsSec
 	jobsCPU := cpu.String()
 	e.Log.Info("jobs window done", "jobs", total, "seconds", round(jobsSec, 2), "jobs_per_s", round(jobsPerS, 1), "cpu", jobsCPU)
+	e.logPGStats(ctx, "agents jobs window", 20)
 	sim.phase.Store(int32(phaseOff))
 	steady := time.Since(begin)
 
