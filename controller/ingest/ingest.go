@@ -30,6 +30,7 @@ import (
 
 	"github.com/scanorama/scanorama/controller/apierr"
 	"github.com/scanorama/scanorama/controller/events"
+	"github.com/scanorama/scanorama/controller/internal/afterconnect"
 	"github.com/scanorama/scanorama/controller/leasing"
 	"github.com/scanorama/scanorama/controller/metrics"
 	"github.com/scanorama/scanorama/controller/state"
@@ -52,18 +53,12 @@ const (
 // ConfigurePool makes every connection of the pool carry the session's
 // staging tables, so a results stream never runs DDL.
 func ConfigurePool(cfg *pgxpool.Config) {
-	prev := cfg.AfterConnect
-	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
-		if prev != nil {
-			if err := prev(ctx, conn); err != nil {
-				return err
-			}
-		}
+	afterconnect.Add(cfg, func(ctx context.Context, conn *pgx.Conn) error {
 		if _, err := conn.Exec(ctx, staging.DDL); err != nil {
 			return fmt.Errorf("create staging tables: %w", err)
 		}
 		return nil
-	}
+	})
 }
 
 // Receiver is the receiving half of a results stream.

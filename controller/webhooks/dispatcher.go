@@ -173,7 +173,7 @@ func (d *Dispatcher) work(ctx context.Context, w db.Webhook) (bool, error) {
 		return false, fmt.Errorf("read cursor: %w", err)
 	}
 	var (
-		pages     = make(chan page, 1)
+		pages = make(chan page, 1)
 		// spare: pages the builder is done with, for the reader to read
 		// into again (a page is about 1 MB; fresh ones cost page faults and
 		// collections).

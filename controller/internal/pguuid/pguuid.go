@@ -15,21 +15,17 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/scanorama/scanorama/controller/internal/afterconnect"
 )
 
 // ConfigurePool registers the codec on every connection of the pool, after
 // whatever AfterConnect the config already has.
 func ConfigurePool(cfg *pgxpool.Config) {
-	prev := cfg.AfterConnect
-	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
-		if prev != nil {
-			if err := prev(ctx, conn); err != nil {
-				return err
-			}
-		}
+	afterconnect.Add(cfg, func(_ context.Context, conn *pgx.Conn) error {
 		Register(conn.TypeMap())
 		return nil
-	}
+	})
 }
 
 // Register replaces the uuid type's codec in m, and uuid[]'s element type.
