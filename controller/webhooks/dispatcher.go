@@ -261,7 +261,11 @@ func (d *Dispatcher) readFeed(ctx context.Context, w db.Webhook, after int64, de
 		case buf = <-spare:
 		default:
 		}
-		rows, err := d.readPage(ctx, w, after, limit, buf)
+		var rows []changefeed.Row
+		err := pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) (err error) {
+			rows, err = changefeed.ReadPage(ctx, tx, w.SiteID.UUID, after, limit, w.TargetID.Valid, buf)
+			return err
+		})
 		p := page{after: after, rows: rows, full: len(rows) == int(limit), err: err}
 		if err != nil {
 			p.err = fmt.Errorf("read change feed: %w", err)

@@ -345,6 +345,100 @@ func (q *Queries) FeedPage(ctx context.Context, arg FeedPageParams) ([]FeedPageR
 	return items, nil
 }
 
+const feedPageHosts = `-- name: FeedPageHosts :many
+
+SELECT id, ip_address, hostname FROM hosts WHERE id = ANY($1::uuid[])
+`
+
+type FeedPageHostsRow struct {
+	ID        uuid.UUID
+	IpAddress netip.Addr
+	Hostname  pgtype.Text
+}
+
+// The join-free feed page (changefeed.ReadPage, for the webhook builder)
+// is scanned by hand: sqlc's :many grows its slice row by row. These are
+// its lookups, one each per page.
+// The address and name of a feed page's hosts.
+func (q *Queries) FeedPageHosts(ctx context.Context, ids []uuid.UUID) ([]FeedPageHostsRow, error) {
+	rows, err := q.db.Query(ctx, feedPageHosts, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []FeedPageHostsRow{}
+	for rows.Next() {
+		var i FeedPageHostsRow
+		if err := rows.Scan(&i.ID, &i.IpAddress, &i.Hostname); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const feedPageJobTargets = `-- name: FeedPageJobTargets :many
+SELECT id, target_id FROM scan_jobs WHERE id = ANY($1::uuid[])
+`
+
+type FeedPageJobTargetsRow struct {
+	ID       uuid.UUID
+	TargetID uuid.UUID
+}
+
+// The targets of a feed page's jobs, for a webhook that filters by target.
+func (q *Queries) FeedPageJobTargets(ctx context.Context, ids []uuid.UUID) ([]FeedPageJobTargetsRow, error) {
+	rows, err := q.db.Query(ctx, feedPageJobTargets, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []FeedPageJobTargetsRow{}
+	for rows.Next() {
+		var i FeedPageJobTargetsRow
+		if err := rows.Scan(&i.ID, &i.TargetID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const feedPageSites = `-- name: FeedPageSites :many
+SELECT id, name FROM sites WHERE id = ANY($1::uuid[])
+`
+
+type FeedPageSitesRow struct {
+	ID   uuid.UUID
+	Name string
+}
+
+func (q *Queries) FeedPageSites(ctx context.Context, ids []uuid.UUID) ([]FeedPageSitesRow, error) {
+	rows, err := q.db.Query(ctx, feedPageSites, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []FeedPageSitesRow{}
+	for rows.Next() {
+		var i FeedPageSitesRow
+		if err := rows.Scan(&i.ID, &i.Name); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const getChangeFeedState = `-- name: GetChangeFeedState :one
 
 SELECT epoch, pruned_through, pruned_at,
@@ -706,97 +800,4 @@ type SetWebhookCursorParams struct {
 func (q *Queries) SetWebhookCursor(ctx context.Context, arg SetWebhookCursorParams) error {
 	_, err := q.db.Exec(ctx, setWebhookCursor, arg.FeedSeq, arg.WebhookID)
 	return err
-}
-
-const webhookFeedHosts = `-- name: WebhookFeedHosts :many
-
-SELECT id, ip_address, hostname FROM hosts WHERE id = ANY($1::uuid[])
-`
-
-type WebhookFeedHostsRow struct {
-	ID        uuid.UUID
-	IpAddress netip.Addr
-	Hostname  pgtype.Text
-}
-
-// The webhook builder's feed page itself is in controller/webhooks
-// (feedpage.go), scanned by hand: sqlc's :many grows its slice row by row.
-// The address and name of a webhook feed page's hosts, read once per page.
-func (q *Queries) WebhookFeedHosts(ctx context.Context, ids []uuid.UUID) ([]WebhookFeedHostsRow, error) {
-	rows, err := q.db.Query(ctx, webhookFeedHosts, ids)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []WebhookFeedHostsRow{}
-	for rows.Next() {
-		var i WebhookFeedHostsRow
-		if err := rows.Scan(&i.ID, &i.IpAddress, &i.Hostname); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const webhookFeedJobTargets = `-- name: WebhookFeedJobTargets :many
-SELECT id, target_id FROM scan_jobs WHERE id = ANY($1::uuid[])
-`
-
-type WebhookFeedJobTargetsRow struct {
-	ID       uuid.UUID
-	TargetID uuid.UUID
-}
-
-// The targets of a feed page's jobs, for a webhook that filters by target.
-func (q *Queries) WebhookFeedJobTargets(ctx context.Context, ids []uuid.UUID) ([]WebhookFeedJobTargetsRow, error) {
-	rows, err := q.db.Query(ctx, webhookFeedJobTargets, ids)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []WebhookFeedJobTargetsRow{}
-	for rows.Next() {
-		var i WebhookFeedJobTargetsRow
-		if err := rows.Scan(&i.ID, &i.TargetID); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const webhookFeedSites = `-- name: WebhookFeedSites :many
-SELECT id, name FROM sites WHERE id = ANY($1::uuid[])
-`
-
-type WebhookFeedSitesRow struct {
-	ID   uuid.UUID
-	Name string
-}
-
-func (q *Queries) WebhookFeedSites(ctx context.Context, ids []uuid.UUID) ([]WebhookFeedSitesRow, error) {
-	rows, err := q.db.Query(ctx, webhookFeedSites, ids)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []WebhookFeedSitesRow{}
-	for rows.Next() {
-		var i WebhookFeedSitesRow
-		if err := rows.Scan(&i.ID, &i.Name); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
 }

@@ -19,17 +19,18 @@ JOIN sites s ON s.id = hh.site_id
 LEFT JOIN scan_jobs j ON j.id = hh.job_id
 ORDER BY hh.feed_seq;
 
--- The webhook builder's feed page itself is in controller/webhooks
--- (feedpage.go), scanned by hand: sqlc's :many grows its slice row by row.
+-- The join-free feed page (changefeed.ReadPage, for the webhook builder)
+-- is scanned by hand: sqlc's :many grows its slice row by row. These are
+-- its lookups, one each per page.
 
--- name: WebhookFeedHosts :many
--- The address and name of a webhook feed page's hosts, read once per page.
+-- name: FeedPageHosts :many
+-- The address and name of a feed page's hosts.
 SELECT id, ip_address, hostname FROM hosts WHERE id = ANY(@ids::uuid[]);
 
--- name: WebhookFeedSites :many
+-- name: FeedPageSites :many
 SELECT id, name FROM sites WHERE id = ANY(@ids::uuid[]);
 
--- name: WebhookFeedJobTargets :many
+-- name: FeedPageJobTargets :many
 -- The targets of a feed page's jobs, for a webhook that filters by target.
 SELECT id, target_id FROM scan_jobs WHERE id = ANY(@ids::uuid[]);
 
