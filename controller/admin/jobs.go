@@ -54,14 +54,11 @@ func (s *Server) ScanNow(ctx context.Context, req *pb.ScanNowRequest) (*pb.ScanN
 	if err != nil {
 		return nil, s.internal("scan now", err)
 	}
-	resp := &pb.ScanNowResponse{}
-	for _, j := range created {
-		job, err := s.job(ctx, j.ID)
-		if err != nil {
-			return nil, err
-		}
-		resp.Jobs = append(resp.Jobs, job)
+	jobs, err := s.jobs(ctx, created)
+	if err != nil {
+		return nil, err
 	}
+	resp := &pb.ScanNowResponse{Jobs: jobs}
 	s.log.Info("scan requested", "target_id", id, "jobs", len(created), "by", actor(ctx))
 	return resp, nil
 }
@@ -79,6 +76,34 @@ func (s *Server) job(ctx context.Context, id uuid.UUID) (*pb.Job, error) {
 		return nil, s.internal("read job", err)
 	}
 	return j, nil
+}
+
+// jobs reads created back as the API shows them (their state now), in
+// created's order.
+func (s *Server) jobs(ctx context.Context, created []db.ScanJob) ([]*pb.Job, error) {
+	ids := make([]uuid.UUID, len(created))
+	for i, j := range created {
+		ids[i] = j.ID
+	}
+	rows, err := s.q.GetJobsByIDs(ctx, ids)
+	if err != nil {
+		return nil, s.internal("read jobs", err)
+	}
+	byID := make(map[uuid.UUID]*pb.Job, len(rows))
+	for _, row := range rows {
+		j, err := jobPB(row.ScanJob, row.SiteName, row.ProfileName)
+		if err != nil {
+			return nil, s.internal("read jobs", err)
+		}
+		byID[row.ScanJob.ID] = j
+	}
+	out := make([]*pb.Job, len(ids))
+	for i, id := range ids {
+		if out[i] = byID[id]; out[i] == nil {
+			return nil, apierr.NotFound("id", "no job %s", id)
+		}
+	}
+	return out, nil
 }
 
 // GetJob implements AdminService.GetJob.

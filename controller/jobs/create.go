@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -168,7 +169,8 @@ func Create(ctx context.Context, q *db.Queries, r Request) ([]db.ScanJob, error)
 	if err != nil {
 		return nil, fmt.Errorf("encode execution context: %w", err)
 	}
-	out := make([]db.ScanJob, 0, len(shards))
+	var nets []netip.Prefix
+	var excls []string
 	for _, shard := range shards {
 		network, shardExcl := shard, overlapping(excl, shard)
 		if covered(shardExcl, shard) {
@@ -180,16 +182,24 @@ func Create(ctx context.Context, q *db.Queries, r Request) ([]db.ScanJob, error)
 				continue // no host of this shard is up
 			}
 		}
-		job, err := q.InsertRunJob(ctx, db.InsertRunJobParams{
-			TargetID: r.Target.ID, SiteID: r.Target.SiteID, ProfileID: r.Profile.ID,
-			Network: network, Ports: opts.Ports.String(), Exclusions: shardExcl, Options: optJSON,
-			RequiresRaw: opts.RequiresRawSockets(), MaxAttempts: DefaultMaxAttempts, Priority: 0,
-			CreatedBy: r.CreatedBy, ExecutionContext: ctxJSON, RunID: r.RunID,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("insert job for %s: %w", network, err)
-		}
-		out = append(out, job)
+		nets = append(nets, network)
+		excls = append(excls, cidrArray(shardExcl))
+	}
+	if len(nets) == 0 {
+		return []db.ScanJob{}, nil
+	}
+	out, err := q.InsertRunJobs(ctx, db.InsertRunJobsParams{
+		TargetID: r.Target.ID, SiteID: r.Target.SiteID, ProfileID: r.Profile.ID,
+		Ports: opts.Ports.String(), Options: optJSON,
+		RequiresRaw: opts.RequiresRawSockets(), MaxAttempts: DefaultMaxAttempts, Priority: 0,
+		CreatedBy: r.CreatedBy, ExecutionContext: ctxJSON, RunID: r.RunID,
+		Networks: nets, Exclusions: excls,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("insert %d jobs: %w", len(nets), err)
+	}
+	if len(out) != len(nets) {
+		return nil, fmt.Errorf("insert %d jobs: %d rows came back", len(nets), len(out))
 	}
 	if err := q.NotifyJobsAvailable(ctx, r.Target.SiteID.String()); err != nil {
 		return nil, fmt.Errorf("notify site: %w", err)
@@ -355,4 +365,19 @@ func uuidNull(id uuid.UUID) uuid.NullUUID { return uuid.NullUUID{UUID: id, Valid
 // marked ignore_scanning. Imports check their rows against the same set.
 func Exclusions(ctx context.Context, q *db.Queries, t db.ScanTarget) ([]netip.Prefix, error) {
 	return exclusions(ctx, q, t)
+}
+
+// cidrArray is prefixes as a PostgreSQL cidr[] literal. A prefix's text
+// (digits, dots, colons, a slash) needs no quoting inside it.
+func cidrArray(ps []netip.Prefix) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(p.String())
+	}
+	b.WriteByte('}')
+	return b.String()
 }

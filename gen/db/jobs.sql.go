@@ -405,6 +405,78 @@ func (q *Queries) GetJobLeaseState(ctx context.Context, id uuid.UUID) (GetJobLea
 	return i, err
 }
 
+const getJobsByIDs = `-- name: GetJobsByIDs :many
+SELECT j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, j.partial, j.hosts_finished, j.finished_hosts, j.remainder_of, j.carried_over, j.kind, j.cancelled_by_deadline, s.name AS site_name, p.name AS profile_name
+FROM scan_jobs j
+JOIN sites s ON s.id = j.site_id
+JOIN scan_profiles p ON p.id = j.profile_id
+WHERE j.id = ANY ($1::uuid[])
+`
+
+type GetJobsByIDsRow struct {
+	ScanJob     ScanJob
+	SiteName    string
+	ProfileName string
+}
+
+// The jobs a call just created, read back in one statement (ScanNow of a
+// 512-shard target read them one round trip each: 2.5 s under load).
+func (q *Queries) GetJobsByIDs(ctx context.Context, ids []uuid.UUID) ([]GetJobsByIDsRow, error) {
+	rows, err := q.db.Query(ctx, getJobsByIDs, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []GetJobsByIDsRow{}
+	for rows.Next() {
+		var i GetJobsByIDsRow
+		if err := rows.Scan(
+			&i.ScanJob.ID,
+			&i.ScanJob.TargetID,
+			&i.ScanJob.SiteID,
+			&i.ScanJob.ProfileID,
+			&i.ScanJob.Network,
+			&i.ScanJob.Ports,
+			&i.ScanJob.Exclusions,
+			&i.ScanJob.Options,
+			&i.ScanJob.RequiresRaw,
+			&i.ScanJob.Status,
+			&i.ScanJob.Priority,
+			&i.ScanJob.Attempt,
+			&i.ScanJob.MaxAttempts,
+			&i.ScanJob.WorkerID,
+			&i.ScanJob.LeaseToken,
+			&i.ScanJob.TimeoutAt,
+			&i.ScanJob.ProgressPercent,
+			&i.ScanJob.ScheduledAt,
+			&i.ScanJob.StartedAt,
+			&i.ScanJob.CompletedAt,
+			&i.ScanJob.ErrorMessage,
+			&i.ScanJob.ScanStats,
+			&i.ScanJob.ExecutionContext,
+			&i.ScanJob.CreatedAt,
+			&i.ScanJob.CreatedBy,
+			&i.ScanJob.RunID,
+			&i.ScanJob.Partial,
+			&i.ScanJob.HostsFinished,
+			&i.ScanJob.FinishedHosts,
+			&i.ScanJob.RemainderOf,
+			&i.ScanJob.CarriedOver,
+			&i.ScanJob.Kind,
+			&i.ScanJob.CancelledByDeadline,
+			&i.SiteName,
+			&i.ProfileName,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listJobs = `-- name: ListJobs :many
 SELECT j.id, j.target_id, j.site_id, j.profile_id, j.network, j.ports, j.exclusions, j.options, j.requires_raw, j.status, j.priority, j.attempt, j.max_attempts, j.worker_id, j.lease_token, j.timeout_at, j.progress_percent, j.scheduled_at, j.started_at, j.completed_at, j.error_message, j.scan_stats, j.execution_context, j.created_at, j.created_by, j.run_id, j.partial, j.hosts_finished, j.finished_hosts, j.remainder_of, j.carried_over, j.kind, j.cancelled_by_deadline, s.name AS site_name, p.name AS profile_name
 FROM scan_jobs j

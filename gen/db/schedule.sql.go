@@ -154,21 +154,23 @@ func (q *Queries) InsertRun(ctx context.Context, arg InsertRunParams) (ScanRun, 
 	return i, err
 }
 
-const insertRunJob = `-- name: InsertRunJob :one
+const insertRunJobs = `-- name: InsertRunJobs :many
 INSERT INTO scan_jobs (target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw,
                        max_attempts, priority, created_by, execution_context, run_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
-        $9, $10, $11, $12, $13)
+SELECT $1::uuid, $2::uuid, $3::uuid, n.network, $4::text, x.exclusions::cidr[],
+       $5::jsonb, $6::boolean, $7::integer, $8::smallint, $9::text,
+       $10::jsonb, $11::uuid
+FROM unnest($12::cidr[]) WITH ORDINALITY AS n (network, ord)
+JOIN unnest($13::text[]) WITH ORDINALITY AS x (exclusions, ord) USING (ord)
+ORDER BY n.ord
 RETURNING id, target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw, status, priority, attempt, max_attempts, worker_id, lease_token, timeout_at, progress_percent, scheduled_at, started_at, completed_at, error_message, scan_stats, execution_context, created_at, created_by, run_id, partial, hosts_finished, finished_hosts, remainder_of, carried_over, kind, cancelled_by_deadline
 `
 
-type InsertRunJobParams struct {
+type InsertRunJobsParams struct {
 	TargetID         uuid.UUID
 	SiteID           uuid.UUID
 	ProfileID        uuid.UUID
-	Network          netip.Prefix
 	Ports            string
-	Exclusions       []netip.Prefix
 	Options          []byte
 	RequiresRaw      bool
 	MaxAttempts      int32
@@ -176,16 +178,21 @@ type InsertRunJobParams struct {
 	CreatedBy        string
 	ExecutionContext []byte
 	RunID            uuid.NullUUID
+	Networks         []netip.Prefix
+	Exclusions       []string
 }
 
-func (q *Queries) InsertRunJob(ctx context.Context, arg InsertRunJobParams) (ScanJob, error) {
-	row := q.db.QueryRow(ctx, insertRunJob,
+// All jobs of one run in one statement, one row per element of @networks
+// with that element's exclusions (a cidr[] literal each: arrays of arrays
+// must be rectangular), returned in @networks' order. One round trip
+// whatever the shard count: row by row, a 512-shard ScanNow took 2.4 s on
+// a loaded controller, its jobs invisible until the last one was written.
+func (q *Queries) InsertRunJobs(ctx context.Context, arg InsertRunJobsParams) ([]ScanJob, error) {
+	rows, err := q.db.Query(ctx, insertRunJobs,
 		arg.TargetID,
 		arg.SiteID,
 		arg.ProfileID,
-		arg.Network,
 		arg.Ports,
-		arg.Exclusions,
 		arg.Options,
 		arg.RequiresRaw,
 		arg.MaxAttempts,
@@ -193,44 +200,59 @@ func (q *Queries) InsertRunJob(ctx context.Context, arg InsertRunJobParams) (Sca
 		arg.CreatedBy,
 		arg.ExecutionContext,
 		arg.RunID,
+		arg.Networks,
+		arg.Exclusions,
 	)
-	var i ScanJob
-	err := row.Scan(
-		&i.ID,
-		&i.TargetID,
-		&i.SiteID,
-		&i.ProfileID,
-		&i.Network,
-		&i.Ports,
-		&i.Exclusions,
-		&i.Options,
-		&i.RequiresRaw,
-		&i.Status,
-		&i.Priority,
-		&i.Attempt,
-		&i.MaxAttempts,
-		&i.WorkerID,
-		&i.LeaseToken,
-		&i.TimeoutAt,
-		&i.ProgressPercent,
-		&i.ScheduledAt,
-		&i.StartedAt,
-		&i.CompletedAt,
-		&i.ErrorMessage,
-		&i.ScanStats,
-		&i.ExecutionContext,
-		&i.CreatedAt,
-		&i.CreatedBy,
-		&i.RunID,
-		&i.Partial,
-		&i.HostsFinished,
-		&i.FinishedHosts,
-		&i.RemainderOf,
-		&i.CarriedOver,
-		&i.Kind,
-		&i.CancelledByDeadline,
-	)
-	return i, err
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ScanJob{}
+	for rows.Next() {
+		var i ScanJob
+		if err := rows.Scan(
+			&i.ID,
+			&i.TargetID,
+			&i.SiteID,
+			&i.ProfileID,
+			&i.Network,
+			&i.Ports,
+			&i.Exclusions,
+			&i.Options,
+			&i.RequiresRaw,
+			&i.Status,
+			&i.Priority,
+			&i.Attempt,
+			&i.MaxAttempts,
+			&i.WorkerID,
+			&i.LeaseToken,
+			&i.TimeoutAt,
+			&i.ProgressPercent,
+			&i.ScheduledAt,
+			&i.StartedAt,
+			&i.CompletedAt,
+			&i.ErrorMessage,
+			&i.ScanStats,
+			&i.ExecutionContext,
+			&i.CreatedAt,
+			&i.CreatedBy,
+			&i.RunID,
+			&i.Partial,
+			&i.HostsFinished,
+			&i.FinishedHosts,
+			&i.RemainderOf,
+			&i.CarriedOver,
+			&i.Kind,
+			&i.CancelledByDeadline,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const listRuns = `-- name: ListRuns :many

@@ -8,6 +8,15 @@ JOIN sites s ON s.id = j.site_id
 JOIN scan_profiles p ON p.id = j.profile_id
 WHERE j.id = @id;
 
+-- name: GetJobsByIDs :many
+-- The jobs a call just created, read back in one statement (ScanNow of a
+-- 512-shard target read them one round trip each: 2.5 s under load).
+SELECT sqlc.embed(j), s.name AS site_name, p.name AS profile_name
+FROM scan_jobs j
+JOIN sites s ON s.id = j.site_id
+JOIN scan_profiles p ON p.id = j.profile_id
+WHERE j.id = ANY (@ids::uuid[]);
+
 -- name: ListJobs :many
 SELECT sqlc.embed(j), s.name AS site_name, p.name AS profile_name
 FROM scan_jobs j

@@ -28,11 +28,20 @@ UPDATE scan_runs
 SET phase = @phase, jobs = jobs + @added_jobs::int, reason = @reason, updated_at = now()
 WHERE id = @id;
 
--- name: InsertRunJob :one
+-- name: InsertRunJobs :many
+-- All jobs of one run in one statement, one row per element of @networks
+-- with that element's exclusions (a cidr[] literal each: arrays of arrays
+-- must be rectangular), returned in @networks' order. One round trip
+-- whatever the shard count: row by row, a 512-shard ScanNow took 2.4 s on
+-- a loaded controller, its jobs invisible until the last one was written.
 INSERT INTO scan_jobs (target_id, site_id, profile_id, network, ports, exclusions, options, requires_raw,
                        max_attempts, priority, created_by, execution_context, run_id)
-VALUES (@target_id, @site_id, @profile_id, @network, @ports, @exclusions, @options, @requires_raw,
-        @max_attempts, @priority, @created_by, @execution_context, @run_id)
+SELECT @target_id::uuid, @site_id::uuid, @profile_id::uuid, n.network, @ports::text, x.exclusions::cidr[],
+       @options::jsonb, @requires_raw::boolean, @max_attempts::integer, @priority::smallint, @created_by::text,
+       sqlc.narg(execution_context)::jsonb, sqlc.narg(run_id)::uuid
+FROM unnest(@networks::cidr[]) WITH ORDINALITY AS n (network, ord)
+JOIN unnest(@exclusions::text[]) WITH ORDINALITY AS x (exclusions, ord) USING (ord)
+ORDER BY n.ord
 RETURNING *;
 
 -- name: LockRunsAwaitingPortScan :many
