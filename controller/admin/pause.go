@@ -68,7 +68,7 @@ func (s *Server) PauseScanning(ctx context.Context, req *pb.PauseScanningRequest
 }
 
 // ResumeScanning implements AdminService.ResumeScanning. Jobs queued during
-// the pause are leased by agents' next polls (at most a heartbeat interval).
+// the pause are announced to the agents long-polling as new jobs are.
 func (s *Server) ResumeScanning(ctx context.Context, req *pb.ResumeScanningRequest) (*pb.ResumeScanningResponse, error) {
 	site, err := s.optionalSite(ctx, req.GetSite())
 	if err != nil {
@@ -80,6 +80,16 @@ func (s *Server) ResumeScanning(ctx context.Context, req *pb.ResumeScanningReque
 	}
 	if n > 0 {
 		s.log.Warn("scanning resumed", "site", siteLabel(req.GetSite()), "by", actor(ctx))
+		// Jobs queued during the pause are announced like new ones: a
+		// long-poll's empty look during the pause would otherwise answer
+		// for its site until the next recheck. "" wakes every site.
+		var payload string
+		if site.Valid {
+			payload = site.UUID.String()
+		}
+		if err := s.q.NotifyJobsAvailable(ctx, payload); err != nil {
+			s.log.Warn("could not announce the resumed sites' queued jobs; agents find them at the next recheck", "error", err)
+		}
 	}
 	return &pb.ResumeScanningResponse{Resumed: n > 0}, nil
 }

@@ -50,8 +50,14 @@ type Hub struct {
 	siteWake map[string]uint64
 	allWake  uint64
 	check    *siteCheck
-	ready    chan struct{}
-	readyOne sync.Once
+	// announcements counts what Announced reports (announce.go);
+	// announced and announcedAll hold the count at each site's last one
+	// and at the last of every site.
+	announcements uint64
+	announced     map[string]uint64
+	announcedAll  uint64
+	ready         chan struct{}
+	readyOne      sync.Once
 }
 
 // NewHub returns a hub that will listen on connString once Run is called.

@@ -60,6 +60,7 @@ func (h *Hub) WakeSite(site string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.noteWake(site)
+	h.announce(site)
 	if site == "" {
 		for _, q := range h.jobs {
 			q.wake(q.l.Len())
@@ -128,6 +129,7 @@ func (h *Hub) recheckLoop(ctx context.Context) {
 		}
 		h.checkSites(ctx)
 		h.mu.Lock()
+		h.announce("") // what no notification announced is looked for again
 		for site, q := range h.jobs {
 			if site != "" {
 				q.wake(max(h.WakeBatch, 1))

@@ -63,7 +63,8 @@ type Config struct {
 	// MaxConcurrentLooks caps the job queries long-polls run at once. With
 	// thousands of agents re-polling, uncapped looks took every pooled
 	// connection and admin calls, result commits and liveness writes queued
-	// behind them for minutes. 0 means half the pool.
+	// behind them for minutes. 0 means DefaultMaxConcurrentLooks (never
+	// more than half the pool).
 	MaxConcurrentLooks int
 }
 
@@ -76,6 +77,7 @@ func DefaultConfig() Config {
 type Leaser struct {
 	pool  *pgxpool.Pool
 	looks chan struct{} // a slot per job query in flight
+	empty emptyLooks    // looks that found nothing (looks.go)
 	q     *db.Queries
 	waker Waker
 	pub   Publisher
@@ -88,7 +90,7 @@ type Leaser struct {
 func New(pool *pgxpool.Pool, waker Waker, pub Publisher, cfg Config, log hclog.Logger) *Leaser {
 	looks := cfg.MaxConcurrentLooks
 	if looks <= 0 {
-		looks = max(1, int(pool.Config().MaxConns)/2)
+		looks = max(1, min(DefaultMaxConcurrentLooks, int(pool.Config().MaxConns)/2))
 	}
 	return &Leaser{pool: pool, looks: make(chan struct{}, looks), q: db.New(pool), waker: waker, pub: pub, cfg: cfg, log: log.Named("leasing")}
 }
@@ -150,23 +152,6 @@ func (l *Leaser) Acquire(ctx context.Context, agent db.Agent, wait time.Duration
 		case <-wake:
 		}
 	}
-}
-
-// look runs one job query in a slot of l.looks.
-func (l *Leaser) look(ctx context.Context, agent db.Agent) (db.AcquireJobRow, error) {
-	select {
-	case l.looks <- struct{}{}:
-	case <-ctx.Done():
-		return db.AcquireJobRow{}, ctx.Err()
-	}
-	defer func() { <-l.looks }()
-	return l.q.AcquireJob(ctx, db.AcquireJobParams{
-		SiteID:     agent.SiteID,
-		Scope:      agent.Scope,
-		RawSockets: agent.RawSockets,
-		WorkerID:   agent.ID.String(),
-		TtlSeconds: l.cfg.TTL.Seconds(),
-	})
 }
 
 // LeaseRef names a lease: the job, the holder and the fencing token.
