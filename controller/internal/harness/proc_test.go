@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -128,6 +129,18 @@ func TestProcLifecycle(t *testing.T) {
 				}
 			}},
 			{"memory from /proc", "exec sleep 60", func(t *testing.T, p *Proc) {
+				// Read once the shell has become sleep: across the exec the
+				// two reads would see two address spaces (CI once read the
+				// shell's RSS, 0.43 MiB, and the fresh sleep's VmHWM, 0.02).
+				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+					comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.PID()))
+					if err == nil && strings.TrimSpace(string(comm)) == "sleep" {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("process never became sleep (comm %q, %v)", comm, err)
+					}
+				}
 				rss, err := p.RSSMB()
 				if err != nil {
 					t.Fatal(err)
