@@ -14,19 +14,9 @@ package events
 func (h *Hub) Announced(site string) uint64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return max(h.announcedAll, h.announced[site])
+	return h.announced.at(site)
 }
 
 // announce records an announcement for site ("" = every site). Caller
 // holds h.mu.
-func (h *Hub) announce(site string) {
-	h.announcements++
-	if site == "" {
-		h.announcedAll = h.announcements
-		return
-	}
-	if h.announced == nil {
-		h.announced = map[string]uint64{}
-	}
-	h.announced[site] = h.announcements
-}
+func (h *Hub) announce(site string) { h.announced.mark(site) }

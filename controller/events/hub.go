@@ -44,20 +44,13 @@ type Hub struct {
 	// long-polls of a site without pending work can skip their first look
 	// (Quiet). Nil: every long-poll looks first.
 	Pending PendingSites
-	// wakes counts wake-ups; siteWake and allWake hold the count at each
-	// site's last one and at the last of every site (Quiet).
-	wakes    uint64
-	siteWake map[string]uint64
-	allWake  uint64
-	check    *siteCheck
-	// announcements counts what Announced reports (announce.go);
-	// announced and announcedAll hold the count at each site's last one
-	// and at the last of every site.
-	announcements uint64
-	announced     map[string]uint64
-	announcedAll  uint64
-	ready         chan struct{}
-	readyOne      sync.Once
+	// wakes stamps wake-ups (Quiet), announced what may make work
+	// leasable (Announced, announce.go).
+	wakes     siteStamps
+	announced siteStamps
+	check     *siteCheck
+	ready     chan struct{}
+	readyOne  sync.Once
 }
 
 // NewHub returns a hub that will listen on connString once Run is called.

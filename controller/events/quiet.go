@@ -40,7 +40,7 @@ func (h *Hub) Quiet(site string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	c := h.check
-	if c == nil || time.Since(c.done) > 2*h.recheckEvery() || h.allWake > c.at || h.siteWake[site] > c.at {
+	if c == nil || time.Since(c.done) > 2*h.recheckEvery() || h.wakes.at(site) > c.at {
 		return false
 	}
 	_, busy := c.busy[site]
@@ -49,17 +49,7 @@ func (h *Hub) Quiet(site string) bool {
 
 // noteWake records that work may have appeared in site ("" = any site).
 // Caller holds h.mu.
-func (h *Hub) noteWake(site string) {
-	h.wakes++
-	if site == "" {
-		h.allWake = h.wakes
-		return
-	}
-	if h.siteWake == nil {
-		h.siteWake = map[string]uint64{}
-	}
-	h.siteWake[site] = h.wakes
-}
+func (h *Hub) noteWake(site string) { h.wakes.mark(site) }
 
 func (h *Hub) recheckEvery() time.Duration {
 	if h.Recheck <= 0 {
@@ -76,7 +66,7 @@ func (h *Hub) checkSites(ctx context.Context) {
 	}
 	every := h.recheckEvery()
 	h.mu.Lock()
-	at := h.wakes
+	at := h.wakes.n
 	h.mu.Unlock()
 	cctx, cancel := context.WithTimeout(ctx, every)
 	sites, err := h.Pending(cctx, every)
@@ -96,9 +86,5 @@ func (h *Hub) checkSites(ctx context.Context) {
 	}
 	h.check = c
 	// Wake-ups older than the look are in it.
-	for s, n := range h.siteWake {
-		if n <= at {
-			delete(h.siteWake, s)
-		}
-	}
+	h.wakes.forget(at)
 }
