@@ -29,12 +29,15 @@ func TestFeedPagesAreCompleteAndOrdered(t *testing.T) {
 		other).Scan(&otherHost); err != nil {
 		t.Fatal(err)
 	}
-	// One commit of 1,234 changes over both sites, as a burst arrives.
+	// One commit of 1,234 changes over both sites, as a burst arrives:
+	// events, protocols and values that repeat, values that do not, NULLs.
 	if _, err := f.pool.Exec(ctx, `
-INSERT INTO host_history (host_id, site_id, event, port, protocol, changed_by)
+INSERT INTO host_history (host_id, site_id, event, port, protocol, old_value, new_value, changed_by)
 SELECT CASE i % 3 WHEN 0 THEN $1::uuid WHEN 1 THEN $2::uuid ELSE $3::uuid END,
        CASE i % 3 WHEN 2 THEN $5::uuid ELSE $4::uuid END,
-       'port_opened', 1 + i % 60000, 'tcp', 'test'
+       (ARRAY['port_opened', 'port_closed', 'service_changed'])[1 + i % 7 % 3], 1 + i % 60000,
+       CASE WHEN i % 11 = 0 THEN NULL WHEN i % 2 = 0 THEN 'tcp' ELSE 'udp' END,
+       CASE WHEN i % 5 = 0 THEN 'ssh OpenSSH 9.' || i END, CASE WHEN i % 4 <> 0 THEN 'open' END, 'test'
 FROM generate_series(1, 1234) AS i`, f.hostA, f.hostB, otherHost, f.site, other); err != nil {
 		t.Fatal(err)
 	}

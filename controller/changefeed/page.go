@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/scanorama/scanorama/gen/db"
 )
@@ -68,15 +69,60 @@ func scanPage(ctx context.Context, tx pgx.Tx, site uuid.UUID, after int64, limit
 	if cap(rows) < int(limit) {
 		rows = make([]Row, 0, limit)
 	}
+	// One set of scan targets for the page, pointed at each row in turn:
+	// Scan's variadic arguments would otherwise be a fresh slice of 11
+	// interfaces per row on the heap.
+	var (
+		seen                                = make(map[string]string)
+		ev                                  pgtype.Text
+		event, protocol, oldValue, newValue = &sharedText{seen: seen}, &sharedText{seen: seen}, &sharedText{seen: seen}, &sharedText{seen: seen}
+		dest                                = make([]any, 11)
+	)
+	event.dst = &ev
 	for res.Next() {
 		rows = append(rows, Row{})
 		h := &rows[len(rows)-1].HostHistory
-		if err := res.Scan(&h.ID, &h.HostID, &h.SiteID, &h.JobID, &h.Event, &h.Port, &h.Protocol,
-			&h.OldValue, &h.NewValue, &h.ChangedAt, &h.FeedSeq); err != nil {
+		protocol.dst, oldValue.dst, newValue.dst = &h.Protocol, &h.OldValue, &h.NewValue
+		dest[0], dest[1], dest[2], dest[3], dest[4], dest[5] = &h.ID, &h.HostID, &h.SiteID, &h.JobID, event, &h.Port
+		dest[6], dest[7], dest[8], dest[9], dest[10] = protocol, oldValue, newValue, &h.ChangedAt, &h.FeedSeq
+		if err := res.Scan(dest...); err != nil {
 			return nil, err
 		}
+		if !ev.Valid {
+			return nil, fmt.Errorf("change %d: event is NULL", h.ID)
+		}
+		h.Event = ev.String
 	}
 	return rows, res.Err()
+}
+
+// sharedTextLimit bounds the distinct values a page's sharedText keeps.
+const sharedTextLimit = 4096
+
+// sharedText scans a text column into dst, sharing one string among the
+// page's rows that hold the same value: a page's events, protocols and
+// port states are a handful of values, and pgx would allocate a string
+// for each column of each row (4 of a row's 5 allocations).
+type sharedText struct {
+	dst  *pgtype.Text
+	seen map[string]string
+}
+
+// ScanBytes is given the column's bytes, valid during the call only.
+func (t *sharedText) ScanBytes(v []byte) error {
+	if v == nil {
+		*t.dst = pgtype.Text{}
+		return nil
+	}
+	s, ok := t.seen[string(v)]
+	if !ok {
+		s = string(v)
+		if len(t.seen) < sharedTextLimit {
+			t.seen[s] = s
+		}
+	}
+	*t.dst = pgtype.Text{String: s, Valid: true}
+	return nil
 }
 
 // distinct is a set of ids kept in the order first seen.
@@ -86,6 +132,11 @@ type distinct struct {
 }
 
 func (d *distinct) add(id uuid.UUID) {
+	// A page comes host by host from each commit: most rows repeat the
+	// row before.
+	if n := len(d.ids); n > 0 && d.ids[n-1] == id {
+		return
+	}
 	if _, ok := d.seen[id]; ok {
 		return
 	}
@@ -139,12 +190,21 @@ func joinPage(ctx context.Context, q *db.Queries, withTarget bool, rows []Row) e
 			target[j.ID] = j.TargetID
 		}
 	}
+	var (
+		host   *db.FeedPageHostsRow
+		site   string
+		siteOK bool
+	)
 	for i := range rows {
 		r := &rows[i]
 		h := &r.HostHistory
-		host, ok := byHost[h.HostID]
-		site, sok := siteName[h.SiteID]
-		if !ok || !sok {
+		if i == 0 || h.HostID != rows[i-1].HostHistory.HostID {
+			host = byHost[h.HostID]
+		}
+		if i == 0 || h.SiteID != rows[i-1].HostHistory.SiteID {
+			site, siteOK = siteName[h.SiteID]
+		}
+		if host == nil || !siteOK {
 			return fmt.Errorf("change %d: host %s or site %s not found", h.ID, h.HostID, h.SiteID)
 		}
 		r.SiteName, r.IpAddress, r.Hostname = site, host.IpAddress, host.Hostname

@@ -184,6 +184,8 @@ func (d *Dispatcher) work(ctx context.Context, w db.Webhook) (bool, error) {
 		buildMore bool
 	)
 	h := newHeld()
+	// The builder's, for every page of the turn.
+	var enc encoder
 	readCtx, stopReading := context.WithCancel(ctx)
 	var reading sync.WaitGroup
 	reading.Add(1)
@@ -200,7 +202,7 @@ func (d *Dispatcher) work(ctx context.Context, w db.Webhook) (bool, error) {
 		for p := range pages {
 			err := p.err
 			if err == nil {
-				err = d.build(ctx, w, p, h)
+				err = d.build(ctx, w, p, h, &enc)
 			}
 			// Nothing built refers to the page any more: bodies are
 			// encoded, events dropped.
@@ -372,17 +374,21 @@ func (m *marker) close() error {
 // change or per delivery).
 const buildBatches = 8
 
-// draft is one delivery a build is about to write.
+// draft is one delivery a build is about to write, its body encoded and
+// signed.
 type draft struct {
+	id          uuid.UUID
 	first, last int64
-	events      []Event
+	count       int32
+	body        []byte
+	signature   string
 }
 
 // build turns one page of the feed into up to about buildBatches
 // deliveries, moving the cursor past the page, in one transaction. The
 // transaction commits durably before any of them is sent: a delivery id
 // once POSTed is never made again with other contents.
-func (d *Dispatcher) build(ctx context.Context, w db.Webhook, p page, h *held) error {
+func (d *Dispatcher) build(ctx context.Context, w db.Webhook, p page, h *held, enc *encoder) error {
 	tx, err := d.pool.Begin(ctx)
 	if err != nil {
 		return err
@@ -398,7 +404,7 @@ func (d *Dispatcher) build(ctx context.Context, w db.Webhook, p page, h *held) e
 		// order; anything else means the page is stale, so build nothing.
 		return fmt.Errorf("cursor at %d, page read after %d", cursor, p.after)
 	}
-	var events []Event
+	c := cutter{w: w, enc: enc, from: cursor, last: cursor, batches: make([]draft, 0, buildBatches)}
 	if w.DownAfterScans > 1 {
 		// Held-back host_down changes whose scans are now in come first:
 		// they fired before anything the feed has after the cursor.
@@ -408,63 +414,86 @@ func (d *Dispatcher) build(ctx context.Context, w db.Webhook, p page, h *held) e
 		}
 		for _, r := range due {
 			row := changefeed.Row(r)
-			events = append(events, eventOf(&row))
+			if err := c.add(&row); err != nil {
+				return err
+			}
 			if _, err := q.DeletePendingDown(ctx, db.DeletePendingDownParams{WebhookID: w.ID, HostID: r.HostHistory.HostID}); err != nil {
 				return err
 			}
 		}
 	}
-	// Cut the events into deliveries of at most BatchSize; each covers the
-	// feed from the one before it up to its last event (the last one up to
-	// the last row read, filtered-out rows included).
-	batches := make([]draft, 0, buildBatches)
-	from, last := cursor, cursor
-	cut := func() {
-		batches = append(batches, draft{first: min(from+1, last), last: last, events: events})
-		from, events = last, nil
-	}
-	for len(events) >= BatchSize {
-		rest := slices.Clone(events[BatchSize:])
-		events = events[:BatchSize]
-		cut()
-		events = rest
-	}
 	for i := range p.rows {
 		r := &p.rows[i]
-		last = r.HostHistory.FeedSeq
+		c.last = r.HostHistory.FeedSeq
 		keep, err := d.filter(ctx, q, w, r)
 		if err != nil {
 			return err
 		}
 		if keep {
-			if events == nil {
-				events = make([]Event, 0, min(BatchSize, len(p.rows)-i))
-			}
-			events = append(events, eventOf(r))
-			if len(events) == BatchSize {
-				cut()
+			if err := c.add(r); err != nil {
+				return err
 			}
 		}
 	}
-	if len(events) > 0 {
-		cut()
+	if err := c.cut(); err != nil {
+		return err
 	}
-	if last == cursor && len(batches) == 0 {
+	if c.last == cursor && len(c.batches) == 0 {
 		return tx.Commit(ctx)
 	}
-	if last != cursor {
-		if err := q.SetWebhookCursor(ctx, db.SetWebhookCursorParams{WebhookID: w.ID, FeedSeq: last}); err != nil {
+	if c.last != cursor {
+		if err := q.SetWebhookCursor(ctx, db.SetWebhookCursorParams{WebhookID: w.ID, FeedSeq: c.last}); err != nil {
 			return err
 		}
 	}
-	ids, bodies, err := d.insert(ctx, tx, w, batches)
-	if err != nil {
+	if err := d.insert(ctx, tx, w, c.batches); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return err
 	}
-	h.add(ids, bodies)
+	h.add(c.batches)
+	return nil
+}
+
+// cutter cuts a build's events into deliveries of at most BatchSize and
+// encodes each as it is cut, so one buffer of events serves every delivery
+// of the build. Each delivery covers the feed from the one before it up to
+// its last event (the last one up to the last row read, filtered-out rows
+// included).
+type cutter struct {
+	w          db.Webhook
+	enc        *encoder
+	from, last int64
+	events     []Event
+	batches    []draft
+}
+
+// add appends r's event, cutting a delivery when it makes BatchSize.
+func (c *cutter) add(r *changefeed.Row) error {
+	if c.events == nil {
+		c.events = make([]Event, 0, BatchSize)
+	}
+	c.events = append(c.events, c.enc.event(r))
+	if len(c.events) == BatchSize {
+		return c.cut()
+	}
+	return nil
+}
+
+// cut makes a delivery of the events added since the last cut, if any.
+func (c *cutter) cut() error {
+	if len(c.events) == 0 {
+		return nil
+	}
+	id := uuid.New()
+	body, err := c.enc.body(id.String(), c.w.Name, c.w.Format, c.events)
+	if err != nil {
+		return err
+	}
+	c.batches = append(c.batches, draft{id: id, first: min(c.from+1, c.last), last: c.last, count: int32(len(c.events)),
+		body: body, signature: Sign(c.w.Secret, body)})
+	c.from, c.events = c.last, c.events[:0]
 	return nil
 }
 
@@ -472,28 +501,23 @@ func (d *Dispatcher) build(ctx context.Context, w db.Webhook, p page, h *held) e
 // defaults, seq in the order the rows are copied, which is feed order.
 var deliveryColumns = []string{"id", "webhook_id", "first_feed_seq", "last_feed_seq", "event_count", "body"}
 
-// insert encodes batches and copies them, in order, into the outbox. COPY
-// rather than an INSERT of arrays: a burst's bodies (about 12 MB for
-// 50,000 changes) are then written to the connection once, not first
-// gathered into array parameters (measured: the arrays' encoding was a
-// quarter of the controller's CPU in a burst).
-func (d *Dispatcher) insert(ctx context.Context, tx pgx.Tx, w db.Webhook, batches []draft) (ids []uuid.UUID, bodies [][]byte, err error) {
+// insert copies batches, in order, into the outbox. COPY rather than an
+// INSERT of arrays: a burst's bodies (about 12 MB for 50,000 changes) are
+// then written to the connection once, not first gathered into array
+// parameters (measured: the arrays' encoding was a quarter of the
+// controller's CPU in a burst).
+func (d *Dispatcher) insert(ctx context.Context, tx pgx.Tx, w db.Webhook, batches []draft) error {
 	if len(batches) == 0 {
-		return nil, nil, nil
+		return nil
 	}
 	rows := make([][]any, len(batches))
-	ids, bodies = make([]uuid.UUID, len(batches)), make([][]byte, len(batches))
 	for i, b := range batches {
-		ids[i] = uuid.New()
-		if bodies[i], err = Body(ids[i].String(), w.Name, w.Format, b.events); err != nil {
-			return nil, nil, err
-		}
-		rows[i] = []any{ids[i], w.ID, b.first, b.last, int32(len(b.events)), bodies[i]}
+		rows[i] = []any{b.id, w.ID, b.first, b.last, b.count, b.body}
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"webhook_deliveries"}, deliveryColumns, pgx.CopyFromRows(rows)); err != nil {
-		return nil, nil, fmt.Errorf("write deliveries: %w", err)
+		return fmt.Errorf("write deliveries: %w", err)
 	}
-	return ids, bodies, nil
+	return nil
 }
 
 // filter applies the webhook's target, events and flap suppression to r.
@@ -544,8 +568,9 @@ func (d *Dispatcher) sendNext(ctx context.Context, w db.Webhook, deadline time.T
 	defer func() { m.add(ok) }()
 	for _, row := range rows {
 		del := db.WebhookDelivery(row)
-		if body, ok := h.take(del.ID); ok {
-			del.Body = body
+		var signature string
+		if b, ok := h.take(del.ID); ok {
+			del.Body, signature = b.body, b.signature
 		}
 		if state.DeliveryState(del.State) == state.DeliveryDead || del.NextAttemptAt.After(time.Now()) {
 			return false, nil
@@ -553,7 +578,7 @@ func (d *Dispatcher) sendNext(ctx context.Context, w db.Webhook, deadline time.T
 		if time.Now().After(deadline) {
 			return true, nil
 		}
-		status, perr := d.post(ctx, w, del)
+		status, perr := d.post(ctx, w, del, signature)
 		if ctx.Err() != nil {
 			return false, ctx.Err()
 		}
@@ -601,7 +626,11 @@ func (d *Dispatcher) backoff(attempt int) time.Duration {
 	return delay - time.Duration(rand.Int64N(int64(delay)/2+1))
 }
 
-func (d *Dispatcher) post(ctx context.Context, w db.Webhook, del db.WebhookDelivery) (int, error) {
+// post sends del, with its signature when the builder made it already.
+func (d *Dispatcher) post(ctx context.Context, w db.Webhook, del db.WebhookDelivery, signature string) (int, error) {
+	if signature == "" {
+		signature = Sign(w.Secret, del.Body)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.Url, bytes.NewReader(del.Body))
 	if err != nil {
 		return 0, err
@@ -609,7 +638,7 @@ func (d *Dispatcher) post(ctx context.Context, w db.Webhook, del db.WebhookDeliv
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "scanorama-webhooks/1")
 	req.Header.Set(HeaderDelivery, del.ID.String())
-	req.Header.Set(HeaderSignature, Sign(w.Secret, del.Body))
+	req.Header.Set(HeaderSignature, signature)
 	resp, err := d.client.Do(req)
 	if err != nil {
 		return 0, err

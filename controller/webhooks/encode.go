@@ -3,9 +3,14 @@ package webhooks
 import (
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/scanorama/scanorama/controller/state"
 )
 
 // A burst encodes tens of thousands of events: encoding/json's reflection
@@ -18,12 +23,50 @@ import (
 // come out identical
 // (TestAppendBodyMatchesEncodingJSON).
 
-// bytesPerEvent sizes the buffer up front: a port event with a hostname
-// takes about 250 bytes.
+// bytesPerEvent sizes the first buffer up front: a port event with a
+// hostname takes about 250 bytes. Later bodies of an encoder are sized by
+// the last one's bytes per event: a buffer too small is grown by copying
+// into one twice its size, which the body then holds until it is sent.
 const bytesPerEvent = 256
 
+// encoder turns feed rows into events and events into JSON, remembering
+// the last change time, address and job it formatted: a burst's changes
+// come host by host from one job's commit, so consecutive events mostly
+// share them. A webhook's turn keeps one for its builder; the zero value
+// is ready. Not safe for concurrent use.
+type encoder struct {
+	at     time.Time // UTC
+	atJSON []byte
+	ip     netip.Addr
+	ipText string
+	job    uuid.UUID
+	jobID  *string
+	// perEvent is the last body's bytes per event, with some room.
+	perEvent int
+}
+
+// body encodes a delivery.
+func (enc *encoder) body(deliveryID, webhook, format string, events []Event) ([]byte, error) {
+	p := Payload{DeliveryID: deliveryID, Webhook: webhook, Events: events}
+	if state.WebhookFormat(format) == state.FormatSlack {
+		p.Text = SlackText(events)
+	}
+	perEvent := bytesPerEvent
+	if enc.perEvent > 0 {
+		perEvent = enc.perEvent
+	}
+	b, err := enc.appendBody(make([]byte, 0, 128+len(p.Text)+perEvent*len(events)), &p)
+	if err != nil {
+		return json.Marshal(p)
+	}
+	if len(events) > 0 {
+		enc.perEvent = (len(b)-len(p.Text))/len(events) + 16
+	}
+	return b, nil
+}
+
 // appendBody appends the JSON of p to b.
-func appendBody(b []byte, p *Payload) ([]byte, error) {
+func (enc *encoder) appendBody(b []byte, p *Payload) ([]byte, error) {
 	b = append(b, `{"delivery_id":`...)
 	b = appendString(b, p.DeliveryID)
 	b = append(b, `,"webhook":`...)
@@ -38,7 +81,7 @@ func appendBody(b []byte, p *Payload) ([]byte, error) {
 				b = append(b, ',')
 			}
 			var err error
-			if b, err = appendEvent(b, &p.Events[i]); err != nil {
+			if b, err = enc.appendEvent(b, &p.Events[i]); err != nil {
 				return nil, err
 			}
 		}
@@ -51,7 +94,7 @@ func appendBody(b []byte, p *Payload) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-func appendEvent(b []byte, e *Event) ([]byte, error) {
+func (enc *encoder) appendEvent(b []byte, e *Event) ([]byte, error) {
 	b = append(b, `{"id":`...)
 	b = strconv.AppendInt(b, e.ID, 10)
 	b = append(b, `,"event":`...)
@@ -76,7 +119,7 @@ func appendEvent(b []byte, e *Event) ([]byte, error) {
 	b = appendOptString(b, e.NewValue)
 	b = append(b, `,"changed_at":`...)
 	var err error
-	if b, err = appendTime(b, e.ChangedAt); err != nil {
+	if b, err = enc.appendTime(b, e.ChangedAt); err != nil {
 		return nil, err
 	}
 	b = append(b, `,"job_id":`...)
@@ -118,13 +161,24 @@ func appendString(b []byte, s string) []byte {
 // caller then lets encoding/json encode the whole payload, for its error.
 var errNotRFC3339 = errors.New("time not representable in RFC 3339")
 
-// appendTime appends t as time.Time.MarshalJSON does.
-func appendTime(b []byte, t time.Time) ([]byte, error) {
+// appendTime appends t as time.Time.MarshalJSON does. A UTC time equal
+// to the last one is copied from the last one's text (the same instant in
+// the same zone formats the same).
+func (enc *encoder) appendTime(b []byte, t time.Time) ([]byte, error) {
+	utc := t.Location() == time.UTC
+	if utc && enc.atJSON != nil && t.Equal(enc.at) {
+		return append(b, enc.atJSON...), nil
+	}
 	_, offset := t.Zone()
 	if y := t.Year(); y < 0 || y > 9999 || offset <= -24*3600 || offset >= 24*3600 {
 		return nil, errNotRFC3339
 	}
+	start := len(b)
 	b = append(b, '"')
 	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"'), nil
+	b = append(b, '"')
+	if utc {
+		enc.at, enc.atJSON = t, append(enc.atJSON[:0], b[start:]...)
+	}
+	return b, nil
 }

@@ -3,8 +3,14 @@ package webhooks
 import (
 	"bytes"
 	"encoding/json"
+	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/scanorama/scanorama/controller/changefeed"
+	"github.com/scanorama/scanorama/gen/db"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -55,6 +61,57 @@ func TestAppendBodyMatchesEncodingJSON(t *testing.T) {
 			checkSameAsEncodingJSON(t, &p)
 		})
 	}
+	// A builder keeps one encoder for every body of a turn: what it
+	// remembers of the bodies before (the last time, the size per event)
+	// changes nothing in the next, in either order.
+	for _, order := range []string{"forward", "backward"} {
+		enc := new(encoder)
+		for i := range cases {
+			tc := cases[i]
+			if order == "backward" {
+				tc = cases[len(cases)-1-i]
+			}
+			p := Payload{DeliveryID: "d", Webhook: "w", Events: tc.events, Text: tc.text}
+			want, err := json.Marshal(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := enc.appendBody(nil, &p)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("%s, %s after the others: reused encoder wrote %s (%v), want %s", order, tc.name, got, err, want)
+			}
+		}
+	}
+}
+
+// Events made by one encoder from many rows, which remembers the last
+// address and job it formatted, are the events a fresh encoder makes.
+func TestEncoderEventsAreFreshOnes(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 12, 2, 13, 31, 48, 61234000, time.FixedZone("x", 3600))
+	jobA, jobB := uuid.MustParse("00000000-0000-4000-8000-00000000000a"), uuid.MustParse("00000000-0000-4000-8000-00000000000b")
+	row := func(ip string, job uuid.UUID, valid bool) changefeed.Row {
+		r := changefeed.Row{HostHistory: db.HostHistory{ID: 1, Event: "port_opened", ChangedAt: at, JobID: uuid.NullUUID{UUID: job, Valid: valid}}, SiteName: "lab"}
+		if ip != "" {
+			r.IpAddress = netip.MustParseAddr(ip)
+		}
+		return r
+	}
+	rows := []changefeed.Row{
+		row("", uuid.Nil, false), // the zero address, as the encoder starts
+		row("10.99.0.1", jobA, true), row("10.99.0.1", jobA, true), row("10.99.0.2", jobA, true),
+		row("10.99.0.2", jobB, true), row("10.99.0.2", jobB, false), row("10.99.0.2", jobB, true),
+		row("2001:db8::1", uuid.Nil, true), row("", uuid.Nil, true), row("10.99.0.1", jobA, true),
+	}
+	enc := new(encoder)
+	for i := range rows {
+		got, want := enc.event(&rows[i]), new(encoder).event(&rows[i])
+		g, _ := json.Marshal(got)
+		w, _ := json.Marshal(want)
+		if !bytes.Equal(g, w) {
+			t.Fatalf("row %d: %s, want %s", i, g, w)
+		}
+	}
 }
 
 // Times encoding/json refuses are refused the same way.
@@ -93,7 +150,7 @@ func checkSameAsEncodingJSON(t *testing.T, p *Payload) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := appendBody(nil, p)
+	got, err := new(encoder).appendBody(nil, p)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,22 +19,30 @@ const heldLimit = 32 << 20
 // its state, come from the database.
 type held struct {
 	mu     sync.Mutex
-	bodies map[uuid.UUID][]byte
+	bodies map[uuid.UUID]signedBody
 	size   int
 }
 
-func newHeld() *held { return &held{bodies: make(map[uuid.UUID][]byte)} }
+// signedBody is a body and its signature, made by the builder so the
+// sender, which POSTs one delivery after another, does not hash 12 MB of
+// a burst's bodies between them.
+type signedBody struct {
+	body      []byte
+	signature string
+}
+
+func newHeld() *held { return &held{bodies: make(map[uuid.UUID]signedBody)} }
 
 // add holds the bodies of one committed build while they fit.
-func (h *held) add(ids []uuid.UUID, bodies [][]byte) {
+func (h *held) add(built []draft) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for i, id := range ids {
-		if h.size+len(bodies[i]) > heldLimit {
+	for _, d := range built {
+		if h.size+len(d.body) > heldLimit {
 			return
 		}
-		h.bodies[id] = bodies[i]
-		h.size += len(bodies[i])
+		h.bodies[d.id] = signedBody{body: d.body, signature: d.signature}
+		h.size += len(d.body)
 	}
 }
 
@@ -50,13 +58,13 @@ func (h *held) ids() []uuid.UUID {
 }
 
 // take hands over and forgets the body of id.
-func (h *held) take(id uuid.UUID) ([]byte, bool) {
+func (h *held) take(id uuid.UUID) (signedBody, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	b, ok := h.bodies[id]
 	if ok {
 		delete(h.bodies, id)
-		h.size -= len(b)
+		h.size -= len(b.body)
 	}
 	return b, ok
 }

@@ -12,7 +12,7 @@ func TestHeldBodiesAreTakenOnceWithinTheLimit(t *testing.T) {
 	h := newHeld()
 	a, b, c := uuid.New(), uuid.New(), uuid.New()
 	big := bytes.Repeat([]byte("x"), heldLimit/2)
-	h.add([]uuid.UUID{a, b, c}, [][]byte{big, big, []byte("{}")})
+	h.add([]draft{{id: a, body: big, signature: "sig"}, {id: b, body: big, signature: "sig"}, {id: c, body: []byte("{}")}})
 	// The second half fills the limit exactly; the third body is past it.
 	if got := len(h.ids()); got != 2 {
 		t.Fatalf("holding %d bodies, want 2 (the third is past the limit)", got)
@@ -28,7 +28,7 @@ func TestHeldBodiesAreTakenOnceWithinTheLimit(t *testing.T) {
 		{"never built here", uuid.New(), false},
 		{"held too", b, true},
 	} {
-		if body, ok := h.take(tc.id); ok != tc.want || (ok && !bytes.Equal(body, big)) {
+		if b, ok := h.take(tc.id); ok != tc.want || (ok && (!bytes.Equal(b.body, big) || b.signature != "sig")) {
 			t.Errorf("%s: take = %v, want %v", tc.name, ok, tc.want)
 		}
 	}
@@ -36,8 +36,8 @@ func TestHeldBodiesAreTakenOnceWithinTheLimit(t *testing.T) {
 		t.Fatalf("after taking everything: %d bytes, %d ids held", h.size, len(h.ids()))
 	}
 	// Room again once taken.
-	h.add([]uuid.UUID{c}, [][]byte{[]byte("{}")})
-	if body, ok := h.take(c); !ok || string(body) != "{}" {
-		t.Fatalf("take after room was made: %q %v", body, ok)
+	h.add([]draft{{id: c, body: []byte("{}")}})
+	if b, ok := h.take(c); !ok || string(b.body) != "{}" {
+		t.Fatalf("take after room was made: %q %v", b.body, ok)
 	}
 }

@@ -4,13 +4,11 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/scanorama/scanorama/controller/changefeed"
-	"github.com/scanorama/scanorama/controller/state"
 )
 
 // Headers of every delivery.
@@ -48,10 +46,15 @@ type Payload struct {
 	Text string `json:"text,omitempty"`
 }
 
-func eventOf(r *changefeed.Row) Event {
+// event is r as a delivery's event. Its strings point into r: it is for
+// encoding while r is at hand.
+func (enc *encoder) event(r *changefeed.Row) Event {
 	h := &r.HostHistory
+	if r.IpAddress != enc.ip || enc.ipText == "" {
+		enc.ip, enc.ipText = r.IpAddress, r.IpAddress.String()
+	}
 	e := Event{
-		ID: h.ID, Event: h.Event, Site: r.SiteName, IPAddress: r.IpAddress.String(),
+		ID: h.ID, Event: h.Event, Site: r.SiteName, IPAddress: enc.ipText,
 		ChangedAt: h.ChangedAt.UTC(),
 	}
 	if r.Hostname.Valid {
@@ -70,24 +73,18 @@ func eventOf(r *changefeed.Row) Event {
 		e.NewValue = &h.NewValue.String
 	}
 	if h.JobID.Valid {
-		s := h.JobID.UUID.String()
-		e.JobID = &s
+		if h.JobID.UUID != enc.job || enc.jobID == nil {
+			s := h.JobID.UUID.String()
+			enc.job, enc.jobID = h.JobID.UUID, &s
+		}
+		e.JobID = enc.jobID
 	}
 	return e
 }
 
 // Body encodes a delivery.
 func Body(deliveryID, webhook, format string, events []Event) ([]byte, error) {
-	p := Payload{DeliveryID: deliveryID, Webhook: webhook, Events: events}
-	if state.WebhookFormat(format) == state.FormatSlack {
-		p.Text = SlackText(events)
-	}
-	size := 128 + len(p.Text) + bytesPerEvent*len(events)
-	b, err := appendBody(make([]byte, 0, size), &p)
-	if err != nil {
-		return json.Marshal(p)
-	}
-	return b, nil
+	return new(encoder).body(deliveryID, webhook, format, events)
 }
 
 // SlackText is one readable line per event.

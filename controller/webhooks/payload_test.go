@@ -24,19 +24,20 @@ var update = flag.Bool("update", false, "rewrite the golden payloads under testd
 func sampleEvents() []Event {
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	job := uuid.MustParse("00000000-0000-4000-8000-00000000000a")
+	var enc encoder
 	return []Event{
-		eventOf(&changefeed.Row{
+		enc.event(&changefeed.Row{
 			HostHistory: db.HostHistory{ID: 1, FeedSeq: 1, Event: "host_discovered", NewValue: pgtype.Text{String: "up", Valid: true},
 				ChangedAt: at, JobID: uuid.NullUUID{UUID: job, Valid: true}},
 			SiteName: "lab", IpAddress: netip.MustParseAddr("10.99.0.10"), Hostname: pgtype.Text{String: "db1.example.org", Valid: true},
 		}),
-		eventOf(&changefeed.Row{
+		enc.event(&changefeed.Row{
 			HostHistory: db.HostHistory{ID: 2, FeedSeq: 2, Event: "port_opened", Port: pgtype.Int4{Int32: 22, Valid: true},
 				Protocol: pgtype.Text{String: "tcp", Valid: true}, NewValue: pgtype.Text{String: "open", Valid: true},
 				ChangedAt: at, JobID: uuid.NullUUID{UUID: job, Valid: true}},
 			SiteName: "lab", IpAddress: netip.MustParseAddr("2001:db8::10"),
 		}),
-		eventOf(&changefeed.Row{
+		enc.event(&changefeed.Row{
 			HostHistory: db.HostHistory{ID: 3, FeedSeq: 3, Event: "service_changed", Port: pgtype.Int4{Int32: 443, Valid: true},
 				Protocol: pgtype.Text{String: "tcp", Valid: true}, OldValue: pgtype.Text{String: "https nginx 1.24", Valid: true},
 				NewValue: pgtype.Text{String: "https nginx 1.26", Valid: true}, ChangedAt: at},
