@@ -101,8 +101,8 @@ const sharedTextLimit = 4096
 
 // sharedText scans a text column into dst, sharing one string among the
 // page's rows that hold the same value: a page's events, protocols and
-// port states are a handful of values, and pgx would allocate a string
-// for each column of each row (4 of a row's 5 allocations).
+// port states are a handful of values, where pgx would allocate a string
+// for each text column of each row.
 type sharedText struct {
 	dst  *pgtype.Text
 	seen map[string]string

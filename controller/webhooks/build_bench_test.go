@@ -20,7 +20,8 @@ import (
 const burstChanges = 250 * 200
 
 // seedBurst commits burstChanges changes of one job in one statement, as an
-// agent's results arrive, and returns the site and a webhook on it.
+// agent's results arrive, and returns the database and a webhook on the
+// site.
 func seedBurst(tb testing.TB) (*pgxpool.Pool, db.Webhook) {
 	tb.Helper()
 	ctx := context.Background()
@@ -73,7 +74,7 @@ func readBurst(ctx context.Context, tb testing.TB, pool *pgxpool.Pool, w db.Webh
 // BenchmarkBuildBurst is the controller's CPU for the build side of the
 // bench's 50,000-change burst, apart from PostgreSQL's: "read" is the feed
 // read into the reader's recycled page, "encode" turns pages already read
-// into the delivery bodies (the builder's work but the outbox COPY). The
+// into signed delivery bodies (the builder's work but the outbox COPY). The
 // bench case measures the whole path against a bare loop; this one is for
 // comparing changes to these two steps with benchstat.
 func BenchmarkBuildBurst(b *testing.B) {
