@@ -124,9 +124,9 @@ func TestBodyRefusesWhatEncodingJSONRefuses(t *testing.T) {
 	} {
 		events := []Event{{ID: 1, Event: "host_up", Site: "s", IPAddress: "10.99.0.1", ChangedAt: at}}
 		_, want := json.Marshal(Payload{DeliveryID: "d", Webhook: "w", Events: events})
-		_, got := Body("d", "w", "json", events)
+		_, got := new(encoder).body("d", "w", "json", events)
 		if want == nil || got == nil || got.Error() != want.Error() {
-			t.Errorf("%v: Body error %v, encoding/json error %v", at, got, want)
+			t.Errorf("%v: body error %v, encoding/json error %v", at, got, want)
 		}
 	}
 }
@@ -162,12 +162,12 @@ func checkSameAsEncodingJSON(t *testing.T, p *Payload) {
 		format = "slack"
 	}
 	if p.Text == "" || p.Text == SlackText(p.Events) {
-		body, err := Body(p.DeliveryID, p.Webhook, format, p.Events)
+		body, err := new(encoder).body(p.DeliveryID, p.Webhook, format, p.Events)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(body, want) {
-			t.Fatalf("Body differs from encoding/json:\n got %s\nwant %s", body, want)
+			t.Fatalf("body differs from encoding/json:\n got %s\nwant %s", body, want)
 		}
 	}
 }

@@ -82,11 +82,6 @@ func (enc *encoder) event(r *changefeed.Row) Event {
 	return e
 }
 
-// Body encodes a delivery.
-func Body(deliveryID, webhook, format string, events []Event) ([]byte, error) {
-	return new(encoder).body(deliveryID, webhook, format, events)
-}
-
 // SlackText is one readable line per event.
 func SlackText(events []Event) string {
 	var b strings.Builder

@@ -57,7 +57,7 @@ func TestPayloadsMatchTheSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, format := range []string{"json", "slack"} {
-		body, err := Body("00000000-0000-4000-8000-0000000000d1", "alerts", format, sampleEvents())
+		body, err := new(encoder).body("00000000-0000-4000-8000-0000000000d1", "alerts", format, sampleEvents())
 		if err != nil {
 			t.Fatal(err)
 		}
