@@ -74,9 +74,9 @@ func readBurst(ctx context.Context, tb testing.TB, pool *pgxpool.Pool, w db.Webh
 // BenchmarkBuildBurst is the controller's CPU for the build side of the
 // bench's 50,000-change burst, apart from PostgreSQL's: "read" is the feed
 // read into the reader's recycled page, "encode" turns pages already read
-// into signed delivery bodies (the builder's work but the outbox COPY). The
-// bench case measures the whole path against a bare loop; this one is for
-// comparing changes to these two steps with benchstat.
+// into delivery bodies (the builder's work but the outbox COPY and the
+// signatures). The bench case measures the whole path against a bare loop;
+// this one is for comparing changes to these two steps with benchstat.
 func BenchmarkBuildBurst(b *testing.B) {
 	pgtest.SkipShort(b)
 	ctx := context.Background()

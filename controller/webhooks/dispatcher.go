@@ -374,14 +374,12 @@ func (m *marker) close() error {
 // change or per delivery).
 const buildBatches = 8
 
-// draft is one delivery a build is about to write, its body encoded and
-// signed.
+// draft is one delivery a build is about to write, its body encoded.
 type draft struct {
 	id          uuid.UUID
 	first, last int64
 	count       int32
 	body        []byte
-	signature   string
 }
 
 // build turns one page of the feed into up to about buildBatches
@@ -452,7 +450,7 @@ func (d *Dispatcher) build(ctx context.Context, w db.Webhook, p page, h *held, e
 	if err := tx.Commit(ctx); err != nil {
 		return err
 	}
-	h.add(c.batches)
+	h.add(c.batches, func(body []byte) string { return Sign(w.Secret, body) })
 	return nil
 }
 
@@ -491,8 +489,7 @@ func (c *cutter) cut() error {
 	if err != nil {
 		return err
 	}
-	c.batches = append(c.batches, draft{id: id, first: min(c.from+1, c.last), last: c.last, count: int32(len(c.events)),
-		body: body, signature: Sign(c.w.Secret, body)})
+	c.batches = append(c.batches, draft{id: id, first: min(c.from+1, c.last), last: c.last, count: int32(len(c.events)), body: body})
 	c.from, c.events = c.last, c.events[:0]
 	return nil
 }

@@ -33,16 +33,27 @@ type signedBody struct {
 
 func newHeld() *held { return &held{bodies: make(map[uuid.UUID]signedBody)} }
 
-// add holds the bodies of one committed build while they fit.
-func (h *held) add(built []draft) {
+// add holds, signed with sign, the bodies of one committed build while
+// they fit. Only what is held is signed here: a body past the limit is
+// read back and signed when it is sent. The hashing is done outside the
+// lock, the sender takes bodies meanwhile; taking only makes room, so
+// what fitted still fits.
+func (h *held) add(built []draft, sign func([]byte) string) {
+	h.mu.Lock()
+	room := heldLimit - h.size
+	h.mu.Unlock()
+	fit := make([]signedBody, 0, len(built))
+	for _, d := range built {
+		if room -= len(d.body); room < 0 {
+			break
+		}
+		fit = append(fit, signedBody{body: d.body, signature: sign(d.body)})
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, d := range built {
-		if h.size+len(d.body) > heldLimit {
-			return
-		}
-		h.bodies[d.id] = signedBody{body: d.body, signature: d.signature}
-		h.size += len(d.body)
+	for i, b := range fit {
+		h.bodies[built[i].id] = b
+		h.size += len(b.body)
 	}
 }
 

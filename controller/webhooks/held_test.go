@@ -12,10 +12,13 @@ func TestHeldBodiesAreTakenOnceWithinTheLimit(t *testing.T) {
 	h := newHeld()
 	a, b, c := uuid.New(), uuid.New(), uuid.New()
 	big := bytes.Repeat([]byte("x"), heldLimit/2)
-	h.add([]draft{{id: a, body: big, signature: "sig"}, {id: b, body: big, signature: "sig"}, {id: c, body: []byte("{}")}})
-	// The second half fills the limit exactly; the third body is past it.
-	if got := len(h.ids()); got != 2 {
-		t.Fatalf("holding %d bodies, want 2 (the third is past the limit)", got)
+	signed := 0
+	sign := func([]byte) string { signed++; return "sig" }
+	h.add([]draft{{id: a, body: big}, {id: b, body: big}, {id: c, body: []byte("{}")}}, sign)
+	// The second half fills the limit exactly; the third body is past it,
+	// and is signed when it is sent, not here.
+	if got := len(h.ids()); got != 2 || signed != 2 {
+		t.Fatalf("holding %d bodies, %d signed; want 2 and 2 (the third is past the limit)", got, signed)
 	}
 	for _, tc := range []struct {
 		name string
@@ -36,7 +39,7 @@ func TestHeldBodiesAreTakenOnceWithinTheLimit(t *testing.T) {
 		t.Fatalf("after taking everything: %d bytes, %d ids held", h.size, len(h.ids()))
 	}
 	// Room again once taken.
-	h.add([]draft{{id: c, body: []byte("{}")}})
+	h.add([]draft{{id: c, body: []byte("{}")}}, sign)
 	if b, ok := h.take(c); !ok || string(b.body) != "{}" {
 		t.Fatalf("take after room was made: %q %v", b.body, ok)
 	}
