@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/scanorama/scanorama/controller/internal/pguuid"
 	"github.com/scanorama/scanorama/controller/pgtest"
 )
 
@@ -96,5 +97,93 @@ func TestScansAsBeforeWithAndWithoutTheCodec(t *testing.T) {
 	var echoed uuid.UUID
 	if err := fast.QueryRow(ctx, "SELECT $1::uuid", want).Scan(&echoed); err != nil || echoed != want {
 		t.Fatalf("round trip: %v %v", echoed, err)
+	}
+}
+
+// Parameters arrive as the server would read them from text, NULL
+// included, and google/uuid values and lists of them go out as their 16
+// bytes rather than through uuid's driver.Valuer.
+func TestWritesAsBeforeWithAndWithoutTheCodec(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	fast := pgtest.NewPool(t)
+	plain, err := pgxpool.New(ctx, fast.Config().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+
+	a, b := uuid.MustParse("7c9e6679-7425-40de-944b-e07fc1f90ae7"), uuid.MustParse("00000000-0000-0000-0000-0000000000ff")
+	for _, tc := range []struct {
+		name string
+		sql  string
+		arg  any
+		want string
+		// extended: pgx sends lists in the extended protocol only (in the
+		// simple one it has no type to format them by, codec or not).
+		extended bool
+	}{
+		{"uuid", "SELECT $1::uuid::text", a, a.String(), false},
+		{"null uuid", "SELECT $1::uuid::text", uuid.NullUUID{UUID: a, Valid: true}, a.String(), false},
+		{"invalid null uuid", "SELECT coalesce($1::uuid::text, 'NULL')", uuid.NullUUID{UUID: a}, "NULL", false},
+		{"string", "SELECT $1::uuid::text", a.String(), a.String(), false},
+		{"pgtype", "SELECT $1::uuid::text", pgtype.UUID{Bytes: b, Valid: true}, b.String(), false},
+		{"list", "SELECT $1::uuid[]::text", []uuid.UUID{a, b}, "{" + a.String() + "," + b.String() + "}", true},
+		{"empty list", "SELECT $1::uuid[]::text", []uuid.UUID{}, "{}", true},
+		{"list of null uuids", "SELECT $1::uuid[]::text", []uuid.NullUUID{{UUID: a, Valid: true}, {}}, "{" + a.String() + ",NULL}", true},
+	} {
+		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeSimpleProtocol} {
+			if tc.extended && mode == pgx.QueryExecModeSimpleProtocol {
+				continue
+			}
+			for name, pool := range map[string]*pgxpool.Pool{"plain": plain, "codec": fast} {
+				var got string
+				if err := pool.QueryRow(ctx, tc.sql, mode, tc.arg).Scan(&got); err != nil {
+					t.Fatalf("%s %s (mode %v): %v", name, tc.name, mode, err)
+				}
+				if got != tc.want {
+					t.Errorf("%s %s (mode %v): got %s, want %s", name, tc.name, mode, got, tc.want)
+				}
+			}
+		}
+	}
+	conn, err := fast.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	m := conn.Conn().TypeMap()
+	for _, v := range []any{a, uuid.NullUUID{UUID: a, Valid: true}} {
+		if plan := fmt.Sprintf("%T", m.PlanEncode(pgtype.UUIDOID, pgtype.BinaryFormatCode, v)); plan != "pguuid.encodeUUID" && plan != "pguuid.encodeNullUUID" {
+			t.Errorf("%T is written by %s, not as its bytes", v, plan)
+		}
+	}
+	if _, err := m.Encode(pgtype.UUIDArrayOID, pgtype.BinaryFormatCode, []uuid.UUID{a, b}, nil); err != nil {
+		t.Errorf("[]uuid.UUID does not encode as a binary uuid[]: %v", err)
+	}
+}
+
+// BenchmarkEncodeList writes a page's worth of host ids as a uuid[]
+// parameter, with pgx's plans and with the codec's.
+func BenchmarkEncodeList(b *testing.B) {
+	ids := make([]uuid.UUID, 250)
+	for i := range ids {
+		ids[i] = uuid.New()
+	}
+	for _, withCodec := range []bool{false, true} {
+		m := pgtype.NewMap()
+		if withCodec {
+			pguuid.Register(m)
+		}
+		b.Run(fmt.Sprintf("codec=%v", withCodec), func(b *testing.B) {
+			b.ReportAllocs()
+			var buf []byte
+			for b.Loop() {
+				var err error
+				if buf, err = m.Encode(pgtype.UUIDArrayOID, pgtype.BinaryFormatCode, ids, buf[:0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
