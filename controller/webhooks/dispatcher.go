@@ -17,6 +17,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"slices"
 	"sync"
 	"time"
@@ -203,7 +204,7 @@ func (d *Dispatcher) work(ctx context.Context, w db.Webhook) (bool, error) {
 	)
 	h := newHeld()
 	// The builder's, for every page of the turn.
-	var enc encoder
+	enc := encoder{spare: &h.spare}
 	readCtx, stopReading := context.WithCancel(ctx)
 	var reading sync.WaitGroup
 	reading.Add(1)
@@ -219,6 +220,9 @@ func (d *Dispatcher) work(ctx context.Context, w db.Webhook) (bool, error) {
 		defer close(done)
 		for p := range pages {
 			err := p.err
+			if err == nil {
+				err = h.waitRoom(ctx)
+			}
 			if err == nil {
 				err = d.build(ctx, w, p, h, &enc)
 			}
@@ -309,6 +313,8 @@ func (d *Dispatcher) readFeed(ctx context.Context, w db.Webhook, after int64, de
 // the next window does not wait for them; sendAll returns only once every
 // mark is written, while the claim on the webhook still holds.
 func (d *Dispatcher) sendAll(ctx context.Context, w db.Webhook, deadline time.Time, built, done <-chan struct{}, h *held) (busy bool, err error) {
+	// Once it returns it takes nothing more.
+	defer h.setIdle(true)
 	m := d.startMarker(context.WithoutCancel(ctx))
 	defer func() {
 		if merr := m.close(); merr != nil && err == nil {
@@ -328,12 +334,14 @@ func (d *Dispatcher) sendAll(ctx context.Context, w db.Webhook, deadline time.Ti
 		if finished {
 			return false, nil
 		}
+		h.setIdle(true)
 		select {
 		case <-built:
 		case <-done:
 			// One more look: the last build may have written deliveries.
 			finished = true
 		}
+		h.setIdle(false)
 	}
 	return true, nil
 }
@@ -593,7 +601,9 @@ func (d *Dispatcher) sendNext(ctx context.Context, w db.Webhook, deadline time.T
 		if time.Now().After(deadline) {
 			return true, nil
 		}
-		status, perr := d.post(ctx, w, del, signature)
+		// The body's buffer is the spares' once the POST is done with it:
+		// nothing below reads it.
+		status, perr := d.post(ctx, w, del, signature, &h.spare)
 		if ctx.Err() != nil {
 			return false, ctx.Err()
 		}
@@ -642,10 +652,14 @@ func (d *Dispatcher) backoff(attempt int) time.Duration {
 }
 
 // post sends del, with its signature when the builder made it already.
-func (d *Dispatcher) post(ctx context.Context, w db.Webhook, del db.WebhookDelivery, signature string) (int, error) {
+// The transport hands del.Body's buffer to spare when it is done with it.
+func (d *Dispatcher) post(ctx context.Context, w db.Webhook, del db.WebhookDelivery, signature string, spare *spareBuffers) (int, error) {
 	if signature == "" {
 		signature = Sign(w.Secret, del.Body)
 	}
+	body := lend(del.Body, spare)
+	defer body.clientReturned()
+	ctx = httptrace.WithClientTrace(ctx, body.trace())
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.Url, bytes.NewReader(del.Body))
 	if err != nil {
 		return 0, err

@@ -31,6 +31,7 @@ type burstReceiver struct {
 	mu       sync.Mutex
 	requests int
 	fail     map[int]bool      // request numbers answered 503
+	delay    time.Duration     // before answering each request
 	bodies   map[string][]byte // by delivery id, as first POSTed
 	accepted map[string]bool
 	// events: event ids of the accepted deliveries, in acceptance order.
@@ -38,6 +39,7 @@ type burstReceiver struct {
 }
 
 func (r *burstReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	time.Sleep(r.delay)
 	body, err := io.ReadAll(req.Body)
 	if err != nil {
 		w.WriteHeader(http.StatusBadRequest)
@@ -80,12 +82,30 @@ func (r *burstReceiver) received() int {
 // A burst of several feed pages (read ahead of the builder, sent while
 // later pages are built, marked delivered behind the POSTs) reaches the
 // receiver in full and in feed order, through failed attempts in the
-// middle, each delivery with one id and one body on every attempt.
+// middle, each delivery with one id and one body on every attempt, the
+// body it was stored with. With a slow receiver the builder waits for the
+// sender (buildAhead) and encodes into the buffers of bodies sent.
 func TestDispatcherDeliversABurstInOrderThroughFailures(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		changes int
+		fail    map[int]bool // request numbers answered 503
+		delay   time.Duration
+	}{
+		{"failures in the middle", 2*readAhead + 1234, map[int]bool{2: true, 9: true, 10: true, 17: true}, 0},
+		{"slow receiver", 3*readAhead + 500, nil, 2 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			deliverBurst(t, tc.changes, tc.fail, tc.delay)
+		})
+	}
+}
+
+func deliverBurst(t *testing.T, changes int, fail map[int]bool, delay time.Duration) {
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
-	const changes = 2*readAhead + 1234
 	if _, err := pool.Exec(ctx, `
 		INSERT INTO sites (id, name) VALUES ('00000000-0000-0000-0000-00000000005e', 'lab');
 		INSERT INTO hosts (site_id, ip_address, hostname, status)
@@ -114,7 +134,7 @@ func TestDispatcherDeliversABurstInOrderThroughFailures(t *testing.T) {
 		t.Fatalf("history: %d rows, %v", len(want), err)
 	}
 
-	recv := &burstReceiver{t: t, secret: "sixteen-chars-secret", fail: map[int]bool{2: true, 9: true, 10: true, 17: true},
+	recv := &burstReceiver{t: t, secret: "sixteen-chars-secret", fail: fail, delay: delay,
 		bodies: map[string][]byte{}, accepted: map[string]bool{}}
 	srv := httptest.NewServer(recv)
 	defer srv.Close()
@@ -144,6 +164,15 @@ func TestDispatcherDeliversABurstInOrderThroughFailures(t *testing.T) {
 	}
 	if pending != 0 || delivered != len(recv.accepted) {
 		t.Fatalf("%d deliveries still pending, %d delivered; the receiver accepted %d", pending, delivered, len(recv.accepted))
+	}
+	for id, body := range recv.bodies {
+		var stored []byte
+		if err := pool.QueryRow(ctx, `SELECT body FROM webhook_deliveries WHERE id = $1`, id).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		if string(stored) != string(body) {
+			t.Errorf("delivery %s: POSTed body differs from the stored one", id)
+		}
 	}
 }
 

@@ -43,6 +43,9 @@ type encoder struct {
 	jobID  *string
 	// perEvent is the last body's bytes per event, with some room.
 	perEvent int
+	// spare: where body buffers come from when it has them (nil: fresh
+	// ones).
+	spare *spareBuffers
 }
 
 // body encodes a delivery.
@@ -55,7 +58,7 @@ func (enc *encoder) body(deliveryID, webhook, format string, events []Event) ([]
 	if enc.perEvent > 0 {
 		perEvent = enc.perEvent
 	}
-	b, err := enc.appendBody(make([]byte, 0, 128+len(p.Text)+perEvent*len(events)), &p)
+	b, err := enc.appendBody(enc.spare.get(128+len(p.Text)+perEvent*len(events)), &p)
 	if err != nil {
 		return json.Marshal(p)
 	}

@@ -62,7 +62,7 @@ func TestPostWritesADeliveryInOneWrite(t *testing.T) {
 			}
 			const posts = 3
 			for range posts {
-				if _, err := d.post(t.Context(), w, db.WebhookDelivery{ID: id, Body: body}, ""); err != nil {
+				if _, err := d.post(t.Context(), w, db.WebhookDelivery{ID: id, Body: body}, "", nil); err != nil {
 					t.Fatal(err)
 				}
 			}
