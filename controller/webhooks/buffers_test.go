@@ -144,7 +144,8 @@ func TestBuilderWaitsForRoomWhileTheSenderSends(t *testing.T) {
 	}
 	blocked := func(ch <-chan error) bool {
 		select {
-		case <-ch:
+		case err := <-ch:
+			t.Logf("waitRoom returned (%v)", err)
 			return false
 		case <-time.After(50 * time.Millisecond):
 			return true
